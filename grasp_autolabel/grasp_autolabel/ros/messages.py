@@ -1,0 +1,81 @@
+"""GraspRectArray <-> numpy grasps (the only place that knows the message layout)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from geometry_msgs.msg import Pose
+from grasp_autolabel_msgs.msg import GraspRect, GraspRectArray
+
+from grasp_autolabel.geometry import GraspPose, as_grasps
+
+__all__ = ["grasps_to_msg", "msg_to_grasps", "DecodedGrasps", "SOURCE_ANNOTATION", "SOURCE_DETECTOR"]
+
+SOURCE_ANNOTATION = GraspRectArray.SOURCE_ANNOTATION
+SOURCE_DETECTOR = GraspRectArray.SOURCE_DETECTOR
+
+
+def grasps_to_msg(grasps, *, scores=None, poses: list[GraspPose] | None = None, header=None,
+                  source: int = SOURCE_DETECTOR, model_id: str = "") -> GraspRectArray:
+    """Build a GraspRectArray, sorted by score (highest first).
+
+    Parameters
+    ----------
+    grasps : array_like, shape (N, 5)
+        ``[x, y, theta, w, h]`` in the grasp convention (pixels, radians).
+    scores : array_like, shape (N,), optional
+        In [0, 1]; all 1 when omitted (automatic labels).
+    poses : list of GraspPose, optional
+        3-D poses in the header's frame; all invalid when omitted.
+    """
+    g = as_grasps(grasps)
+    s = np.ones(len(g)) if scores is None else np.asarray(scores, dtype=np.float64).reshape(-1)
+    if len(s) != len(g):
+        raise ValueError(f"scores: {len(s)} scores for {len(g)} grasps")
+    if poses is not None and len(poses) != len(g):
+        raise ValueError(f"poses: {len(poses)} poses for {len(g)} grasps")
+    out = GraspRectArray()
+    if header is not None:
+        out.header = header
+    out.source = int(source)
+    out.model_id = str(model_id)
+    for i in np.argsort(-s, kind="stable"):
+        r = GraspRect()
+        r.x, r.y, r.theta, r.w, r.h = (float(v) for v in g[i])
+        r.score = float(s[i])
+        if poses is not None and poses[i].valid:
+            p = poses[i]
+            r.pose = Pose()
+            r.pose.position.x, r.pose.position.y, r.pose.position.z = (float(v) for v in p.position)
+            (r.pose.orientation.x, r.pose.orientation.y,
+             r.pose.orientation.z, r.pose.orientation.w) = (float(v) for v in p.orientation)
+            r.opening_m = float(p.opening_m)
+            r.pose_valid = True
+        else:
+            r.pose.orientation.w = 1.0
+            r.pose_valid = False
+        out.grasps.append(r)
+    return out
+
+
+@dataclass
+class DecodedGrasps:
+    grasps: np.ndarray  # (N, 5)
+    scores: np.ndarray  # (N,)
+    positions: np.ndarray  # (N, 3), NaN where not valid
+    orientations: np.ndarray  # (N, 4) x, y, z, w
+    opening_m: np.ndarray  # (N,)
+    pose_valid: np.ndarray  # (N,) bool
+
+
+def msg_to_grasps(msg: GraspRectArray) -> DecodedGrasps:
+    """GraspRectArray -> arrays (in message order)."""
+    rs = list(msg.grasps)
+    grasps = np.array([[r.x, r.y, r.theta, r.w, r.h] for r in rs], dtype=np.float64).reshape(-1, 5)
+    valid = np.array([bool(r.pose_valid) for r in rs], dtype=bool)
+    pos = np.array([[r.pose.position.x, r.pose.position.y, r.pose.position.z] for r in rs]).reshape(-1, 3)
+    pos[~valid] = np.nan
+    quat = np.array([[r.pose.orientation.x, r.pose.orientation.y, r.pose.orientation.z, r.pose.orientation.w]
+                     for r in rs]).reshape(-1, 4)
+    return DecodedGrasps(grasps, np.array([r.score for r in rs], dtype=np.float64), pos, quat,
+                         np.array([r.opening_m for r in rs], dtype=np.float64), valid)

@@ -1,0 +1,29 @@
+"""Shared fixtures. Every test process gets its own ROS 2 domain so parallel runs (and other
+ROS users on the machine) never hear each other."""
+import os
+
+os.environ.setdefault("ROS_DOMAIN_ID", str(1 + os.getpid() % 100))
+os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+os.environ.setdefault("RCUTILS_LOGGING_BUFFERED_STREAM", "1")
+
+import pytest  # noqa: E402
+from hypothesis import settings  # noqa: E402
+
+# Deterministic property tests: CI never fails on an example a previous run did not see.
+# Set HYPOTHESIS_PROFILE=explore to search with fresh random examples.
+settings.register_profile("ci", derandomize=True, deadline=None, max_examples=200)
+settings.register_profile("explore", deadline=None, max_examples=2000)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+@pytest.fixture
+def rclpy_context():
+    """An initialised rclpy context, shut down after the test."""
+    rclpy = pytest.importorskip("rclpy")
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    try:
+        yield context
+    finally:
+        if context.ok():
+            rclpy.shutdown(context=context)

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Run a command in the project's environment: the venv plus the colcon workspace overlay
+# (what `source .venv/bin/activate && source install/setup.bash` gives an interactive shell).
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+if [[ ! -f "$ROOT/.venv/bin/activate" || ! -f "$ROOT/install/setup.bash" ]]; then
+  echo "in-env: the environment is not built; run 'make setup' first" >&2
+  exit 1
+fi
+# shellcheck disable=SC1091
+source "$ROOT/.venv/bin/activate"
+# shellcheck disable=SC1091
+source "$ROOT/install/setup.bash"
+exec "$@"
