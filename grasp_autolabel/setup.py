@@ -48,6 +48,7 @@ setup(
     entry_points={
         "console_scripts": [
             "grasp-autolabel = grasp_autolabel.cli:main",
+            "sim_camera_node = grasp_autolabel.ros.sim_camera_node:main",
         ],
     },
 )

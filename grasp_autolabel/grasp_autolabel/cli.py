@@ -11,14 +11,12 @@ import importlib
 import os
 import sys
 import traceback
+from pathlib import Path
 
 from grasp_autolabel import __version__
+from grasp_autolabel.errors import CommandError
 
 PROG = "grasp-autolabel"
-
-
-class CommandError(Exception):
-    """An error the user can act on: printed as one line, without a traceback."""
 
 
 def _add_info(sub):
@@ -30,8 +28,37 @@ def _add_info(sub):
     p.set_defaults(_impl="grasp_autolabel.info:main")
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
+
+
+def _add_simulate(sub):
+    p = sub.add_parser("simulate", help="write simulated picking sequences (capture sessions + ground truth)",
+                       description="Simulate the log-sorting cell: a pile of logs under a static RGB-D camera, "
+                                   "an expert removing one log per step. Each sequence is a capture session "
+                                   "(camera_info.yaml, rgb/, depth/) with ground truth in gt/, which the "
+                                   "labelling code never reads. Deterministic for a given seed.")
+    p.add_argument("--out", required=True, type=Path, help="output folder; sequences go to OUT/seq_000, ...")
+    p.add_argument("--sequences", type=_positive_int, default=1, help="number of sequences (default 1)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--logs", type=_positive_int, default=None,
+                   help="logs per pile (default: 8 to 14 at random)")
+    p.add_argument("--faults", type=float, nargs="?", const=0.25, default=0.0, metavar="RATE",
+                   help="include fault steps (failed pick, two logs at once, camera knocked, arm in view) "
+                        "with this probability per pick (0.25 when given without a value)")
+    p.add_argument("--width", type=_positive_int, default=640, help="image width in pixels (default 640)")
+    p.add_argument("--height", type=_positive_int, default=480, help="image height in pixels (default 480)")
+    p.add_argument("--tilt-max", type=float, default=12.0, metavar="DEG",
+                   help="largest camera tilt from straight down; half the sequences are tilted (default 12)")
+    p.add_argument("--overwrite", action="store_true", help="replace sequences already in OUT")
+    p.set_defaults(_impl="grasp_autolabel.sim.commands:simulate_main")
+
+
 # Each entry adds one sub-command's parser.
-_COMMANDS = [_add_info]
+_COMMANDS = [_add_info, _add_simulate]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -82,3 +82,19 @@ def test_msgs_package_and_every_field_commented():
 def test_scripts_are_valid_bash(script):
     out = _run("bash", "-n", str(REPO / script))
     assert out.returncode == 0, out.stderr
+
+
+@pytest.mark.parametrize("config_file, module", [("sim_camera.yaml", "grasp_autolabel.ros.sim_camera_node")])
+def test_config_files_mirror_the_declared_parameter_defaults(config_file, module):
+    import importlib
+
+    import yaml
+
+    pytest.importorskip("rclpy")
+    doc = yaml.safe_load((PKG / "config" / config_file).read_text())
+    (section,) = doc.values()
+    values = section["ros__parameters"]
+    params = importlib.import_module(module).PARAMS
+    assert set(values) == {p.name for p in params}
+    for p in params:
+        assert values[p.name] == p.default and type(values[p.name]) is type(p.default), p.name

@@ -1,0 +1,75 @@
+"""Node parameters declared once, with descriptors, ranges and one clear error on bad values."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
+
+__all__ = ["Param", "declare_parameters", "ParameterError"]
+
+
+class ParameterError(ValueError):
+    """A node parameter has a bad value; the message names it and says what is allowed."""
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    default: Any
+    description: str
+    min: float | None = None
+    max: float | None = None
+    choices: tuple | None = None
+    read_only: bool = False
+
+
+def _descriptor(p: Param) -> ParameterDescriptor:
+    d = ParameterDescriptor(description=p.description, read_only=p.read_only)
+    if p.min is not None and p.max is not None:
+        if isinstance(p.default, bool):
+            pass
+        elif isinstance(p.default, int):
+            d.integer_range = [IntegerRange(from_value=int(p.min), to_value=int(p.max), step=0)]
+        elif isinstance(p.default, float):
+            d.floating_point_range = [FloatingPointRange(from_value=float(p.min), to_value=float(p.max), step=0.0)]
+    if p.choices:
+        d.additional_constraints = "one of: " + ", ".join(map(str, p.choices))
+    return d
+
+
+def declare_parameters(node, params: list[Param]) -> dict[str, Any]:
+    """Declare every parameter on ``node`` and return their values by name.
+
+    Raises
+    ------
+    ParameterError
+        Naming the parameter, its value and the allowed range or choices.
+    """
+    values = {}
+    for p in params:
+        try:
+            value = node.declare_parameter(p.name, p.default, _descriptor(p)).value
+        except InvalidParameterValueException as exc:
+            raise ParameterError(f"parameter '{p.name}': {exc}; allowed: {_allowed(p)}") from None
+        except InvalidParameterTypeException as exc:
+            raise ParameterError(f"parameter '{p.name}': expected {type(p.default).__name__} ({exc})") from None
+        if isinstance(p.default, float) and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if p.min is not None and not isinstance(value, bool) and isinstance(value, (int, float)) and value < p.min:
+            raise ParameterError(f"parameter '{p.name}' = {value}: below the minimum {p.min}")
+        if p.max is not None and not isinstance(value, bool) and isinstance(value, (int, float)) and value > p.max:
+            raise ParameterError(f"parameter '{p.name}' = {value}: above the maximum {p.max}")
+        if p.choices and value not in p.choices:
+            raise ParameterError(f"parameter '{p.name}' = {value!r}: expected one of {', '.join(map(str, p.choices))}")
+        values[p.name] = value
+    return values
+
+
+def _allowed(p: Param) -> str:
+    if p.choices:
+        return ", ".join(map(str, p.choices))
+    if p.min is not None or p.max is not None:
+        return f"[{p.min}, {p.max}]"
+    return type(p.default).__name__

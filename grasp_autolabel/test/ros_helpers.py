@@ -1,0 +1,78 @@
+"""Helpers for tests that run real nodes in real processes over DDS."""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def node_command(executable: str, *ros_args: str) -> list[str]:
+    """The node as `ros2 run grasp_autolabel <executable>` would start it (the installed
+    console script in install/grasp_autolabel/lib/grasp_autolabel), with --ros-args."""
+    installed = REPO / "install" / "grasp_autolabel" / "lib" / "grasp_autolabel" / executable
+    cmd = [str(installed)] if installed.exists() else [sys.executable, "-m", f"grasp_autolabel.ros.{executable}"]
+    return cmd + (["--ros-args", *ros_args] if ros_args else [])
+
+
+class NodeProcess:
+    """A node in its own process; output goes to a log file that a failing test prints."""
+
+    def __init__(self, executable: str, *ros_args: str, log_dir: Path, env: dict | None = None):
+        self.name = executable
+        self.log_path = Path(log_dir) / f"{executable}-{time.monotonic_ns()}.log"
+        self._log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(node_command(executable, *ros_args), stdout=self._log, stderr=subprocess.STDOUT,
+                                     env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+                                     start_new_session=True)
+
+    def output(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text()
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self, timeout: float = 10.0) -> int:
+        if self.alive():
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self._log.close()
+        return self.proc.returncode
+
+
+def spin_until(executor, predicate, timeout: float, *, processes=()) -> bool:
+    """Spin ``executor`` until ``predicate()`` is true or ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        for p in processes:
+            if not p.alive():
+                raise AssertionError(f"{p.name} exited with {p.proc.returncode}:\n{p.output()}")
+        executor.spin_once(timeout_sec=0.05)
+    return predicate()
+
+
+def call_service(node, executor, srv_type, name: str, request=None, timeout: float = 20.0):
+    client = node.create_client(srv_type, name)
+    if not spin_until(executor, client.service_is_ready, timeout):
+        raise AssertionError(f"service {name} not available within {timeout} s")
+    future = client.call_async(request or srv_type.Request())
+    if not spin_until(executor, future.done, timeout):
+        raise AssertionError(f"service {name} did not answer within {timeout} s")
+    node.destroy_client(client)
+    return future.result()
+
+
+def have_shutil(cmd: str) -> bool:
+    return shutil.which(cmd) is not None
