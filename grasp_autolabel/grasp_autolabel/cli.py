@@ -57,8 +57,38 @@ def _add_simulate(sub):
     p.set_defaults(_impl="grasp_autolabel.sim.commands:simulate_main")
 
 
+def _add_label(sub):
+    p = sub.add_parser("label", help="label capture sessions automatically into a grasp dataset",
+                       description="For each pick (frames k and k+1 of a session): the removed log's mask from "
+                                   "the depth difference, its spine, grasp rectangles across it, and the quality "
+                                   "gate's verdict. Writes the grasp dataset layout (dataset.json, images/, depth/, "
+                                   "masks/, labels/); item k of a single session is the pick between frames k and "
+                                   "k+1. Rejected steps keep a labels file with accepted=false and the reason.")
+    p.add_argument("sessions", nargs="+", type=Path, metavar="SESSION", help="capture session folder(s)")
+    p.add_argument("--out", required=True, type=Path, metavar="DATASET", help="dataset folder to write")
+    p.add_argument("--config", type=Path, help="YAML with annotation/gate settings (plain mapping or the "
+                                               "autolabel node's ROS parameter file)")
+    p.add_argument("--viz", action="store_true", help="also write overlays to DATASET/viz/")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--append", action="store_true", help="add to the dataset already in DATASET")
+    group.add_argument("--overwrite", action="store_true", help="replace the dataset already in DATASET")
+    p.set_defaults(_impl="grasp_autolabel.annotate.label:main")
+
+
+def _add_eval_labels(sub):
+    p = sub.add_parser("eval-labels", help="score automatic labels against the simulator's ground truth",
+                       description="Mask IoU, valid grasps, coverage, faults rejected and good steps rejected of a "
+                                   "dataset labelled from simulated sessions. Prints a table, then the metrics as "
+                                   "JSON on the last line.")
+    p.add_argument("dataset", type=Path, metavar="DATASET")
+    p.add_argument("--gt", type=Path, nargs="+", metavar="SESSION/gt",
+                   help="ground-truth folder(s), one per source session in order "
+                        "(default: each source session's own gt/)")
+    p.set_defaults(_impl="grasp_autolabel.annotate.eval_labels:main")
+
+
 # Each entry adds one sub-command's parser.
-_COMMANDS = [_add_info, _add_simulate]
+_COMMANDS = [_add_info, _add_simulate, _add_label, _add_eval_labels]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -51,7 +51,7 @@ class CellConfig:
         Largest tilt of the optical axis from straight down (0 = always straight down);
         half the sequences are tilted, uniformly up to this.
     radius_range, length_range : (float, float)
-        Log radius and length, metres. Lengths are capped at 65 % of the ground width in view, as
+        Log radius and length, metres. Lengths are capped at 55 % of the ground width in view, as
         an integrator mounts the camera to see the whole pile.
     fault_rate : float
         Probability that a pick is one of FAULT_KINDS (0 = no faults).
@@ -136,9 +136,9 @@ class SimCell:
         self.camera = Camera(intr, eye, look_at(eye, [0.0, 0.0, 0.0]))
         ground_w = height * c.width / intr.fx
         ground_h = height * c.height / intr.fy
-        max_len = min(c.length_range[1], 0.65 * ground_w)
+        max_len = min(c.length_range[1], 0.55 * ground_w)
         n = int(self.rng.integers(c.n_logs[0], c.n_logs[1] + 1))
-        self.pile: Pile = build_pile(self.rng, n, spread=(0.14 * ground_w, 0.14 * ground_h),
+        self.pile: Pile = build_pile(self.rng, n, spread=(0.11 * ground_w, 0.11 * ground_h),
                                      radius_range=c.radius_range,
                                      length_range=(min(c.length_range[0], max_len), max_len))
         self.occluders: tuple = ()

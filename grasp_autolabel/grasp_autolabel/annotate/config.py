@@ -1,0 +1,177 @@
+"""Annotation and quality-gate settings: one dataclass, documented defaults, YAML in and out.
+
+The same keys are the autolabel node's parameters, so one YAML file serves the node
+(``/autolabel_node: ros__parameters: ...``) and ``grasp-autolabel label --config FILE``
+(either that ROS parameter-file form or a plain mapping).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import yaml
+
+__all__ = ["AnnotateConfig", "load_config"]
+
+
+@dataclass(frozen=True)
+class AnnotateConfig:
+    """Every threshold of the pipeline, in physical units where there is one.
+
+    Segmentation
+    ------------
+    min_change_m : float
+        Smallest depth increase that counts as "something was removed", metres. A removed log
+        leaves centimetres (its diameter); sensor noise is millimetres.
+    noise_k : float
+        The change threshold is also at least ``noise_k`` times the frame pair's noise level,
+        estimated robustly (MAD) from the difference image itself, so a noisier camera or a
+        farther scene raises it automatically.
+    open_px, close_px : int
+        Structuring element sizes (pixels at 640 px width; scaled with the image width) of the
+        opening that removes noise specks and the closing that fills holes and invalid pixels.
+    gaussian_sigma : float
+        The paper's Gaussian smoothing of the refined mask, pixels.
+
+    Gripper
+    -------
+    jaw_width_m : float
+        Size of the gripper's jaws along the object's spine, metres; becomes ``h`` in pixels at
+        the grasp's depth.
+    opening_margin : float
+        The opening ``w`` is the mask's width across the spine times this (the jaws must open
+        wider than the log).
+    n_grasps : int
+        Grasp proposals per accepted step.
+    grasp_spread : float
+        Proposals are centred on the spine around the mask's centre of mass, spread with this
+        standard deviation as a fraction of the spine's length.
+
+    Quality gate (a rejected step keeps its label file with ``accepted: false`` and the reason)
+    -------------------------------------------------------------------------------------------
+    min_diameter_m, max_diameter_m : float
+        A log's plausible diameter range; the mask's median width must fall inside.
+    min_visible_length_m : float
+        The visible part of the spine must be at least this long.
+    max_length_m : float
+        Longest plausible log.
+    second_object_fraction : float
+        Another region of increased depth larger than this fraction of the smallest plausible
+        log's area means more than one object was removed.
+    new_object_fraction : float
+        A region of decreased depth (something appeared) larger than this fraction of the
+        smallest plausible log's area means something is in view that was not there before.
+    max_changed_fraction : float
+        More than this fraction of the image changing means the view itself changed.
+    max_shift_px : float
+        A global image shift larger than this (phase correlation of the two depth frames) means
+        the camera moved, if the shift also explains the change (next).
+    min_shift_explains : float
+        ... that is, if applying the shift removes at least this share of the depth mismatch
+        outside the removed object.
+    max_view_ramp_m : float
+        Largest depth change of the unchanged part of the view (a plane fitted to the
+        difference, at the image corners) before the camera counts as moved, metres.
+    min_line_share : float
+        Share of the mask that must lie within 1.5 typical radii of the spine line (one
+        straight log; an L, T or X of two logs fails).
+    max_width_ratio : float
+        The mask's width may be at most this multiple of the depth change along the spine: one
+        removed cylinder is about as wide as it was thick; two logs side by side are twice as wide.
+    border_px : int
+        A mask within this many pixels of the image border touches it.
+    """
+
+    # segmentation
+    min_change_m: float = 0.02
+    noise_k: float = 5.0
+    open_px: int = 3
+    close_px: int = 7
+    gaussian_sigma: float = 1.0
+    # gripper and proposals
+    jaw_width_m: float = 0.04
+    opening_margin: float = 1.3
+    n_grasps: int = 9
+    grasp_spread: float = 0.15
+    # quality gate
+    min_diameter_m: float = 0.05
+    max_diameter_m: float = 0.30
+    min_visible_length_m: float = 0.15
+    max_length_m: float = 2.0
+    second_object_fraction: float = 0.35
+    new_object_fraction: float = 0.35
+    max_changed_fraction: float = 0.25
+    max_shift_px: float = 1.5
+    min_shift_explains: float = 0.2
+    max_view_ramp_m: float = 0.008
+    min_line_share: float = 0.9
+    max_width_ratio: float = 1.8
+    border_px: int = 2
+
+    def __post_init__(self):
+        positive = ["min_change_m", "noise_k", "gaussian_sigma", "jaw_width_m", "opening_margin", "grasp_spread",
+                    "min_diameter_m", "max_diameter_m", "min_visible_length_m", "max_length_m", "max_shift_px", "max_view_ramp_m",
+                    "max_width_ratio"]
+        for name in positive:
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+                raise ValueError(f"{name}: must be a number > 0, got {v!r}")
+        for name in ("open_px", "close_px", "n_grasps"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name}: must be an integer >= 1, got {v!r}")
+        if not isinstance(self.border_px, int) or self.border_px < 0:
+            raise ValueError(f"border_px: must be an integer >= 0, got {self.border_px!r}")
+        for name in ("second_object_fraction", "new_object_fraction", "max_changed_fraction", "min_line_share",
+                     "min_shift_explains"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and 0 < v <= 1):
+                raise ValueError(f"{name}: must be in (0, 1], got {v!r}")
+        if self.min_diameter_m >= self.max_diameter_m:
+            raise ValueError("min_diameter_m must be smaller than max_diameter_m")
+        if self.opening_margin < 1:
+            raise ValueError(f"opening_margin: the jaws must open at least as wide as the log (>= 1), got {self.opening_margin}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict, *, source: str = "config") -> "AnnotateConfig":
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise ValueError(f"{source}: unknown setting(s) {', '.join(unknown)} "
+                             f"(known: {', '.join(known)})")
+        cleaned = {}
+        for k, v in values.items():
+            default = known[k].default
+            if isinstance(default, float) and isinstance(v, int) and not isinstance(v, bool):
+                v = float(v)
+            if type(v) is not type(default):
+                raise ValueError(f"{source}: {k} must be {type(default).__name__}, got {v!r}")
+            cleaned[k] = v
+        try:
+            return cls(**cleaned)
+        except ValueError as exc:
+            raise ValueError(f"{source}: {exc}") from None
+
+
+def load_config(path) -> AnnotateConfig:
+    """Read settings from YAML: a plain mapping, or a ROS 2 parameter file whose node section
+    holds them under ``ros__parameters`` (other node parameters there are ignored)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: config file not found")
+    try:
+        doc = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{path}: not valid YAML ({exc})") from None
+    if not isinstance(doc, dict):
+        raise ValueError(f"{path}: expected a mapping of settings")
+    for section in doc.values():
+        if isinstance(section, dict) and "ros__parameters" in section:
+            params = section["ros__parameters"] or {}
+            known = {f.name for f in fields(AnnotateConfig)}
+            return AnnotateConfig.from_dict({k: v for k, v in params.items() if k in known}, source=str(path))
+    return AnnotateConfig.from_dict(doc, source=str(path))

@@ -1,0 +1,347 @@
+"""The whole step: two depth frames in, the removed log's mask, grasps and a gate verdict out."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from grasp_autolabel.annotate.config import AnnotateConfig
+from grasp_autolabel.annotate.grasps import Spine, fit_spine, propose_grasps
+from grasp_autolabel.annotate.segment import depth_change, estimate_shift, refine, scale_px
+from grasp_autolabel.geometry import CameraIntrinsics, GraspPose, depth_at, grasp_pose
+
+__all__ = ["StepLabel", "annotate_step", "REASONS"]
+
+# Every reason a step can be rejected for, in the order the gate checks them.
+REASONS = {
+    "no_valid_depth": "too few pixels have a valid depth in both frames",
+    "camera_moved": "the whole view shifted or changed: the camera moved",
+    "new_object_in_view": "something is in view that was not there before (depth decreased)",
+    "nothing_removed": "no region large enough for a log changed",
+    "multiple_objects_removed": "more than one object was removed",
+    "mask_touches_border": "the removed object's mask touches the image border",
+    "mask_too_small": "the mask is too small for a log at that depth",
+    "mask_too_large": "the mask is too large for a log at that depth",
+    "skeleton_not_line_like": "the mask's skeleton is not one straight line",
+    "no_grasp_found": "no grasp could be placed on the mask",
+}
+
+
+@dataclass
+class StepLabel:
+    """The result of annotating one pick.
+
+    ``grasps`` are ``(N, 5)`` ``[x, y, theta, w, h]`` in the grasp convention, sorted by score;
+    ``poses`` their 3-D poses in the camera optical frame (see :func:`geometry.grasp_pose`).
+    A rejected step still carries whatever the pipeline found before the gate stopped it.
+    """
+
+    accepted: bool
+    reason: str | None
+    mask: np.ndarray  # (H, W) bool, the removed object's refined mask (empty if none)
+    grasps: np.ndarray = field(default_factory=lambda: np.zeros((0, 5)))
+    scores: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    poses: list = field(default_factory=list)  # list[GraspPose]
+    spine: np.ndarray | None = None  # (2, 2) end points (x, y) of the spine segment
+    info: dict = field(default_factory=dict)  # measurements the gate used, for the labels file
+
+    @property
+    def detail(self) -> str:
+        return REASONS.get(self.reason, "") if self.reason else ""
+
+
+def _reject(reason: str, mask, info, **kw) -> StepLabel:
+    return StepLabel(False, reason, mask, info=info, **kw)
+
+
+def annotate_step(before_m: np.ndarray, after_m: np.ndarray, intrinsics: CameraIntrinsics,
+                  config: AnnotateConfig | None = None) -> StepLabel:
+    """Label one pick from the depth frames before and after it.
+
+    Parameters
+    ----------
+    before_m, after_m : ndarray (H, W) float
+        Aligned depth in metres (0 = invalid), before and after the pick.
+    intrinsics : CameraIntrinsics
+        Of the (colour-aligned) depth image; its size must match.
+    config : AnnotateConfig, optional
+
+    Returns
+    -------
+    StepLabel
+    """
+    cfg = config or AnnotateConfig()
+    before_m = np.asarray(before_m)
+    after_m = np.asarray(after_m)
+    if before_m.shape != after_m.shape:
+        raise ValueError(f"depth frames differ in size: {before_m.shape} vs {after_m.shape}")
+    h, w = before_m.shape[:2]
+    if (w, h) != (intrinsics.width, intrinsics.height):
+        raise ValueError(f"depth is {w}x{h} but the camera intrinsics are {intrinsics.width}x{intrinsics.height}")
+    empty = np.zeros((h, w), dtype=bool)
+    change = depth_change(before_m, after_m, min_change_m=cfg.min_change_m, noise_k=cfg.noise_k)
+    info: dict = {"threshold_m": round(change.threshold_m, 5), "noise_m": round(change.noise_m, 5)}
+    valid_share = float(change.valid[::4, ::4].mean())
+    info["valid_share"] = round(valid_share, 4)
+    if valid_share < 0.2:
+        return _reject("no_valid_depth", empty, info)
+
+    # ---- the view itself: global shift or change everywhere
+    grown = cv2.dilate(change.increased, np.ones((9, 9), np.uint8))
+    dx, dy, ratio = estimate_shift(before_m, after_m, ignore=grown)
+    info["shift_px"] = [round(dx, 2), round(dy, 2)]
+    info["shift_explains"] = round(1 - ratio, 3)
+    changed_share = float((change.increased[::2, ::2] | change.decreased[::2, ::2]).mean())
+    info["changed_share"] = round(changed_share, 4)
+    ramp = _view_ramp(change)
+    info["view_ramp_m"] = round(ramp, 4)
+    moved = np.hypot(dx, dy) > cfg.max_shift_px and ratio < 1 - cfg.min_shift_explains
+    moved = moved or ramp > cfg.max_view_ramp_m
+    if moved or changed_share > cfg.max_changed_fraction:
+        return _reject("camera_moved", empty, info)
+
+    # ---- scale: how big is the smallest plausible log here, in pixels
+    z_scene = float(np.median(before_m[::4, ::4][change.valid[::4, ::4]]))
+    px_per_m2 = intrinsics.fx * intrinsics.fy / (z_scene * z_scene)
+    min_log_px = cfg.min_diameter_m * cfg.min_visible_length_m * px_per_m2
+    open_px, close_px = scale_px(cfg.open_px, w), scale_px(cfg.close_px, w)
+    # Anything that matters (a log, an arm) is at least a thin log's diameter across; slivers
+    # along the edges of logs nudged by the pick are a few millimetres. An opening of about
+    # half the thinnest log removes the slivers and keeps every log.
+    thin_px = cfg.min_diameter_m * intrinsics.fx / z_scene
+    open_px = max(open_px, int(0.4 * thin_px) | 1)
+
+    # ---- something appeared (an arm still in view): regions that came nearer
+    dec = refine(change.decreased, empty, open_px=open_px, close_px=open_px)
+    if dec.any():
+        _, _, dec_stats, _ = cv2.connectedComponentsWithStats(dec, connectivity=8)
+        dec_areas = dec_stats[1:, cv2.CC_STAT_AREA]
+    else:
+        dec_areas = np.zeros(0, dtype=int)
+    info["largest_new_px"] = int(dec_areas.max()) if len(dec_areas) else 0
+    if len(dec_areas) and dec_areas.max() >= cfg.new_object_fraction * min_log_px:
+        return _reject("new_object_in_view", empty, info)
+
+    # ---- what was removed: regions that went farther
+    unknown = ~change.valid
+    inc = refine(change.increased, unknown, open_px=open_px, close_px=close_px)
+    n, labels, stats, centroids = cv2.connectedComponentsWithStats(inc, connectivity=8)
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    if not len(areas) or areas.max() < min_log_px:
+        info["largest_removed_px"] = int(areas.max()) if len(areas) else 0
+        return _reject("nothing_removed", empty, info)
+    order = np.argsort(-areas)
+    main = int(order[0]) + 1
+    info["removed_px"] = int(areas[order[0]])
+    big_others = [int(i) + 1 for i in order[1:] if areas[i] >= cfg.second_object_fraction * min_log_px]
+    # A log lying across the removed one (without resting on it) splits its mask in two; pieces
+    # on the main piece's line, with the gap between them nearer to the camera, are one log.
+    pieces = [main] + [c for c in big_others if _continues(labels, main, c, before_m)]
+    others = [c for c in big_others if c not in pieces]
+    if others:
+        info["second_removed_px"] = int(stats[others[0], cv2.CC_STAT_AREA])
+        return _reject("multiple_objects_removed", labels == main, info)
+    info["pieces"] = len(pieces)
+
+    # ---- refine the main component in its bounding box (the paper's Gaussian, sigma 1)
+    x0 = int(min(stats[c, cv2.CC_STAT_LEFT] for c in pieces))
+    y0 = int(min(stats[c, cv2.CC_STAT_TOP] for c in pieces))
+    x1 = int(max(stats[c, cv2.CC_STAT_LEFT] + stats[c, cv2.CC_STAT_WIDTH] for c in pieces))
+    y1 = int(max(stats[c, cv2.CC_STAT_TOP] + stats[c, cv2.CC_STAT_HEIGHT] for c in pieces))
+    pad = int(3 * cfg.gaussian_sigma) + 2
+    cx0, cy0 = max(x0 - pad, 0), max(y0 - pad, 0)
+    cx1, cy1 = min(x1 + pad, w), min(y1 + pad, h)
+    crop = np.isin(labels[cy0:cy1, cx0:cx1], pieces).astype(np.uint8)
+    # Thin slivers where nudged neighbours moved a few millimetres cling to the mask; an
+    # opening scaled to the log's own thickness cuts them off without eroding the log.
+    radius_px = float(cv2.distanceTransform(crop, cv2.DIST_L2, 3).max())
+    k = max(3, int(0.6 * radius_px) | 1)
+    crop = cv2.morphologyEx(crop, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+    crop = _largest_pieces(crop, len(pieces))
+    core = crop.astype(bool)  # the conservative mask: the gate's shape checks use it
+    # Hysteresis: near its silhouette a log is only half as thick as on its crest, so its edges
+    # change by about half as much. Grow the mask by a few pixels into pixels that changed by
+    # at least half the threshold (or have no depth), so it reaches the log's true edges.
+    weak = (change.diff[cy0:cy1, cx0:cx1] > 0.5 * change.threshold_m) | unknown[cy0:cy1, cx0:cx1]
+    g = max(1, int(0.25 * thin_px))
+    grown = cv2.dilate(crop, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * g + 1, 2 * g + 1)))
+    crop = crop | (grown & weak.view(np.uint8))
+    crop = cv2.GaussianBlur(crop.astype(np.float32), (0, 0), cfg.gaussian_sigma) > 0.5
+    mask = np.zeros((h, w), dtype=bool)
+    mask[cy0:cy1, cx0:cx1] = crop
+    b = cfg.border_px
+    core_full = np.zeros((h, w), dtype=bool)
+    core_full[cy0:cy1, cx0:cx1] = core
+    if core_full[:b + 1].any() or core_full[-b - 1:].any() or core_full[:, :b + 1].any() or core_full[:, -b - 1:].any():
+        return _reject("mask_touches_border", mask, info)
+
+    # ---- size, in metres, at the object's depth (its top surface, before the pick)
+    z_obj = float(np.median(before_m[cy0:cy1, cx0:cx1][crop & (before_m[cy0:cy1, cx0:cx1] > 0)]))
+    info["depth_m"] = round(z_obj, 4)
+    m_per_px = z_obj / np.sqrt(intrinsics.fx * intrinsics.fy)
+    area_m2 = crop.sum() * m_per_px * m_per_px
+    info["area_m2"] = round(float(area_m2), 5)
+    if area_m2 < cfg.min_diameter_m * cfg.min_visible_length_m:
+        return _reject("mask_too_small", mask, info)
+    if area_m2 > cfg.max_diameter_m * cfg.max_length_m:
+        return _reject("mask_too_large", mask, info)
+
+    # ---- skeleton -> one straight spine
+    spine = fit_spine(core)
+    if spine is None:
+        return _reject("mask_too_small", mask, info)
+    line_share = _line_share(core, spine)
+    # The skeleton of a mask split by an occluder, or ragged at its ends, can tilt the fitted
+    # line; the mask's own principal axis is then the better spine (for one straight band the
+    # two agree). Keep whichever explains more of the mask.
+    alt = _principal_spine(core, spine)
+    alt_share = _line_share(core, alt)
+    if alt_share > line_share + 0.02:
+        spine, line_share = alt, alt_share
+    info["line_share"] = round(line_share, 3)
+    spine_full = Spine(spine.point + [cx0, cy0], spine.direction, spine.t_min, spine.t_max,
+                       spine.inlier_fraction, spine.skeleton + [cx0, cy0], spine.radius_px)
+    ends = spine_full.endpoints
+    if line_share < cfg.min_line_share:
+        return _reject("skeleton_not_line_like", mask, info, spine=ends)
+
+    # ---- grasps along the spine
+    ys, xs = np.nonzero(crop)
+    centroid = np.array([xs.mean(), ys.mean()])
+
+    def jaw_px_at(x, y):
+        z = depth_at(before_m, x + cx0, y + cy0, radius=3)
+        if not np.isfinite(z):
+            z = z_obj
+        return cfg.jaw_width_m * intrinsics.fx / z
+
+    grasps, scores, width_px = propose_grasps(crop, spine, centroid=centroid, jaw_px_at=jaw_px_at, n=cfg.n_grasps,
+                                              spread=cfg.grasp_spread, opening_margin=cfg.opening_margin)
+    width_m = width_px * m_per_px
+    length_m = spine.length * m_per_px
+    info["width_m"] = round(float(width_m), 4) if np.isfinite(width_m) else None
+    info["length_m"] = round(float(length_m), 4)
+    if not np.isfinite(width_m) or width_m < cfg.min_diameter_m or length_m < cfg.min_visible_length_m:
+        return _reject("mask_too_small", mask, info, spine=ends)
+    if width_m > cfg.max_diameter_m or length_m > cfg.max_length_m:
+        return _reject("mask_too_large", mask, info, spine=ends)
+    # one cylinder leaves a hole about as deep as it is wide; two logs side by side are twice as wide
+    t = np.linspace(spine.t_min, spine.t_max, 32)
+    sp = np.rint(spine_full.point + t[:, None] * spine_full.direction).astype(int)
+    sp[:, 0] = np.clip(sp[:, 0], 0, w - 1)
+    sp[:, 1] = np.clip(sp[:, 1], 0, h - 1)
+    along = change.diff[sp[:, 1], sp[:, 0]]
+    along = along[along > 0]
+    depth_step = float(np.median(along)) if along.size else float("nan")
+    info["depth_step_m"] = round(depth_step, 4) if np.isfinite(depth_step) else None
+    if np.isfinite(depth_step) and width_m > cfg.max_width_ratio * depth_step:
+        return _reject("multiple_objects_removed", mask, info, spine=ends)
+    if len(grasps) == 0:
+        return _reject("no_grasp_found", mask, info, spine=ends)
+
+    grasps = grasps.copy()
+    grasps[:, 0] += cx0
+    grasps[:, 1] += cy0
+    poses: list[GraspPose] = []
+    for g in grasps:
+        z = depth_at(before_m, g[0], g[1], radius=3)
+        poses.append(grasp_pose(g, z, intrinsics))
+    return StepLabel(True, None, mask, grasps, scores, poses, ends, info)
+
+
+def _line_share(mask: np.ndarray, spine: Spine) -> float:
+    """Share of the mask's pixels within 1.5 typical radii of the spine line.
+
+    A straight log lies entirely within one radius of its axis; a second arm (an L, a T, an X of
+    two logs) lies far from it, however its skeleton branches.
+    """
+    ys, xs = np.nonzero(mask)
+    if len(xs) == 0:
+        return 0.0
+    off = np.abs((np.column_stack([xs, ys]) - spine.point) @ spine.normal)
+    return float((off <= 1.5 * max(spine.radius_px, 1.5)).mean())
+
+
+def _principal_spine(mask: np.ndarray, spine: Spine) -> Spine:
+    """The spine along the mask's principal axis, spanning the skeleton's extent along it."""
+    ys, xs = np.nonzero(mask)
+    pts = np.column_stack([xs, ys]).astype(np.float64)
+    c = pts.mean(axis=0)
+    _, evecs = np.linalg.eigh(np.cov((pts - c).T))
+    d = evecs[:, 1]
+    rel = spine.skeleton - c
+    near = np.abs(rel @ np.array([-d[1], d[0]])) <= max(2.0, 0.6 * spine.radius_px)
+    t = (rel @ d)[near] if near.any() else rel @ d
+    return Spine(c, d, float(t.min()), float(t.max()), float(near.mean()), spine.skeleton, spine.radius_px)
+
+
+def _largest_pieces(crop: np.ndarray, n: int) -> np.ndarray:
+    """Keep the ``n`` largest connected pieces of a 0/1 mask."""
+    count, lab, st, _ = cv2.connectedComponentsWithStats(crop, connectivity=8)
+    if count <= n + 1:
+        return crop
+    keep = 1 + np.argsort(-st[1:, cv2.CC_STAT_AREA])[:n]
+    return np.isin(lab, keep).astype(np.uint8)
+
+
+def _continues(labels: np.ndarray, main: int, other: int, before_m: np.ndarray) -> bool:
+    """Is component ``other`` the same log as ``main``, seen past something lying across it?
+
+    Together the two must form one straight band (both inside the corridor of their union's
+    principal axis, about one log wide), and the gap between them must have been nearer to the
+    camera than the log (an occluder lying across it), not farther (a separate removal).
+    """
+    ys, xs = np.nonzero(labels == main)
+    yo, xo = np.nonzero(labels == other)
+    pm = np.column_stack([xs, ys]).astype(np.float64)
+    po = np.column_stack([xo, yo]).astype(np.float64)
+    union = np.concatenate([pm, po])
+    c = union.mean(axis=0)
+    _, evecs = np.linalg.eigh(np.cov((union - c).T))
+    d = evecs[:, 1]
+    n = np.array([-d[1], d[0]])
+    # the band's half width, from the main piece across the union's axis (robust: 95th percentile)
+    off_m = (pm - c) @ n
+    half = 0.5 * (np.percentile(off_m, 97.5) - np.percentile(off_m, 2.5))
+    mid = np.median(off_m)
+    if np.mean(np.abs((po - c) @ n - mid) <= 1.25 * half) < 0.85:
+        return False
+    t_m, t_o = (pm - c) @ d, (po - c) @ d
+    if t_o.mean() > t_m.mean():
+        t0, t1 = t_m.max(), t_o.min()
+    else:
+        t0, t1 = t_o.max(), t_m.min()
+    if t1 - t0 < 2:
+        return False  # not separated along the axis: side by side, two objects
+    ts = np.linspace(t0, t1, 12)[1:-1]
+    gap = np.rint(c + ts[:, None] * d + mid * n).astype(int)
+    h, w = before_m.shape
+    gap = gap[(gap[:, 0] >= 0) & (gap[:, 0] < w) & (gap[:, 1] >= 0) & (gap[:, 1] < h)]
+    if len(gap) == 0:
+        return False
+    z_gap = before_m[gap[:, 1], gap[:, 0]]
+    z_gap = z_gap[z_gap > 0]
+    z_log = np.median(before_m[ys, xs][before_m[ys, xs] > 0])
+    return z_gap.size > 0 and float(np.median(z_gap)) < z_log - 0.02
+
+
+def _view_ramp(change) -> float:
+    """How much the unchanged part of the view tilted or moved between the frames, metres.
+
+    With a static camera the depth difference of everything that did not change is zero-mean
+    noise; a knocked camera sees the ground and the pile at a slightly different depth,
+    smoothly varying across the image (rotation: a ramp; translation along the axis: an
+    offset). A plane fitted to the difference over unchanged pixels gives its largest value
+    over the image corners.
+    """
+    h, w = change.diff.shape
+    step = 8
+    d = change.diff[::step, ::step]
+    keep = change.valid[::step, ::step] & (np.abs(d) < change.threshold_m)
+    if keep.sum() < 50:
+        return 0.0
+    vv, uu = np.nonzero(keep)
+    A = np.column_stack([np.ones(len(uu)), uu * (step / w) - 0.5, vv * (step / h) - 0.5])
+    coef, *_ = np.linalg.lstsq(A, d[keep].astype(np.float64), rcond=None)
+    return float(abs(coef[0]) + 0.5 * abs(coef[1]) + 0.5 * abs(coef[2]))

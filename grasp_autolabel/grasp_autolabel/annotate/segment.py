@@ -1,0 +1,168 @@
+"""Stage 1 and 2: what changed between two aligned depth frames, and the removed object's mask.
+
+The paper normalises both depth images to 0..255 and takes I* = |I1 - I2|. Here the
+difference is taken in metres, signed, only where both frames have a valid (non-zero) depth:
+
+* a removed object makes the scene *farther* (depth increases) where it was;
+* something that appears (an arm) makes it *nearer* (depth decreases);
+* the threshold is metric (a log leaves centimetres) and noise-aware: at least ``noise_k``
+  times the pair's own noise level, estimated from the difference image with the median
+  absolute deviation (the unchanged majority of the image is pure sensor noise).
+
+Invalid pixels are unknown, not "no change": the closing of stage 2 fills them where they lie
+inside the changed region.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+__all__ = ["Change", "depth_change", "refine", "estimate_shift", "scale_px"]
+
+
+@dataclass
+class Change:
+    """The signed depth change between two frames."""
+
+    diff: np.ndarray  # (H, W) float32 metres, after - before; 0 where unknown
+    valid: np.ndarray  # (H, W) bool: both frames valid
+    threshold_m: float  # the change threshold used
+    noise_m: float  # the estimated noise level (1 sigma of the difference)
+    increased: np.ndarray  # (H, W) uint8 0/1: farther by more than the threshold
+    decreased: np.ndarray  # (H, W) uint8 0/1: nearer by more than the threshold
+
+
+def _check_depth(name: str, d) -> np.ndarray:
+    a = np.asarray(d)
+    if a.ndim != 2:
+        raise ValueError(f"{name}: expected a 2-D depth image, got shape {a.shape}")
+    if a.dtype.kind not in "fu":
+        raise ValueError(f"{name}: expected depth in metres as float (or uint16 units), got dtype {a.dtype}")
+    return a.astype(np.float32, copy=False)
+
+
+def depth_change(before_m, after_m, *, min_change_m: float = 0.02, noise_k: float = 5.0) -> Change:
+    """Signed, noise-aware depth change between two aligned depth frames.
+
+    Parameters
+    ----------
+    before_m, after_m : ndarray, shape (H, W), float
+        Depth in metres, 0 (or NaN) where invalid.
+    min_change_m : float
+        Smallest change that counts, metres.
+    noise_k : float
+        The threshold is at least this many noise standard deviations.
+
+    Returns
+    -------
+    Change
+
+    Examples
+    --------
+    >>> before = np.full((40, 60), 2.0, np.float32); after = before.copy()
+    >>> before[10:20, 10:50] = 1.85   # a log 15 cm thick was there
+    >>> c = depth_change(before, after)
+    >>> int(c.increased.sum()), int(c.decreased.sum())
+    (400, 0)
+    """
+    b = _check_depth("before_m", before_m)
+    a = _check_depth("after_m", after_m)
+    if b.shape != a.shape:
+        raise ValueError(f"before_m and after_m: shapes differ, {b.shape} vs {a.shape}")
+    # NaN compares false, so NaN and 0 are both invalid; so is inf
+    valid = (b > 0) & (a > 0) & (b < 1e4) & (a < 1e4)
+    diff = cv2.subtract(a, b)
+    diff[~valid] = 0
+    # robust noise level from a subsample (the unchanged majority of the image)
+    sub = diff[::4, ::4][valid[::4, ::4]]
+    if sub.size >= 100:
+        med = float(np.median(sub))
+        noise = 1.4826 * float(np.median(np.abs(sub - med)))
+    else:
+        noise = 0.0
+    thr = max(min_change_m, noise_k * noise)
+    increased = (diff > thr).view(np.uint8)
+    decreased = (diff < -thr).view(np.uint8)
+    return Change(diff, valid, thr, noise, increased, decreased)
+
+
+def scale_px(size_at_640: int, width: int) -> int:
+    """A kernel size given for 640-pixel-wide images, scaled to ``width`` (odd, >= 1)."""
+    s = max(1, int(round(size_at_640 * width / 640)))
+    return s if s % 2 else s + 1
+
+
+def refine(candidate: np.ndarray, unknown: np.ndarray, *, open_px: int = 3, close_px: int = 7) -> np.ndarray:
+    """Binary morphology of the paper's stage 2: remove specks, fill holes and unknown pixels.
+
+    Parameters
+    ----------
+    candidate : ndarray (H, W) uint8 0/1
+        Pixels that changed.
+    unknown : ndarray (H, W) bool
+        Pixels without a valid depth in one of the frames; they may join the mask where the
+        closing reaches them, and only there.
+
+    Returns
+    -------
+    ndarray (H, W) uint8 0/1
+    """
+    k_open = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (open_px, open_px))
+    k_close = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (close_px, close_px))
+    m = cv2.morphologyEx(candidate, cv2.MORPH_OPEN, k_open)
+    # unknown pixels next to changed ones are taken as changed before closing, so thin invalid
+    # bands (stereo occlusion, edge dropouts) inside the log do not split it
+    m = m | (cv2.dilate(m, k_open) & unknown.view(np.uint8))
+    return cv2.morphologyEx(m, cv2.MORPH_CLOSE, k_close)
+
+
+def estimate_shift(before_m: np.ndarray, after_m: np.ndarray, *, ignore: np.ndarray | None = None,
+                   factor: int = 4, max_shift_px: float = 80.0) -> tuple[float, float, float]:
+    """Global image shift between two depth frames, and how much it explains.
+
+    Phase correlation of the two frames (high-passed, at 1/``factor`` size) proposes a shift;
+    the proposal is then checked: the mean depth mismatch outside ``ignore`` (the removed
+    object) with the shift applied, over the mismatch without it. A knocked camera gives a
+    shift of a few pixels and a ratio well below 1; a scene where one log was removed gives
+    no shift, or a spurious one that explains nothing (ratio near or above 1).
+
+    Returns
+    -------
+    dx, dy : float
+        Full-resolution pixels.
+    ratio : float
+        Mismatch with the shift / mismatch without it (1.0 when there is nothing to compare).
+    """
+    h, w = before_m.shape
+    # nearest-neighbour subsampling by slicing (no copy of the full frames)
+    b = np.ascontiguousarray(before_m[::factor, ::factor], dtype=np.float32)
+    a = np.ascontiguousarray(after_m[::factor, ::factor], dtype=np.float32)
+    b[~(b > 0)] = 0
+    a[~(a > 0)] = 0
+    size = (b.shape[1], b.shape[0])
+    hb = b - cv2.GaussianBlur(b, (0, 0), 3)
+    ha = a - cv2.GaussianBlur(a, (0, 0), 3)
+    win = cv2.createHanningWindow(size, cv2.CV_32F)
+    (sx, sy), _ = cv2.phaseCorrelate(hb, ha, win)
+    dx, dy = sx * factor, sy * factor
+    if np.hypot(dx, dy) > max_shift_px or np.hypot(sx, sy) < 0.25:
+        return dx, dy, 1.0
+    # check the proposal at half resolution, with a sub-pixel (bilinear) shift
+    b2 = np.ascontiguousarray(before_m[::2, ::2], dtype=np.float32)
+    a2 = np.ascontiguousarray(after_m[::2, ::2], dtype=np.float32)
+    b2[~(b2 > 0)] = 0
+    a2[~(a2 > 0)] = 0
+    shift = np.float32([[1, 0, dx / 2], [0, 1, dy / 2]])
+    shifted = cv2.warpAffine(b2, shift, (b2.shape[1], b2.shape[0]), flags=cv2.INTER_LINEAR)
+    valid_b = cv2.warpAffine((b2 > 0).view(np.uint8), shift, (b2.shape[1], b2.shape[0]), flags=cv2.INTER_NEAREST)
+    keep = (b2 > 0) & (a2 > 0) & (valid_b > 0)
+    if ignore is not None:
+        keep &= ignore[::2, ::2] == 0
+    if keep.sum() < 100:
+        return dx, dy, 1.0
+    clip = 0.2  # metres: a few large mismatches must not dominate
+    without = float(np.minimum(np.abs(a2 - b2), clip)[keep].mean())
+    with_shift = float(np.minimum(np.abs(a2 - shifted), clip)[keep].mean())
+    return dx, dy, (with_shift / without) if without > 0 else 1.0

@@ -1,0 +1,183 @@
+"""The grasp dataset on disk (what ``label`` and the bag exporter write, what training reads).
+
+::
+
+    DATASET/dataset.json        meta: format, tool version, grasp convention, jaw width, the
+                                annotation settings, source sessions (with their cameras), splits
+    DATASET/images/000000.png   RGB frame before the pick
+    DATASET/depth/000000.png    its depth (uint16, the source's depth_scale)
+    DATASET/masks/000000.png    removed object's mask, uint8 0/255
+    DATASET/labels/000000.json  {"accepted", "reason", "pick_index", "grasps": [[x, y, theta, w, h]], ...}
+    DATASET/viz/000000.png      overlays, when asked for
+
+An item is complete when its labels file exists: it is written last, atomically, after the
+images, so a crash never leaves an item that looks complete but is not, and a rerun that
+finds images without a labels file rewrites them.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from grasp_autolabel import __version__
+from grasp_autolabel.geometry import CameraIntrinsics
+from grasp_autolabel.session import SessionError, read_png, write_png_atomic, write_text_atomic
+
+__all__ = ["GraspDataset", "DatasetError", "FORMAT", "CONVENTION", "intrinsics_to_dict", "intrinsics_from_dict"]
+
+FORMAT = "grasp_autolabel.dataset"
+FORMAT_VERSION = 1
+CONVENTION = ("grasp = [x, y, theta, w, h] in RGB pixels: centre (x, y); theta = closing direction from image +x "
+              "towards +y, radians in [-pi/2, pi/2); w = opening along the closing direction; h = jaw size along "
+              "the object's spine")
+_ITEM_RE = re.compile(r"^(\d{6})\.json$")
+
+
+class DatasetError(SessionError):
+    """A dataset folder is missing, malformed, or would be mixed with another one."""
+
+
+def intrinsics_to_dict(i: CameraIntrinsics, depth_scale: float) -> dict:
+    return {"width": i.width, "height": i.height, "fx": i.fx, "fy": i.fy, "cx": i.cx, "cy": i.cy,
+            "distortion_model": i.distortion_model, "distortion": list(i.distortion), "depth_scale": depth_scale}
+
+
+def intrinsics_from_dict(d: dict) -> tuple[CameraIntrinsics, float]:
+    return (CameraIntrinsics(int(d["width"]), int(d["height"]), float(d["fx"]), float(d["fy"]), float(d["cx"]),
+                             float(d["cy"]), d.get("distortion_model", "plumb_bob"), tuple(d.get("distortion", ()))),
+            float(d.get("depth_scale", 0.001)))
+
+
+@dataclass
+class GraspDataset:
+    path: Path
+    meta: dict
+
+    # ---------------------------------------------------------------- opening
+    @classmethod
+    def open(cls, path) -> "GraspDataset":
+        path = Path(path)
+        meta_path = path / "dataset.json"
+        if not meta_path.is_file():
+            raise DatasetError(f"{path}: not a grasp dataset (no dataset.json)")
+        try:
+            meta = json.loads(meta_path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise DatasetError(f"{meta_path}: not valid JSON ({exc})") from None
+        if meta.get("format") != FORMAT:
+            raise DatasetError(f"{meta_path}: format is {meta.get('format')!r}, expected {FORMAT!r}")
+        if int(meta.get("format_version", 0)) > FORMAT_VERSION:
+            raise DatasetError(f"{meta_path}: written by a newer grasp_autolabel (format version "
+                               f"{meta.get('format_version')}); upgrade to read it")
+        return cls(path, meta)
+
+    @classmethod
+    def create(cls, path, *, jaw_width_m: float, settings: dict, append: bool = False,
+               overwrite: bool = False) -> "GraspDataset":
+        """Start a new dataset in ``path``, or continue the one there.
+
+        Raises
+        ------
+        DatasetError
+            ``path`` already holds a dataset and neither ``append`` nor ``overwrite`` was given,
+            or ``append`` was given but the dataset was made with another jaw width or settings;
+            or ``path`` holds other files.
+        """
+        path = Path(path)
+        if (path / "dataset.json").exists():
+            if overwrite:
+                for sub in ("images", "depth", "masks", "labels", "viz", "dataset.json"):
+                    target = path / sub
+                    if target.is_dir():
+                        shutil.rmtree(target)
+                    elif target.exists():
+                        target.unlink()
+            elif append:
+                ds = cls.open(path)
+                if abs(float(ds.meta.get("jaw_width_m", -1)) - jaw_width_m) > 1e-9:
+                    raise DatasetError(f"{path}: was labelled with jaw_width_m={ds.meta.get('jaw_width_m')}, "
+                                       f"not {jaw_width_m}; label into a new dataset")
+                if ds.meta.get("settings") != settings:
+                    changed = sorted(k for k in set(settings) | set(ds.meta.get("settings", {}))
+                                     if settings.get(k) != ds.meta.get("settings", {}).get(k))
+                    raise DatasetError(f"{path}: was labelled with other settings ({', '.join(changed)}); "
+                                       "label into a new dataset")
+                return ds
+            else:
+                n = len(cls.open(path).item_indices())
+                raise DatasetError(f"{path} already holds a dataset ({n} items); pass --append to add to it "
+                                   "or --overwrite to replace it")
+        elif path.exists() and any(path.iterdir()):
+            raise DatasetError(f"{path} exists and is not empty (and holds no dataset.json); choose another folder")
+        meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "tool_version": __version__,
+                "grasp_convention": CONVENTION, "jaw_width_m": jaw_width_m, "settings": settings,
+                "sources": [], "splits": {}}
+        path.mkdir(parents=True, exist_ok=True)
+        ds = cls(path, meta)
+        ds.save_meta()
+        return ds
+
+    def save_meta(self) -> None:
+        write_text_atomic(self.path / "dataset.json", json.dumps(self.meta, indent=1) + "\n")
+
+    # ---------------------------------------------------------------- items
+    def item_indices(self) -> list[int]:
+        """Indices of the complete items (those with a labels file), sorted."""
+        folder = self.path / "labels"
+        if not folder.is_dir():
+            return []
+        return sorted(int(m.group(1)) for name in os.listdir(folder) if (m := _ITEM_RE.match(name)))
+
+    def next_index(self) -> int:
+        idx = self.item_indices()
+        return idx[-1] + 1 if idx else 0
+
+    def add_source(self, record: dict) -> int:
+        """Record a source (a session or a bag); returns its index in ``meta['sources']``."""
+        self.meta["sources"].append(record)
+        self.save_meta()
+        return len(self.meta["sources"]) - 1
+
+    def write_item(self, index: int, *, rgb_png: Path | None = None, rgb: np.ndarray | None = None,
+                   depth_png: Path | None = None, depth: np.ndarray | None = None, mask: np.ndarray,
+                   label: dict) -> None:
+        """Write one item; the images first, the labels file last.
+
+        Images given as existing PNG files are copied byte for byte (no decode, no re-encode).
+        """
+        name = f"{index:06d}.png"
+        for sub, png, arr in (("images", rgb_png, rgb), ("depth", depth_png, depth)):
+            target = self.path / sub / name
+            if png is not None:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                tmp = target.with_name(f".{name}.tmp")
+                shutil.copyfile(png, tmp)
+                os.replace(tmp, target)
+            elif arr is not None:
+                write_png_atomic(target, arr)
+            else:
+                raise ValueError(f"write_item: no {sub} image for item {index}")
+        write_png_atomic(self.path / "masks" / name, np.asarray(mask, dtype=bool).astype(np.uint8) * 255)
+        label = {"image": f"images/{name}", "depth": f"depth/{name}", "mask": f"masks/{name}", **label}
+        write_text_atomic(self.path / "labels" / f"{index:06d}.json", json.dumps(label, indent=1) + "\n")
+
+    def read_label(self, index: int) -> dict:
+        path = self.path / "labels" / f"{index:06d}.json"
+        try:
+            return json.loads(path.read_text())
+        except FileNotFoundError:
+            raise DatasetError(f"{path}: file not found") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise DatasetError(f"{path}: not valid JSON ({exc})") from None
+
+    def read_mask(self, index: int) -> np.ndarray:
+        return read_png(self.path / "masks" / f"{index:06d}.png", kind="mask") > 0
+
+    def read_rgb(self, index: int) -> np.ndarray:
+        return read_png(self.path / "images" / f"{index:06d}.png", kind="rgb")

@@ -1,0 +1,72 @@
+"""Grasps judged against the simulator's ground truth (numpy only).
+
+A grasp is *valid* for a log when (issue 4's definition, also used for the detector):
+
+* its centre lies on the log's spine: within 0.3 diameters of the log's projected axis;
+* its closing direction is within 20 degrees of perpendicular to the axis;
+* its opening is between 0.9 and 2.0 diameters.
+
+Diameters are the log's diameter in pixels at its depth (``diameter_px`` in gt/).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from grasp_autolabel.geometry import angle_difference, as_grasps
+
+__all__ = ["ValidityRule", "valid_for_log", "mask_iou"]
+
+
+class ValidityRule:
+    """The thresholds of a valid grasp (defaults: issue 4)."""
+
+    def __init__(self, *, centre_tolerance: float = 0.3, angle_tolerance_deg: float = 20.0,
+                 opening_range: tuple = (0.9, 2.0)):
+        self.centre_tolerance = centre_tolerance
+        self.angle_tolerance = math.radians(angle_tolerance_deg)
+        self.opening_range = opening_range
+
+
+def _point_segment_distance(p: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    ab = b - a
+    denom = float(ab @ ab)
+    t = np.clip(((p - a) @ ab) / denom, 0, 1) if denom > 0 else np.zeros(len(p))
+    return np.linalg.norm(p - (a + t[:, None] * ab), axis=1)
+
+
+def valid_for_log(grasps, log: dict, rule: ValidityRule | None = None) -> np.ndarray:
+    """Which grasps are valid for one log.
+
+    Parameters
+    ----------
+    grasps : array_like (N, 5)
+    log : dict
+        A log's ground truth: ``axis_px`` ([[u0, v0], [u1, v1]]) and ``diameter_px``.
+    rule : ValidityRule, optional
+
+    Returns
+    -------
+    ndarray of bool, shape (N,)
+    """
+    rule = rule or ValidityRule()
+    g = as_grasps(grasps)
+    if len(g) == 0:
+        return np.zeros(0, dtype=bool)
+    a, b = (np.asarray(p, dtype=np.float64) for p in log["axis_px"])
+    diameter = float(log["diameter_px"])
+    axis_angle = math.atan2(b[1] - a[1], b[0] - a[0])
+    on_spine = _point_segment_distance(g[:, :2], a, b) <= rule.centre_tolerance * diameter
+    across = np.abs(angle_difference(g[:, 2], axis_angle) - math.pi / 2) <= rule.angle_tolerance
+    lo, hi = rule.opening_range
+    opening_ok = (g[:, 3] >= lo * diameter) & (g[:, 3] <= hi * diameter)
+    return on_spine & across & opening_ok
+
+
+def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two boolean masks (1.0 when both are empty)."""
+    a = np.asarray(a, dtype=bool)
+    b = np.asarray(b, dtype=bool)
+    union = np.count_nonzero(a | b)
+    return float(np.count_nonzero(a & b) / union) if union else 1.0
