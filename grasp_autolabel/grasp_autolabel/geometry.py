@@ -42,6 +42,7 @@ __all__ = [
     "depth_at",
     "grasp_pose",
     "GraspPose",
+    "grasp_poses",
 ]
 
 HALF_PI = math.pi / 2
@@ -521,3 +522,37 @@ def grasp_pose(grasp, z: float, intrinsics: CameraIntrinsics) -> GraspPose:
     phi = math.atan2(closing[1], closing[0]) if opening > 0 else math.atan2(d[1], d[0])
     quat = np.array([0.0, 0.0, math.sin(phi / 2), math.cos(phi / 2)])
     return GraspPose(centre, quat, opening, True)
+
+
+def grasp_poses(grasps, z, intrinsics: CameraIntrinsics) -> list[GraspPose]:
+    """:func:`grasp_pose` for many grasps at once.
+
+    Parameters
+    ----------
+    grasps : array_like, shape (N, 5)
+    z : array_like, shape (N,)
+        Depth at each grasp's centre, metres (NaN or <= 0: invalid pose).
+    """
+    g = as_grasps(grasps)
+    z = np.asarray(z, dtype=np.float64).reshape(-1)
+    if len(z) != len(g):
+        raise ValueError(f"z: {len(z)} depths for {len(g)} grasps")
+    if len(g) == 0:
+        return []
+    d = np.column_stack([np.cos(g[:, 2]), np.sin(g[:, 2])])
+    half = d * (g[:, 3:4] / 2)
+    zz = np.where(np.isfinite(z) & (z > 0), z, 1.0)
+    centre = intrinsics.deproject(g[:, 0], g[:, 1], zz)
+    j0 = intrinsics.deproject(g[:, 0] - half[:, 0], g[:, 1] - half[:, 1], zz)
+    j1 = intrinsics.deproject(g[:, 0] + half[:, 0], g[:, 1] + half[:, 1], zz)
+    closing = j1 - j0
+    opening = np.linalg.norm(closing, axis=1)
+    phi = np.where(opening > 0, np.arctan2(closing[:, 1], closing[:, 0]), np.arctan2(d[:, 1], d[:, 0]))
+    out = []
+    for i in range(len(g)):
+        if np.isfinite(z[i]) and z[i] > 0:
+            quat = np.array([0.0, 0.0, math.sin(phi[i] / 2), math.cos(phi[i] / 2)])
+            out.append(GraspPose(centre[i], quat, float(opening[i]), True))
+        else:
+            out.append(GraspPose(np.full(3, np.nan), np.array([0.0, 0.0, 0.0, 1.0]), float("nan"), False))
+    return out

@@ -242,3 +242,19 @@ def test_grasp_pose_orientation_and_opening():
     np.testing.assert_allclose(rot_x, [math.cos(theta), math.sin(theta), 0], atol=1e-12)
     assert not grasp_pose([320, 240, 0, 10, 10], float("nan"), cam).valid
     assert not grasp_pose([320, 240, 0, 10, 10], 0.0, cam).valid
+
+
+def test_grasp_poses_matches_grasp_pose():
+    from grasp_autolabel.geometry import grasp_poses
+
+    g = np.array([[320, 240, 0.3, 80, 20], [100, 50, -1.2, 40, 10], [600, 400, 1.5, 10, 5]], float)
+    z = [1.5, float("nan"), 2.2]
+    for cam in (D435_COLOR, DISTORTED):
+        many = grasp_poses(g, z, cam)
+        for gi, zi, p in zip(g, z, many):
+            one = grasp_pose(gi, zi, cam)
+            assert p.valid == one.valid
+            if one.valid:
+                np.testing.assert_allclose(p.position, one.position)
+                np.testing.assert_allclose(p.orientation, one.orientation)
+                assert p.opening_m == pytest.approx(one.opening_m)

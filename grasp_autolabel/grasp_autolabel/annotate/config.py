@@ -105,7 +105,7 @@ class AnnotateConfig:
     max_shift_px: float = 1.5
     min_shift_explains: float = 0.2
     max_view_ramp_m: float = 0.008
-    min_line_share: float = 0.9
+    min_line_share: float = 0.85
     max_width_ratio: float = 1.8
     border_px: int = 2
 

@@ -182,9 +182,9 @@ def propose_grasps(mask: np.ndarray, spine: Spine, *, centroid: np.ndarray, jaw_
     """
     normal = spine.normal
     # the spine's own widths, measured densely, give the reference width
-    t_all = np.linspace(spine.t_min, spine.t_max, max(8, int(spine.length / 4)))
+    t_all = np.linspace(spine.t_min, spine.t_max, max(8, int(spine.length / 8)))
     pts_all = spine.point + t_all[:, None] * spine.direction
-    reach = 0.5 * max(mask.shape) + 2
+    reach = 4 * spine.radius_px + 4  # a log is about two radii across; look twice as far
     lo_all, hi_all, ok_all = measure_widths(mask, pts_all, normal, max_half_px=reach)
     if not ok_all.any():
         return np.zeros((0, 5)), np.zeros(0), float("nan")

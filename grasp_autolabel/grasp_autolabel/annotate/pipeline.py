@@ -9,7 +9,7 @@ import numpy as np
 from grasp_autolabel.annotate.config import AnnotateConfig
 from grasp_autolabel.annotate.grasps import Spine, fit_spine, propose_grasps
 from grasp_autolabel.annotate.segment import depth_change, estimate_shift, refine, scale_px
-from grasp_autolabel.geometry import CameraIntrinsics, GraspPose, depth_at, grasp_pose
+from grasp_autolabel.geometry import CameraIntrinsics, GraspPose, depth_at, grasp_poses
 
 __all__ = ["StepLabel", "annotate_step", "REASONS"]
 
@@ -80,19 +80,30 @@ def annotate_step(before_m: np.ndarray, after_m: np.ndarray, intrinsics: CameraI
     if (w, h) != (intrinsics.width, intrinsics.height):
         raise ValueError(f"depth is {w}x{h} but the camera intrinsics are {intrinsics.width}x{intrinsics.height}")
     empty = np.zeros((h, w), dtype=bool)
-    change = depth_change(before_m, after_m, min_change_m=cfg.min_change_m, noise_k=cfg.noise_k)
-    info: dict = {"threshold_m": round(change.threshold_m, 5), "noise_m": round(change.noise_m, 5)}
-    valid_share = float(change.valid[::4, ::4].mean())
+    before_m = before_m.astype(np.float32, copy=False)
+    after_m = after_m.astype(np.float32, copy=False)
+    # Detection (what changed, where, how many objects, did the view move) runs at half
+    # resolution, where it costs a quarter; the removed object's mask is then made again at
+    # full resolution inside its own bounding box.
+    ds = 2 if w >= 320 else 1
+    bh, ah = before_m[::ds, ::ds], after_m[::ds, ::ds]
+    hw = bh.shape[1]
+    fx_h, fy_h = intrinsics.fx / ds, intrinsics.fy / ds
+    change = depth_change(bh, ah, min_change_m=cfg.min_change_m, noise_k=cfg.noise_k)
+    thr = change.threshold_m
+    info: dict = {"threshold_m": round(thr, 5), "noise_m": round(change.noise_m, 5)}
+    valid_share = float(change.valid[::2, ::2].mean())
     info["valid_share"] = round(valid_share, 4)
     if valid_share < 0.2:
         return _reject("no_valid_depth", empty, info)
 
     # ---- the view itself: global shift or change everywhere
-    grown = cv2.dilate(change.increased, np.ones((9, 9), np.uint8))
-    dx, dy, ratio = estimate_shift(before_m, after_m, ignore=grown)
+    grown = cv2.dilate(change.increased, np.ones((5, 5), np.uint8))
+    dx, dy, ratio = estimate_shift(bh, ah, ignore=grown, factor=2)
+    dx, dy = dx * ds, dy * ds
     info["shift_px"] = [round(dx, 2), round(dy, 2)]
     info["shift_explains"] = round(1 - ratio, 3)
-    changed_share = float((change.increased[::2, ::2] | change.decreased[::2, ::2]).mean())
+    changed_share = float((change.increased | change.decreased).mean())
     info["changed_share"] = round(changed_share, 4)
     ramp = _view_ramp(change)
     info["view_ramp_m"] = round(ramp, 4)
@@ -101,69 +112,79 @@ def annotate_step(before_m: np.ndarray, after_m: np.ndarray, intrinsics: CameraI
     if moved or changed_share > cfg.max_changed_fraction:
         return _reject("camera_moved", empty, info)
 
-    # ---- scale: how big is the smallest plausible log here, in pixels
-    z_scene = float(np.median(before_m[::4, ::4][change.valid[::4, ::4]]))
-    px_per_m2 = intrinsics.fx * intrinsics.fy / (z_scene * z_scene)
-    min_log_px = cfg.min_diameter_m * cfg.min_visible_length_m * px_per_m2
-    open_px, close_px = scale_px(cfg.open_px, w), scale_px(cfg.close_px, w)
+    # ---- scale: how big is the smallest plausible log here, in (detection) pixels
+    z_scene = float(np.median(bh[::2, ::2][change.valid[::2, ::2]]))
+    min_log_px = cfg.min_diameter_m * cfg.min_visible_length_m * fx_h * fy_h / (z_scene * z_scene)
+    open_px, close_px = scale_px(cfg.open_px, hw), scale_px(cfg.close_px, hw)
     # Anything that matters (a log, an arm) is at least a thin log's diameter across; slivers
     # along the edges of logs nudged by the pick are a few millimetres. An opening of about
     # half the thinnest log removes the slivers and keeps every log.
-    thin_px = cfg.min_diameter_m * intrinsics.fx / z_scene
-    open_px = max(open_px, int(0.4 * thin_px) | 1)
+    thin_px = cfg.min_diameter_m * intrinsics.fx / z_scene  # full resolution
+    open_px = max(open_px, int(0.4 * thin_px / ds) | 1)
 
     # ---- something appeared (an arm still in view): regions that came nearer
-    dec = refine(change.decreased, empty, open_px=open_px, close_px=open_px)
+    dec = refine(change.decreased, np.zeros(bh.shape, bool), open_px=open_px, close_px=open_px)
     if dec.any():
         _, _, dec_stats, _ = cv2.connectedComponentsWithStats(dec, connectivity=8)
         dec_areas = dec_stats[1:, cv2.CC_STAT_AREA]
     else:
         dec_areas = np.zeros(0, dtype=int)
-    info["largest_new_px"] = int(dec_areas.max()) if len(dec_areas) else 0
+    info["largest_new_px"] = int(dec_areas.max()) * ds * ds if len(dec_areas) else 0
     if len(dec_areas) and dec_areas.max() >= cfg.new_object_fraction * min_log_px:
         return _reject("new_object_in_view", empty, info)
 
     # ---- what was removed: regions that went farther
-    unknown = ~change.valid
-    inc = refine(change.increased, unknown, open_px=open_px, close_px=close_px)
-    n, labels, stats, centroids = cv2.connectedComponentsWithStats(inc, connectivity=8)
+    inc = refine(change.increased, ~change.valid, open_px=open_px, close_px=close_px)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(inc, connectivity=8)
     areas = stats[1:, cv2.CC_STAT_AREA]
     if not len(areas) or areas.max() < min_log_px:
-        info["largest_removed_px"] = int(areas.max()) if len(areas) else 0
+        info["largest_removed_px"] = int(areas.max()) * ds * ds if len(areas) else 0
         return _reject("nothing_removed", empty, info)
     order = np.argsort(-areas)
     main = int(order[0]) + 1
-    info["removed_px"] = int(areas[order[0]])
+    info["removed_px"] = int(areas[order[0]]) * ds * ds
     big_others = [int(i) + 1 for i in order[1:] if areas[i] >= cfg.second_object_fraction * min_log_px]
     # A log lying across the removed one (without resting on it) splits its mask in two; pieces
     # on the main piece's line, with the gap between them nearer to the camera, are one log.
-    pieces = [main] + [c for c in big_others if _continues(labels, main, c, before_m)]
+    pieces = [main] + [c for c in big_others if _continues(labels, main, c, bh)]
     others = [c for c in big_others if c not in pieces]
     if others:
-        info["second_removed_px"] = int(stats[others[0], cv2.CC_STAT_AREA])
-        return _reject("multiple_objects_removed", labels == main, info)
+        info["second_removed_px"] = int(stats[others[0], cv2.CC_STAT_AREA]) * ds * ds
+        return _reject("multiple_objects_removed", _upsample(labels == main, (h, w)), info)
     info["pieces"] = len(pieces)
 
-    # ---- refine the main component in its bounding box (the paper's Gaussian, sigma 1)
-    x0 = int(min(stats[c, cv2.CC_STAT_LEFT] for c in pieces))
-    y0 = int(min(stats[c, cv2.CC_STAT_TOP] for c in pieces))
-    x1 = int(max(stats[c, cv2.CC_STAT_LEFT] + stats[c, cv2.CC_STAT_WIDTH] for c in pieces))
-    y1 = int(max(stats[c, cv2.CC_STAT_TOP] + stats[c, cv2.CC_STAT_HEIGHT] for c in pieces))
-    pad = int(3 * cfg.gaussian_sigma) + 2
+    # ---- the mask again at full resolution, in the pieces' bounding box
+    x0 = ds * int(min(stats[c, cv2.CC_STAT_LEFT] for c in pieces))
+    y0 = ds * int(min(stats[c, cv2.CC_STAT_TOP] for c in pieces))
+    x1 = ds * int(max(stats[c, cv2.CC_STAT_LEFT] + stats[c, cv2.CC_STAT_WIDTH] for c in pieces))
+    y1 = ds * int(max(stats[c, cv2.CC_STAT_TOP] + stats[c, cv2.CC_STAT_HEIGHT] for c in pieces))
+    pad = int(3 * cfg.gaussian_sigma) + 2 + ds
     cx0, cy0 = max(x0 - pad, 0), max(y0 - pad, 0)
     cx1, cy1 = min(x1 + pad, w), min(y1 + pad, h)
-    crop = np.isin(labels[cy0:cy1, cx0:cx1], pieces).astype(np.uint8)
+    rows, cols = np.arange(cy0, cy1) // ds, np.arange(cx0, cx1) // ds
+    region = np.isin(labels[np.minimum(rows, labels.shape[0] - 1)[:, None],
+                            np.minimum(cols, labels.shape[1] - 1)[None, :]], pieces).astype(np.uint8)
+    region = cv2.dilate(region, np.ones((2 * ds + 1, 2 * ds + 1), np.uint8))
+    b_c, a_c = before_m[cy0:cy1, cx0:cx1], after_m[cy0:cy1, cx0:cx1]
+    valid_c = (b_c > 0) & (a_c > 0) & (b_c < 1e4) & (a_c < 1e4)
+    diff_c = np.where(valid_c, a_c - b_c, np.float32(0))
+    unknown_c = ~valid_c
+    strong = ((diff_c > thr) | unknown_c).view(np.uint8) & region
+    k_close = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (scale_px(cfg.close_px, w),) * 2)
+    crop = cv2.morphologyEx(strong, cv2.MORPH_CLOSE, k_close) & region
     # Thin slivers where nudged neighbours moved a few millimetres cling to the mask; an
     # opening scaled to the log's own thickness cuts them off without eroding the log.
     radius_px = float(cv2.distanceTransform(crop, cv2.DIST_L2, 3).max())
-    k = max(3, int(0.6 * radius_px) | 1)
+    k = min(max(3, int(0.6 * radius_px) | 1), scale_px(9, w))
     crop = cv2.morphologyEx(crop, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
     crop = _largest_pieces(crop, len(pieces))
     core = crop.astype(bool)  # the conservative mask: the gate's shape checks use it
+    if not core.any():
+        return _reject("nothing_removed", empty, info)
     # Hysteresis: near its silhouette a log is only half as thick as on its crest, so its edges
     # change by about half as much. Grow the mask by a few pixels into pixels that changed by
     # at least half the threshold (or have no depth), so it reaches the log's true edges.
-    weak = (change.diff[cy0:cy1, cx0:cx1] > 0.5 * change.threshold_m) | unknown[cy0:cy1, cx0:cx1]
+    weak = (diff_c > 0.5 * thr) | unknown_c
     g = max(1, int(0.25 * thin_px))
     grown = cv2.dilate(crop, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * g + 1, 2 * g + 1)))
     crop = crop | (grown & weak.view(np.uint8))
@@ -195,10 +216,11 @@ def annotate_step(before_m: np.ndarray, after_m: np.ndarray, intrinsics: CameraI
     # The skeleton of a mask split by an occluder, or ragged at its ends, can tilt the fitted
     # line; the mask's own principal axis is then the better spine (for one straight band the
     # two agree). Keep whichever explains more of the mask.
-    alt = _principal_spine(core, spine)
-    alt_share = _line_share(core, alt)
-    if alt_share > line_share + 0.02:
-        spine, line_share = alt, alt_share
+    if line_share < 0.98:
+        alt = _principal_spine(core, spine)
+        alt_share = _line_share(core, alt)
+        if alt_share > line_share + 0.02:
+            spine, line_share = alt, alt_share
     info["line_share"] = round(line_share, 3)
     spine_full = Spine(spine.point + [cx0, cy0], spine.direction, spine.t_min, spine.t_max,
                        spine.inlier_fraction, spine.skeleton + [cx0, cy0], spine.radius_px)
@@ -231,7 +253,8 @@ def annotate_step(before_m: np.ndarray, after_m: np.ndarray, intrinsics: CameraI
     sp = np.rint(spine_full.point + t[:, None] * spine_full.direction).astype(int)
     sp[:, 0] = np.clip(sp[:, 0], 0, w - 1)
     sp[:, 1] = np.clip(sp[:, 1], 0, h - 1)
-    along = change.diff[sp[:, 1], sp[:, 0]]
+    b_sp, a_sp = before_m[sp[:, 1], sp[:, 0]], after_m[sp[:, 1], sp[:, 0]]
+    along = (a_sp - b_sp)[(b_sp > 0) & (a_sp > 0)]
     along = along[along > 0]
     depth_step = float(np.median(along)) if along.size else float("nan")
     info["depth_step_m"] = round(depth_step, 4) if np.isfinite(depth_step) else None
@@ -243,10 +266,8 @@ def annotate_step(before_m: np.ndarray, after_m: np.ndarray, intrinsics: CameraI
     grasps = grasps.copy()
     grasps[:, 0] += cx0
     grasps[:, 1] += cy0
-    poses: list[GraspPose] = []
-    for g in grasps:
-        z = depth_at(before_m, g[0], g[1], radius=3)
-        poses.append(grasp_pose(g, z, intrinsics))
+    z = [depth_at(before_m, g[0], g[1], radius=3) for g in grasps]
+    poses: list[GraspPose] = grasp_poses(grasps, z, intrinsics)
     return StepLabel(True, None, mask, grasps, scores, poses, ends, info)
 
 
@@ -274,6 +295,10 @@ def _principal_spine(mask: np.ndarray, spine: Spine) -> Spine:
     near = np.abs(rel @ np.array([-d[1], d[0]])) <= max(2.0, 0.6 * spine.radius_px)
     t = (rel @ d)[near] if near.any() else rel @ d
     return Spine(c, d, float(t.min()), float(t.max()), float(near.mean()), spine.skeleton, spine.radius_px)
+
+
+def _upsample(mask: np.ndarray, shape: tuple) -> np.ndarray:
+    return cv2.resize(mask.astype(np.uint8), (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST) > 0
 
 
 def _largest_pieces(crop: np.ndarray, n: int) -> np.ndarray:

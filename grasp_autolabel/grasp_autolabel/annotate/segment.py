@@ -67,8 +67,8 @@ def depth_change(before_m, after_m, *, min_change_m: float = 0.02, noise_k: floa
     >>> int(c.increased.sum()), int(c.decreased.sum())
     (400, 0)
     """
-    b = _check_depth("before_m", before_m)
-    a = _check_depth("after_m", after_m)
+    b = np.ascontiguousarray(_check_depth("before_m", before_m))
+    a = np.ascontiguousarray(_check_depth("after_m", after_m))
     if b.shape != a.shape:
         raise ValueError(f"before_m and after_m: shapes differ, {b.shape} vs {a.shape}")
     # NaN compares false, so NaN and 0 are both invalid; so is inf
@@ -149,17 +149,18 @@ def estimate_shift(before_m: np.ndarray, after_m: np.ndarray, *, ignore: np.ndar
     dx, dy = sx * factor, sy * factor
     if np.hypot(dx, dy) > max_shift_px or np.hypot(sx, sy) < 0.25:
         return dx, dy, 1.0
-    # check the proposal at half resolution, with a sub-pixel (bilinear) shift
-    b2 = np.ascontiguousarray(before_m[::2, ::2], dtype=np.float32)
-    a2 = np.ascontiguousarray(after_m[::2, ::2], dtype=np.float32)
+    # check the proposal at a finer resolution, with a sub-pixel (bilinear) shift
+    v = factor
+    b2 = np.ascontiguousarray(before_m[::v, ::v], dtype=np.float32)
+    a2 = np.ascontiguousarray(after_m[::v, ::v], dtype=np.float32)
     b2[~(b2 > 0)] = 0
     a2[~(a2 > 0)] = 0
-    shift = np.float32([[1, 0, dx / 2], [0, 1, dy / 2]])
+    shift = np.float32([[1, 0, dx / v], [0, 1, dy / v]])
     shifted = cv2.warpAffine(b2, shift, (b2.shape[1], b2.shape[0]), flags=cv2.INTER_LINEAR)
     valid_b = cv2.warpAffine((b2 > 0).view(np.uint8), shift, (b2.shape[1], b2.shape[0]), flags=cv2.INTER_NEAREST)
     keep = (b2 > 0) & (a2 > 0) & (valid_b > 0)
     if ignore is not None:
-        keep &= ignore[::2, ::2] == 0
+        keep &= ignore[::v, ::v] == 0
     if keep.sum() < 100:
         return dx, dy, 1.0
     clip = 0.2  # metres: a few large mismatches must not dominate
