@@ -32,6 +32,7 @@ __all__ = [
     "read_png",
     "write_text_atomic",
     "FRAME_NAME",
+    "png_size",
 ]
 
 FRAME_NAME = "{:06d}.png"
@@ -125,6 +126,25 @@ def read_png(path, *, kind: str) -> np.ndarray:
             raise SessionError(f"{path}: expected 8-bit single-channel mask, got {img.dtype} with shape {img.shape}")
         return img
     raise ValueError(f"kind: expected 'rgb', 'depth' or 'mask', got {kind!r}")
+
+
+def png_size(path) -> tuple[int, int]:
+    """``(width, height)`` of a PNG from its header, without decoding it.
+
+    Raises
+    ------
+    SessionError
+        The file is missing or is not a PNG.
+    """
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(24)
+    except FileNotFoundError:
+        raise SessionError(f"{path}: file not found") from None
+    if len(head) < 24 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
+        raise SessionError(f"{path}: not a PNG file")
+    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
 
 
 # --------------------------------------------------------------------------------------------
@@ -235,6 +255,16 @@ class Session:
         img = read_png(self.rgb_path(k), kind="rgb")
         self._check_size(self.rgb_path(k), img)
         return img
+
+    def check_rgb(self, k: int) -> Path:
+        """Frame k's colour file, checked for size against camera_info from its header only
+        (for copying it without decoding). Returns its path."""
+        path = self.rgb_path(k)
+        w, h = png_size(path)
+        if (w, h) != (self.intrinsics.width, self.intrinsics.height):
+            raise SessionError(f"{path}: image is {w}x{h} but camera_info.yaml says "
+                               f"{self.intrinsics.width}x{self.intrinsics.height}")
+        return path
 
     def read_depth(self, k: int) -> np.ndarray:
         """Frame k's raw depth, ``(H, W)`` uint16 in units of ``depth_scale`` metres."""

@@ -104,7 +104,7 @@ def label_sessions(sessions, out, *, config: AnnotateConfig | None = None, viz: 
                     before, after = after, s.read_depth_m(k_next)
                     step = annotate_step(before, after, s.intrinsics, cfg)
                     rec = label_record(step, pick_index=k, source=src, session=s.path.name, frame_after=k_next)
-                    ds.write_item(index, rgb_png=s.rgb_path(k), depth_png=s.depth_path(k), mask=step.mask, label=rec)
+                    ds.write_item(index, rgb_png=s.check_rgb(k), depth_png=s.depth_path(k), mask=step.mask, label=rec)
                     if viz:
                         _write_viz(ds, index, s, k, step)
                     summary.add(step)

@@ -161,10 +161,12 @@ def annotate_step(before_m: np.ndarray, after_m: np.ndarray, intrinsics: CameraI
     pad = int(3 * cfg.gaussian_sigma) + 2 + ds
     cx0, cy0 = max(x0 - pad, 0), max(y0 - pad, 0)
     cx1, cy1 = min(x1 + pad, w), min(y1 + pad, h)
-    rows, cols = np.arange(cy0, cy1) // ds, np.arange(cx0, cx1) // ds
-    region = np.isin(labels[np.minimum(rows, labels.shape[0] - 1)[:, None],
-                            np.minimum(cols, labels.shape[1] - 1)[None, :]], pieces).astype(np.uint8)
-    region = cv2.dilate(region, np.ones((2 * ds + 1, 2 * ds + 1), np.uint8))
+    hy0, hx0 = cy0 // ds, cx0 // ds
+    hy1, hx1 = min(-(-cy1 // ds), labels.shape[0]), min(-(-cx1 // ds), labels.shape[1])
+    small = np.isin(labels[hy0:hy1, hx0:hx1], pieces).astype(np.uint8)
+    small = cv2.dilate(small, np.ones((3, 3), np.uint8))
+    region = cv2.resize(small, ((hx1 - hx0) * ds, (hy1 - hy0) * ds), interpolation=cv2.INTER_NEAREST)
+    region = region[cy0 - hy0 * ds:cy1 - hy0 * ds, cx0 - hx0 * ds:cx1 - hx0 * ds]
     b_c, a_c = before_m[cy0:cy1, cx0:cx1], after_m[cy0:cy1, cx0:cx1]
     valid_c = (b_c > 0) & (a_c > 0) & (b_c < 1e4) & (a_c < 1e4)
     diff_c = np.where(valid_c, a_c - b_c, np.float32(0))
@@ -260,6 +262,11 @@ def annotate_step(before_m: np.ndarray, after_m: np.ndarray, intrinsics: CameraI
     info["depth_step_m"] = round(depth_step, 4) if np.isfinite(depth_step) else None
     if np.isfinite(depth_step) and width_m > cfg.max_width_ratio * depth_step:
         return _reject("multiple_objects_removed", mask, info, spine=ends)
+    # two logs side by side: across the mask the surface had two crests, not one
+    dips = _crest_dips(before_m, spine_full, width_px, noise=change.noise_m, radius_m=0.5 * width_m)
+    info["two_crests_share"] = round(dips, 3)
+    if dips >= 0.2:
+        return _reject("multiple_objects_removed", mask, info, spine=ends)
     if len(grasps) == 0:
         return _reject("no_grasp_found", mask, info, spine=ends)
 
@@ -277,10 +284,10 @@ def _line_share(mask: np.ndarray, spine: Spine) -> float:
     A straight log lies entirely within one radius of its axis; a second arm (an L, a T, an X of
     two logs) lies far from it, however its skeleton branches.
     """
-    ys, xs = np.nonzero(mask)
+    ys, xs = np.nonzero(mask[::2, ::2])  # every other pixel is plenty for a share
     if len(xs) == 0:
         return 0.0
-    off = np.abs((np.column_stack([xs, ys]) - spine.point) @ spine.normal)
+    off = np.abs((np.column_stack([xs, ys]) * 2 - spine.point) @ spine.normal)
     return float((off <= 1.5 * max(spine.radius_px, 1.5)).mean())
 
 
@@ -295,6 +302,45 @@ def _principal_spine(mask: np.ndarray, spine: Spine) -> Spine:
     near = np.abs(rel @ np.array([-d[1], d[0]])) <= max(2.0, 0.6 * spine.radius_px)
     t = (rel @ d)[near] if near.any() else rel @ d
     return Spine(c, d, float(t.min()), float(t.max()), float(near.mean()), spine.skeleton, spine.radius_px)
+
+
+def _crest_dips(before_m: np.ndarray, spine: Spine, width_px: float, *, noise: float, radius_m: float,
+                n: int = 9) -> float:
+    """Share of cross-sections of the removed object whose surface (before the pick) had two
+    crests with a valley between them: one cylinder seen from the camera has one nearest line
+    along its top; two logs side by side have two."""
+    if not np.isfinite(width_px) or width_px < 6:
+        return 0.0
+    h, w = before_m.shape
+    t = np.linspace(spine.t_min, spine.t_max, n + 2)[1:-1]
+    # the central 80 % of the width: the edges may touch a higher neighbour
+    s = np.linspace(-0.4 * width_px, 0.4 * width_px, max(9, int(width_px)))
+    pts = spine.point[None, None, :] + t[:, None, None] * spine.direction + s[None, :, None] * spine.normal
+    x = np.clip(np.rint(pts[..., 0]).astype(int), 0, w - 1)
+    y = np.clip(np.rint(pts[..., 1]).astype(int), 0, h - 1)
+    prof = before_m[y, x].astype(np.float64)
+    prof[prof <= 0] = np.nan
+    k = max(1, len(s) // 12)  # smooth over a few pixels against noise
+    kernel = np.ones(2 * k + 1) / (2 * k + 1)
+    dips = 0
+    counted = 0
+    for row in prof:
+        if np.isnan(row).mean() > 0.3:
+            continue
+        r = np.interp(np.arange(len(row)), np.flatnonzero(~np.isnan(row)), row[~np.isnan(row)])
+        r = np.convolve(np.pad(r, k, mode="edge"), kernel, mode="valid")
+        i = int(np.argmin(r))  # the nearest point: a crest
+        # going outwards from the crest, the surface must only fall away (depth grow); a second
+        # crest means it grows and then shrinks again by more than noise
+        # between two touching logs the surface sinks by about a radius; on one log it never
+        # rises again towards the camera by more than noise
+        thr = max(4 * noise, 0.3 * radius_m, 0.01)
+        left = r[:i + 1][::-1]
+        right = r[i:]
+        dip = max((np.maximum.accumulate(side) - side).max() if len(side) else 0.0 for side in (left, right))
+        counted += 1
+        dips += dip > thr
+    return dips / counted if counted else 0.0
 
 
 def _upsample(mask: np.ndarray, shape: tuple) -> np.ndarray:

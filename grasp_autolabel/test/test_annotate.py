@@ -1,0 +1,236 @@
+"""Automatic annotation: each stage on constructed cases, the gate on each fault, the metrics."""
+import json
+import math
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from grasp_autolabel.annotate import AnnotateConfig, annotate_step, load_config
+from grasp_autolabel.annotate.grasps import fit_spine, measure_widths
+from grasp_autolabel.annotate.segment import depth_change, refine
+from grasp_autolabel.geometry import CameraIntrinsics, angle_difference
+from grasp_autolabel.sim import CellConfig, SimCell
+from grasp_autolabel.sim.render import Camera, look_at, render
+from grasp_autolabel.sim.scene import Log
+
+INTR = CameraIntrinsics(640, 480, fx=615.0, fy=615.0, cx=319.5, cy=239.5)
+TOP = Camera(INTR, np.array([0.0, 0.0, 2.0]), look_at([0.0, 0.0, 2.0], [0.0, 0.0, 0.0]))
+
+
+def _noisy(depth, rng, sigma=0.004):
+    d = depth + rng.normal(0, sigma, depth.shape)
+    return np.round(d, 3).astype(np.float32)  # 1 mm quantisation
+
+
+# ---------------------------------------------------------------- stage 1 and 2
+def test_depth_change_signs_invalid_pixels_and_noise_aware_threshold():
+    rng = np.random.default_rng(0)
+    before = np.full((120, 160), 2.0)
+    after = before.copy()
+    before[40:60, 20:140] = 1.85  # a log was here: after the pick the scene is farther
+    after[90:110, 10:40] = 1.5  # something appeared: nearer
+    b, a = _noisy(before, rng, 0.002), _noisy(after, rng, 0.002)
+    b[45, 50] = 0.0  # invalid in one frame: unknown, not "no change"
+    c = depth_change(b, a, min_change_m=0.02, noise_k=5)
+    assert c.threshold_m == pytest.approx(0.02)
+    assert c.noise_m == pytest.approx(0.002 * math.sqrt(2), rel=0.25)
+    assert c.increased[40:60, 20:140].mean() > 0.99 and c.increased[45, 50] == 0 and not c.valid[45, 50]
+    assert c.decreased[90:110, 10:40].all()
+    assert c.increased.sum() < 20 * 120 + 5
+    # a noisy camera raises the threshold by itself
+    noisy = depth_change(_noisy(before, rng, 0.01), _noisy(after, rng, 0.01), min_change_m=0.02, noise_k=5)
+    assert noisy.threshold_m > 0.06
+
+
+def test_depth_change_rejects_bad_input():
+    with pytest.raises(ValueError, match="shapes differ"):
+        depth_change(np.ones((4, 4)), np.ones((4, 5)))
+    with pytest.raises(ValueError, match="2-D depth image"):
+        depth_change(np.ones((4, 4, 3)), np.ones((4, 4, 3)))
+    with pytest.raises(ValueError, match="dtype"):
+        depth_change(np.ones((4, 4), bool), np.ones((4, 4), bool))
+
+
+def test_refine_fills_holes_and_invalid_pixels_and_removes_specks():
+    cand = np.zeros((60, 80), np.uint8)
+    cand[20:40, 10:70] = 1
+    cand[30, 20:60] = 0  # a band of invalid pixels across the log
+    unknown = np.zeros((60, 80), bool)
+    unknown[30, 20:60] = True
+    cand[5, 5] = 1  # a noise speck
+    out = refine(cand, unknown, open_px=3, close_px=7)
+    assert out[20:40, 12:68].all()
+    assert out[5, 5] == 0
+
+
+def test_spine_and_widths_of_a_rotated_bar():
+    mask = np.zeros((200, 300), np.uint8)
+    box = cv2.boxPoints(((150, 100), (220, 30), 25.0))
+    cv2.fillPoly(mask, [np.rint(box).astype(np.int32)], 1)
+    spine = fit_spine(mask.astype(bool))
+    angle = math.atan2(spine.direction[1], spine.direction[0])
+    assert angle_difference(angle, math.radians(25)) < math.radians(1.5)
+    assert spine.length == pytest.approx(220, abs=40)
+    centres = spine.point + np.linspace(-60, 60, 5)[:, None] * spine.direction
+    lo, hi, ok = measure_widths(mask.astype(bool), centres, spine.normal, max_half_px=60)
+    assert ok.all()
+    np.testing.assert_allclose(hi - lo, 30, atol=2.0)
+
+
+# ---------------------------------------------------------------- stage 3 on a constructed scene
+@pytest.mark.parametrize("yaw_deg", [0, 30, 75, -50])
+def test_a_cylinder_removed_from_a_flat_scene_gives_the_known_axis_angle_and_opening(yaw_deg):
+    r, L = 0.08, 1.0
+    yaw = math.radians(yaw_deg)
+    log = Log(1, np.array([0.05, -0.03, r]), np.array([math.cos(yaw), math.sin(yaw), 0.0]), r, L)
+    before = render(TOP, [log]).depth
+    after = render(TOP, []).depth
+    rng = np.random.default_rng(1)
+    cfg = AnnotateConfig()
+    out = annotate_step(_noisy(before, rng), _noisy(after, rng), INTR, cfg)
+    assert out.accepted, (out.reason, out.info)
+    # the log's axis in the image (world y is image -y for this camera)
+    axis_px = TOP.project(log.ends)
+    axis_angle = math.atan2(*(axis_px[1] - axis_px[0])[::-1])
+    diameter_px = 2 * r * INTR.fx / (2.0 - r)  # at the axis depth
+    g = out.grasps
+    assert len(g) >= 5
+    # closing direction perpendicular to the axis, opening = mask width x margin
+    assert np.all(np.abs(angle_difference(g[:, 2], axis_angle) - math.pi / 2) < math.radians(3))
+    np.testing.assert_allclose(g[:, 3] / diameter_px, cfg.opening_margin, rtol=0.12)
+    # centres on the spine
+    a, b = axis_px
+    d = (b - a) / np.linalg.norm(b - a)
+    off = np.abs((g[:, :2] - a) @ np.array([-d[1], d[0]]))
+    assert off.max() < 0.1 * diameter_px
+    # jaw size from the gripper at the grasp's depth (the log's top, 2 m - 2 r)
+    np.testing.assert_allclose(g[:, 4], cfg.jaw_width_m * INTR.fx / (2.0 - 2 * r), rtol=0.05)
+    # sorted by score, the best nearest the centre of mass
+    assert np.all(np.diff(out.scores) <= 1e-12)
+    centre_px = TOP.project(log.centre)
+    assert np.linalg.norm(g[0, :2] - centre_px) < 0.15 * np.linalg.norm(b - a)
+    # 3-D poses: on the log's top surface, closing direction horizontal
+    for p in out.poses:
+        assert p.valid and p.position[2] == pytest.approx(2.0 - 2 * r, abs=0.02)
+        assert p.opening_m == pytest.approx(cfg.opening_margin * 2 * r, rel=0.15)
+    # the mask matches the log's pixels
+    truth = render(TOP, [log]).instances == 1
+    iou = (out.mask & truth).sum() / (out.mask | truth).sum()
+    assert iou > 0.93
+
+
+# ---------------------------------------------------------------- the gate
+def _step(cell, fault):
+    _, d0 = cell.frame()
+    truth = cell.pick(fault)
+    _, d1 = cell.frame()
+    s = cell.config.sensor.depth_scale
+    return truth, annotate_step(d0 * np.float32(s), d1 * np.float32(s), cell.intrinsics)
+
+
+def _first_seed(fault, check, seeds=range(40)):
+    for seed in seeds:
+        cell = SimCell(CellConfig(), seed=seed)
+        truth, out = _step(cell, fault)
+        if check(truth, cell):
+            return truth, out
+    pytest.fail(f"no seed gives a usable {fault} step")
+
+
+def _in_view(truth, cell):
+    return all(t.in_view for t in truth.removed_logs)
+
+
+@pytest.mark.parametrize("fault, reasons", [
+    ("failed_pick", {"nothing_removed"}),
+    ("double_removal", {"multiple_objects_removed", "skeleton_not_line_like"}),
+    ("camera_moved", {"camera_moved"}),
+    ("arm_in_view", {"new_object_in_view"}),
+])
+def test_gate_rejects_each_fault_with_its_reason(fault, reasons):
+    truth, out = _first_seed(fault, _in_view)
+    assert not out.accepted
+    assert out.reason in reasons, (out.reason, out.info)
+
+
+def test_gate_rejects_the_step_after_the_arm_left():
+    cell = SimCell(CellConfig(), seed=4)
+    _step(cell, "arm_in_view")
+    truth, out = _step(cell, None)
+    assert truth.fault == "arm_in_previous"
+    assert not out.accepted and out.reason in {"multiple_objects_removed", "mask_touches_border", "mask_too_large"}
+
+
+def test_gate_accepts_clean_picks_in_view():
+    accepted = 0
+    for seed in range(12):
+        cell = SimCell(CellConfig(), seed=seed)
+        truth, out = _step(cell, None)
+        if _in_view(truth, cell):
+            assert out.accepted, (seed, out.reason, out.info)
+            accepted += 1
+    assert accepted >= 3
+
+
+def test_gate_rejects_a_log_cut_by_the_image_border():
+    log = Log(1, np.array([0.9, 0.0, 0.06]), np.array([1.0, 0.0, 0.0]), 0.06, 1.0)  # runs out of the view
+    out = annotate_step(render(TOP, [log]).depth.astype(np.float32), render(TOP, []).depth.astype(np.float32), INTR)
+    assert out.reason == "mask_touches_border"
+
+
+def test_gate_rejects_an_object_too_small_for_a_log():
+    stub = Log(1, np.array([0.0, 0.0, 0.03]), np.array([1.0, 0.0, 0.0]), 0.03, 0.08)  # 6 cm x 8 cm
+    out = annotate_step(render(TOP, [stub]).depth.astype(np.float32), render(TOP, []).depth.astype(np.float32), INTR)
+    assert not out.accepted and out.reason in {"nothing_removed", "mask_too_small"}
+
+
+def test_gate_rejects_two_crossed_logs_removed_together():
+    a = Log(1, np.array([0.0, 0.0, 0.06]), np.array([1.0, 0.0, 0.0]), 0.06, 0.9)
+    b = Log(2, np.array([0.0, 0.0, 0.18]), np.array([0.0, 1.0, 0.0]), 0.06, 0.8)
+    out = annotate_step(render(TOP, [a, b]).depth.astype(np.float32), render(TOP, []).depth.astype(np.float32), INTR)
+    assert not out.accepted and out.reason in {"skeleton_not_line_like", "multiple_objects_removed"}
+
+
+def test_gate_rejects_two_logs_side_by_side_removed_together():
+    a = Log(1, np.array([0.0, -0.065, 0.06]), np.array([1.0, 0.0, 0.0]), 0.06, 0.9)
+    b = Log(2, np.array([0.05, 0.065, 0.06]), np.array([1.0, 0.0, 0.0]), 0.06, 0.8)
+    out = annotate_step(render(TOP, [a, b]).depth.astype(np.float32), render(TOP, []).depth.astype(np.float32), INTR)
+    assert not out.accepted and out.reason == "multiple_objects_removed", out.info
+
+
+def test_no_valid_depth_and_size_mismatches():
+    z = np.zeros((480, 640), np.float32)
+    assert annotate_step(z, z, INTR).reason == "no_valid_depth"
+    with pytest.raises(ValueError, match="differ in size"):
+        annotate_step(np.ones((480, 640)), np.ones((240, 320)), INTR)
+    with pytest.raises(ValueError, match="intrinsics are 640x480"):
+        annotate_step(np.ones((240, 320)), np.ones((240, 320)), INTR)
+
+
+# ---------------------------------------------------------------- settings
+def test_config_from_yaml_plain_and_ros_parameter_file(tmp_path):
+    plain = tmp_path / "plain.yaml"
+    plain.write_text("jaw_width_m: 0.05\nn_grasps: 5\n")
+    assert load_config(plain).jaw_width_m == 0.05
+    ros = tmp_path / "ros.yaml"
+    ros.write_text("/autolabel_node:\n  ros__parameters:\n    jaw_width_m: 0.06\n    dataset_dir: /tmp/x\n")
+    assert load_config(ros).jaw_width_m == 0.06
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("jaw_width: 0.05\n")
+    with pytest.raises(ValueError, match="unknown setting.*jaw_width"):
+        load_config(bad)
+    bad.write_text("jaw_width_m: -1\n")
+    with pytest.raises(ValueError, match="jaw_width_m: must be a number > 0"):
+        load_config(bad)
+    bad.write_text("n_grasps: many\n")
+    with pytest.raises(ValueError, match="n_grasps must be int"):
+        load_config(bad)
+
+
+def test_the_label_cli_does_not_import_torch():
+    code = ("import sys, grasp_autolabel.cli, grasp_autolabel.annotate.label, grasp_autolabel.annotate.eval_labels; "
+            "sys.exit(1 if 'torch' in sys.modules else 0)")
+    assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0
