@@ -33,6 +33,7 @@ __all__ = [
     "write_text_atomic",
     "FRAME_NAME",
     "png_size",
+    "read_json",
 ]
 
 FRAME_NAME = "{:06d}.png"
@@ -126,6 +127,19 @@ def read_png(path, *, kind: str) -> np.ndarray:
             raise SessionError(f"{path}: expected 8-bit single-channel mask, got {img.dtype} with shape {img.shape}")
         return img
     raise ValueError(f"kind: expected 'rgb', 'depth' or 'mask', got {kind!r}")
+
+
+def read_json(path, *, what: str = "file"):
+    """Read a JSON file; a missing or malformed one raises SessionError naming it."""
+    import json
+
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise SessionError(f"{path}: {what} not found") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise SessionError(f"{path}: not valid JSON ({exc})") from None
 
 
 def png_size(path) -> tuple[int, int]:

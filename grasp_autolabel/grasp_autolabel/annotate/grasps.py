@@ -83,23 +83,18 @@ def fit_spine(mask: np.ndarray, *, tolerance: float = 0.6) -> Spine | None:
     # is the radius along the body of the log
     radius_px = float(np.percentile(dist[yi, xi], 80))
     tolerance_px = max(2.0, tolerance * radius_px)
-    # Huber M-estimator: short branches at the log's ends pull the line much less than
-    # with least squares
-    vx, vy, x0, y0 = cv2.fitLine(pts, cv2.DIST_HUBER, 0, 0.01, 0.01).ravel()
-    d = np.array([vx, vy], dtype=np.float64)
-    p0 = np.array([x0, y0], dtype=np.float64)
-    rel = pts - p0
-    t = rel @ d
-    dist = np.abs(rel @ np.array([-d[1], d[0]]))
-    inl = dist <= tolerance_px
-    if inl.sum() >= 5:  # refit on inliers only
-        vx, vy, x0, y0 = cv2.fitLine(pts[inl], cv2.DIST_L2, 0, 0.01, 0.01).ravel()
+    def fit(points, method):
+        vx, vy, x0, y0 = cv2.fitLine(points, method, 0, 0.01, 0.01).ravel()
         d = np.array([vx, vy], dtype=np.float64)
         p0 = np.array([x0, y0], dtype=np.float64)
         rel = pts - p0
-        t = rel @ d
-        dist = np.abs(rel @ np.array([-d[1], d[0]]))
-        inl = dist <= tolerance_px
+        return d, p0, rel @ d, np.abs(rel @ np.array([-d[1], d[0]])) <= tolerance_px
+
+    # Huber M-estimator: short branches at the log's ends pull the line much less than with
+    # least squares; then a least-squares refit on the inliers alone
+    d, p0, t, inl = fit(pts, cv2.DIST_HUBER)
+    if inl.sum() >= 5:
+        d, p0, t, inl = fit(pts[inl], cv2.DIST_L2)
     ti = t[inl] if inl.any() else t
     return Spine(p0, d, float(ti.min()), float(ti.max()), float(inl.mean()), pts, radius_px)
 

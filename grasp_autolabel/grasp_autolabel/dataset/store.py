@@ -27,7 +27,7 @@ import numpy as np
 
 from grasp_autolabel import __version__
 from grasp_autolabel.geometry import CameraIntrinsics
-from grasp_autolabel.session import SessionError, read_png, write_png_atomic, write_text_atomic
+from grasp_autolabel.session import SessionError, read_json, read_png, write_png_atomic, write_text_atomic
 
 __all__ = ["GraspDataset", "DatasetError", "FORMAT", "CONVENTION", "intrinsics_to_dict", "intrinsics_from_dict"]
 
@@ -66,10 +66,7 @@ class GraspDataset:
         meta_path = path / "dataset.json"
         if not meta_path.is_file():
             raise DatasetError(f"{path}: not a grasp dataset (no dataset.json)")
-        try:
-            meta = json.loads(meta_path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise DatasetError(f"{meta_path}: not valid JSON ({exc})") from None
+        meta = read_json(meta_path)
         if meta.get("format") != FORMAT:
             raise DatasetError(f"{meta_path}: format is {meta.get('format')!r}, expected {FORMAT!r}")
         if int(meta.get("format_version", 0)) > FORMAT_VERSION:
@@ -168,13 +165,7 @@ class GraspDataset:
         write_text_atomic(self.path / "labels" / f"{index:06d}.json", json.dumps(label, indent=1) + "\n")
 
     def read_label(self, index: int) -> dict:
-        path = self.path / "labels" / f"{index:06d}.json"
-        try:
-            return json.loads(path.read_text())
-        except FileNotFoundError:
-            raise DatasetError(f"{path}: file not found") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise DatasetError(f"{path}: not valid JSON ({exc})") from None
+        return read_json(self.path / "labels" / f"{index:06d}.json", what="labels file")
 
     def read_mask(self, index: int) -> np.ndarray:
         return read_png(self.path / "masks" / f"{index:06d}.png", kind="mask") > 0
