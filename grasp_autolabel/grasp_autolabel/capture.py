@@ -1,0 +1,206 @@
+"""Capturing frames after each pick (the capture node's core; no ROS).
+
+* :class:`SessionWriter` appends frames to a capture session atomically and numbers them
+  without gaps across restarts: a frame counts when both its images exist; what a crash left
+  half-written is removed when the writer opens the session again.
+* :class:`StampPairer` pairs colour and depth frames by stamp.
+* :class:`SettleDetector` decides when to capture on its own: the scene has changed since the
+  last capture and has then stayed still for a while (the arm has left).
+"""
+from __future__ import annotations
+
+import os
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from grasp_autolabel.geometry import CameraIntrinsics
+from grasp_autolabel.session import (
+    FRAME_NAME,
+    SessionError,
+    read_camera_info_yaml,
+    write_camera_info_yaml,
+    write_png_atomic,
+)
+
+__all__ = ["SessionWriter", "StampPairer", "SettleDetector"]
+
+
+class SessionWriter:
+    """Append frames to a capture session folder (DESIGN.md layout).
+
+    Parameters
+    ----------
+    path : path-like
+        The session folder; created if missing, continued if it holds frames.
+    intrinsics : CameraIntrinsics
+    depth_scale : float
+        Metres per depth unit.
+
+    Raises
+    ------
+    SessionError
+        The folder holds a session of another camera (size or intrinsics differ).
+    """
+
+    def __init__(self, path, intrinsics: CameraIntrinsics, depth_scale: float):
+        self.path = Path(path)
+        self.intrinsics = intrinsics
+        self.depth_scale = float(depth_scale)
+        info = self.path / "camera_info.yaml"
+        if info.exists():
+            old, old_scale = read_camera_info_yaml(info)
+            if not _same_camera(old, intrinsics) or abs(old_scale - self.depth_scale) > 1e-12:
+                raise SessionError(f"{info}: the session was captured with another camera "
+                                   f"({old.width}x{old.height}, fx={old.fx:.1f}); start a new session folder")
+        else:
+            write_camera_info_yaml(info, intrinsics, depth_scale=self.depth_scale)
+        self.removed = self._recover()
+        self.next_index = self._count()
+
+    def _recover(self) -> list[Path]:
+        """Delete temporary files and frames that have only one of their two images."""
+        removed = []
+        for sub in ("rgb", "depth"):
+            folder = self.path / sub
+            folder.mkdir(parents=True, exist_ok=True)
+            for name in os.listdir(folder):
+                if name.endswith(".tmp"):
+                    (folder / name).unlink()
+                    removed.append(folder / name)
+        rgb = {n for n in os.listdir(self.path / "rgb") if n.endswith(".png")}
+        depth = {n for n in os.listdir(self.path / "depth") if n.endswith(".png")}
+        for name in rgb ^ depth:
+            target = self.path / ("rgb" if name in rgb else "depth") / name
+            target.unlink()
+            removed.append(target)
+        return removed
+
+    def _count(self) -> int:
+        names = sorted(n for n in os.listdir(self.path / "rgb") if n.endswith(".png"))
+        indices = [int(n[:-4]) for n in names if n[:-4].isdigit()]
+        if indices != list(range(len(indices))):
+            raise SessionError(f"{self.path}: frames are not numbered 0..{len(indices) - 1} without gaps")
+        return len(indices)
+
+    def write(self, rgb: np.ndarray, depth: np.ndarray) -> int:
+        """Write the next frame: depth first, colour last (the frame exists once both do).
+
+        Returns its index.
+        """
+        h, w = self.intrinsics.height, self.intrinsics.width
+        if rgb.shape[:2] != (h, w) or depth.shape[:2] != (h, w):
+            raise ValueError(f"frame size: colour {rgb.shape[1]}x{rgb.shape[0]} and depth "
+                             f"{depth.shape[1]}x{depth.shape[0]} must both be {w}x{h}")
+        if depth.dtype != np.uint16:
+            raise ValueError(f"depth: expected uint16 units of {self.depth_scale} m, got {depth.dtype}")
+        k = self.next_index
+        write_png_atomic(self.path / "depth" / FRAME_NAME.format(k), depth)
+        write_png_atomic(self.path / "rgb" / FRAME_NAME.format(k), rgb)
+        self.next_index += 1
+        return k
+
+
+def _same_camera(a: CameraIntrinsics, b: CameraIntrinsics, tol: float = 1e-6) -> bool:
+    """Same image size and intrinsics (distortion compared with missing coefficients as 0)."""
+    if (a.width, a.height) != (b.width, b.height):
+        return False
+    if max(abs(a.fx - b.fx), abs(a.fy - b.fy), abs(a.cx - b.cx), abs(a.cy - b.cy)) > tol:
+        return False
+    n = max(len(a.distortion), len(b.distortion))
+    da = list(a.distortion) + [0.0] * (n - len(a.distortion))
+    db = list(b.distortion) + [0.0] * (n - len(b.distortion))
+    return all(abs(x - y) <= tol for x, y in zip(da, db))
+
+
+class StampPairer:
+    """Pair colour and depth frames whose stamps differ by at most ``max_dt`` seconds.
+
+    Keeps the last few of each; :meth:`add_colour` / :meth:`add_depth` return a pair
+    ``(colour, depth)`` as soon as one matches, else None. Items are ``(stamp_s, payload)``.
+    """
+
+    def __init__(self, max_dt: float = 0.02, keep: int = 5):
+        self.max_dt = max_dt
+        self.colour: deque = deque(maxlen=keep)
+        self.depth: deque = deque(maxlen=keep)
+
+    def _match(self, stamp: float, others: deque):
+        best = min(others, key=lambda it: abs(it[0] - stamp), default=None)
+        if best is not None and abs(best[0] - stamp) <= self.max_dt:
+            others.remove(best)
+            return best
+        return None
+
+    def add_colour(self, stamp: float, payload):
+        other = self._match(stamp, self.depth)
+        if other is None:
+            self.colour.append((stamp, payload))
+            return None
+        return (stamp, payload), other
+
+    def add_depth(self, stamp: float, payload):
+        other = self._match(stamp, self.colour)
+        if other is None:
+            self.depth.append((stamp, payload))
+            return None
+        return other, (stamp, payload)
+
+
+@dataclass
+class SettleDetector:
+    """When to capture without a button: the scene changed since the last capture, then stayed
+    still for ``settle_s`` seconds.
+
+    Frames are compared on a coarse grid (every ``stride``-th pixel) in metres: a pixel
+    "changed" when both frames are valid there and differ by more than ``change_m``.
+
+    Attributes
+    ----------
+    change_m : float
+        Depth change that counts, metres (well above sensor noise, well below a log's diameter).
+    changed_fraction : float
+        Share of the grid that must differ from the last capture for the scene to have changed.
+    still_fraction : float
+        Share of the grid that may differ between consecutive frames while still "still".
+    settle_s : float
+        How long the scene must stay still before a capture.
+    """
+
+    change_m: float = 0.03
+    changed_fraction: float = 0.005
+    still_fraction: float = 0.002
+    settle_s: float = 1.0
+    stride: int = 4
+
+    def __post_init__(self):
+        self.reference: np.ndarray | None = None
+        self.previous: np.ndarray | None = None
+        self.still_since: float | None = None
+
+    def _differs(self, a: np.ndarray, b: np.ndarray) -> float:
+        valid = (a > 0) & (b > 0)
+        n = int(valid.sum())
+        return float((np.abs(a - b) > self.change_m)[valid].sum() / n) if n else 0.0
+
+    def captured(self, depth_m: np.ndarray) -> None:
+        """Tell the detector a frame was captured (by it or by the button)."""
+        self.reference = np.asarray(depth_m, np.float32)[::self.stride, ::self.stride].copy()
+        self.still_since = None
+
+    def update(self, stamp: float, depth_m: np.ndarray) -> bool:
+        """Feed the next depth frame (metres); True when it is time to capture it."""
+        d = np.asarray(depth_m, np.float32)[::self.stride, ::self.stride]
+        prev, self.previous = self.previous, d.copy()
+        if self.reference is None:
+            return False  # nothing captured yet: the first capture comes from the button
+        if prev is None or self._differs(d, prev) > self.still_fraction:
+            self.still_since = None  # moving (the arm is in view)
+            return False
+        if self.still_since is None:
+            self.still_since = stamp
+        if stamp - self.still_since < self.settle_s:
+            return False
+        return self._differs(d, self.reference) > self.changed_fraction
