@@ -49,6 +49,8 @@ setup(
         "console_scripts": [
             "grasp-autolabel = grasp_autolabel.cli:main",
             "sim_camera_node = grasp_autolabel.ros.sim_camera_node:main",
+            "capture_node = grasp_autolabel.ros.capture_node:main",
+            "autolabel_node = grasp_autolabel.ros.autolabel_node:main",
         ],
     },
 )

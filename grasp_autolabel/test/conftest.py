@@ -4,7 +4,7 @@ import os
 
 os.environ.setdefault("ROS_DOMAIN_ID", str(1 + os.getpid() % 100))
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-os.environ.setdefault("RCUTILS_LOGGING_BUFFERED_STREAM", "1")
+os.environ.setdefault("RCUTILS_LOGGING_BUFFERED_STREAM", "0")
 
 import pytest  # noqa: E402
 from hypothesis import settings  # noqa: E402

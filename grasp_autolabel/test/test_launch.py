@@ -11,7 +11,11 @@ import pytest
 PKG = Path(__file__).resolve().parents[1]
 LAUNCH_FILES = sorted((PKG / "launch").glob("*.launch.py"))
 # executable -> the module that declares its parameters
-NODE_MODULES = {"sim_camera_node": "grasp_autolabel.ros.sim_camera_node"}
+NODE_MODULES = {"sim_camera_node": "grasp_autolabel.ros.sim_camera_node",
+                "capture_node": "grasp_autolabel.ros.capture_node",
+                "autolabel_node": "grasp_autolabel.ros.autolabel_node"}
+# parameters every ROS 2 node has
+BUILTIN = {"use_sim_time"}
 
 
 def _console_scripts() -> set[str]:
@@ -48,4 +52,11 @@ def test_launch_file_is_consistent(path):
             if isinstance(item, ast.Dict):
                 for key in item.keys:
                     name = ast.literal_eval(key)
-                    assert name in declared, f"{path.name}: {exe} has no parameter {name!r}"
+                    assert name in declared | BUILTIN, f"{path.name}: {exe} has no parameter {name!r}"
+
+
+def test_the_three_launch_files_of_the_cell_exist():
+    assert {p.name for p in LAUNCH_FILES} >= {"cell.launch.py", "replay.launch.py", "sim.launch.py"}
+    cell = (PKG / "launch" / "cell.launch.py").read_text()
+    assert '"realsense2_camera"' in cell and "rs_launch.py" in cell and '"align_depth.enable": "true"' in cell
+    assert '"use_sim_time": True' in (PKG / "launch" / "replay.launch.py").read_text()

@@ -84,7 +84,9 @@ def test_scripts_are_valid_bash(script):
     assert out.returncode == 0, out.stderr
 
 
-@pytest.mark.parametrize("config_file, module", [("sim_camera.yaml", "grasp_autolabel.ros.sim_camera_node")])
+@pytest.mark.parametrize("config_file, module", [("sim_camera.yaml", "grasp_autolabel.ros.sim_camera_node"),
+                                                 ("capture.yaml", "grasp_autolabel.ros.capture_node"),
+                                                 ("autolabel.yaml", "grasp_autolabel.ros.autolabel_node")])
 def test_config_files_mirror_the_declared_parameter_defaults(config_file, module):
     import importlib
 

@@ -34,7 +34,7 @@ PARAMS = [
     Param("logs", 0, "logs per pile; 0 = 8 to 14 at random", min=0, max=254),
     Param("fault_rate", 0.0, "probability that a pick is a fault (failed pick, two logs, camera knocked, arm left in view)",
           min=0.0, max=1.0),
-    Param("arm_in_view_s", 0.0, "seconds the operator's arm stays in view after each pick (0 = never)",
+    Param("arm_in_view_s", 0.0, "seconds the operator's arm takes to withdraw from view after each pick (0 = never in view)",
           min=0.0, max=30.0),
     Param("frame_id", "camera_color_optical_frame", "frame_id of the images (the colour optical frame)"),
     Param("tilt_max_deg", 12.0, "largest camera tilt from straight down, degrees", min=0.0, max=45.0),
@@ -71,8 +71,13 @@ class SimCameraNode(Node):
         now = self.get_clock().now()
         occluders = ()
         if self.arm is not None:
-            if now < self.arm_until:
-                occluders = (self.arm,)
+            left = (self.arm_until - now).nanoseconds * 1e-9
+            if left > 0:
+                # the operator's arm withdraws over arm_in_view_s: its hand end moves back out
+                done = 1.0 - left / self.p["arm_in_view_s"]
+                a = self.arm
+                end = a.end + min(done, 0.9) * (a.start - a.end)
+                occluders = (type(a)(a.start, end, a.radius, a.colour),)
             else:
                 self.arm = None
         rgb, depth = self.cell.frame(occluders=occluders)

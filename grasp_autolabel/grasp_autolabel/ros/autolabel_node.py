@@ -1,0 +1,243 @@
+"""autolabel_node: label each new captured frame against the previous one.
+
+Subscribes (reliable, transient-local: so it works live and on a replayed bag of the capture
+node's topics) to the captured colour, depth and camera_info. For each new frame, the pick
+between the previous frame and this one goes through :func:`annotate.annotate_step`; the node
+publishes
+
+* ``~/grasps`` (grasp_autolabel_msgs/GraspRectArray, reliable): header = the earlier frame's
+  (the labels are drawn on it), sorted by score, with 3-D poses; empty when the gate rejected
+  the step;
+* ``~/markers`` (visualization_msgs/MarkerArray): the rectangles in 3-D for RViz;
+* ``~/overlay`` (sensor_msgs/Image rgb8): the earlier frame with mask, spine and rectangles;
+* ``/diagnostics``: steps, accepted, rejected by reason;
+
+and appends the step to the dataset in ``dataset_dir`` (if set). Every annotation setting of
+:class:`annotate.AnnotateConfig` is a parameter of the same name.
+"""
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from dataclasses import fields
+from pathlib import Path
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from geometry_msgs.msg import Point
+from rclpy.node import Node
+from sensor_msgs.msg import CameraInfo, Image
+from visualization_msgs.msg import Marker, MarkerArray
+
+from grasp_autolabel import __version__
+from grasp_autolabel.annotate import REASONS, AnnotateConfig, annotate_step
+from grasp_autolabel.annotate.label import label_record
+from grasp_autolabel.annotate.viz import draw_label
+from grasp_autolabel.dataset.store import DatasetError, GraspDataset, intrinsics_to_dict
+from grasp_autolabel.geometry import rect_to_corners
+from grasp_autolabel.ros.convert import camera_info_to_intrinsics, image_to_numpy, numpy_to_image, to_rgb8
+from grasp_autolabel.ros.messages import SOURCE_ANNOTATION, grasps_to_msg
+from grasp_autolabel.ros.params import Param, ParameterError, declare_parameters
+from grasp_autolabel.ros.qos import LATCHED, RELIABLE
+
+_ANNOTATE_DOC = "annotation / quality-gate setting (see AnnotateConfig and the README)"
+PARAMS = [
+    Param("rgb_topic", "/capture_node/captured/rgb", "captured colour frames"),
+    Param("depth_topic", "/capture_node/captured/depth", "captured depth frames (aligned to colour)"),
+    Param("camera_info_topic", "/capture_node/captured/camera_info", "camera_info of the captured frames"),
+    Param("dataset_dir", "", "grasp dataset to append every step to; empty: do not write one"),
+    Param("depth_scale", 0.001, "metres per unit of integer depth", min=1e-6, max=1.0),
+    Param("diagnostics_period_s", 1.0, "period of /diagnostics, s", min=0.1, max=60.0),
+] + [Param(f.name, f.default, _ANNOTATE_DOC) for f in fields(AnnotateConfig)]
+
+MODEL_ID = f"grasp_autolabel {__version__} annotation"
+
+
+def _key(header) -> int:
+    return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
+
+
+class AutolabelNode(Node):
+    def __init__(self, **kwargs):
+        super().__init__("autolabel_node", **kwargs)
+        self.p = declare_parameters(self, PARAMS)
+        try:
+            self.config = AnnotateConfig.from_dict({f.name: self.p[f.name] for f in fields(AnnotateConfig)},
+                                                   source="parameters")
+        except ValueError as exc:
+            raise ParameterError(str(exc)) from None
+        self.dataset: GraspDataset | None = None
+        self.source: int | None = None
+        if self.p["dataset_dir"]:
+            path = Path(self.p["dataset_dir"]).expanduser()
+            try:
+                self.dataset = GraspDataset.create(path, jaw_width_m=self.config.jaw_width_m,
+                                                   settings=self.config.to_dict(), append=True)
+            except DatasetError as exc:
+                raise ParameterError(f"parameter 'dataset_dir': {exc}") from None
+        self.pending: dict[int, dict] = {}
+        self.previous = None  # (header, rgb, depth_u16, depth_m, intrinsics)
+        self.counts = Counter()
+        self.warned = set()
+        self.create_subscription(Image, self.p["rgb_topic"], lambda m: self.on_part("rgb", m), LATCHED)
+        self.create_subscription(Image, self.p["depth_topic"], lambda m: self.on_part("depth", m), LATCHED)
+        self.create_subscription(CameraInfo, self.p["camera_info_topic"], lambda m: self.on_part("info", m), LATCHED)
+        self.pub_grasps = self.create_publisher(type(grasps_to_msg(np.zeros((0, 5)))), "~/grasps", RELIABLE)
+        self.pub_markers = self.create_publisher(MarkerArray, "~/markers", RELIABLE)
+        self.pub_overlay = self.create_publisher(Image, "~/overlay", RELIABLE)
+        self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", RELIABLE)
+        self.create_timer(self.p["diagnostics_period_s"], self.publish_diagnostics)
+        where = f"appending to {self.dataset.path}" if self.dataset else "not writing a dataset"
+        self.get_logger().info(f"labelling frames from {self.p['rgb_topic']}; {where}")
+
+    def bad(self, kind: str, message: str) -> None:
+        self.counts[f"dropped_{kind}"] += 1
+        if kind not in self.warned:
+            self.warned.add(kind)
+            self.get_logger().warning(f"{message} (dropped; further '{kind}' problems are only counted in /diagnostics)")
+
+    # ---------------------------------------------------------------- inputs
+    def on_part(self, part: str, msg) -> None:
+        key = _key(msg.header)
+        entry = self.pending.setdefault(key, {})
+        entry[part] = msg
+        if len(self.pending) > 10:  # parts that never completed (a lost message)
+            for old in sorted(self.pending)[:-10]:
+                self.pending.pop(old)
+                self.bad("incomplete", "a captured frame came without its colour, depth or camera_info")
+        if {"rgb", "depth", "info"} <= entry.keys():
+            del self.pending[key]
+            self.on_frame(entry["rgb"], entry["depth"], entry["info"])
+
+    def on_frame(self, rgb_msg: Image, depth_msg: Image, info: CameraInfo) -> None:
+        self.counts["frames"] += 1
+        try:
+            intr = camera_info_to_intrinsics(info)
+            rgb = to_rgb8(image_to_numpy(rgb_msg), rgb_msg.encoding)
+            raw = image_to_numpy(depth_msg)
+        except ValueError as exc:
+            self.bad("malformed", f"captured frame: {exc}")
+            return
+        if depth_msg.encoding == "32FC1":
+            depth_m = np.where(np.isfinite(raw) & (raw > 0), raw, 0).astype(np.float32)
+            depth_u16 = np.clip(np.rint(depth_m / self.p["depth_scale"]), 0, 65535).astype(np.uint16)
+        elif depth_msg.encoding in ("16UC1", "mono16"):
+            depth_u16 = raw
+            depth_m = raw.astype(np.float32) * np.float32(self.p["depth_scale"])
+        else:
+            self.bad("encoding", f"depth encoding {depth_msg.encoding!r} is not supported (16UC1, mono16, 32FC1)")
+            return
+        if rgb.shape[:2] != depth_m.shape or (intr.width, intr.height) != (depth_m.shape[1], depth_m.shape[0]):
+            self.bad("size_mismatch", f"colour {rgb.shape[1]}x{rgb.shape[0]}, depth {depth_m.shape[1]}x"
+                                      f"{depth_m.shape[0]} and camera_info {intr.width}x{intr.height} differ")
+            return
+        current = (rgb_msg.header, rgb, depth_u16, depth_m, intr)
+        previous, self.previous = self.previous, current
+        if previous is None:
+            return
+        if _key(current[0]) <= _key(previous[0]):
+            self.bad("stamp_backwards", "captured frames went back in time; starting over from this frame")
+            return
+        if previous[3].shape != depth_m.shape:
+            self.bad("size_mismatch", "the captured frames changed size; starting over from this frame")
+            return
+        self.label(previous, current)
+
+    # ---------------------------------------------------------------- labelling
+    def label(self, previous, current) -> None:
+        header, rgb, depth_u16, depth_m, intr = previous
+        step = annotate_step(depth_m, current[3], intr, self.config)
+        self.counts["steps"] += 1
+        self.counts["accepted" if step.accepted else f"rejected_{step.reason}"] += 1
+        grasps = step.grasps if step.accepted else np.zeros((0, 5))
+        poses = step.poses if step.accepted else []
+        self.pub_grasps.publish(grasps_to_msg(grasps, scores=step.scores if step.accepted else None, poses=poses,
+                                              header=header, source=SOURCE_ANNOTATION, model_id=MODEL_ID))
+        self.pub_markers.publish(self.markers(header, grasps, poses, intr))
+        text = (f"{len(step.grasps)} grasps" if step.accepted else f"rejected: {step.reason}")
+        overlay = draw_label(rgb, mask=step.mask, spine=step.spine, grasps=step.grasps, text=text,
+                             accepted=step.accepted)
+        self.pub_overlay.publish(numpy_to_image(overlay, "rgb8", header=header))
+        if not step.accepted:
+            self.get_logger().info(f"step rejected: {step.reason} ({REASONS.get(step.reason, '')})")
+        if self.dataset is not None:
+            self.append(step, previous, current, intr)
+
+    def append(self, step, previous, current, intr) -> None:
+        ds = self.dataset
+        if self.source is None:
+            self.source = ds.add_source({"session": f"live:{self.p['rgb_topic']}", "name": "live",
+                                         "first_item": ds.next_index(), "steps": 0, "complete": False,
+                                         "camera": intrinsics_to_dict(intr, self.p["depth_scale"])})
+        index = ds.next_index()
+        rec = label_record(step, pick_index=self.counts["steps"] - 1, source=self.source, session="live",
+                           frame_after=self.counts["steps"])
+        rec["stamp_ns"] = _key(previous[0])
+        try:
+            ds.write_item(index, rgb=previous[1], depth=previous[2], mask=step.mask, label=rec)
+        except OSError as exc:
+            self.bad("dataset_write", f"could not write to {ds.path}: {exc}")
+            return
+        ds.meta["sources"][self.source]["steps"] += 1
+        ds.save_meta()
+
+    def markers(self, header, grasps, poses, intr) -> MarkerArray:
+        out = MarkerArray()
+        clear = Marker(header=header, action=Marker.DELETEALL)
+        out.markers.append(clear)
+        for i, (g, pose) in enumerate(zip(grasps, poses)):
+            if not pose.valid:
+                continue
+            z = float(pose.position[2])
+            corners = rect_to_corners(g)
+            pts = intr.deproject(corners[:, 0], corners[:, 1], z)
+            m = Marker(header=header, ns="grasps", id=i, type=Marker.LINE_STRIP, action=Marker.ADD)
+            m.pose.orientation.w = 1.0
+            m.scale.x = 0.004
+            m.color.r, m.color.g, m.color.b, m.color.a = (0.1, 0.9, 0.1, 1.0) if i == 0 else (0.9, 0.6, 0.1, 0.8)
+            m.points = [Point(x=float(x), y=float(y), z=float(zz)) for x, y, zz in np.vstack([pts, pts[:1]])]
+            out.markers.append(m)
+        return out
+
+    def publish_diagnostics(self) -> None:
+        status = DiagnosticStatus(name="grasp_autolabel: autolabel_node", hardware_id=self.p["rgb_topic"])
+        rejected = sum(v for k, v in self.counts.items() if k.startswith("rejected_"))
+        dropped = sum(v for k, v in self.counts.items() if k.startswith("dropped_"))
+        status.level = DiagnosticStatus.WARN if dropped else DiagnosticStatus.OK
+        status.message = (f"{self.counts['steps']} steps, {self.counts['accepted']} accepted, {rejected} rejected"
+                          + (f", {dropped} input message(s) dropped" if dropped else ""))
+        keys = ["frames", "steps", "accepted"] + [f"rejected_{r}" for r in REASONS]
+        keys += sorted(k for k in self.counts if k.startswith("dropped_"))
+        status.values = [KeyValue(key=k, value=str(self.counts.get(k, 0))) for k in keys]
+        msg = DiagnosticArray(status=[status])
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self.pub_diag.publish(msg)
+
+    def destroy_node(self):
+        if self.dataset is not None and self.source is not None:
+            self.dataset.meta["sources"][self.source]["complete"] = True
+            self.dataset.save_meta()
+        return super().destroy_node()
+
+
+def main(args=None) -> int:
+    rclpy.init(args=args)
+    try:
+        node = AutolabelNode()
+    except ParameterError as exc:
+        print(f"autolabel_node: {exc}", file=sys.stderr)
+        rclpy.try_shutdown()
+        return 2
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

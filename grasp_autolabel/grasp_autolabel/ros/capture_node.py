@@ -1,0 +1,238 @@
+"""capture_node: one RGB-D frame into the session folder after each pick.
+
+Subscribes (sensor-data QoS) to colour, aligned depth and camera_info (realsense2_camera's ROS 2
+names with ``align_depth.enable:=true`` by default) and pairs colour and depth by stamp. A
+capture is triggered by ``~/capture`` (std_srvs/Trigger: the operator's button, the PLC) and,
+with ``auto_capture``, when the scene has changed since the last capture and then stayed still
+for ``settle_s`` (the arm has left). Each capture is written atomically to ``session_dir``
+(numbered on across restarts) and published, reliable and transient-local (depth 1), on
+``~/captured/rgb``, ``~/captured/depth`` and ``~/captured/camera_info``.
+
+Bad input (wrong encodings, colour and depth of different sizes, missing camera_info, empty
+data, stamps going backwards, depth with no valid pixel) is logged once per kind, counted on
+``/diagnostics`` and dropped; the node never stops for it.
+"""
+from __future__ import annotations
+
+import copy
+import sys
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rclpy.node import Node
+from sensor_msgs.msg import CameraInfo, Image
+from std_srvs.srv import Trigger
+
+from grasp_autolabel.capture import SessionWriter, SettleDetector, StampPairer
+from grasp_autolabel.ros.convert import camera_info_to_intrinsics, image_to_numpy, to_rgb8
+from grasp_autolabel.ros.params import Param, ParameterError, declare_parameters
+from grasp_autolabel.ros.qos import LATCHED, RELIABLE, SENSOR
+from grasp_autolabel.session import SessionError
+
+PARAMS = [
+    Param("color_topic", "/camera/camera/color/image_raw", "colour image topic (rgb8, bgr8, rgba8, bgra8, mono8)"),
+    Param("depth_topic", "/camera/camera/aligned_depth_to_color/image_raw",
+          "depth aligned to colour (16UC1/mono16 in depth_scale units, or 32FC1 metres)"),
+    Param("camera_info_topic", "/camera/camera/color/camera_info", "camera_info of the colour (= aligned depth) image"),
+    Param("session_dir", "session", "folder of the capture session (created; continued if it holds frames)"),
+    Param("depth_scale", 0.001, "metres per unit of integer depth (RealSense: 0.001)", min=1e-6, max=1.0),
+    Param("max_pair_dt", 0.02, "largest stamp difference between a colour and a depth frame to pair them, s",
+          min=0.0, max=1.0),
+    Param("auto_capture", False, "capture by itself when the scene changed and then stayed still"),
+    Param("settle_s", 1.0, "auto_capture: seconds the scene must stay still", min=0.0, max=60.0),
+    Param("change_m", 0.03, "auto_capture: depth change that counts, metres", min=0.001, max=1.0),
+    Param("changed_fraction", 0.005, "auto_capture: share of the image that must differ from the last capture",
+          min=0.0, max=1.0),
+    Param("still_fraction", 0.002, "auto_capture: share of the image that may move between frames while still",
+          min=0.0, max=1.0),
+    Param("diagnostics_period_s", 1.0, "period of /diagnostics, s", min=0.1, max=60.0),
+]
+
+BAD_INPUT = ("encoding", "size_mismatch", "no_camera_info", "bad_camera_info", "empty", "stamp_backwards",
+             "no_valid_depth", "malformed")
+
+
+def stamp_s(header) -> float:
+    return header.stamp.sec + header.stamp.nanosec * 1e-9
+
+
+class CaptureNode(Node):
+    def __init__(self, **kwargs):
+        super().__init__("capture_node", **kwargs)
+        self.p = declare_parameters(self, PARAMS)
+        self.session_dir = Path(self.p["session_dir"]).expanduser()
+        self.writer: SessionWriter | None = None
+        self.info_msg: CameraInfo | None = None
+        self.intrinsics = None
+        self.pairer = StampPairer(max_dt=self.p["max_pair_dt"])
+        self.latest = None  # (colour msg, depth msg, depth_m)
+        self.last_stamp = {"color": -1.0, "depth": -1.0}
+        self.settle = SettleDetector(change_m=self.p["change_m"], changed_fraction=self.p["changed_fraction"],
+                                     still_fraction=self.p["still_fraction"], settle_s=self.p["settle_s"])
+        self.counts = Counter()
+        self.warned = set()
+        self.create_subscription(Image, self.p["color_topic"], self.on_color, SENSOR)
+        self.create_subscription(Image, self.p["depth_topic"], self.on_depth, SENSOR)
+        self.create_subscription(CameraInfo, self.p["camera_info_topic"], self.on_info, SENSOR)
+        self.pub_rgb = self.create_publisher(Image, "~/captured/rgb", LATCHED)
+        self.pub_depth = self.create_publisher(Image, "~/captured/depth", LATCHED)
+        self.pub_info = self.create_publisher(CameraInfo, "~/captured/camera_info", LATCHED)
+        self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", RELIABLE)
+        self.create_service(Trigger, "~/capture", self.on_capture)
+        self.create_timer(self.p["diagnostics_period_s"], self.publish_diagnostics)
+        self.get_logger().info(f"capturing into {self.session_dir}; colour {self.p['color_topic']}, depth "
+                               f"{self.p['depth_topic']}; auto_capture={self.p['auto_capture']}")
+
+    # ---------------------------------------------------------------- bad input, once per kind
+    def bad(self, kind: str, message: str) -> None:
+        self.counts[f"dropped_{kind}"] += 1
+        if kind not in self.warned:
+            self.warned.add(kind)
+            self.get_logger().warning(f"{message} (dropped; further '{kind}' problems are only counted in /diagnostics)")
+
+    # ---------------------------------------------------------------- inputs
+    def on_info(self, msg: CameraInfo) -> None:
+        try:
+            intr = camera_info_to_intrinsics(msg)
+        except ValueError as exc:
+            self.bad("bad_camera_info", f"camera_info: {exc}")
+            return
+        self.info_msg, self.intrinsics = msg, intr
+
+    def _check_order(self, which: str, msg) -> bool:
+        t = stamp_s(msg.header)
+        if t < self.last_stamp[which]:
+            self.bad("stamp_backwards", f"{which} stamp went backwards ({t:.3f} < {self.last_stamp[which]:.3f}); "
+                                        "a replayed bag restarted? pairing is reset")
+            self.pairer = StampPairer(max_dt=self.p["max_pair_dt"])
+            self.last_stamp = {"color": -1.0, "depth": -1.0}
+            return False
+        self.last_stamp[which] = t
+        return True
+
+    def on_color(self, msg: Image) -> None:
+        self.counts["color_frames"] += 1
+        if not msg.data:
+            self.bad("empty", "colour image with no data")
+            return
+        if msg.encoding not in ("rgb8", "bgr8", "rgba8", "bgra8", "mono8"):
+            self.bad("encoding", f"colour encoding {msg.encoding!r} is not supported (rgb8, bgr8, rgba8, bgra8, mono8)")
+            return
+        if self._check_order("color", msg):
+            self._pair(self.pairer.add_colour(stamp_s(msg.header), msg))
+
+    def on_depth(self, msg: Image) -> None:
+        self.counts["depth_frames"] += 1
+        if not msg.data:
+            self.bad("empty", "depth image with no data")
+            return
+        if msg.encoding not in ("16UC1", "mono16", "32FC1"):
+            self.bad("encoding", f"depth encoding {msg.encoding!r} is not supported (16UC1, mono16, 32FC1)")
+            return
+        if self._check_order("depth", msg):
+            self._pair(self.pairer.add_depth(stamp_s(msg.header), msg))
+
+    def _pair(self, pair) -> None:
+        if pair is None:
+            return
+        (_, color), (t, depth) = pair
+        if (color.width, color.height) != (depth.width, depth.height):
+            self.bad("size_mismatch", f"colour {color.width}x{color.height} and depth {depth.width}x{depth.height} "
+                                      "differ: is align_depth enabled?")
+            return
+        try:
+            d = image_to_numpy(depth)
+        except ValueError as exc:
+            self.bad("malformed", f"depth: {exc}")
+            return
+        depth_m = (d.astype(np.float32) * np.float32(self.p["depth_scale"]) if depth.encoding != "32FC1"
+                   else np.where(np.isfinite(d) & (d > 0), d, 0).astype(np.float32))
+        if not np.any(depth_m[::4, ::4] > 0):
+            self.bad("no_valid_depth", "depth frame without a single valid pixel (covered lens? too close?)")
+            return
+        self.latest = (color, depth, depth_m)
+        self.counts["pairs"] += 1
+        if self.p["auto_capture"] and self.settle.update(t, depth_m):
+            ok, message = self.capture("auto")
+            if not ok:
+                self.get_logger().warning(f"auto capture failed: {message}")
+
+    # ---------------------------------------------------------------- capture
+    def capture(self, why: str) -> tuple[bool, str]:
+        if self.latest is None:
+            return False, "no colour+depth pair received yet (check the topics and that depth is aligned to colour)"
+        if self.info_msg is None:
+            return False, f"no camera_info received yet on {self.p['camera_info_topic']}"
+        color, depth, depth_m = self.latest
+        if (color.width, color.height) != (self.intrinsics.width, self.intrinsics.height):
+            self.bad("size_mismatch", f"camera_info is {self.intrinsics.width}x{self.intrinsics.height} but the images "
+                                      f"are {color.width}x{color.height}")
+            return False, "camera_info does not match the image size"
+        try:
+            rgb = to_rgb8(image_to_numpy(color), color.encoding)
+        except ValueError as exc:
+            self.bad("malformed", f"colour: {exc}")
+            return False, f"colour image is malformed: {exc}"
+        raw = image_to_numpy(depth)
+        depth_u16 = (raw if raw.dtype == np.uint16 else
+                     np.clip(np.rint(depth_m / self.p["depth_scale"]), 0, 65535).astype(np.uint16))
+        try:
+            if self.writer is None:
+                self.writer = SessionWriter(self.session_dir, self.intrinsics, self.p["depth_scale"])
+                if self.writer.removed:
+                    self.get_logger().warning(f"removed {len(self.writer.removed)} half-written file(s) left by a crash")
+            k = self.writer.write(rgb, depth_u16)
+        except (SessionError, ValueError, OSError) as exc:
+            self.counts["capture_errors"] += 1
+            return False, f"could not write the frame: {exc}"
+        self.settle.captured(depth_m)
+        self.pub_rgb.publish(color)
+        self.pub_depth.publish(depth)
+        info = copy.deepcopy(self.info_msg)
+        info.header = color.header  # the captured frame's stamp and frame
+        self.pub_info.publish(info)
+        self.counts[f"captures_{why}"] += 1
+        self.get_logger().info(f"captured frame {k} ({why})")
+        return True, f"captured frame {k}"
+
+    def on_capture(self, request, response):
+        response.success, response.message = self.capture("service")
+        return response
+
+    def publish_diagnostics(self) -> None:
+        status = DiagnosticStatus(name="grasp_autolabel: capture_node", hardware_id=self.p["color_topic"])
+        dropped = sum(v for k, v in self.counts.items() if k.startswith("dropped_"))
+        status.level = DiagnosticStatus.WARN if dropped else DiagnosticStatus.OK
+        status.message = f"{dropped} input message(s) dropped" if dropped else "ok"
+        keys = ["color_frames", "depth_frames", "pairs", "captures_service", "captures_auto", "capture_errors"]
+        keys += [f"dropped_{k}" for k in BAD_INPUT]
+        status.values = [KeyValue(key=k, value=str(self.counts.get(k, 0))) for k in keys]
+        status.values.append(KeyValue(key="next_frame", value=str(self.writer.next_index if self.writer else "")))
+        msg = DiagnosticArray(status=[status])
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self.pub_diag.publish(msg)
+
+
+def main(args=None) -> int:
+    rclpy.init(args=args)
+    try:
+        node = CaptureNode()
+    except ParameterError as exc:
+        print(f"capture_node: {exc}", file=sys.stderr)
+        rclpy.try_shutdown()
+        return 2
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

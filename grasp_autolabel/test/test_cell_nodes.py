@@ -1,0 +1,152 @@
+"""The node suite in real processes over DDS: sim camera -> capture -> autolabel."""
+import json
+import time
+
+import numpy as np
+import pytest
+
+rclpy = pytest.importorskip("rclpy")
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
+from grasp_autolabel_msgs.msg import GraspRectArray  # noqa: E402
+from rclpy.executors import SingleThreadedExecutor  # noqa: E402
+from std_msgs.msg import String  # noqa: E402
+from std_srvs.srv import Trigger  # noqa: E402
+
+from grasp_autolabel.dataset import GraspDataset  # noqa: E402
+from grasp_autolabel.evaluation import valid_for_log  # noqa: E402
+from grasp_autolabel.ros.messages import msg_to_grasps  # noqa: E402
+from grasp_autolabel.ros.qos import RELIABLE  # noqa: E402
+from grasp_autolabel.ros.sim_camera_node import GROUND_TRUTH_QOS  # noqa: E402
+from grasp_autolabel.session import Session  # noqa: E402
+from ros_helpers import NodeProcess, call_service, spin_until  # noqa: E402
+
+CAM = "/camera/camera"
+
+
+def start_cell(tmp_path, *, auto: bool, arm_s: float = 0.0, seed: int = 5):
+    sim = NodeProcess("sim_camera_node", "-r", "__node:=camera", "-r", "__ns:=/camera", "-p", "width:=320",
+                      "-p", "height:=240", "-p", "fps:=15.0", "-p", "logs:=6", "-p", f"seed:={seed}",
+                      "-p", f"arm_in_view_s:={arm_s}", "-p", "tilt_max_deg:=0.0", log_dir=tmp_path)
+    cap = NodeProcess("capture_node", "-p", f"session_dir:={tmp_path / 'session'}", "-p",
+                      f"auto_capture:={'true' if auto else 'false'}", "-p", "settle_s:=0.6", log_dir=tmp_path)
+    lab = NodeProcess("autolabel_node", "-p", f"dataset_dir:={tmp_path / 'dataset'}", log_dir=tmp_path)
+    return [sim, cap, lab]
+
+
+def stop_all(procs):
+    codes = [p.stop() for p in procs]
+    for p, code in zip(procs, codes):
+        assert code in (0, -2), f"{p.name} exited with {code}:\n{p.output()}"
+
+
+class Listener:
+    def __init__(self, context):
+        self.node = rclpy.create_node("cell_test", context=context)
+        self.ex = SingleThreadedExecutor(context=context)
+        self.ex.add_node(self.node)
+        self.grasps, self.truth, self.diag = [], [], []
+        self.node.create_subscription(GraspRectArray, "/autolabel_node/grasps", self.grasps.append, RELIABLE)
+        self.node.create_subscription(String, f"{CAM}/ground_truth", self.truth.append, GROUND_TRUTH_QOS)
+        self.node.create_subscription(DiagnosticArray, "/diagnostics", self.diag.append, RELIABLE)
+
+    def spin_for(self, seconds):
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            self.ex.spin_once(timeout_sec=0.05)
+
+    def call(self, name):
+        return call_service(self.node, self.ex, Trigger, name)
+
+
+def _capture_when_ready(lis, procs):
+    # the autolabel node must be listening before the first capture, or it never sees frame 0
+    g = lis.node
+    assert spin_until(lis.ex, lambda: g.count_subscribers("/capture_node/captured/rgb") >= 1
+                      and g.count_subscribers("/capture_node/captured/depth") >= 1
+                      and g.count_publishers("/autolabel_node/grasps") >= 1, 30, processes=procs)
+    lis.spin_for(0.5)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        reply = lis.call("/capture_node/capture")
+        if reply.success:
+            return reply
+        assert "no colour+depth pair" in reply.message or "no camera_info" in reply.message, reply.message
+        lis.spin_for(0.3)
+        for p in procs:
+            assert p.alive(), p.output()
+    raise AssertionError("capture_node never got frames")
+
+
+def _check_valid(lis, msg, truth):
+    decoded = msg_to_grasps(msg)
+    assert msg.source == GraspRectArray.SOURCE_ANNOTATION
+    if not len(decoded.grasps):
+        return False
+    assert np.all(np.diff(decoded.scores) <= 0)  # sorted by score
+    valid = np.zeros(len(decoded.grasps), bool)
+    for log in truth["removed_logs"]:
+        valid |= valid_for_log(decoded.grasps, log)
+    assert valid.all(), "a published grasp is not valid against the simulator's ground truth"
+    assert decoded.pose_valid.all() and np.all(decoded.positions[:, 2] > 1.0)
+    return True
+
+
+def test_pick_then_capture_gives_valid_grasps(rclpy_context, tmp_path):
+    procs = start_cell(tmp_path, auto=False)
+    lis = Listener(rclpy_context)
+    try:
+        _capture_when_ready(lis, procs)
+        accepted = 0
+        for pick in range(4):
+            assert lis.call(f"{CAM}/pick").success
+            lis.spin_for(0.6)  # fresh frames of the scene after the pick reach the capture node
+            n = len(lis.grasps)
+            assert lis.call("/capture_node/capture").success
+            assert spin_until(lis.ex, lambda: len(lis.grasps) > n, 20, processes=procs), "no GraspRectArray"
+            assert spin_until(lis.ex, lambda: len(lis.truth) > pick, 5), "no ground truth"
+            truth = json.loads(lis.truth[pick].data)
+            accepted += _check_valid(lis, lis.grasps[-1], truth)
+            if accepted:
+                break
+        assert accepted, "no pick of four gave grasps"
+        assert spin_until(lis.ex, lambda: any("autolabel" in s.name for d in lis.diag for s in d.status), 5)
+    finally:
+        stop_all(procs)
+    s = Session.open(tmp_path / "session")
+    assert len(s.frames) == pick + 2
+    ds = GraspDataset.open(tmp_path / "dataset")
+    assert len(ds.item_indices()) == pick + 1
+    assert ds.meta["sources"][0]["complete"]
+
+
+def test_capture_before_any_frame_is_refused_with_the_reason(rclpy_context, tmp_path):
+    cap = NodeProcess("capture_node", "-p", f"session_dir:={tmp_path / 'session'}", log_dir=tmp_path)
+    lis = Listener(rclpy_context)
+    try:
+        reply = lis.call("/capture_node/capture")
+        assert not reply.success and "no colour+depth pair received yet" in reply.message
+        assert cap.alive()
+    finally:
+        stop_all([cap])
+    assert not (tmp_path / "session" / "rgb").exists()
+
+
+def test_auto_capture_after_the_arm_leaves(rclpy_context, tmp_path):
+    procs = start_cell(tmp_path, auto=True, arm_s=0.8, seed=9)
+    lis = Listener(rclpy_context)
+    try:
+        _capture_when_ready(lis, procs)  # the first frame comes from the button
+        accepted = 0
+        for pick in range(4):
+            n = len(lis.grasps)
+            assert lis.call(f"{CAM}/pick").success
+            # arm in view 0.8 s (a frame with the arm is not still long enough), then settle 0.6 s
+            assert spin_until(lis.ex, lambda: len(lis.grasps) > n, 20, processes=procs), "no auto capture"
+            assert spin_until(lis.ex, lambda: len(lis.truth) > pick, 5)
+            accepted += _check_valid(lis, lis.grasps[-1], json.loads(lis.truth[pick].data))
+            if accepted:
+                break
+        assert accepted
+    finally:
+        stop_all(procs)
+    assert "captured frame 1 (auto)" in procs[1].output()
