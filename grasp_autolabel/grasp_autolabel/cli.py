@@ -87,8 +87,23 @@ def _add_eval_labels(sub):
     p.set_defaults(_impl="grasp_autolabel.annotate.eval_labels:main")
 
 
+def _add_run_sim(sub):
+    p = sub.add_parser("run-sim", help="run the simulated cell's node graph and perform N picks",
+                       description="Start sim_camera_node, capture_node (auto capture) and autolabel_node as real "
+                                   "processes (what `ros2 launch grasp_autolabel sim.launch.py` starts), perform N "
+                                   "picks and stop. Leaves OUT/session, OUT/dataset and OUT/logs; exits non-zero if "
+                                   "a node failed. Needs the ROS 2 environment (make setup).")
+    p.add_argument("--picks", type=_positive_int, required=True, help="number of picks")
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--seed", type=int, default=0, help="pile seed (default 0)")
+    p.add_argument("--fps", type=float, default=30.0, help="camera frame rate (default 30)")
+    p.add_argument("--width", type=_positive_int, default=640)
+    p.add_argument("--height", type=_positive_int, default=480)
+    p.set_defaults(_impl="grasp_autolabel.ros.run_sim:main")
+
+
 # Each entry adds one sub-command's parser.
-_COMMANDS = [_add_info, _add_simulate, _add_label, _add_eval_labels]
+_COMMANDS = [_add_info, _add_simulate, _add_label, _add_eval_labels, _add_run_sim]
 
 
 def build_parser() -> argparse.ArgumentParser:

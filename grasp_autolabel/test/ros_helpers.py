@@ -65,13 +65,15 @@ def spin_until(executor, predicate, timeout: float, *, processes=()) -> bool:
 
 
 def call_service(node, executor, srv_type, name: str, request=None, timeout: float = 20.0):
-    client = node.create_client(srv_type, name)
+    # one client per node and service: a client made per call can be handed the late answer to
+    # an earlier client's request (their sequence numbers both start at 1)
+    cache = node.__dict__.setdefault("_test_clients", {})
+    client = cache.get(name) or cache.setdefault(name, node.create_client(srv_type, name))
     if not spin_until(executor, client.service_is_ready, timeout):
         raise AssertionError(f"service {name} not available within {timeout} s")
     future = client.call_async(request or srv_type.Request())
     if not spin_until(executor, future.done, timeout):
         raise AssertionError(f"service {name} did not answer within {timeout} s")
-    node.destroy_client(client)
     return future.result()
 
 

@@ -1,0 +1,159 @@
+"""``grasp-autolabel run-sim``: the simulated cell graph as real processes (what
+``ros2 launch grasp_autolabel sim.launch.py`` starts, for machines without ``ros2 launch``).
+
+Starts sim_camera_node, capture_node (auto capture) and autolabel_node, takes the first frame
+with the capture button, then performs N picks through ``/camera/camera/pick``; after each pick
+the operator's arm withdraws, the capture node captures on its own once the scene is still,
+and the autolabel node publishes the step's grasps. Leaves DIR/session (capture layout),
+DIR/dataset (grasp dataset) and DIR/logs; exits non-zero if a node failed.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from grasp_autolabel.errors import CommandError
+
+CAM = "/camera/camera"
+
+
+def _node_command(executable: str, *ros_args: str) -> list[str]:
+    return [sys.executable, "-m", f"grasp_autolabel.ros.{executable}", "--ros-args", *ros_args]
+
+
+class _Proc:
+    def __init__(self, name: str, cmd: list[str], log_dir: Path, env: dict):
+        self.name = name
+        self.log_path = log_dir / f"{name}.log"
+        self._log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self) -> int:
+        if self.alive():
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self._log.close()
+        return self.proc.returncode
+
+    def tail(self, n: int = 15) -> str:
+        return "\n".join(self.log_path.read_text().splitlines()[-n:])
+
+
+def run(out: Path, *, picks: int, seed: int = 0, fps: float = 30.0, width: int = 640, height: int = 480,
+        arm_s: float = 0.6, settle_s: float = 0.5, timeout_s: float = 30.0, progress=print) -> dict:
+    import rclpy
+    from grasp_autolabel_msgs.msg import GraspRectArray
+    from rclpy.executors import SingleThreadedExecutor
+    from std_srvs.srv import Trigger
+
+    from grasp_autolabel.ros.qos import RELIABLE
+
+    out = Path(out)
+    for sub in ("session", "dataset"):
+        if (out / sub).exists() and any((out / sub).iterdir()):
+            raise CommandError(f"{out / sub} already exists and is not empty; choose another --out")
+    logs = out / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "RCUTILS_LOGGING_BUFFERED_STREAM": "0"}
+    procs = [
+        _Proc("sim_camera_node", _node_command("sim_camera_node", "-r", "__node:=camera", "-r", "__ns:=/camera",
+                                               "-p", f"fps:={float(fps)}", "-p", f"seed:={seed}",
+                                               "-p", f"width:={width}", "-p", f"height:={height}",
+                                               "-p", f"arm_in_view_s:={float(arm_s)}"), logs, env),
+        _Proc("capture_node", _node_command("capture_node", "-p", f"session_dir:={out / 'session'}",
+                                            "-p", "auto_capture:=true", "-p", f"settle_s:={float(settle_s)}"), logs, env),
+        _Proc("autolabel_node", _node_command("autolabel_node", "-p", f"dataset_dir:={out / 'dataset'}"), logs, env),
+    ]
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node("run_sim", context=context)
+    ex = SingleThreadedExecutor(context=context)
+    ex.add_node(node)
+    grasps: list = []
+    node.create_subscription(GraspRectArray, "/autolabel_node/grasps", grasps.append, RELIABLE)
+    failed = None
+    summary = {"picks": 0, "steps": 0, "accepted": 0, "grasps": 0}
+
+    def spin_until(pred, seconds):
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            if pred():
+                return True
+            for p in procs:
+                if not p.alive():
+                    raise RuntimeError(f"{p.name} exited with {p.proc.returncode}:\n{p.tail()}")
+            ex.spin_once(timeout_sec=0.05)
+        return pred()
+
+    clients = {}
+
+    def call(name):
+        # one client per service for the whole run: a client made per call can be handed the
+        # late answer to an earlier client's request (their sequence numbers both start at 1)
+        client = clients.get(name) or clients.setdefault(name, node.create_client(Trigger, name))
+        if not spin_until(client.service_is_ready, timeout_s):
+            raise RuntimeError(f"service {name} did not come up within {timeout_s:.0f} s")
+        future = client.call_async(Trigger.Request())
+        if not spin_until(future.done, timeout_s):
+            raise RuntimeError(f"service {name} did not answer within {timeout_s:.0f} s")
+        return future.result()
+
+    try:
+        ready = spin_until(lambda: node.count_subscribers("/capture_node/captured/rgb") >= 1
+                           and node.count_publishers("/autolabel_node/grasps") >= 1, timeout_s)
+        if not ready:
+            raise RuntimeError("the nodes did not connect")
+        deadline = time.monotonic() + timeout_s
+        while not call("/capture_node/capture").success:
+            if time.monotonic() > deadline:
+                raise RuntimeError("capture_node received no frames from the simulated camera")
+            spin_until(lambda: False, 0.3)
+        progress(f"first frame captured; performing {picks} picks")
+        for i in range(picks):
+            n = len(grasps)
+            reply = call(f"{CAM}/pick")
+            if not reply.success:  # the pile is empty: a new one, and a fresh first frame
+                call(f"{CAM}/reset")
+                progress("pile empty: new pile")
+                spin_until(lambda: False, 1.0)
+                reply = call(f"{CAM}/pick")
+            if not spin_until(lambda: len(grasps) > n, timeout_s):
+                raise RuntimeError(f"pick {i}: no grasps published within {timeout_s:.0f} s")
+            summary["picks"] += 1
+            k = len(grasps[-1].grasps)
+            summary["steps"] += 1
+            summary["accepted"] += bool(k)
+            summary["grasps"] += k
+            progress(f"pick {i + 1}/{picks}: {reply.message}; {k} grasps" if k else
+                     f"pick {i + 1}/{picks}: {reply.message}; rejected by the gate (see {out / 'dataset' / 'labels'})")
+    except RuntimeError as exc:
+        failed = str(exc)
+    finally:
+        node.destroy_node()
+        rclpy.shutdown(context=context)
+        codes = {p.name: p.stop() for p in procs}
+    bad = {name: code for name, code in codes.items() if code not in (0, -signal.SIGINT)}
+    summary["exit_codes"] = codes
+    if failed or bad:
+        raise CommandError((failed or "") + (f"; node(s) failed: {bad}, logs in {logs}" if bad else f" (logs in {logs})"))
+    return summary
+
+
+def main(args) -> int:
+    summary = run(args.out, picks=args.picks, seed=args.seed, fps=args.fps, width=args.width, height=args.height)
+    print(f"{summary['picks']} picks: {summary['accepted']} labelled ({summary['grasps']} grasps); "
+          f"session in {args.out / 'session'}, dataset in {args.out / 'dataset'}")
+    print(json.dumps(summary))
+    return 0
