@@ -16,12 +16,25 @@ settings.register_profile("explore", deadline=None, max_examples=2000)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
+_domains = iter(range(10_000))
+
+
+@pytest.fixture(autouse=True)
+def ros_domain(monkeypatch):
+    """A ROS 2 domain of its own for every test: nodes a previous test killed (their DDS
+    participants linger for a lease period) or left behind are never heard. Processes the test
+    starts inherit it through ROS_DOMAIN_ID."""
+    domain = 1 + (os.getpid() * 7 + next(_domains)) % 100
+    monkeypatch.setenv("ROS_DOMAIN_ID", str(domain))
+    return domain
+
+
 @pytest.fixture
-def rclpy_context():
-    """An initialised rclpy context, shut down after the test."""
+def rclpy_context(ros_domain):
+    """An initialised rclpy context on the test's own domain, shut down after the test."""
     rclpy = pytest.importorskip("rclpy")
     context = rclpy.Context()
-    rclpy.init(context=context)
+    rclpy.init(context=context, domain_id=ros_domain)
     try:
         yield context
     finally:
