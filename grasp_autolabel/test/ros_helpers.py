@@ -39,9 +39,15 @@ class NodeProcess:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
+    def kill(self) -> None:
+        """SIGKILL the node's whole process group: the ROS 2 wheels' bootstrapper runs the
+        node in a child process, which a signal to the parent alone would leave running."""
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+
     def stop(self, timeout: float = 10.0) -> int:
         if self.alive():
-            self.proc.send_signal(signal.SIGINT)
+            os.killpg(self.proc.pid, signal.SIGINT)
             try:
                 self.proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:

@@ -54,10 +54,11 @@ while True:
 
 def test_sigkill_in_the_middle_of_writing_leaves_no_partial_frame(tmp_path):
     for attempt in range(3):  # each kill lands at a different point of a write
-        proc = subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path / "s")], stdout=subprocess.PIPE, text=True)
+        proc = subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path / "s")], stdout=subprocess.PIPE, text=True,
+                                start_new_session=True)
         assert proc.stdout.readline().strip() == "ready"
         time.sleep(0.7 + 0.13 * attempt)
-        os.kill(proc.pid, signal.SIGKILL)
+        os.killpg(proc.pid, signal.SIGKILL)  # the group: a bootstrapper may run the code in a child
         proc.wait()
         w = SessionWriter(tmp_path / "s", CameraIntrinsics(640, 480, fx=600.0, fy=600.0, cx=319.5, cy=239.5), 0.001)
         s = Session.open(tmp_path / "s")

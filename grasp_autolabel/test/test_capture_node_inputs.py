@@ -1,7 +1,6 @@
 """capture_node on bad input: logged once per kind, counted in /diagnostics, never a crash;
 a restart after SIGKILL continues the numbering; run-sim end to end."""
 import json
-import signal
 import subprocess
 import sys
 import time
@@ -130,8 +129,7 @@ def test_restart_after_sigkill_continues_the_numbering(rclpy_context, tmp_path):
                     continue
             else:
                 raise AssertionError(node.output())
-        node.proc.send_signal(signal.SIGKILL)
-        node.proc.wait()
+        node.kill()
         node.stop()
         f.spin(0.5)
     assert Session.open(tmp_path / "session").frames == list(range(6))

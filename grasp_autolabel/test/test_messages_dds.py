@@ -1,6 +1,7 @@
 """GraspRect / GraspRectArray over real DDS between two processes."""
 import math
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -23,13 +24,13 @@ from dds_peer import LATCHED, expected_message  # noqa: E402
 def peer():
     topic = f"/test_grasps_{os.getpid()}"
     proc = subprocess.Popen([sys.executable, str(Path(__file__).parent / "dds_peer.py"), topic],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     yield topic, proc
-    proc.terminate()
+    os.killpg(proc.pid, signal.SIGTERM)  # the group: the ROS wheels' bootstrapper runs a child
     try:
         proc.wait(timeout=10)
     except subprocess.TimeoutExpired:
-        proc.kill()
+        os.killpg(proc.pid, signal.SIGKILL)
 
 
 def test_grasp_array_roundtrips_exactly_between_processes(rclpy_context, peer):

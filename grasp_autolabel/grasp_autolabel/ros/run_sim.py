@@ -38,7 +38,8 @@ class _Proc:
 
     def stop(self) -> int:
         if self.alive():
-            self.proc.send_signal(signal.SIGINT)
+            # the whole process group: the ROS 2 wheels' bootstrapper runs the node in a child
+            os.killpg(self.proc.pid, signal.SIGINT)
             try:
                 self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
