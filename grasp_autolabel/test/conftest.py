@@ -4,6 +4,7 @@ import os
 
 os.environ.setdefault("ROS_DOMAIN_ID", str(1 + os.getpid() % 100))
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+os.environ.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")  # ~1 MB images at 30 Hz
 os.environ.setdefault("RCUTILS_LOGGING_BUFFERED_STREAM", "0")
 
 import pytest  # noqa: E402

@@ -136,7 +136,11 @@ class AutolabelNode(Node):
         previous, self.previous = self.previous, current
         if previous is None:
             return
-        if _key(current[0]) <= _key(previous[0]):
+        if _key(current[0]) == _key(previous[0]):
+            self.previous = previous
+            self.bad("duplicate", "the same captured frame arrived twice; ignored")
+            return
+        if _key(current[0]) < _key(previous[0]):
             self.bad("stamp_backwards", "captured frames went back in time; starting over from this frame")
             return
         if previous[3].shape != depth_m.shape:

@@ -69,6 +69,7 @@ class CaptureNode(Node):
         self.intrinsics = None
         self.pairer = StampPairer(max_dt=self.p["max_pair_dt"])
         self.latest = None  # (colour msg, depth msg, depth_m)
+        self.captured_stamp: float | None = None  # stamp of the last frame captured
         self.last_stamp = {"color": -1.0, "depth": -1.0}
         self.settle = SettleDetector(change_m=self.p["change_m"], changed_fraction=self.p["changed_fraction"],
                                      still_fraction=self.p["still_fraction"], settle_s=self.p["settle_s"])
@@ -139,6 +140,8 @@ class CaptureNode(Node):
         if pair is None:
             return
         (_, color), (t, depth) = pair
+        if self.latest is not None and t <= stamp_s(self.latest[1].header):
+            return  # a late frame paired after a newer one: keep the newest
         if (color.width, color.height) != (depth.width, depth.height):
             self.bad("size_mismatch", f"colour {color.width}x{color.height} and depth {depth.width}x{depth.height} "
                                       "differ: is align_depth enabled?")
@@ -167,6 +170,8 @@ class CaptureNode(Node):
         if self.info_msg is None:
             return False, f"no camera_info received yet on {self.p['camera_info_topic']}"
         color, depth, depth_m = self.latest
+        if self.captured_stamp is not None and stamp_s(color.header) <= self.captured_stamp:
+            return False, "no new frame since the last capture (is the camera still publishing?)"
         if (color.width, color.height) != (self.intrinsics.width, self.intrinsics.height):
             self.bad("size_mismatch", f"camera_info is {self.intrinsics.width}x{self.intrinsics.height} but the images "
                                       f"are {color.width}x{color.height}")
@@ -179,21 +184,29 @@ class CaptureNode(Node):
         raw = image_to_numpy(depth)
         depth_u16 = (raw if raw.dtype == np.uint16 else
                      np.clip(np.rint(depth_m / self.p["depth_scale"]), 0, 65535).astype(np.uint16))
-        try:
-            if self.writer is None:
+        if self.writer is None:  # opening the session checks its camera: before anything is published
+            try:
                 self.writer = SessionWriter(self.session_dir, self.intrinsics, self.p["depth_scale"])
-                if self.writer.removed:
-                    self.get_logger().warning(f"removed {len(self.writer.removed)} half-written file(s) left by a crash")
-            k = self.writer.write(rgb, depth_u16)
-        except (SessionError, ValueError, OSError) as exc:
-            self.counts["capture_errors"] += 1
-            return False, f"could not write the frame: {exc}"
+            except (SessionError, OSError) as exc:
+                self.counts["capture_errors"] += 1
+                return False, f"cannot capture into {self.session_dir}: {exc}"
+            if self.writer.removed:
+                self.get_logger().warning(f"removed {len(self.writer.removed)} half-written file(s) left by a crash")
+        # Publish first, then write: the labels reach the planner without waiting ~50 ms for two
+        # PNGs to be encoded; the service answers only once the frame is safely on disk.
         self.settle.captured(depth_m)
+        self.captured_stamp = stamp_s(color.header)
         self.pub_rgb.publish(color)
         self.pub_depth.publish(depth)
         info = copy.deepcopy(self.info_msg)
         info.header = color.header  # the captured frame's stamp and frame
         self.pub_info.publish(info)
+        try:
+            k = self.writer.write(rgb, depth_u16)
+        except (SessionError, ValueError, OSError) as exc:
+            self.counts["capture_errors"] += 1
+            self.get_logger().error(f"could not write the captured frame to {self.session_dir}: {exc}")
+            return False, f"could not write the frame: {exc}"
         self.counts[f"captures_{why}"] += 1
         self.get_logger().info(f"captured frame {k} ({why})")
         return True, f"captured frame {k}"
