@@ -148,3 +148,29 @@ def test_run_sim_end_to_end(tmp_path):
     again = subprocess.run([sys.executable, "-m", "grasp_autolabel.cli", "run-sim", "--picks", "1", "--out",
                             str(tmp_path / "run")], capture_output=True, text=True, timeout=60)
     assert again.returncode == 2 and "already exists" in again.stderr
+
+
+@pytest.mark.parametrize("executable, args, expect", [
+    ("capture_node", ["-p", "depth_scale:=0.0"], "depth_scale"),
+    ("capture_node", ["-p", "settle_s:=-1.0"], "settle_s"),
+    ("autolabel_node", ["-p", "jaw_width_m:=-0.04"], "jaw_width_m"),
+    ("autolabel_node", ["-p", "min_diameter_m:=0.5"], "min_diameter_m must be smaller than max_diameter_m"),
+])
+def test_bad_parameters_stop_the_node_with_a_clear_message(tmp_path, executable, args, expect):
+    node = NodeProcess(executable, *args, log_dir=tmp_path)
+    node.proc.wait(timeout=60)
+    out = node.output()
+    node.stop()
+    assert node.proc.returncode != 0
+    assert expect in out and "Traceback" not in out, out
+
+
+def test_autolabel_refuses_a_dataset_labelled_with_other_settings(tmp_path):
+    from grasp_autolabel.dataset import GraspDataset
+
+    GraspDataset.create(tmp_path / "ds", jaw_width_m=0.08, settings={"jaw_width_m": 0.08})
+    node = NodeProcess("autolabel_node", "-p", f"dataset_dir:={tmp_path / 'ds'}", log_dir=tmp_path)
+    node.proc.wait(timeout=60)
+    out = node.output()
+    node.stop()
+    assert node.proc.returncode != 0 and "jaw_width_m" in out and "Traceback" not in out, out

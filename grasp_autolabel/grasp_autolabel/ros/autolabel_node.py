@@ -219,7 +219,8 @@ class AutolabelNode(Node):
         self.pub_diag.publish(msg)
 
     def destroy_node(self):
-        if self.dataset is not None and self.source is not None:
+        # (also called on a node whose __init__ stopped at a bad parameter)
+        if getattr(self, "dataset", None) is not None and getattr(self, "source", None) is not None:
             self.dataset.meta["sources"][self.source]["complete"] = True
             self.dataset.save_meta()
         return super().destroy_node()

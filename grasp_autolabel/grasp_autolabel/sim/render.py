@@ -124,6 +124,8 @@ def _bark_texture(seed: int) -> np.ndarray:
     grain[-5:] = base  # the bark ring around the cut face
     # one flat lookup table per channel: 256 x 128 bark texels, then 64 end-grain texels
     out = np.ascontiguousarray(np.concatenate([bark.reshape(-1, 3), grain], axis=0).T.astype(np.float32))
+    if len(_TEX_CACHE) > 256:  # bounded: a camera node resetting piles for hours must not grow
+        _TEX_CACHE.pop(next(k for k in _TEX_CACHE if k != "ground"))
     _TEX_CACHE[key] = out
     return out
 
