@@ -119,8 +119,9 @@ def test_pick_then_capture_gives_valid_grasps(rclpy_context, tmp_path):
         stop_all(procs)
     s = Session.open(tmp_path / "session")
     ds = GraspDataset.open(tmp_path / "dataset")
-    # every capture after the first the autolabel node saw is one labelled step
-    assert len(ds.item_indices()) == pick + 1 and len(s.frames) >= pick + 2
+    # every capture after the first the autolabel node saw is one labelled step (the start-up
+    # loop may have captured more than one first frame)
+    assert pick + 1 <= len(ds.item_indices()) <= len(s.frames) - 1
     assert ds.meta["sources"][0]["complete"]
 
 
