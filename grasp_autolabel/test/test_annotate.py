@@ -1,5 +1,4 @@
 """Automatic annotation: each stage on constructed cases, the gate on each fault, the metrics."""
-import json
 import math
 import subprocess
 import sys

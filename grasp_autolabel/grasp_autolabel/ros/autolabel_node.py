@@ -23,7 +23,6 @@ from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Point
 from rclpy.node import Node
@@ -39,6 +38,7 @@ from grasp_autolabel.geometry import rect_to_corners
 from grasp_autolabel.ros.convert import camera_info_to_intrinsics, image_to_numpy, numpy_to_image, to_rgb8
 from grasp_autolabel.ros.messages import SOURCE_ANNOTATION, grasps_to_msg
 from grasp_autolabel.ros.params import Param, ParameterError, declare_parameters
+from grasp_autolabel.ros.runner import run_node
 from grasp_autolabel.ros.qos import LATCHED, RELIABLE
 
 _ANNOTATE_DOC = "annotation / quality-gate setting (see AnnotateConfig and the README)"
@@ -227,21 +227,7 @@ class AutolabelNode(Node):
 
 
 def main(args=None) -> int:
-    rclpy.init(args=args)
-    try:
-        node = AutolabelNode()
-    except ParameterError as exc:
-        print(f"autolabel_node: {exc}", file=sys.stderr)
-        rclpy.try_shutdown()
-        return 2
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(AutolabelNode, "autolabel_node", args)
 
 
 if __name__ == "__main__":

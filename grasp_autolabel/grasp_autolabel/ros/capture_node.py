@@ -20,7 +20,6 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
@@ -28,7 +27,8 @@ from std_srvs.srv import Trigger
 
 from grasp_autolabel.capture import SessionWriter, SettleDetector, StampPairer
 from grasp_autolabel.ros.convert import camera_info_to_intrinsics, image_to_numpy, to_rgb8
-from grasp_autolabel.ros.params import Param, ParameterError, declare_parameters
+from grasp_autolabel.ros.params import Param, declare_parameters
+from grasp_autolabel.ros.runner import run_node
 from grasp_autolabel.ros.qos import LATCHED, RELIABLE, SENSOR
 from grasp_autolabel.session import SessionError
 
@@ -230,21 +230,7 @@ class CaptureNode(Node):
 
 
 def main(args=None) -> int:
-    rclpy.init(args=args)
-    try:
-        node = CaptureNode()
-    except ParameterError as exc:
-        print(f"capture_node: {exc}", file=sys.stderr)
-        rclpy.try_shutdown()
-        return 2
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(CaptureNode, "capture_node", args)
 
 
 if __name__ == "__main__":

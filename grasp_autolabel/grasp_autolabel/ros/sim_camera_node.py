@@ -22,7 +22,8 @@ from std_msgs.msg import Header, String
 from std_srvs.srv import Trigger
 
 from grasp_autolabel.ros.convert import intrinsics_to_camera_info, numpy_to_image
-from grasp_autolabel.ros.params import Param, ParameterError, declare_parameters
+from grasp_autolabel.ros.params import Param, declare_parameters
+from grasp_autolabel.ros.runner import run_node
 from grasp_autolabel.ros.qos import SENSOR
 from grasp_autolabel.sim.cell import CellConfig, SimCell
 
@@ -114,21 +115,7 @@ class SimCameraNode(Node):
 
 
 def main(args=None) -> int:
-    rclpy.init(args=args)
-    try:
-        node = SimCameraNode()
-    except ParameterError as exc:
-        print(f"sim_camera_node: {exc}", file=sys.stderr)
-        rclpy.try_shutdown()
-        return 2
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(SimCameraNode, "sim_camera_node", args)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,31 @@
+"""The one way every node of the suite starts and stops."""
+from __future__ import annotations
+
+import sys
+
+import rclpy
+
+from grasp_autolabel.ros.params import ParameterError
+
+
+def run_node(node_class, name: str, args=None) -> int:
+    """Create ``node_class()``, spin it until Ctrl-C or shutdown, and clean up.
+
+    A bad parameter stops the node at start-up with one line naming it (exit code 2), never a
+    traceback.
+    """
+    rclpy.init(args=args)
+    try:
+        node = node_class()
+    except ParameterError as exc:
+        print(f"{name}: {exc}", file=sys.stderr)
+        rclpy.try_shutdown()
+        return 2
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
