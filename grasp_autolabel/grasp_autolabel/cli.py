@@ -102,8 +102,24 @@ def _add_run_sim(sub):
     p.set_defaults(_impl="grasp_autolabel.ros.run_sim:main")
 
 
+def _add_convert(sub):
+    p = sub.add_parser("convert", help="grasp dataset <-> Cornell or Jacquard folders",
+                       description="--to: write a grasp dataset's accepted items as a Cornell folder (pcdNNNNr.png, "
+                                   "pcdNNNNd.tiff, pcdNNNNcpos.txt) or a Jacquard folder (NNNNNN_RGB.png, "
+                                   "NNNNNN_perfect_depth.tiff, NNNNNN_mask.png, NNNNNN_grasps.txt with "
+                                   "x;y;theta_deg;opening;jaw). --from: import such a folder as a grasp dataset.")
+    p.add_argument("source", type=Path, metavar="SOURCE", help="a grasp dataset (--to) or a Cornell/Jacquard folder (--from)")
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument("--to", choices=("cornell", "jacquard"))
+    group.add_argument("--from", dest="from_", choices=("cornell", "jacquard"))
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--all", action="store_true", help="--to: also the items the gate rejected")
+    p.add_argument("--overwrite", action="store_true", help="replace what is in --out")
+    p.set_defaults(_impl="grasp_autolabel.dataset.formats:main")
+
+
 # Each entry adds one sub-command's parser.
-_COMMANDS = [_add_info, _add_simulate, _add_label, _add_eval_labels, _add_run_sim]
+_COMMANDS = [_add_info, _add_simulate, _add_label, _add_eval_labels, _add_run_sim, _add_convert]
 
 
 def build_parser() -> argparse.ArgumentParser:

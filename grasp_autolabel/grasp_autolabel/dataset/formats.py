@@ -1,0 +1,217 @@
+"""Cornell and Jacquard grasp formats, both ways, so labels train other grasp networks
+(GG-CNN, GR-ConvNet) and their data trains ours.
+
+Cornell (Jiang et al. 2011), one folder::
+
+    pcdNNNNr.png      RGB
+    pcdNNNNd.tiff     depth, float32 metres (as the GG-CNN tooling converts it)
+    pcdNNNNcpos.txt   positive rectangles: four lines "x y" per rectangle, Cornell corner order
+                      (p0 -> p1 along the closing direction, p1 -> p2 along a jaw); NaN = skip
+
+Jacquard (Depierre et al. 2018), one folder::
+
+    NNNNNN_RGB.png, NNNNNN_perfect_depth.tiff (float32 metres), NNNNNN_mask.png,
+    NNNNNN_grasps.txt  one grasp per line "x;y;theta_deg;opening;jaw"
+
+Jacquard's ``theta_deg`` turns from image +x towards +y, as ``theta`` here (the GG-CNN reader
+negates it into its own y-up frame), and ``opening``/``jaw`` are ``w``/``h``; so the conversion is
+a change of unit only.
+"""
+from __future__ import annotations
+
+import math
+import re
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from grasp_autolabel.dataset.store import DatasetError, GraspDataset
+from grasp_autolabel.geometry import as_grasps, corners_to_rect, normalize_angle, rect_to_corners
+from grasp_autolabel.session import read_png
+
+__all__ = ["export_cornell", "export_jacquard", "import_cornell", "import_jacquard", "read_cornell_rectangles"]
+
+
+def _depth_m(ds: GraspDataset, index: int, label: dict) -> np.ndarray | None:
+    path = ds.path / label.get("depth", f"depth/{index:06d}.png")
+    if not path.is_file():
+        return None
+    sources = ds.meta.get("sources") or []
+    src = label.get("source")
+    camera = sources[src].get("camera") if src is not None and src < len(sources) else None
+    scale = float((camera or {}).get("depth_scale", 0.001))
+    return read_png(path, kind="depth").astype(np.float32) * np.float32(scale)
+
+
+def _items(ds: GraspDataset, accepted_only: bool):
+    for i in ds.item_indices():
+        label = ds.read_label(i)
+        if accepted_only and not label.get("accepted", False):
+            continue
+        yield i, label
+
+
+def _prepare(out: Path, overwrite: bool) -> Path:
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        if not overwrite:
+            raise DatasetError(f"{out} exists and is not empty; choose another --out or pass --overwrite")
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def export_cornell(dataset, out, *, accepted_only: bool = True, overwrite: bool = False) -> int:
+    """Write the dataset's items as a Cornell folder; returns the number of samples."""
+    ds = GraspDataset.open(dataset)
+    out = _prepare(out, overwrite)
+    n = 0
+    for i, label in _items(ds, accepted_only):
+        stem = f"pcd{i:04d}"
+        shutil.copyfile(ds.path / label.get("image", f"images/{i:06d}.png"), out / f"{stem}r.png")
+        depth = _depth_m(ds, i, label)
+        if depth is not None:
+            cv2.imwrite(str(out / f"{stem}d.tiff"), depth)
+        corners = rect_to_corners(as_grasps(label["grasps"]))
+        lines = [f"{x:.3f} {y:.3f}" for rect in corners.reshape(-1, 4, 2) for x, y in rect]
+        (out / f"{stem}cpos.txt").write_text("\n".join(lines) + ("\n" if lines else ""))
+        (out / f"{stem}cneg.txt").write_text("")
+        n += 1
+    return n
+
+
+def export_jacquard(dataset, out, *, accepted_only: bool = True, overwrite: bool = False) -> int:
+    """Write the dataset's items as a Jacquard folder; returns the number of samples."""
+    ds = GraspDataset.open(dataset)
+    out = _prepare(out, overwrite)
+    n = 0
+    for i, label in _items(ds, accepted_only):
+        stem = f"{i:06d}"
+        shutil.copyfile(ds.path / label.get("image", f"images/{i:06d}.png"), out / f"{stem}_RGB.png")
+        depth = _depth_m(ds, i, label)
+        if depth is not None:
+            cv2.imwrite(str(out / f"{stem}_perfect_depth.tiff"), depth)
+        mask = ds.path / label.get("mask", f"masks/{i:06d}.png")
+        if mask.is_file():
+            shutil.copyfile(mask, out / f"{stem}_mask.png")
+        g = as_grasps(label["grasps"])
+        lines = [f"{x:.3f};{y:.3f};{math.degrees(t):.4f};{w:.3f};{h:.3f}" for x, y, t, w, h in g]
+        (out / f"{stem}_grasps.txt").write_text("\n".join(lines) + ("\n" if lines else ""))
+        n += 1
+    return n
+
+
+def read_cornell_rectangles(path) -> np.ndarray:
+    """Grasps ``(N, 5)`` from a Cornell ``cpos``/``cneg`` file (rectangles with NaN skipped).
+
+    Raises
+    ------
+    DatasetError
+        The file is missing, or its number of corners is not a multiple of four, or a line is
+        not two numbers.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"{path}: file not found")
+    values = []
+    for lineno, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        parts = line.split()
+        try:
+            if len(parts) != 2:
+                raise ValueError
+            values.append([float(parts[0]), float(parts[1])])
+        except ValueError:
+            raise DatasetError(f"{path}:{lineno}: expected two numbers 'x y', got {line!r}") from None
+    if len(values) % 4:
+        raise DatasetError(f"{path}: {len(values)} corners is not a whole number of rectangles (4 each)")
+    pts = np.asarray(values, dtype=np.float64).reshape(-1, 4, 2)
+    pts = pts[np.all(np.isfinite(pts), axis=(1, 2))]
+    return corners_to_rect(pts) if len(pts) else np.zeros((0, 5))
+
+
+def _import(samples, out: Path, *, source_name: str, overwrite: bool, jaw_width_m: float = 0.0) -> int:
+    ds = GraspDataset.create(out, jaw_width_m=jaw_width_m, settings={"imported_from": source_name},
+                             overwrite=overwrite)
+    src = ds.add_source({"session": source_name, "name": Path(source_name).name, "first_item": ds.next_index(),
+                         "steps": 0, "complete": False, "camera": None})
+    index = ds.next_index()
+    for stem, rgb_path, depth_path, grasps in samples:
+        rgb = read_png(rgb_path, kind="rgb")
+        depth_u16 = None
+        if depth_path is not None and depth_path.is_file():
+            d = cv2.imread(str(depth_path), cv2.IMREAD_UNCHANGED)
+            if d is None or d.ndim != 2:
+                raise DatasetError(f"{depth_path}: not a readable single-channel depth TIFF")
+            d = np.where(np.isfinite(d) & (d > 0), d, 0).astype(np.float64)
+            depth_u16 = np.clip(np.rint(d / 0.001), 0, 65535).astype(np.uint16)
+        if depth_u16 is None:
+            depth_u16 = np.zeros(rgb.shape[:2], np.uint16)
+        g = as_grasps(grasps)
+        g[:, 2] = normalize_angle(g[:, 2])
+        label = {"accepted": True, "reason": None, "detail": None, "pick_index": index - ds.meta["sources"][src]["first_item"],
+                 "session": stem, "source": src, "grasps": np.round(g, 4).tolist(), "scores": [1.0] * len(g),
+                 "poses": [], "spine": None, "info": {"imported": stem}}
+        ds.write_item(index, rgb=rgb, depth=depth_u16, mask=np.zeros(rgb.shape[:2], bool), label=label)
+        ds.meta["sources"][src]["steps"] += 1
+        index += 1
+    ds.meta["sources"][src]["complete"] = True
+    ds.save_meta()
+    return ds.meta["sources"][src]["steps"]
+
+
+def import_cornell(folder, out, *, overwrite: bool = False) -> int:
+    """A Cornell folder (``pcdNNNNr.png`` + ``pcdNNNNcpos.txt``, optional ``pcdNNNNd.tiff``) into a
+    grasp dataset (depth stored as uint16 millimetres; no masks)."""
+    folder = Path(folder)
+    stems = sorted(m.group(1) for p in folder.glob("pcd*cpos.txt") if (m := re.match(r"(pcd\d+)cpos\.txt$", p.name)))
+    if not stems:
+        raise DatasetError(f"{folder}: no Cornell samples (pcdNNNNcpos.txt) found")
+    samples = [(s, folder / f"{s}r.png", folder / f"{s}d.tiff", read_cornell_rectangles(folder / f"{s}cpos.txt"))
+               for s in stems]
+    return _import(samples, out, source_name=str(folder.resolve()), overwrite=overwrite)
+
+
+def _read_jacquard(path: Path) -> np.ndarray:
+    rows = []
+    for lineno, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            x, y, t, w, h = (float(v) for v in line.strip().rstrip(";").split(";"))
+        except ValueError:
+            raise DatasetError(f"{path}:{lineno}: expected 'x;y;theta_deg;opening;jaw', got {line!r}") from None
+        rows.append([x, y, math.radians(t), w, h])
+    return np.asarray(rows, dtype=np.float64).reshape(-1, 5)
+
+
+def import_jacquard(folder, out, *, overwrite: bool = False) -> int:
+    """A Jacquard folder (``*_RGB.png`` + ``*_grasps.txt``, optional ``*_perfect_depth.tiff``)."""
+    folder = Path(folder)
+    stems = sorted(p.name[: -len("_grasps.txt")] for p in folder.glob("*_grasps.txt"))
+    if not stems:
+        raise DatasetError(f"{folder}: no Jacquard samples (*_grasps.txt) found")
+    samples = [(s, folder / f"{s}_RGB.png", folder / f"{s}_perfect_depth.tiff", _read_jacquard(folder / f"{s}_grasps.txt"))
+               for s in stems]
+    return _import(samples, out, source_name=str(folder.resolve()), overwrite=overwrite)
+
+
+def main(args) -> int:
+    from grasp_autolabel.errors import CommandError
+    from grasp_autolabel.session import SessionError
+
+    try:
+        if args.to:
+            fn = {"cornell": export_cornell, "jacquard": export_jacquard}[args.to]
+            n = fn(args.source, args.out, accepted_only=not args.all, overwrite=args.overwrite)
+            print(f"wrote {n} {args.to.capitalize()} samples to {args.out}")
+        else:
+            fn = {"cornell": import_cornell, "jacquard": import_jacquard}[args.from_]
+            n = fn(args.source, args.out, overwrite=args.overwrite)
+            print(f"imported {n} {args.from_.capitalize()} samples into the dataset {args.out}")
+    except SessionError as exc:
+        raise CommandError(str(exc)) from None
+    return 0
