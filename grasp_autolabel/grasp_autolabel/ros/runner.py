@@ -25,6 +25,11 @@ def run_node(node_class, name: str, args=None) -> int:
         rclpy.spin(node)
     except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
         pass
+    except Exception:
+        # Ctrl-C shuts the context down under a callback that is still publishing (a timer's
+        # frame): that is the end of a clean stop, not an error; anything else is
+        if rclpy.ok():
+            raise
     finally:
         node.destroy_node()
         rclpy.try_shutdown()
