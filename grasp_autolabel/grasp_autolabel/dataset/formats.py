@@ -63,44 +63,48 @@ def _prepare(out: Path, overwrite: bool) -> Path:
     return out
 
 
-def export_cornell(dataset, out, *, accepted_only: bool = True, overwrite: bool = False) -> int:
-    """Write the dataset's items as a Cornell folder; returns the number of samples."""
+def _export(dataset, out, write_sample, *, accepted_only: bool, overwrite: bool) -> int:
+    """Call ``write_sample(out, index, label, rgb_path, depth_m, dataset)`` for every item."""
     ds = GraspDataset.open(dataset)
     out = _prepare(out, overwrite)
     n = 0
     for i, label in _items(ds, accepted_only):
-        stem = f"pcd{i:04d}"
-        shutil.copyfile(ds.path / label.get("image", f"images/{i:06d}.png"), out / f"{stem}r.png")
-        depth = _depth_m(ds, i, label)
-        if depth is not None:
-            cv2.imwrite(str(out / f"{stem}d.tiff"), depth)
-        corners = rect_to_corners(as_grasps(label["grasps"]))
-        lines = [f"{x:.3f} {y:.3f}" for rect in corners.reshape(-1, 4, 2) for x, y in rect]
-        (out / f"{stem}cpos.txt").write_text("\n".join(lines) + ("\n" if lines else ""))
-        (out / f"{stem}cneg.txt").write_text("")
+        write_sample(out, i, label, ds.path / label.get("image", f"images/{i:06d}.png"), _depth_m(ds, i, label), ds)
         n += 1
     return n
+
+
+def _cornell_sample(out: Path, i: int, label: dict, rgb_path: Path, depth, ds) -> None:
+    stem = f"pcd{i:04d}"
+    shutil.copyfile(rgb_path, out / f"{stem}r.png")
+    if depth is not None:
+        cv2.imwrite(str(out / f"{stem}d.tiff"), depth)
+    corners = rect_to_corners(as_grasps(label["grasps"]))
+    lines = [f"{x:.3f} {y:.3f}" for rect in corners.reshape(-1, 4, 2) for x, y in rect]
+    (out / f"{stem}cpos.txt").write_text("\n".join(lines) + ("\n" if lines else ""))
+    (out / f"{stem}cneg.txt").write_text("")
+
+
+def _jacquard_sample(out: Path, i: int, label: dict, rgb_path: Path, depth, ds) -> None:
+    stem = f"{i:06d}"
+    shutil.copyfile(rgb_path, out / f"{stem}_RGB.png")
+    if depth is not None:
+        cv2.imwrite(str(out / f"{stem}_perfect_depth.tiff"), depth)
+    mask = ds.path / label.get("mask", f"masks/{i:06d}.png")
+    if mask.is_file():
+        shutil.copyfile(mask, out / f"{stem}_mask.png")
+    lines = [f"{x:.3f};{y:.3f};{math.degrees(t):.4f};{w:.3f};{h:.3f}" for x, y, t, w, h in as_grasps(label["grasps"])]
+    (out / f"{stem}_grasps.txt").write_text("\n".join(lines) + ("\n" if lines else ""))
+
+
+def export_cornell(dataset, out, *, accepted_only: bool = True, overwrite: bool = False) -> int:
+    """Write the dataset's items as a Cornell folder; returns the number of samples."""
+    return _export(dataset, out, _cornell_sample, accepted_only=accepted_only, overwrite=overwrite)
 
 
 def export_jacquard(dataset, out, *, accepted_only: bool = True, overwrite: bool = False) -> int:
     """Write the dataset's items as a Jacquard folder; returns the number of samples."""
-    ds = GraspDataset.open(dataset)
-    out = _prepare(out, overwrite)
-    n = 0
-    for i, label in _items(ds, accepted_only):
-        stem = f"{i:06d}"
-        shutil.copyfile(ds.path / label.get("image", f"images/{i:06d}.png"), out / f"{stem}_RGB.png")
-        depth = _depth_m(ds, i, label)
-        if depth is not None:
-            cv2.imwrite(str(out / f"{stem}_perfect_depth.tiff"), depth)
-        mask = ds.path / label.get("mask", f"masks/{i:06d}.png")
-        if mask.is_file():
-            shutil.copyfile(mask, out / f"{stem}_mask.png")
-        g = as_grasps(label["grasps"])
-        lines = [f"{x:.3f};{y:.3f};{math.degrees(t):.4f};{w:.3f};{h:.3f}" for x, y, t, w, h in g]
-        (out / f"{stem}_grasps.txt").write_text("\n".join(lines) + ("\n" if lines else ""))
-        n += 1
-    return n
+    return _export(dataset, out, _jacquard_sample, accepted_only=accepted_only, overwrite=overwrite)
 
 
 def read_cornell_rectangles(path) -> np.ndarray:
