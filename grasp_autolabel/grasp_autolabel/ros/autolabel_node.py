@@ -35,7 +35,14 @@ from grasp_autolabel.annotate.label import label_record
 from grasp_autolabel.annotate.viz import draw_label
 from grasp_autolabel.dataset.store import DatasetError, GraspDataset, intrinsics_to_dict
 from grasp_autolabel.geometry import rect_to_corners
-from grasp_autolabel.ros.convert import camera_info_to_intrinsics, image_to_numpy, numpy_to_image, to_rgb8
+from grasp_autolabel.ros.convert import (
+    camera_info_to_intrinsics,
+    depth_to_metres,
+    image_to_numpy,
+    metres_to_depth_units,
+    numpy_to_image,
+    to_rgb8,
+)
 from grasp_autolabel.ros.messages import SOURCE_ANNOTATION, grasps_to_msg
 from grasp_autolabel.ros.params import Param, ParameterError, declare_parameters
 from grasp_autolabel.ros.runner import run_node
@@ -119,15 +126,12 @@ class AutolabelNode(Node):
         except ValueError as exc:
             self.bad("malformed", f"captured frame: {exc}")
             return
-        if depth_msg.encoding == "32FC1":
-            depth_m = np.where(np.isfinite(raw) & (raw > 0), raw, 0).astype(np.float32)
-            depth_u16 = np.clip(np.rint(depth_m / self.p["depth_scale"]), 0, 65535).astype(np.uint16)
-        elif depth_msg.encoding in ("16UC1", "mono16"):
-            depth_u16 = raw
-            depth_m = raw.astype(np.float32) * np.float32(self.p["depth_scale"])
-        else:
-            self.bad("encoding", f"depth encoding {depth_msg.encoding!r} is not supported (16UC1, mono16, 32FC1)")
+        try:
+            depth_m = depth_to_metres(raw, depth_msg.encoding, depth_scale=self.p["depth_scale"])
+        except ValueError as exc:
+            self.bad("encoding", f"depth: {exc}")
             return
+        depth_u16 = raw if raw.dtype == np.uint16 else metres_to_depth_units(depth_m, depth_scale=self.p["depth_scale"])
         if rgb.shape[:2] != depth_m.shape or (intr.width, intr.height) != (depth_m.shape[1], depth_m.shape[0]):
             self.bad("size_mismatch", f"colour {rgb.shape[1]}x{rgb.shape[0]}, depth {depth_m.shape[1]}x"
                                       f"{depth_m.shape[0]} and camera_info {intr.width}x{intr.height} differ")

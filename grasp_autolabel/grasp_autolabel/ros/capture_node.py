@@ -26,7 +26,13 @@ from sensor_msgs.msg import CameraInfo, Image
 from std_srvs.srv import Trigger
 
 from grasp_autolabel.capture import SessionWriter, SettleDetector, StampPairer
-from grasp_autolabel.ros.convert import camera_info_to_intrinsics, image_to_numpy, to_rgb8
+from grasp_autolabel.ros.convert import (
+    camera_info_to_intrinsics,
+    depth_to_metres,
+    image_to_numpy,
+    metres_to_depth_units,
+    to_rgb8,
+)
 from grasp_autolabel.ros.params import Param, declare_parameters
 from grasp_autolabel.ros.runner import run_node
 from grasp_autolabel.ros.qos import LATCHED, RELIABLE, SENSOR
@@ -151,8 +157,7 @@ class CaptureNode(Node):
         except ValueError as exc:
             self.bad("malformed", f"depth: {exc}")
             return
-        depth_m = (d.astype(np.float32) * np.float32(self.p["depth_scale"]) if depth.encoding != "32FC1"
-                   else np.where(np.isfinite(d) & (d > 0), d, 0).astype(np.float32))
+        depth_m = depth_to_metres(d, depth.encoding, depth_scale=self.p["depth_scale"])
         if not np.any(depth_m[::4, ::4] > 0):
             self.bad("no_valid_depth", "depth frame without a single valid pixel (covered lens? too close?)")
             return
@@ -182,8 +187,7 @@ class CaptureNode(Node):
             self.bad("malformed", f"colour: {exc}")
             return False, f"colour image is malformed: {exc}"
         raw = image_to_numpy(depth)
-        depth_u16 = (raw if raw.dtype == np.uint16 else
-                     np.clip(np.rint(depth_m / self.p["depth_scale"]), 0, 65535).astype(np.uint16))
+        depth_u16 = raw if raw.dtype == np.uint16 else metres_to_depth_units(depth_m, depth_scale=self.p["depth_scale"])
         if self.writer is None:  # opening the session checks its camera: before anything is published
             try:
                 self.writer = SessionWriter(self.session_dir, self.intrinsics, self.p["depth_scale"])

@@ -32,6 +32,7 @@ __all__ = [
     "intrinsics_to_camera_info",
     "to_rgb8",
     "depth_to_metres",
+    "metres_to_depth_units",
 ]
 
 # encoding -> (dtype, channels)
@@ -178,6 +179,11 @@ def depth_to_metres(array: np.ndarray, encoding: str, *, depth_scale: float = 0.
         d = np.asarray(array, dtype=np.float32)
         return np.where(np.isfinite(d) & (d > 0), d, np.float32(0))
     raise ValueError(f"Image.encoding: {encoding!r} is not a depth encoding (16UC1, mono16, 32FC1)")
+
+
+def metres_to_depth_units(depth_m: np.ndarray, *, depth_scale: float = 0.001) -> np.ndarray:
+    """Depth in metres (0 = invalid) -> uint16 units of ``depth_scale`` metres, clipped to range."""
+    return np.clip(np.rint(np.asarray(depth_m) / depth_scale), 0, 65535).astype(np.uint16)
 
 
 def camera_info_to_intrinsics(msg) -> CameraIntrinsics:
