@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from grasp_autolabel.annotate.segment import noise_sigma
 from grasp_autolabel.geometry import CameraIntrinsics
 from grasp_autolabel.session import (
     FRAME_NAME,
@@ -189,7 +190,7 @@ class SettleDetector:
         diff = (a - b)[valid]
         # noise-aware, as the annotation: at 2.5 m a D4xx frame pair differs by centimetres at
         # a few per cent of the pixels from noise alone
-        noise = 1.4826 * float(np.median(np.abs(diff - np.median(diff))))
+        noise = noise_sigma(diff)
         thr = max(self.change_m, self.noise_k * noise)
         return float(np.mean(np.abs(diff) > thr))
 

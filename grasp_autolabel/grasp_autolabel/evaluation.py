@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from grasp_autolabel.geometry import angle_difference, as_grasps
+from grasp_autolabel.geometry import angle_difference, as_grasps, point_segment_distance
 
 __all__ = ["ValidityRule", "valid_for_log", "mask_iou"]
 
@@ -27,13 +27,6 @@ class ValidityRule:
         self.centre_tolerance = centre_tolerance
         self.angle_tolerance = math.radians(angle_tolerance_deg)
         self.opening_range = opening_range
-
-
-def _point_segment_distance(p: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    ab = b - a
-    denom = float(ab @ ab)
-    t = np.clip(((p - a) @ ab) / denom, 0, 1) if denom > 0 else np.zeros(len(p))
-    return np.linalg.norm(p - (a + t[:, None] * ab), axis=1)
 
 
 def valid_for_log(grasps, log: dict, rule: ValidityRule | None = None) -> np.ndarray:
@@ -57,7 +50,7 @@ def valid_for_log(grasps, log: dict, rule: ValidityRule | None = None) -> np.nda
     a, b = (np.asarray(p, dtype=np.float64) for p in log["axis_px"])
     diameter = float(log["diameter_px"])
     axis_angle = math.atan2(b[1] - a[1], b[0] - a[0])
-    on_spine = _point_segment_distance(g[:, :2], a, b) <= rule.centre_tolerance * diameter
+    on_spine = point_segment_distance(g[:, :2], a, b)[0] <= rule.centre_tolerance * diameter
     across = np.abs(angle_difference(g[:, 2], axis_angle) - math.pi / 2) <= rule.angle_tolerance
     lo, hi = rule.opening_range
     opening_ok = (g[:, 3] >= lo * diameter) & (g[:, 3] <= hi * diameter)

@@ -43,6 +43,7 @@ __all__ = [
     "grasp_pose",
     "GraspPose",
     "grasp_poses",
+    "point_segment_distance",
 ]
 
 HALF_PI = math.pi / 2
@@ -448,6 +449,17 @@ class CameraIntrinsics:
         return np.stack([xn * self.fx + self.cx, yn * self.fy + self.cy], axis=-1)
 
 
+def point_segment_distance(points, a, b) -> tuple[np.ndarray, np.ndarray]:
+    """Distance from points ``(K, D)`` to the segment ``a``-``b``, and the segment parameter
+    ``t`` in [0, 1] of each point's nearest point on it."""
+    p = np.asarray(points, dtype=np.float64)
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    ab = b - a
+    denom = float(ab @ ab)
+    t = np.clip(((p - a) @ ab) / denom, 0.0, 1.0) if denom > 0 else np.zeros(len(p))
+    return np.linalg.norm(p - (a + t[:, None] * ab), axis=1), t
+
+
 def depth_at(depth_m, x: float, y: float, *, radius: int = 3) -> float:
     """Robust depth at a pixel: the median of the valid depths in a window around it.
 
@@ -510,18 +522,7 @@ def grasp_pose(grasp, z: float, intrinsics: CameraIntrinsics) -> GraspPose:
     -------
     GraspPose
     """
-    g = as_grasps(grasp)[0]
-    if not (np.isfinite(z) and z > 0):
-        return GraspPose(np.full(3, np.nan), np.array([0.0, 0.0, 0.0, 1.0]), float("nan"), False)
-    x, y, theta, w, _ = g
-    d = np.array([math.cos(theta), math.sin(theta)])
-    jaws = np.array([[x, y] - d * w / 2, [x, y] + d * w / 2])
-    centre, j0, j1 = intrinsics.deproject(np.array([x, *jaws[:, 0]]), np.array([y, *jaws[:, 1]]), z)
-    closing = j1 - j0
-    opening = float(np.linalg.norm(closing))
-    phi = math.atan2(closing[1], closing[0]) if opening > 0 else math.atan2(d[1], d[0])
-    quat = np.array([0.0, 0.0, math.sin(phi / 2), math.cos(phi / 2)])
-    return GraspPose(centre, quat, opening, True)
+    return grasp_poses(as_grasps(grasp)[:1], [z], intrinsics)[0]
 
 
 def grasp_poses(grasps, z, intrinsics: CameraIntrinsics) -> list[GraspPose]:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-__all__ = ["Change", "depth_change", "refine", "estimate_shift", "scale_px"]
+__all__ = ["Change", "depth_change", "refine", "estimate_shift", "scale_px", "noise_sigma"]
 
 
 @dataclass
@@ -41,6 +41,15 @@ def _check_depth(name: str, d) -> np.ndarray:
     if a.dtype.kind not in "fu":
         raise ValueError(f"{name}: expected depth in metres as float (or uint16 units), got dtype {a.dtype}")
     return a.astype(np.float32, copy=False)
+
+
+def noise_sigma(values: np.ndarray) -> float:
+    """Robust standard deviation (1.4826 x median absolute deviation) of depth differences;
+    the unchanged majority of an image pair is pure sensor noise, whatever else changed."""
+    v = np.asarray(values, dtype=np.float64).ravel()
+    if v.size == 0:
+        return 0.0
+    return 1.4826 * float(np.median(np.abs(v - np.median(v))))
 
 
 def depth_change(before_m, after_m, *, min_change_m: float = 0.02, noise_k: float = 5.0) -> Change:
@@ -77,11 +86,7 @@ def depth_change(before_m, after_m, *, min_change_m: float = 0.02, noise_k: floa
     diff[~valid] = 0
     # robust noise level from a subsample (the unchanged majority of the image)
     sub = diff[::4, ::4][valid[::4, ::4]]
-    if sub.size >= 100:
-        med = float(np.median(sub))
-        noise = 1.4826 * float(np.median(np.abs(sub - med)))
-    else:
-        noise = 0.0
+    noise = noise_sigma(sub) if sub.size >= 100 else 0.0
     thr = max(min_change_m, noise_k * noise)
     increased = (diff > thr).view(np.uint8)
     decreased = (diff < -thr).view(np.uint8)

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from grasp_autolabel.geometry import point_segment_distance
+
 __all__ = ["Log", "Pile", "build_pile", "segment_distance_2d"]
 
 
@@ -98,22 +100,13 @@ class Pile:
 # --------------------------------------------------------------------------------------------
 # distances
 # --------------------------------------------------------------------------------------------
-def _point_segment_distance_2d(p: np.ndarray, a: np.ndarray, b: np.ndarray):
-    """Distance from points p (K, 2) to segment ab, and the segment parameter in [0, 1]."""
-    ab = b - a
-    denom = float(ab @ ab)
-    t = np.clip(((p - a) @ ab) / denom, 0.0, 1.0) if denom > 0 else np.zeros(len(p))
-    closest = a + t[:, None] * ab
-    return np.linalg.norm(p - closest, axis=1), t
-
-
 def segment_distance_2d(p0, p1, q0, q1) -> float:
     """Shortest distance between two 2-D segments."""
     p0, p1, q0, q1 = (np.asarray(v, float)[:2] for v in (p0, p1, q0, q1))
     if _segments_cross(p0, p1, q0, q1):
         return 0.0
-    d1, _ = _point_segment_distance_2d(np.stack([p0, p1]), q0, q1)
-    d2, _ = _point_segment_distance_2d(np.stack([q0, q1]), p0, p1)
+    d1, _ = point_segment_distance(np.stack([p0, p1]), q0, q1)
+    d2, _ = point_segment_distance(np.stack([q0, q1]), p0, p1)
     return float(min(d1.min(), d2.min()))
 
 
@@ -161,7 +154,7 @@ def _settle(xy: np.ndarray, yaw: float, radius: float, length: float, logs: list
         who = np.zeros(samples, dtype=int)
         for log in logs:
             e = log.ends
-            d, t = _point_segment_distance_2d(pts, e[0, :2], e[1, :2])
+            d, t = point_segment_distance(pts, e[0, :2], e[1, :2])
             reach = radius + log.radius
             close = d < reach
             if not np.any(close):
