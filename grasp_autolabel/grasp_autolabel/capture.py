@@ -14,6 +14,7 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from grasp_autolabel.annotate.segment import noise_sigma
@@ -169,6 +170,9 @@ class SettleDetector:
         Share of the grid that may differ between consecutive frames while still "still".
     settle_s : float
         How long the scene must stay still before a capture.
+    capture_first : bool
+        Also capture the first still scene (a recording's start); otherwise the first capture
+        comes from outside (the button) through :meth:`captured`.
     """
 
     change_m: float = 0.03
@@ -177,39 +181,61 @@ class SettleDetector:
     settle_s: float = 1.0
     stride: int = 4
     noise_k: float = 5.0
+    capture_first: bool = False
 
     def __post_init__(self):
         self.reference: np.ndarray | None = None
         self.previous: np.ndarray | None = None
+        self.anchor: np.ndarray | None = None  # the first frame of the current still period
         self.still_since: float | None = None
 
     def _differs(self, a: np.ndarray, b: np.ndarray) -> float:
+        """Share of the grid where ``a`` and ``b`` differ, counting only changes at least 2x2 grid
+        cells across (an object, an arm), not the isolated flicker of noisy pixels at edges."""
         valid = (a > 0) & (b > 0)
         if valid.sum() < 20:
             return 0.0
-        diff = (a - b)[valid]
+        diff = np.where(valid, a - b, np.float32(0))
         # noise-aware, as the annotation: at 2.5 m a D4xx frame pair differs by centimetres at
         # a few per cent of the pixels from noise alone
-        noise = noise_sigma(diff)
+        noise = noise_sigma(diff[valid])
         thr = max(self.change_m, self.noise_k * noise)
-        return float(np.mean(np.abs(diff) > thr))
+        changed = cv2.erode((np.abs(diff) > thr).view(np.uint8), np.ones((2, 2), np.uint8))
+        return float(np.mean(changed))
 
     def captured(self, depth_m: np.ndarray) -> None:
         """Tell the detector a frame was captured (by it or by the button)."""
-        self.reference = np.asarray(depth_m, np.float32)[::self.stride, ::self.stride].copy()
+        self.reference = self._grid(depth_m)
         self.still_since = None
 
-    def update(self, stamp: float, depth_m: np.ndarray) -> bool:
-        """Feed the next depth frame (metres); True when it is time to capture it."""
-        d = np.asarray(depth_m, np.float32)[::self.stride, ::self.stride]
-        prev, self.previous = self.previous, d.copy()
-        if self.reference is None:
-            return False  # nothing captured yet: the first capture comes from the button
-        if prev is None or self._differs(d, prev) > self.still_fraction:
+    def _grid(self, depth_m) -> np.ndarray:
+        return np.asarray(depth_m)[::self.stride, ::self.stride].astype(np.float32)
+
+    def settled(self, stamp: float, depth_m: np.ndarray) -> bool:
+        """Feed the next depth frame (metres); True while the scene has been still for ``settle_s``.
+
+        Still: the frame differs neither from the one before nor from the first frame of the
+        still period (which catches an arm creeping in a little per frame).
+        """
+        d = self._grid(depth_m)
+        prev, self.previous = self.previous, d
+        moving = (prev is None or self._differs(d, prev) > self.still_fraction
+                  or self.anchor is None or self._differs(d, self.anchor) > self.still_fraction)
+        if moving:
             self.still_since = None  # moving (the arm is in view)
+            self.anchor = d
             return False
         if self.still_since is None:
             self.still_since = stamp
-        if stamp - self.still_since < self.settle_s:
+        return stamp - self.still_since >= self.settle_s
+
+    def update(self, stamp: float, depth_m: np.ndarray) -> bool:
+        """Feed the next depth frame (metres); True when it is time to capture it."""
+        if not self.settled(stamp, depth_m):
             return False
-        return self._differs(d, self.reference) > self.changed_fraction
+        if self.reference is None:
+            return self.capture_first  # otherwise the first capture comes from the button
+        # changed since the last capture, over the whole still period (its first frame too): an
+        # arm creeping into view a little per frame changes the newest frame, not the first
+        return (self._differs(self.previous, self.reference) > self.changed_fraction
+                and self._differs(self.anchor, self.reference) > self.changed_fraction)

@@ -53,6 +53,14 @@ def _add_simulate(sub):
     p.add_argument("--height", type=_positive_int, default=480, help="image height in pixels (default 480)")
     p.add_argument("--tilt-max", type=float, default=12.0, metavar="DEG",
                    help="largest camera tilt from straight down; half the sequences are tilted (default 12)")
+    p.add_argument("--bag", choices=("captured", "continuous"),
+                   help="also write each sequence as a rosbag2 bag in OUT/bags/: 'captured' = the capture node's "
+                        "topics (one frame per pick), 'continuous' = the camera's topics at --fps with the arm in "
+                        "view during picks (needs rosbags)")
+    p.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap", help="bag storage (default mcap)")
+    p.add_argument("--fps", type=float, default=30.0, help="--bag continuous: frame rate (default 30)")
+    p.add_argument("--trigger", action="store_true",
+                   help="--bag continuous: also record /operator/pick_done (std_msgs/Empty) once per still scene")
     p.add_argument("--overwrite", action="store_true", help="replace sequences already in OUT")
     p.set_defaults(_impl="grasp_autolabel.sim.commands:simulate_main")
 
@@ -118,8 +126,67 @@ def _add_convert(sub):
     p.set_defaults(_impl="grasp_autolabel.dataset.formats:main")
 
 
+def _add_export(sub):
+    p = sub.add_parser("export", help="rosbag2 bags (MCAP, SQLite3) -> a grasp dataset, without ROS",
+                       description="Read rosbag2 recordings with rosbags and label them with the same code as the "
+                                   "nodes. A bag of the capture node's topics (/capture_node/captured/...) gives one "
+                                   "pick per pair of consecutive frames; a continuous recording of the camera "
+                                   "(/camera/camera/color/image_raw + aligned depth) is searched for the still scenes "
+                                   "between picks (or the frames after each --trigger message), and a few still frames "
+                                   "are averaged. Resumable: a rerun skips what is done. Damaged bags are read up to "
+                                   "the fault, which is reported.")
+    p.add_argument("bags", nargs="+", type=Path, metavar="BAG",
+                   help="rosbag2 folder, .mcap/.db3 file, or a folder of bags")
+    p.add_argument("--out", required=True, type=Path, metavar="DATASET", help="dataset folder to write")
+    p.add_argument("--topics", nargs=3, metavar=("COLOUR", "DEPTH", "CAMERA_INFO"),
+                   help="topics to read (default: found by name, see --mode)")
+    p.add_argument("--mode", choices=("auto", "captured", "continuous"), default="auto",
+                   help="captured: every frame is a capture; continuous: find the still scenes (default: from the "
+                        "topic names)")
+    p.add_argument("--trigger", metavar="TOPIC", help="continuous: capture the first still frame after each message "
+                                                      "on TOPIC (any type) instead of on every scene change")
+    p.add_argument("--settle-s", type=float, default=0.5, help="continuous: seconds still before a capture (0.5)")
+    p.add_argument("--average", type=_positive_int, default=5, help="continuous: still frames averaged (5)")
+    p.add_argument("--depth-scale", type=float, default=0.001, help="metres per unit of 16UC1 depth (0.001)")
+    p.add_argument("--camera-info", type=Path, metavar="YAML", help="camera_info.yaml for bags without camera_info")
+    p.add_argument("--config", type=Path, help="YAML with annotation/gate settings (as for label)")
+    p.add_argument("--viz", action="store_true", help="also write overlays to DATASET/viz/")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--append", action="store_true", help="add to the dataset already in DATASET")
+    group.add_argument("--overwrite", action="store_true", help="replace the dataset already in DATASET")
+    p.set_defaults(_impl="grasp_autolabel.dataset.export:main")
+
+
+def _add_augment(sub):
+    p = sub.add_parser("augment", help="random shifts and rotations of a dataset's accepted items",
+                       description="Each accepted item gives FACTOR items (the first unchanged), rotated about the "
+                                   "image centre and shifted at random; images, depth, masks and grasps are moved by "
+                                   "the same map, grasps leaving the image are dropped. Deterministic by --seed; a "
+                                   "rerun writes only what is missing. Copies keep their original's split.")
+    p.add_argument("dataset", type=Path, metavar="DATASET")
+    p.add_argument("--out", required=True, type=Path, metavar="DATASET2")
+    p.add_argument("--factor", type=_positive_int, default=100, help="items per input item (default 100)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-shift", type=float, default=50.0, metavar="PX", help="largest shift in x and y (50 px)")
+    p.add_argument("--max-rotation", type=float, default=180.0, metavar="DEG", help="largest rotation (180 deg)")
+    p.add_argument("--overwrite", action="store_true", help="replace what is in --out")
+    p.set_defaults(_impl="grasp_autolabel.dataset.augment:main")
+
+
+def _add_split(sub):
+    p = sub.add_parser("split", help="recompute a dataset's train/test splits (image-wise and session-wise)",
+                       description="Write both splits to dataset.json: image-wise (each pick by a seeded hash) and "
+                                   "session-wise (whole sessions or bags held out). label, export and augment write "
+                                   "them with the defaults already.")
+    p.add_argument("dataset", type=Path, metavar="DATASET")
+    p.add_argument("--test-fraction", type=float, default=None, help="share held out (default: as recorded, else 0.2)")
+    p.add_argument("--seed", type=int, default=None, help="(default: as recorded, else 0)")
+    p.set_defaults(_impl="grasp_autolabel.dataset.splits:main")
+
+
 # Each entry adds one sub-command's parser.
-_COMMANDS = [_add_info, _add_simulate, _add_label, _add_eval_labels, _add_run_sim, _add_convert]
+_COMMANDS = [_add_info, _add_simulate, _add_label, _add_eval_labels, _add_run_sim, _add_export, _add_augment,
+             _add_split, _add_convert]
 
 
 def build_parser() -> argparse.ArgumentParser:

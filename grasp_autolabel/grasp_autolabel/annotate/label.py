@@ -11,6 +11,7 @@ import numpy as np
 
 from grasp_autolabel.annotate.config import AnnotateConfig, load_config
 from grasp_autolabel.annotate.pipeline import REASONS, StepLabel, annotate_step
+from grasp_autolabel.dataset.splits import assign_splits
 from grasp_autolabel.dataset.store import GraspDataset, intrinsics_to_dict
 from grasp_autolabel.errors import CommandError
 from grasp_autolabel.session import Session, SessionError
@@ -116,6 +117,7 @@ def label_sessions(sessions, out, *, config: AnnotateConfig | None = None, viz: 
             finally:
                 ds.meta["sources"][src] = record
                 ds.save_meta()
+    assign_splits(ds)
     summary.seconds = time.perf_counter() - t0
     return summary
 

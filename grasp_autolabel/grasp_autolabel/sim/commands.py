@@ -24,9 +24,15 @@ def simulate_main(args) -> int:
             raise CommandError(f"{existing[0]} already exists; choose another --out or pass --overwrite")
         for path in existing:
             shutil.rmtree(path)
+            bag = args.out / "bags" / path.name
+            if bag.exists():
+                shutil.rmtree(bag)
     t0 = time.perf_counter()
     paths = simulate(args.out, sequences=args.sequences, seed=args.seed, config=config,
-                     progress=sys.stderr.isatty() or None)
+                     progress=sys.stderr.isatty() or None, bag=args.bag, storage=args.storage, fps=args.fps,
+                     trigger=args.trigger)
     frames = sum(len(list((p / "rgb").glob("*.png"))) for p in paths)
     print(f"wrote {len(paths)} sequence(s), {frames} frames, to {args.out} in {time.perf_counter() - t0:.1f} s")
+    if args.bag:
+        print(f"bags ({args.bag}, {args.storage}): {args.out / 'bags'}")
     return 0

@@ -36,8 +36,13 @@ def _dump(obj) -> str:
     return json.dumps(obj, indent=1, sort_keys=True) + "\n"
 
 
-def write_sequence(out: Path, config: CellConfig, seed: int, *, on_step: Callable[[], None] | None = None) -> dict:
+def write_sequence(out: Path, config: CellConfig, seed: int, *, on_step: Callable[[], None] | None = None,
+                   stream=None) -> dict:
     """Simulate one sequence until the pile is empty and write it to ``out``.
+
+    ``stream`` (e.g. :class:`grasp_autolabel.dataset.bagwrite.ContinuousBag`) performs each pick
+    instead of ``cell.pick()``, recording every camera frame around it; its ``extra`` dict is added
+    to the step's summary and its ``finish(cell)`` is called at the end.
 
     Returns the sequence summary (also written to ``out/gt/sequence.json``).
     """
@@ -56,14 +61,17 @@ def write_sequence(out: Path, config: CellConfig, seed: int, *, on_step: Callabl
     write_frame(0)
     steps = []
     while not cell.done:
-        step = cell.pick()
+        step = stream.pick(cell) if stream is not None else cell.pick()
         k = step.step
         write_png_atomic(gt / "masks" / FRAME_NAME.format(k), step.mask.astype(np.uint8) * 255)
         write_text_atomic(gt / f"{k:06d}.json", _dump(step.to_json()))
         write_frame(k + 1)
-        steps.append({"step": k, "fault": step.fault, "removed": step.removed})
+        steps.append({"step": k, "fault": step.fault, "removed": step.removed,
+                      **(stream.extra if stream is not None else {})})
         if on_step:
             on_step()
+    if stream is not None:
+        stream.finish(cell)
     summary = {"seed": seed, "tool_version": __version__, "frames": len(steps) + 1, "steps": steps,
                "config": {k: (asdict(v) if hasattr(v, "__dataclass_fields__") else v)
                           for k, v in config.__dict__.items()}}
@@ -72,8 +80,14 @@ def write_sequence(out: Path, config: CellConfig, seed: int, *, on_step: Callabl
 
 
 def simulate(out, *, sequences: int = 1, seed: int = 0, config: CellConfig | None = None,
-             progress: bool = True) -> list[Path]:
-    """Write ``sequences`` sessions ``out/seq_000 ...``; returns their paths."""
+             progress: bool = True, bag: str | None = None, storage: str = "mcap", fps: float = 30.0,
+             trigger: bool = False) -> list[Path]:
+    """Write ``sequences`` sessions ``out/seq_000 ...``; returns their paths.
+
+    ``bag``: also write each sequence as a rosbag2 bag ``out/bags/seq_000``: ``"captured"`` (the
+    capture node's topics, one frame per pick) or ``"continuous"`` (the camera's topics at
+    ``fps``, the arm in view during picks; ``trigger`` adds ``/operator/pick_done``).
+    """
     from tqdm import tqdm
 
     config = config or CellConfig()
@@ -83,7 +97,16 @@ def simulate(out, *, sequences: int = 1, seed: int = 0, config: CellConfig | Non
     with tqdm(total=max_steps, unit="pick", desc="simulate", disable=not progress, dynamic_ncols=True) as bar:
         for i in range(sequences):
             path = out / f"seq_{i:03d}"
-            summary = write_sequence(path, config, sequence_seed(seed, i), on_step=bar.update)
+            stream = None
+            if bag == "continuous":
+                from grasp_autolabel.dataset.bagwrite import ContinuousBag
+
+                stream = ContinuousBag(out / "bags" / path.name, fps=fps, storage=storage, trigger=trigger)
+            summary = write_sequence(path, config, sequence_seed(seed, i), on_step=bar.update, stream=stream)
+            if bag == "captured":
+                from grasp_autolabel.dataset.bagwrite import write_session_bag
+
+                write_session_bag(path, out / "bags" / path.name, storage=storage)
             # the bar's total was an upper bound: take back what this pile did not use
             bar.total -= config.n_logs[1] - (summary["frames"] - 1)
             bar.refresh()
