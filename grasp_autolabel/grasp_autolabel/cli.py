@@ -184,9 +184,57 @@ def _add_split(sub):
     p.set_defaults(_impl="grasp_autolabel.dataset.splits:main")
 
 
+def _add_train(sub):
+    p = sub.add_parser("train", help="train the oriented grasp detector on a dataset's accepted labels",
+                       description="Faster R-CNN with 18 angle classes + background (after Chu et al. 2018), Adam "
+                                   "lr 1e-4, on-the-fly shifts and rotations, on the train part of the dataset's "
+                                   "session-wise split. Writes RUN/config.json, RUN/checkpoints/last.pt (every 200 "
+                                   "steps, at the end and on Ctrl-C), RUN/loss.csv and RUN/loss.png. Nothing is "
+                                   "downloaded. Multi-GPU: torchrun --nproc_per_node N $(which grasp-autolabel) train ...")
+    p.add_argument("dataset", type=Path, metavar="DATASET")
+    p.add_argument("--out", required=True, type=Path, metavar="RUN")
+    p.add_argument("--config", type=Path, help="YAML of detector settings (see detector/model.py DetectorConfig)")
+    p.add_argument("--max-steps", dest="max_steps", type=_positive_int, help="training steps (default 5000)")
+    p.add_argument("--backbone", choices=("resnet50", "resnet18"),
+                   help="resnet50 (the paper's) or resnet18 (light, for CPU); default resnet50")
+    p.add_argument("--channels", choices=("rgb", "rgd"), help="input: rgb or rgd (depth in blue, Chu et al.)")
+    p.add_argument("--input-size", dest="input_size", type=_positive_int, help="network input, pixels (227)")
+    p.add_argument("--batch-size", dest="batch_size", type=_positive_int, help="images per step (4)")
+    p.add_argument("--lr", type=float, help="Adam learning rate (1e-4)")
+    p.add_argument("--backbone-weights", type=Path, metavar="FILE",
+                   help="ImageNet weights for the backbone: a local torchvision ResNet state_dict file")
+    p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
+    p.add_argument("--resume", action="store_true", help="continue the run in RUN from its last checkpoint")
+    p.set_defaults(_impl="grasp_autolabel.detector.train:main")
+
+
+def _add_evaluate(sub):
+    p = sub.add_parser("evaluate", help="rectangle metric and valid grasp candidates of a trained detector",
+                       description="Top-1 rectangle metric (IoU > 0.25 exact polygons, angle < 30 deg) against the "
+                                   "dataset's labels, and, on simulated data, the share of candidates (after NMS and "
+                                   "the score threshold) that are valid grasps on a log nothing rests on: a "
+                                   "precision. JSON on the last line.")
+    p.add_argument("run", type=Path, metavar="RUN", help="run folder, .pt checkpoint or .onnx model")
+    p.add_argument("dataset", type=Path, metavar="DATASET")
+    p.add_argument("--part", choices=("test", "train", "all"), default="test", help="which part (default test)")
+    p.add_argument("--split", choices=("session", "image", "none"), help="split kind (default: the run's)")
+    p.add_argument("--backend", choices=("auto", "torch", "onnx"), default="auto")
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(_impl="grasp_autolabel.detector.evaluate:main")
+
+
+def _add_export_onnx(sub):
+    p = sub.add_parser("export-onnx", help="export a trained detector to ONNX (for ONNX Runtime)",
+                       description="The network (image tensor -> boxes, scores, angle classes) as ONNX opset 17, its "
+                                   "config in the model's metadata; decoding and NMS stay in Python, shared with torch.")
+    p.add_argument("run", type=Path, metavar="RUN", help="run folder or .pt checkpoint")
+    p.add_argument("--out", required=True, type=Path, help="the .onnx file to write")
+    p.set_defaults(_impl="grasp_autolabel.detector.evaluate:export_main")
+
+
 # Each entry adds one sub-command's parser.
 _COMMANDS = [_add_info, _add_simulate, _add_label, _add_eval_labels, _add_run_sim, _add_export, _add_augment,
-             _add_split, _add_convert]
+             _add_split, _add_convert, _add_train, _add_evaluate, _add_export_onnx]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -16,7 +16,7 @@ import numpy as np
 
 from grasp_autolabel.geometry import angle_difference, as_grasps, point_segment_distance
 
-__all__ = ["ValidityRule", "valid_for_log", "mask_iou"]
+__all__ = ["ValidityRule", "valid_for_log", "mask_iou", "gt_grasps"]
 
 
 class ValidityRule:
@@ -63,3 +63,25 @@ def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
     b = np.asarray(b, dtype=bool)
     union = np.count_nonzero(a | b)
     return float(np.count_nonzero(a & b) / union) if union else 1.0
+
+
+def gt_grasps(log: dict, jaw_px: float, *, n: int = 7, margin: float = 1.3, span: float = 0.4) -> np.ndarray:
+    """Perfect labels for one log from the simulator's truth: ``n`` grasps centred on the middle
+    ``span`` of its visible axis, closing across it, opening ``margin`` diameters, jaw ``jaw_px``.
+
+    The same shape of label as the annotator gives (DESIGN.md step 3), from the true axis
+    instead of the depth difference: what "trained on ground-truth labels" trains on.
+    """
+    ends = log.get("axis_visible_px") or log["axis_px"]
+    a, b = (np.asarray(p, dtype=np.float64) for p in ends)
+    t = np.linspace(0.5 - span / 2, 0.5 + span / 2, n)[:, None]
+    centres = a + t * (b - a)
+    theta = math.atan2(b[1] - a[1], b[0] - a[0]) + math.pi / 2
+    from grasp_autolabel.geometry import normalize_angle
+
+    out = np.zeros((n, 5))
+    out[:, :2] = centres
+    out[:, 2] = normalize_angle(theta)
+    out[:, 3] = margin * float(log["diameter_px"])
+    out[:, 4] = jaw_px
+    return out
