@@ -51,6 +51,7 @@ setup(
             "sim_camera_node = grasp_autolabel.ros.sim_camera_node:main",
             "capture_node = grasp_autolabel.ros.capture_node:main",
             "autolabel_node = grasp_autolabel.ros.autolabel_node:main",
+            "inference_node = grasp_autolabel.ros.inference_node:main",
         ],
     },
 )

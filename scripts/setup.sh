@@ -94,7 +94,7 @@ fi
 # colcon workspace. colcon itself skips nothing, so a stamp over the package sources keeps a
 # second run fast.
 COLCON_INPUTS=(grasp_autolabel_msgs/package.xml grasp_autolabel_msgs/CMakeLists.txt
-               grasp_autolabel_msgs/msg/*.msg grasp_autolabel/package.xml grasp_autolabel/setup.py
+               grasp_autolabel_msgs/msg/*.msg grasp_autolabel_msgs/srv/*.srv grasp_autolabel/package.xml grasp_autolabel/setup.py
                grasp_autolabel/setup.cfg)
 shopt -s nullglob
 COLCON_INPUTS+=(grasp_autolabel/launch/* grasp_autolabel/config/*)

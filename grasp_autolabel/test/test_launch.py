@@ -13,7 +13,8 @@ LAUNCH_FILES = sorted((PKG / "launch").glob("*.launch.py"))
 # executable -> the module that declares its parameters
 NODE_MODULES = {"sim_camera_node": "grasp_autolabel.ros.sim_camera_node",
                 "capture_node": "grasp_autolabel.ros.capture_node",
-                "autolabel_node": "grasp_autolabel.ros.autolabel_node"}
+                "autolabel_node": "grasp_autolabel.ros.autolabel_node",
+                "inference_node": "grasp_autolabel.ros.inference_node"}
 # parameters every ROS 2 node has
 BUILTIN = {"use_sim_time"}
 

@@ -86,7 +86,8 @@ def test_scripts_are_valid_bash(script):
 
 @pytest.mark.parametrize("config_file, module", [("sim_camera.yaml", "grasp_autolabel.ros.sim_camera_node"),
                                                  ("capture.yaml", "grasp_autolabel.ros.capture_node"),
-                                                 ("autolabel.yaml", "grasp_autolabel.ros.autolabel_node")])
+                                                 ("autolabel.yaml", "grasp_autolabel.ros.autolabel_node"),
+                                                 ("inference.yaml", "grasp_autolabel.ros.inference_node")])
 def test_config_files_mirror_the_declared_parameter_defaults(config_file, module):
     import importlib
 

@@ -24,17 +24,15 @@ from pathlib import Path
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
-from geometry_msgs.msg import Point
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
-from visualization_msgs.msg import Marker, MarkerArray
+from visualization_msgs.msg import MarkerArray
 
 from grasp_autolabel import __version__
 from grasp_autolabel.annotate import REASONS, AnnotateConfig, annotate_step
 from grasp_autolabel.annotate.label import label_record
 from grasp_autolabel.annotate.viz import draw_label
 from grasp_autolabel.dataset.store import DatasetError, GraspDataset, intrinsics_to_dict
-from grasp_autolabel.geometry import rect_to_corners
 from grasp_autolabel.ros.convert import (
     camera_info_to_intrinsics,
     depth_to_metres,
@@ -43,7 +41,7 @@ from grasp_autolabel.ros.convert import (
     numpy_to_image,
     to_rgb8,
 )
-from grasp_autolabel.ros.messages import SOURCE_ANNOTATION, grasps_to_msg
+from grasp_autolabel.ros.messages import SOURCE_ANNOTATION, grasp_markers, grasps_to_msg
 from grasp_autolabel.ros.params import Param, ParameterError, declare_parameters
 from grasp_autolabel.ros.runner import run_node
 from grasp_autolabel.ros.qos import LATCHED, RELIABLE
@@ -162,7 +160,7 @@ class AutolabelNode(Node):
         poses = step.poses if step.accepted else []
         self.pub_grasps.publish(grasps_to_msg(grasps, scores=step.scores if step.accepted else None, poses=poses,
                                               header=header, source=SOURCE_ANNOTATION, model_id=MODEL_ID))
-        self.pub_markers.publish(self.markers(header, grasps, poses, intr))
+        self.pub_markers.publish(grasp_markers(header, grasps, poses, intr))
         text = (f"{len(step.grasps)} grasps" if step.accepted else f"rejected: {step.reason}")
         overlay = draw_label(rgb, mask=step.mask, spine=step.spine, grasps=step.grasps, text=text,
                              accepted=step.accepted)
@@ -189,24 +187,6 @@ class AutolabelNode(Node):
             return
         ds.meta["sources"][self.source]["steps"] += 1
         ds.save_meta()
-
-    def markers(self, header, grasps, poses, intr) -> MarkerArray:
-        out = MarkerArray()
-        clear = Marker(header=header, action=Marker.DELETEALL)
-        out.markers.append(clear)
-        for i, (g, pose) in enumerate(zip(grasps, poses)):
-            if not pose.valid:
-                continue
-            z = float(pose.position[2])
-            corners = rect_to_corners(g)
-            pts = intr.deproject(corners[:, 0], corners[:, 1], z)
-            m = Marker(header=header, ns="grasps", id=i, type=Marker.LINE_STRIP, action=Marker.ADD)
-            m.pose.orientation.w = 1.0
-            m.scale.x = 0.004
-            m.color.r, m.color.g, m.color.b, m.color.a = (0.1, 0.9, 0.1, 1.0) if i == 0 else (0.9, 0.6, 0.1, 0.8)
-            m.points = [Point(x=float(x), y=float(y), z=float(zz)) for x, y, zz in np.vstack([pts, pts[:1]])]
-            out.markers.append(m)
-        return out
 
     def publish_diagnostics(self) -> None:
         status = DiagnosticStatus(name="grasp_autolabel: autolabel_node", hardware_id=self.p["rgb_topic"])

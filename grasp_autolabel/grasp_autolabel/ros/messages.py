@@ -9,7 +9,7 @@ from grasp_autolabel_msgs.msg import GraspRect, GraspRectArray
 
 from grasp_autolabel.geometry import GraspPose, as_grasps
 
-__all__ = ["grasps_to_msg", "msg_to_grasps", "DecodedGrasps", "SOURCE_ANNOTATION", "SOURCE_DETECTOR"]
+__all__ = ["grasps_to_msg", "msg_to_grasps", "grasp_markers", "DecodedGrasps", "SOURCE_ANNOTATION", "SOURCE_DETECTOR"]
 
 SOURCE_ANNOTATION = GraspRectArray.SOURCE_ANNOTATION
 SOURCE_DETECTOR = GraspRectArray.SOURCE_DETECTOR
@@ -79,3 +79,28 @@ def msg_to_grasps(msg: GraspRectArray) -> DecodedGrasps:
                      for r in rs]).reshape(-1, 4)
     return DecodedGrasps(grasps, np.array([r.score for r in rs], dtype=np.float64), pos, quat,
                          np.array([r.opening_m for r in rs], dtype=np.float64), valid)
+
+
+def grasp_markers(header, grasps, poses, intrinsics) -> "MarkerArray":
+    """RViz markers: each grasp with a valid pose as a closed line strip at its depth (the best
+    green, the others orange), after a DELETEALL that clears the previous frame's."""
+    from geometry_msgs.msg import Point
+    from visualization_msgs.msg import Marker, MarkerArray
+
+    from grasp_autolabel.geometry import rect_to_corners
+
+    out = MarkerArray()
+    out.markers.append(Marker(header=header, action=Marker.DELETEALL))
+    for i, (g, pose) in enumerate(zip(grasps, poses)):
+        if not pose.valid:
+            continue
+        z = float(pose.position[2])
+        corners = rect_to_corners(g)
+        pts = intrinsics.deproject(corners[:, 0], corners[:, 1], z)
+        m = Marker(header=header, ns="grasps", id=i, type=Marker.LINE_STRIP, action=Marker.ADD)
+        m.pose.orientation.w = 1.0
+        m.scale.x = 0.004
+        m.color.r, m.color.g, m.color.b, m.color.a = (0.1, 0.9, 0.1, 1.0) if i == 0 else (0.9, 0.6, 0.1, 0.8)
+        m.points = [Point(x=float(x), y=float(y), z=float(zz)) for x, y, zz in np.vstack([pts, pts[:1]])]
+        out.markers.append(m)
+    return out

@@ -8,11 +8,12 @@ import rclpy
 from grasp_autolabel.ros.params import ParameterError
 
 
-def run_node(node_class, name: str, args=None) -> int:
+def run_node(node_class, name: str, args=None, *, multithreaded: bool = False) -> int:
     """Create ``node_class()``, spin it until Ctrl-C or shutdown, and clean up.
 
     A bad parameter stops the node at start-up with one line naming it (exit code 2), never a
-    traceback.
+    traceback. ``multithreaded``: spin a MultiThreadedExecutor (for services that wait while
+    subscriptions go on).
     """
     rclpy.init(args=args)
     try:
@@ -22,7 +23,12 @@ def run_node(node_class, name: str, args=None) -> int:
         rclpy.try_shutdown()
         return 2
     try:
-        rclpy.spin(node)
+        if multithreaded:
+            executor = rclpy.executors.MultiThreadedExecutor(num_threads=4)
+            executor.add_node(node)
+            executor.spin()
+        else:
+            rclpy.spin(node)
     except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
         pass
     except Exception:

@@ -1,0 +1,326 @@
+"""inference_node: the trained detector, live, for the motion planner.
+
+Subscribes (sensor-data QoS, depth 1) to the colour image, the aligned depth and camera_info.
+A worker thread always takes the *newest* colour frame (frames that arrived while it was busy
+are dropped and counted, never queued), pairs it with the depth frame of the nearest stamp,
+runs the detector (ONNX Runtime or torch) and publishes
+
+* ``~/grasps`` (grasp_autolabel_msgs/GraspRectArray, reliable): header = the colour frame's,
+  sorted by score, source = DETECTOR, model_id; each grasp's 3-D pose in the camera optical
+  frame (depth: median over a 7x7 window at the centre, robust to holes) and its opening in
+  metres; ``pose_valid`` false where there is no depth (or no depth frame / camera_info at all:
+  the 2-D grasps are still published);
+* ``~/markers`` (visualization_msgs/MarkerArray) and ``~/overlay`` (sensor_msgs/Image rgb8);
+* ``/diagnostics``: rate, latency (image received -> grasps published, p50/p99), model id,
+  every dropped or degraded input counted by kind; ERROR while no model is loaded.
+
+Services: ``~/get_grasps`` (grasp_autolabel_msgs/GetGrasps: the newest frame's grasps, or wait
+for a frame newer than a stamp) and ``~/load_model`` (grasp_autolabel_msgs/LoadModel: swap the
+model without a restart; a model that fails to load leaves the old one in use).
+"""
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections import Counter, deque
+from pathlib import Path
+
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from grasp_autolabel_msgs.msg import GraspRectArray
+from grasp_autolabel_msgs.srv import GetGrasps, LoadModel
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
+from rclpy.node import Node
+from sensor_msgs.msg import CameraInfo, Image
+from visualization_msgs.msg import MarkerArray
+
+from grasp_autolabel.geometry import depth_at, grasp_poses
+from grasp_autolabel.ros.convert import camera_info_to_intrinsics, depth_to_metres, image_to_numpy, numpy_to_image, to_rgb8
+from grasp_autolabel.ros.messages import SOURCE_DETECTOR, grasp_markers, grasps_to_msg
+from grasp_autolabel.ros.params import Param, declare_parameters
+from grasp_autolabel.ros.qos import RELIABLE, SENSOR
+from grasp_autolabel.ros.runner import run_node
+
+PARAMS = [
+    Param("color_topic", "/camera/camera/color/image_raw", "colour image (rgb8, bgr8, rgba8, bgra8, mono8)"),
+    Param("depth_topic", "/camera/camera/aligned_depth_to_color/image_raw",
+          "depth aligned to colour (16UC1 in depth_scale units, or 32FC1 metres)"),
+    Param("camera_info_topic", "/camera/camera/color/camera_info", "camera_info of the colour (= aligned depth) image"),
+    Param("model_path", "", "detector: a .onnx model, a .pt checkpoint or a run folder; empty: wait for ~/load_model"),
+    Param("backend", "onnx", "onnx (ONNX Runtime, CPU) or torch", choices=("onnx", "torch")),
+    Param("device", "cpu", "torch backend: cpu or cuda[:N]"),
+    Param("score_threshold", -1.0, "keep grasps scoring at least this; -1: the model's own threshold", min=-1.0, max=1.0),
+    Param("max_grasps", 10, "publish at most this many grasps per frame", min=1, max=1000),
+    Param("depth_scale", 0.001, "metres per unit of integer depth (RealSense: 0.001)", min=1e-6, max=1.0),
+    Param("max_pair_dt", 0.05, "largest stamp difference between a colour and a depth frame to pair them, s",
+          min=0.0, max=1.0),
+    Param("depth_window_px", 3, "half size of the window whose median depth places a grasp in 3-D", min=0, max=50),
+    Param("publish_overlay", True, "publish ~/overlay (the colour image with the grasps drawn)"),
+    Param("diagnostics_period_s", 1.0, "period of /diagnostics, s", min=0.1, max=60.0),
+]
+
+
+def _ns(stamp) -> int:
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+
+
+class InferenceNode(Node):
+    def __init__(self, **kwargs):
+        super().__init__("inference_node", **kwargs)
+        self.p = declare_parameters(self, PARAMS)
+        self.counts = Counter()
+        self.warned: set = set()
+        self.cv = threading.Condition()
+        self.latest = None  # (colour msg, received monotonic)
+        self.depth_buf: deque = deque(maxlen=8)
+        self.info = None
+        self.result = None  # (stamp ns, GraspRectArray)
+        self.latencies: deque = deque(maxlen=1000)
+        self.published_times: deque = deque(maxlen=200)
+        self.predictor = None
+        self.model_id = ""
+        self.model_error = "no model_path set; call ~/load_model"
+        self.model_lock = threading.Lock()
+        if self.p["model_path"]:
+            self._log_load(*self.load_model(self.p["model_path"], self.p["backend"]))
+        sensors = MutuallyExclusiveCallbackGroup()
+        self.create_subscription(Image, self.p["color_topic"], self.on_color, SENSOR, callback_group=sensors)
+        self.create_subscription(Image, self.p["depth_topic"], self.on_depth, SENSOR, callback_group=sensors)
+        self.create_subscription(CameraInfo, self.p["camera_info_topic"], self.on_info, SENSOR, callback_group=sensors)
+        self.pub_grasps = self.create_publisher(GraspRectArray, "~/grasps", RELIABLE)
+        self.pub_markers = self.create_publisher(MarkerArray, "~/markers", RELIABLE)
+        self.pub_overlay = self.create_publisher(Image, "~/overlay", RELIABLE)
+        self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", RELIABLE)
+        services = ReentrantCallbackGroup()
+        self.create_service(GetGrasps, "~/get_grasps", self.on_get_grasps, callback_group=services)
+        self.create_service(LoadModel, "~/load_model", self.on_load_model, callback_group=services)
+        self.create_timer(self.p["diagnostics_period_s"], self.publish_diagnostics, callback_group=sensors)
+        self.running = True
+        self.worker = threading.Thread(target=self.work, name="inference", daemon=True)
+        self.worker.start()
+        self.get_logger().info(f"detecting grasps on {self.p['color_topic']} with "
+                               f"{self.model_id or 'no model yet (' + self.model_error + ')'}")
+
+    def bad(self, kind: str, message: str) -> None:
+        self.counts[kind] += 1
+        if kind not in self.warned:
+            self.warned.add(kind)
+            self.get_logger().warning(f"{message} (further '{kind}' problems are only counted in /diagnostics)")
+
+    # ---------------------------------------------------------------- model
+    def load_model(self, path: str, backend: str) -> tuple[bool, str]:
+        from grasp_autolabel.detector.predict import load_predictor
+
+        backend = backend or self.p["backend"]
+        if backend not in ("onnx", "torch"):
+            return False, f"backend {backend!r}: expected onnx or torch"
+        path_obj = Path(path).expanduser()
+        try:
+            predictor = load_predictor(path_obj, backend=backend, device=self.p["device"])
+        except Exception as exc:  # noqa: BLE001 - any failure to load must leave the node serving
+            message = f"model {path} not loaded: {exc}"
+            if self.predictor is None:
+                self.model_error = message
+            return False, message
+        if self.p["score_threshold"] >= 0:
+            predictor.config.score_threshold = float(self.p["score_threshold"])
+        predictor.config.max_candidates = int(self.p["max_grasps"])
+        with self.model_lock:
+            self.predictor = predictor
+            self.model_id = predictor.model_id
+            self.model_error = ""
+        return True, f"model {predictor.model_id} loaded from {path} ({backend})"
+
+    def _log_load(self, ok: bool, message: str) -> None:
+        # (rclpy refuses one call site logging at two severities: two call sites)
+        if ok:
+            self.get_logger().info(message)
+        else:
+            self.get_logger().error(message)
+
+    def on_load_model(self, request, response):
+        ok, message = self.load_model(request.model_path, request.backend)
+        self._log_load(ok, message)
+        response.success, response.message, response.model_id = ok, message, self.model_id
+        return response
+
+    # ---------------------------------------------------------------- inputs
+    def on_color(self, msg: Image) -> None:
+        with self.cv:
+            if self.latest is not None:
+                self.counts["dropped_stale"] += 1  # the worker was busy: only the newest frame counts
+            self.latest = (msg, time.monotonic())
+            self.counts["frames"] += 1
+            self.cv.notify_all()
+
+    def on_depth(self, msg: Image) -> None:
+        with self.cv:
+            self.depth_buf.append(msg)
+            self.cv.notify_all()
+
+    def on_info(self, msg: CameraInfo) -> None:
+        self.info = msg
+
+    def _depth_for(self, stamp_ns: int):
+        """The depth frame nearest in stamp, waiting briefly for it (depth often arrives just
+        after its colour frame)."""
+        limit = self.p["max_pair_dt"] * 1e9
+        deadline = time.monotonic() + 0.05
+        with self.cv:
+            while True:
+                best = min(self.depth_buf, key=lambda m: abs(_ns(m.header.stamp) - stamp_ns), default=None)
+                if best is not None and abs(_ns(best.header.stamp) - stamp_ns) <= limit:
+                    return best
+                left = deadline - time.monotonic()
+                if left <= 0 or not self.running:
+                    return None
+                self.cv.wait(left)
+
+    # ---------------------------------------------------------------- work
+    def work(self) -> None:
+        while self.running:
+            with self.cv:
+                while self.latest is None and self.running:
+                    self.cv.wait(0.2)
+                if not self.running:
+                    return
+                item, self.latest = self.latest, None
+            try:
+                self.process(*item)
+            except Exception as exc:  # noqa: BLE001 - a bad frame must never stop the node
+                self.bad("failed", f"frame failed: {type(exc).__name__}: {exc}")
+
+    def process(self, msg: Image, received: float) -> None:
+        with self.model_lock:
+            predictor = self.predictor
+        if predictor is None:
+            self.counts["no_model"] += 1
+            return
+        try:
+            rgb = to_rgb8(image_to_numpy(msg), msg.encoding)
+        except ValueError as exc:
+            self.bad("bad_image", f"colour frame: {exc}")
+            return
+        h, w = rgb.shape[:2]
+        stamp = _ns(msg.header.stamp)
+        depth_m = None
+        dmsg = self._depth_for(stamp)
+        if dmsg is None:
+            self.bad("no_depth", "no depth frame with a matching stamp: 2-D grasps only, poses invalid")
+        else:
+            try:
+                depth_m = depth_to_metres(image_to_numpy(dmsg), dmsg.encoding, depth_scale=self.p["depth_scale"])
+            except ValueError as exc:
+                self.bad("bad_depth", f"depth frame: {exc}")
+            if depth_m is not None and depth_m.shape != (h, w):
+                self.bad("size_mismatch", f"depth {depth_m.shape[1]}x{depth_m.shape[0]} is not the colour's {w}x{h}")
+                depth_m = None
+        intr = None
+        if self.info is None:
+            self.bad("no_camera_info", "no camera_info yet: 2-D grasps only, poses invalid")
+        else:
+            try:
+                intr = camera_info_to_intrinsics(self.info)
+            except ValueError as exc:
+                self.bad("bad_camera_info", f"camera_info: {exc}")
+            if intr is not None and (intr.width, intr.height) != (w, h):
+                self.bad("size_mismatch", f"camera_info {intr.width}x{intr.height} is not the colour's {w}x{h}")
+                intr = None
+        try:
+            grasps, scores = predictor.predict(rgb, depth_m)
+        except ValueError as exc:
+            self.bad("unexpected_input", f"colour frame: {exc}")
+            return
+        grasps, scores = grasps[:self.p["max_grasps"]], scores[:self.p["max_grasps"]]
+        poses = None
+        if depth_m is not None and intr is not None:
+            r = int(self.p["depth_window_px"])
+            z = [depth_at(depth_m, g[0], g[1], radius=r) for g in grasps]
+            poses = grasp_poses(grasps, z, intr)
+            self.counts["no_depth_at_grasp"] += sum(1 for p in poses if not p.valid)
+        out = grasps_to_msg(grasps, scores=scores, poses=poses, header=msg.header, source=SOURCE_DETECTOR,
+                            model_id=predictor.model_id)
+        self.pub_grasps.publish(out)
+        latency = time.monotonic() - received
+        if poses is not None:
+            self.pub_markers.publish(grasp_markers(msg.header, grasps, poses, intr))
+        if self.p["publish_overlay"]:
+            from grasp_autolabel.annotate.viz import draw_grasps
+
+            self.pub_overlay.publish(numpy_to_image(draw_grasps(rgb.copy(), grasps, thickness=2), "rgb8",
+                                                    header=msg.header))
+        with self.cv:
+            self.result = (stamp, out)
+            self.latencies.append(latency)
+            self.published_times.append(time.monotonic())
+            self.counts["published"] += 1
+            self.cv.notify_all()
+
+    # ---------------------------------------------------------------- service
+    def on_get_grasps(self, request, response):
+        if self.predictor is None:
+            response.success, response.message = False, f"no model loaded: {self.model_error}"
+            return response
+        newer = _ns(request.newer_than)
+        deadline = time.monotonic() + max(0.0, request.timeout_s)
+        with self.cv:
+            while self.result is None or self.result[0] <= newer:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    what = "no frame processed yet" if self.result is None else \
+                        f"no frame newer than {newer * 1e-9:.3f} s (newest: {self.result[0] * 1e-9:.3f} s)"
+                    response.success, response.message = False, f"{what} within {request.timeout_s:g} s"
+                    return response
+                self.cv.wait(min(left, 0.1))
+            stamp, msg = self.result
+        out = GraspRectArray(header=msg.header, source=msg.source, model_id=msg.model_id,
+                             grasps=list(msg.grasps[:request.max_grasps] if request.max_grasps else msg.grasps))
+        response.success = True
+        response.message = f"{len(out.grasps)} grasps for the frame at {stamp * 1e-9:.3f} s, model {msg.model_id}"
+        response.grasps = out
+        return response
+
+    # ---------------------------------------------------------------- diagnostics
+    def publish_diagnostics(self) -> None:
+        status = DiagnosticStatus(name="grasp_autolabel: inference_node", hardware_id=self.p["color_topic"])
+        with self.cv:
+            lat = np.array(self.latencies) * 1000.0
+            times = list(self.published_times)
+            counts = dict(self.counts)
+        now = time.monotonic()
+        recent = [t for t in times if now - t <= 5.0]
+        rate = len(recent) / min(5.0, max(1e-3, now - recent[0])) if len(recent) >= 2 else 0.0
+        degraded = {k: v for k, v in counts.items() if k not in ("frames", "published", "dropped_stale") and v}
+        if self.predictor is None:
+            status.level, status.message = DiagnosticStatus.ERROR, f"no model: {self.model_error}"
+        else:
+            status.level = DiagnosticStatus.WARN if degraded else DiagnosticStatus.OK
+            status.message = (f"{rate:.1f} Hz, latency p50 {np.percentile(lat, 50):.0f} ms" if len(lat) else "waiting for frames")
+            if degraded:
+                status.message += "; " + ", ".join(f"{k} {v}" for k, v in sorted(degraded.items()))
+        values = {"model_id": self.model_id or "(none)", "model_error": self.model_error, "rate_hz": f"{rate:.2f}",
+                  "latency_ms_p50": f"{np.percentile(lat, 50):.1f}" if len(lat) else "",
+                  "latency_ms_p99": f"{np.percentile(lat, 99):.1f}" if len(lat) else ""}
+        values.update({k: str(v) for k, v in sorted(counts.items())})
+        status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
+        msg = DiagnosticArray(status=[status])
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self.pub_diag.publish(msg)
+
+    def destroy_node(self):
+        self.running = False
+        with getattr(self, "cv", threading.Condition()):
+            if hasattr(self, "cv"):
+                self.cv.notify_all()
+        if getattr(self, "worker", None) is not None:
+            self.worker.join(timeout=5.0)
+        return super().destroy_node()
+
+
+def main(args=None) -> int:
+    return run_node(InferenceNode, "inference_node", args, multithreaded=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
