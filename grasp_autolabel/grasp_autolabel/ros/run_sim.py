@@ -127,8 +127,11 @@ def run(out: Path, *, picks: int, seed: int = 0, fps: float = 30.0, width: int =
             reply = call(f"{CAM}/pick")
             if not reply.success:  # the pile is empty: a new one, and a fresh first frame
                 call(f"{CAM}/reset")
-                progress("pile empty: new pile")
-                spin_until(lambda: False, 1.0)
+                progress("pile empty: new pile (the step from the old pile to the new one is rejected by the gate)")
+                # the capture node captures the new pile on its own; wait for that step's answer
+                if not spin_until(lambda: len(grasps) > n, timeout_s):
+                    raise RuntimeError(f"the new pile was not captured within {timeout_s:.0f} s")
+                n = len(grasps)
                 reply = call(f"{CAM}/pick")
             if not spin_until(lambda: len(grasps) > n, timeout_s):
                 raise RuntimeError(f"pick {i}: no grasps published within {timeout_s:.0f} s")

@@ -1,0 +1,162 @@
+"""Detector serving speed (issue 7 and 8 targets).
+
+1. predictor: 640x480 in, grasps out (preprocess + network + decode + rotated NMS), ONNX Runtime
+   on this CPU, light backbone (target <= 150 ms); and torch for comparison;
+2. inference_node over DDS: image received -> grasps published, p50/p99 over --frames frames
+   (target: CPU ONNX p99 <= 200 ms at 640x480), from the node's own per-frame measurement;
+3. --soak-minutes: 30 Hz input; RSS and latency sampled each minute (target: no growth).
+
+A model: --model (an .onnx or run); without one, a light (resnet18) model with random weights
+is exported (speed does not depend on the weights, except through the number of candidates,
+which the node caps at max_grasps).
+
+Run: scripts/in-env.sh python bench/inference.py [--model M.onnx] [--frames 1000] [--soak-minutes 10]
+"""
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def group_rss_mb(pgid: int) -> float:
+    total = 0
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            if os.getpgid(int(pid)) != pgid:
+                continue
+            with open(f"/proc/{pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+        except (ProcessLookupError, FileNotFoundError, PermissionError):
+            continue
+    return total / 1024
+
+
+def random_model(tmp: Path, backbone: str) -> Path:
+    from grasp_autolabel.detector.evaluate import export_onnx
+    from grasp_autolabel.detector.model import DetectorConfig, build_model
+    from grasp_autolabel.detector.predict import CHECKPOINT_FORMAT, save_checkpoint
+
+    cfg = DetectorConfig(backbone=backbone)
+    model = build_model(cfg)
+    save_checkpoint(tmp / "random.pt", {"format": CHECKPOINT_FORMAT, "version": 1, "config": cfg.to_dict(), "step": 0,
+                                        "state_dict": model.state_dict(), "image_size": [640, 480],
+                                        "model_id": f"{backbone}-random"})
+    return export_onnx(tmp / "random.pt", tmp / "random.onnx")
+
+
+def bench_predictor(model: Path, n: int) -> None:
+    from grasp_autolabel.detector.predict import OnnxPredictor, TorchPredictor
+    from grasp_autolabel.sim import SimCell
+
+    cell = SimCell(seed=5)
+    frames = [cell.frame() for _ in range(4)]
+    preds = [("onnxruntime", OnnxPredictor(model))]
+    pt = model.with_suffix(".pt")
+    if pt.is_file():
+        preds.append(("torch", TorchPredictor(pt)))
+    for name, pred in preds:
+        pred.config.score_threshold = 0.0  # worst case: every candidate through decoding and NMS
+        for rgb, _ in frames[:2]:
+            pred.predict(rgb)
+        times = []
+        for i in range(n):
+            rgb = frames[i % len(frames)][0]
+            t = time.perf_counter()
+            pred.predict(rgb)
+            times.append(time.perf_counter() - t)
+        ms = np.array(times) * 1000
+        print(f"predictor {name:11s} {pred.model_id}: 640x480 -> grasps p50 {np.percentile(ms, 50):.0f} ms, "
+              f"p99 {np.percentile(ms, 99):.0f} ms over {n} frames", flush=True)
+
+
+def bench_node(model: Path, frames: int, soak_min: float, fps: float) -> None:
+    import rclpy
+    from diagnostic_msgs.msg import DiagnosticArray
+    from rclpy.executors import SingleThreadedExecutor
+
+    from grasp_autolabel.ros.qos import RELIABLE
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench_inference_"))
+    os.environ.setdefault("ROS_DOMAIN_ID", "88")
+
+    def start(name, *args):
+        log = open(tmp / f"{name}.log", "w")
+        return subprocess.Popen([sys.executable, "-m", f"grasp_autolabel.ros.{name}", "--ros-args", *args], stdout=log,
+                                stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                                start_new_session=True)
+
+    cam = start("sim_camera_node", "-r", "__node:=camera", "-r", "__ns:=/camera", "-p", f"fps:={fps}")
+    node = start("inference_node", "-p", f"model_path:={model}", "-p", "score_threshold:=0.0")
+    rclpy.init()
+    n = rclpy.create_node("bench_inference")
+    ex = SingleThreadedExecutor()
+    ex.add_node(n)
+    diag = {}
+
+    def on_diag(msg):
+        for s in msg.status:
+            if s.name.endswith("inference_node"):
+                diag.update({kv.key: kv.value for kv in s.values})
+
+    n.create_subscription(DiagnosticArray, "/diagnostics", on_diag, RELIABLE)
+
+    def spin(seconds, pred=lambda: False):
+        end = time.monotonic() + seconds
+        while time.monotonic() < end and not pred():
+            ex.spin_once(timeout_sec=0.05)
+
+    try:
+        spin(120, lambda: int(diag.get("published", 0)) >= 5)
+        start_pub = int(diag.get("published", 0))
+        t0 = time.monotonic()
+        spin(3600, lambda: int(diag.get("published", 0)) - start_pub >= frames)
+        got = int(diag.get("published", 0)) - start_pub
+        print(f"inference_node, ONNX Runtime CPU, 640x480 at {fps:g} Hz in: {got} frames published in "
+              f"{time.monotonic() - t0:.0f} s ({diag.get('rate_hz')} Hz); image received -> grasps published "
+              f"p50 {diag.get('latency_ms_p50')} ms, p99 {diag.get('latency_ms_p99')} ms (last 1000 frames); "
+              f"frames dropped as stale {diag.get('dropped_stale', 0)} of {diag.get('frames')}", flush=True)
+        if soak_min > 0:
+            print(f"soak: {soak_min:g} min at {fps:g} Hz", flush=True)
+            for minute in range(int(soak_min) + 1):
+                print(f"  t={minute:2d} min: RSS inference_node {group_rss_mb(node.pid):.0f} MB, latency p50 "
+                      f"{diag.get('latency_ms_p50')} ms p99 {diag.get('latency_ms_p99')} ms, rate {diag.get('rate_hz')} Hz, "
+                      f"published {diag.get('published')}, stale {diag.get('dropped_stale')}", flush=True)
+                if minute < int(soak_min):
+                    spin(60)
+    finally:
+        for p in (cam, node):
+            try:
+                os.killpg(p.pid, 2)
+                p.wait(timeout=10)
+            except Exception:  # noqa: BLE001
+                os.killpg(p.pid, 9)
+        rclpy.shutdown()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", type=Path, help=".onnx model (a .pt beside it is timed with torch too)")
+    ap.add_argument("--backbone", default="resnet18", help="random model's backbone when no --model")
+    ap.add_argument("--predict-frames", type=int, default=100)
+    ap.add_argument("--frames", type=int, default=1000, help="frames through the node (0: skip)")
+    ap.add_argument("--fps", type=float, default=30.0)
+    ap.add_argument("--soak-minutes", type=float, default=0.0)
+    args = ap.parse_args()
+    model = args.model or random_model(Path(tempfile.mkdtemp(prefix="bench_model_")), args.backbone)
+    bench_predictor(model, args.predict_frames)
+    if args.frames:
+        bench_node(model, args.frames, args.soak_minutes, args.fps)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

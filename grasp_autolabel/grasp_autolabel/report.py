@@ -1,0 +1,101 @@
+"""The demo's report: one self-contained HTML file (images embedded), readable offline."""
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["write_report"]
+
+
+def _img(path_or_png, width: int = 400, caption: str = "") -> str:
+    data = path_or_png if isinstance(path_or_png, bytes) else Path(path_or_png).read_bytes()
+    b64 = base64.b64encode(data).decode()
+    cap = f"<figcaption>{html.escape(caption)}</figcaption>" if caption else ""
+    return f'<figure><img src="data:image/png;base64,{b64}" width="{width}">{cap}</figure>'
+
+
+def _histogram(latencies_ms) -> bytes | None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    fig, ax = plt.subplots(figsize=(6, 3), dpi=100)
+    ax.hist(latencies_ms, bins=30, color="#3b7dd8")
+    for q, style in ((50, "--"), (99, ":")):
+        v = float(np.percentile(latencies_ms, q))
+        ax.axvline(v, color="k", ls=style, lw=1, label=f"p{q} {v:.0f} ms")
+    ax.set_xlabel("image stamped -> grasps received, ms")
+    ax.set_ylabel("frames")
+    ax.legend()
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _table(rows) -> str:
+    body = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows)
+    return f"<table>{body}</table>"
+
+
+def write_report(out: Path, stats: dict, *, latencies_ms, overlays) -> Path:
+    out = Path(out)
+    viz = sorted((out / "cell" / "dataset" / "viz").glob("*.png"))
+    labels_dir = out / "cell" / "dataset" / "labels"
+    accepted, rejected = [], []
+    for p in viz:
+        lab = json.loads((labels_dir / f"{p.stem}.json").read_text())
+        (accepted if lab["accepted"] else rejected).append((p, lab))
+    parts = ["<!doctype html><meta charset='utf-8'><title>grasp_autolabel demo</title>",
+             "<style>body{font-family:sans-serif;max-width:1300px;margin:2em auto;color:#222}"
+             "figure{display:inline-block;margin:4px}figcaption{font-size:12px;color:#555}"
+             "table{border-collapse:collapse;margin:8px 0}th,td{border:1px solid #ccc;padding:3px 8px;text-align:left}"
+             "h2{border-bottom:1px solid #ddd}</style>",
+             "<h1>grasp_autolabel: the simulated cell, end to end</h1>",
+             f"<p>Total {stats.get('total_s')} s on this machine. Stages (s): "
+             f"{html.escape(json.dumps(stats.get('timings_s', {})))}</p>"]
+    lab = stats.get("labels", {})
+    parts += ["<h2>1. Automatic labels</h2>",
+              "<p>The capture and autolabel nodes labelled a pile live; more simulated sequences were labelled "
+              "offline with the same code. Mask outline yellow, spine cyan, jaw edges green, opening edges red.</p>",
+              _table([("steps", lab.get("steps")), ("accepted", lab.get("accepted"))] +
+                     [(f"rejected: {k}", v) for k, v in sorted(lab.get("rejected", {}).items())]),
+              "".join(_img(p, 300, f"item {p.stem}: {len(l_['grasps'])} grasps") for p, l_ in accepted[:8]),
+              "<p>Rejected by the quality gate (faults the simulator injected):</p>",
+              "".join(_img(p, 300, f"item {p.stem}: {l_['reason']}") for p, l_ in rejected[:4]) or "<p>none</p>"]
+    tr = stats.get("train", {})
+    loss_png = out / "run" / "loss.png"
+    parts += ["<h2>2. Training</h2>",
+              _table([("backbone", "resnet18 (light), input 227 px, Adam lr 1e-4"), ("steps", tr.get("step")),
+                      ("images", tr.get("train_items")), ("seconds", round(tr.get("seconds", 0), 1)),
+                      ("last loss", round(tr.get("loss", 0), 4))]),
+              _img(loss_png, 600, "loss per step") if loss_png.is_file() else ""]
+    ev = stats.get("evaluation", {})
+    parts += ["<h2>3. Evaluation on held-out sequences (ONNX Runtime)</h2>",
+              _table([("images", ev.get("images")),
+                      ("rectangle metric, top-1 (IoU > 0.25, angle < 30 deg)", f"{ev.get('rectangle_metric_top1_pct')} %"),
+                      ("valid grasp candidates (a precision)", f"{ev.get('valid_candidates_pct')} %"),
+                      ("top-1 candidate valid", f"{ev.get('valid_top1_pct')} %"),
+                      ("candidates per image", ev.get("candidates_per_image")),
+                      ("predict latency p50", f"{ev.get('latency_ms_p50')} ms")]),
+              "<p>A brief CPU training: see bench/table1.py and the README for the full experiment.</p>"]
+    live = stats.get("live", {})
+    hist = _histogram(latencies_ms) if len(latencies_ms) else None
+    parts += ["<h2>4. Live: inference_node on new frames</h2>",
+              _table([("frames", live.get("frames")), ("latency p50", f"{live.get('latency_ms_p50')} ms"),
+                      ("latency p99", f"{live.get('latency_ms_p99')} ms"),
+                      ("~/get_grasps", (live.get("service") or {}).get("message"))]),
+              _img(hist, 600, "latency histogram") if hist else "",
+              "".join(_img(p, 400, "~/overlay") for p in overlays)]
+    path = out / "report.html"
+    path.write_text("\n".join(parts) + "\n")
+    return path
