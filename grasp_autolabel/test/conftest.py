@@ -8,11 +8,13 @@ os.environ.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")  # ~1 MB image
 os.environ.setdefault("RCUTILS_LOGGING_BUFFERED_STREAM", "0")
 
 import pytest  # noqa: E402
-from hypothesis import settings  # noqa: E402
+from hypothesis import HealthCheck, settings  # noqa: E402
 
 # Deterministic property tests: CI never fails on an example a previous run did not see.
 # Set HYPOTHESIS_PROFILE=explore to search with fresh random examples.
-settings.register_profile("ci", derandomize=True, deadline=None, max_examples=200)
+# (too_slow: on a loaded CI machine data generation speed says nothing about the code)
+settings.register_profile("ci", derandomize=True, deadline=None, max_examples=200,
+                          suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("explore", deadline=None, max_examples=2000)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
