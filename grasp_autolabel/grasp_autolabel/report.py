@@ -13,10 +13,21 @@ __all__ = ["write_report"]
 
 
 def _img(path_or_png, width: int = 400, caption: str = "") -> str:
-    data = path_or_png if isinstance(path_or_png, bytes) else Path(path_or_png).read_bytes()
+    """An embedded image: plots as PNG, photos (files) scaled to ``width`` and JPEG-encoded (the
+    report stays a few MB)."""
+    import cv2
+
+    if isinstance(path_or_png, bytes):
+        data, mime = path_or_png, "png"
+    else:
+        img = cv2.imread(str(path_or_png), cv2.IMREAD_COLOR)
+        if img is not None and img.shape[1] > width:
+            img = cv2.resize(img, (width, round(img.shape[0] * width / img.shape[1])), interpolation=cv2.INTER_AREA)
+        ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 88]) if img is not None else (False, None)
+        data, mime = (buf.tobytes(), "jpeg") if ok else (Path(path_or_png).read_bytes(), "png")
     b64 = base64.b64encode(data).decode()
     cap = f"<figcaption>{html.escape(caption)}</figcaption>" if caption else ""
-    return f'<figure><img src="data:image/png;base64,{b64}" width="{width}">{cap}</figure>'
+    return f'<figure><img src="data:image/{mime};base64,{b64}" width="{width}">{cap}</figure>'
 
 
 def _histogram(latencies_ms) -> bytes | None:
@@ -78,7 +89,7 @@ def write_report(out: Path, stats: dict, *, latencies_ms, overlays) -> Path:
               _table([("backbone", "resnet18 (light), input 227 px, Adam lr 1e-4"), ("steps", tr.get("step")),
                       ("images", tr.get("train_items")), ("seconds", round(tr.get("seconds", 0), 1)),
                       ("last loss", round(tr.get("loss", 0), 4))]),
-              _img(loss_png, 600, "loss per step") if loss_png.is_file() else ""]
+              _img(loss_png.read_bytes(), 600, "loss per step") if loss_png.is_file() else ""]
     ev = stats.get("evaluation", {})
     parts += ["<h2>3. Evaluation on held-out sequences (ONNX Runtime)</h2>",
               _table([("images", ev.get("images")),
