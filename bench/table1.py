@@ -7,7 +7,8 @@ sequences seen from a different camera pose (higher and tilted), side by side wi
 * ground-truth labels: the same images, grasps from the simulator's true axis of the removed log
   (`evaluation.gt_grasps`: the annotator's label shape on the true axis);
 * test: every frame of the held-out sequences, labelled with the true grasps of every log nothing
-  rests on (so the rectangle metric does not punish a correct grasp on another free log).
+  rests on, on the middle of its visible part (so the rectangle metric does not punish a correct
+  grasp on another free log).
 
 Valid grasp candidates % is a precision over all candidates after NMS and the score threshold.
 
@@ -37,8 +38,12 @@ def jaw_px(jaw_m: float, fx: float, depth_m: float) -> float:
     return jaw_m * fx / depth_m
 
 
-def gt_train_dataset(auto: Path, out: Path) -> int:
-    """The auto dataset's accepted images, relabelled with the removed log's true grasps."""
+def gt_train_dataset(auto: Path, out: Path, use_later: bool = True) -> int:
+    """The auto dataset's training images, relabelled perfectly: the true grasps of the log(s)
+    removed at that pick and (``use_later``, as the auto labels' ``later_grasps``) of every log
+    removed later that nothing rests on in this frame."""
+    from grasp_autolabel.detector.data import item_grasps
+
     src = GraspDataset.open(auto)
     ds = GraspDataset.create(out, jaw_width_m=src.meta["jaw_width_m"], settings={"labels": "ground truth"})
     ds.meta["sources"] = src.meta["sources"]
@@ -46,21 +51,31 @@ def gt_train_dataset(auto: Path, out: Path) -> int:
     n = 0
     for i in src.item_indices():
         lab = src.read_label(i)
-        if not lab["accepted"]:
+        if not item_grasps(lab, use_later):
             continue
         session = Path(src.meta["sources"][lab["source"]]["session"])
-        truth = read_json(session / "gt" / f"{lab['pick_index']:06d}.json")
+        k = lab["pick_index"]
         fx = Session.open(session).intrinsics.fx
-        grasps = np.concatenate([gt_grasps(t, jaw_px(src.meta["jaw_width_m"], fx, t["depth_m"]))
-                                 for t in truth["removed_logs"]]) if truth["removed_logs"] else np.zeros((0, 5))
+        frame = read_json(session / "gt" / "frames" / f"{k:06d}.json")
+        free = {log["id"]: log for log in frame["logs"] if log["graspable"] and log.get("axis_visible_px")}
+        steps = json.loads((session / "gt" / "sequence.json").read_text())["steps"]
+        later_ids = [r for st in steps if st["step"] > k for r in st["removed"]] if use_later else []
+        now_ids = read_json(session / "gt" / f"{k:06d}.json")["removed"]
+        logs = [free[x] for x in dict.fromkeys(now_ids + later_ids) if x in free]
+        grasps = (np.concatenate([gt_grasps(t, jaw_px(src.meta["jaw_width_m"], fx, t["depth_m"])) for t in logs])
+                  if logs else np.zeros((0, 5)))
+        if not len(grasps):
+            continue
         ds.write_item(n, rgb_png=src.path / "images" / f"{i:06d}.png", depth_png=src.path / "depth" / f"{i:06d}.png",
-                      mask=src.read_mask(i), label={**lab, "grasps": np.round(grasps, 3).tolist()})
+                      mask=src.read_mask(i), label={**lab, "accepted": True, "grasps": np.round(grasps, 3).tolist(),
+                                                    "later_grasps": [], "later_picks": []})
         n += 1
     return n
 
 
 def test_dataset(sessions, out: Path, jaw_m: float) -> int:
-    """Every frame of ``sessions`` with the true grasps of every free, fully visible log."""
+    """Every frame of ``sessions`` with the true grasps of every log nothing rests on (on the
+    middle of its visible axis)."""
     ds = GraspDataset.create(out, jaw_width_m=jaw_m, settings={"labels": "ground truth, all free logs"})
     n = 0
     for src_index, path in enumerate(sessions):
@@ -68,7 +83,7 @@ def test_dataset(sessions, out: Path, jaw_m: float) -> int:
         ds.add_source({"session": str(Path(path).resolve()), "name": Path(path).name, "complete": True})
         for k in s.frames:
             truth = read_json(Path(path) / "gt" / "frames" / f"{k:06d}.json")
-            free = [log for log in truth["logs"] if log["graspable"] and log["in_view"]]
+            free = [log for log in truth["logs"] if log["graspable"] and log.get("axis_visible_px")]
             if not free:
                 continue
             grasps = np.concatenate([gt_grasps(log, jaw_px(jaw_m, s.intrinsics.fx, log["depth_m"])) for log in free])
@@ -102,8 +117,12 @@ def main():
     n_gt = gt_train_dataset(root / "auto", root / "gt")
     jaw = GraspDataset.open(root / "auto").meta["jaw_width_m"]
     n_test = test_dataset(test_paths, root / "test", jaw)
-    print(f"data: {args.train_seqs} training sequences ({summary.accepted} auto-accepted images of {summary.steps}; "
-          f"the same {n_gt} with ground-truth labels), {args.test_seqs} held-out sequences from another camera pose "
+    from grasp_autolabel.detector.data import select_items
+
+    n_auto = len(select_items(GraspDataset.open(root / "auto"), "all", "none", use_later=True))
+    print(f"data: {args.train_seqs} training sequences ({summary.steps} picks, {summary.accepted} accepted; {n_auto} "
+          f"images with automatic grasps incl. later picks carried back; {n_gt} of them with ground-truth grasps), "
+          f"{args.test_seqs} held-out sequences from another camera pose "
           f"({n_test} test images); {time.perf_counter() - t0:.0f} s", flush=True)
     cfg = dict(backbone=args.backbone, input_size=args.input_size, batch_size=args.batch_size, max_steps=args.steps,
                split="none", seed=args.seed)

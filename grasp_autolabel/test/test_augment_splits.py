@@ -111,3 +111,24 @@ def test_splits_session_wise_and_image_wise(labelled, tmp_path):
         from_item = aug.read_label(i)["augmentation"]["from_item"]
         assert (i in aug.meta["splits"]["image"]["test"]) == (from_item in src_test)
         assert (i in aug.meta["splits"]["session"]["test"]) == (from_item in set(ds.meta["splits"]["session"]["test"]))
+
+
+def test_later_picks_are_carried_back_only_onto_free_logs(labelled):
+    """Every later pick carried back to frame k is a log nothing rests on in frame k (the
+    simulator's truth), and some are carried at all."""
+    from pathlib import Path
+
+    ds = GraspDataset.open(labelled)
+    carried = 0
+    for i in ds.item_indices():
+        lab = ds.read_label(i)
+        session = Path(ds.meta["sources"][lab["source"]]["session"])
+        frame = json.loads((session / "gt" / "frames" / f"{lab['pick_index']:06d}.json").read_text())
+        free = {log["id"]: log["graspable"] for log in frame["logs"]}
+        assert len(lab["later_picks"]) <= len(lab["later_grasps"])
+        for j in lab["later_picks"]:
+            assert j > lab["pick_index"]
+            step = json.loads((session / "gt" / f"{j:06d}.json").read_text())
+            assert all(free[log_id] for log_id in step["removed"]), (i, j)
+            carried += 1
+    assert carried >= 3

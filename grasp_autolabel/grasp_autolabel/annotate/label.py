@@ -11,6 +11,7 @@ import numpy as np
 
 from grasp_autolabel.annotate.config import AnnotateConfig, load_config
 from grasp_autolabel.annotate.pipeline import REASONS, StepLabel, annotate_step
+from grasp_autolabel.dataset.propagate import propagate_labels
 from grasp_autolabel.dataset.splits import assign_splits
 from grasp_autolabel.dataset.store import GraspDataset, intrinsics_to_dict
 from grasp_autolabel.errors import CommandError
@@ -94,11 +95,13 @@ def label_sessions(sessions, out, *, config: AnnotateConfig | None = None, viz: 
     t0 = time.perf_counter()
     total = sum(len(s.frames) - 1 for s in opened)
     index = ds.next_index()
+    new_sources: list[int] = []
     with tqdm(total=total, unit="step", desc="label", disable=not progress, dynamic_ncols=True) as bar:
         for s in opened:
             record = {"session": str(s.path.resolve()), "name": s.path.name, "first_item": index, "steps": 0,
                       "complete": False, "camera": intrinsics_to_dict(s.intrinsics, s.depth_scale)}
             src = ds.add_source(record)
+            new_sources.append(src)
             try:
                 after = s.read_depth_m(s.frames[0])
                 for k, k_next in zip(s.frames[:-1], s.frames[1:]):
@@ -117,6 +120,7 @@ def label_sessions(sessions, out, *, config: AnnotateConfig | None = None, viz: 
             finally:
                 ds.meta["sources"][src] = record
                 ds.save_meta()
+    propagate_labels(ds, sources=set(new_sources))
     assign_splits(ds)
     summary.seconds = time.perf_counter() - t0
     return summary

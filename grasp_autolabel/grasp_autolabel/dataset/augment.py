@@ -138,7 +138,10 @@ def augment_dataset(source, out, *, factor: int = 100, seed: int = 0, max_shift_
                         bar.update()
                         continue
                 record = {k: v for k, v in label.items() if k not in ("image", "depth", "mask", "poses", "grasps",
-                                                                       "scores", "spine")}
+                                                                       "scores", "spine", "later_grasps")}
+                if label.get("later_grasps"):
+                    moved, _ = transform_grasps(label["later_grasps"], m, w, h)
+                    record["later_grasps"] = np.round(moved, 3).tolist()
                 scores = np.asarray(label.get("scores") or [1.0] * len(grasps), dtype=float)
                 record.update(
                     grasps=np.round(out_g, 3).tolist(), scores=np.round(scores[kept], 4).tolist(), poses=None,

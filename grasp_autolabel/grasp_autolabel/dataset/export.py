@@ -33,6 +33,7 @@ from grasp_autolabel.annotate.label import LabelSummary, label_record
 from grasp_autolabel.annotate.pipeline import annotate_step
 from grasp_autolabel.capture import SettleDetector, StampPairer, _same_camera
 from grasp_autolabel.dataset.bags import BagError, BagSource, cdr_stamp_ns, expand_bags
+from grasp_autolabel.dataset.propagate import propagate_labels
 from grasp_autolabel.dataset.splits import assign_splits
 from grasp_autolabel.dataset.store import DatasetError, GraspDataset, intrinsics_to_dict
 from grasp_autolabel.errors import CommandError
@@ -365,6 +366,7 @@ def export_bags(bags, out, *, config: AnnotateConfig | None = None, options: Exp
     out = Path(out)
     ds = _open_dataset(out, paths, cfg, append, overwrite)
     summary = ExportSummary(bags=len(paths))
+    touched: list[int] = []
     t0 = time.perf_counter()
     for path in paths:
         key = str(path.resolve())
@@ -381,11 +383,13 @@ def export_bags(bags, out, *, config: AnnotateConfig | None = None, options: Exp
             if prior:
                 src = prior[-1]
                 record = ds.meta["sources"][src]
+                touched.append(src)
             else:
                 record = {"bag": key, "name": path.name, "mode": mode, "topics": list(topics), "trigger": trigger,
                           "export": opts.to_dict(), "first_item": ds.next_index(), "steps": 0, "captures": 0,
                           "complete": False, "camera": None, "cut": None}
                 src = ds.add_source(record)
+            touched.append(src)
             done = {ds.read_label(i)["pick_index"] for i in ds.item_indices()
                     if ds.read_label(i).get("source") == src} if prior else set()
             record["steps"] = len(done)
@@ -433,6 +437,7 @@ def export_bags(bags, out, *, config: AnnotateConfig | None = None, options: Exp
                 summary.frames += stats["frames"]
                 ds.meta["sources"][src] = record
                 ds.save_meta()
+    propagate_labels(ds, sources=set(touched))
     assign_splits(ds)
     summary.seconds = time.perf_counter() - t0
     return summary

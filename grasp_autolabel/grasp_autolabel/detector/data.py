@@ -9,11 +9,19 @@ from grasp_autolabel.detector.model import DetectorConfig, encode_grasps, prepro
 from grasp_autolabel.geometry import as_grasps
 from grasp_autolabel.session import png_size, read_png
 
-__all__ = ["select_items", "GraspSamples"]
+__all__ = ["select_items", "item_grasps", "GraspSamples"]
 
 
-def select_items(ds: GraspDataset, part: str, split: str) -> list[int]:
-    """Accepted items with grasps in ``part`` ("train", "test" or "all") of the ``split`` kind."""
+def item_grasps(label: dict, use_later: bool = True) -> list:
+    """The grasps an item teaches: its own (when the gate accepted the pick) and, with
+    ``use_later``, later picks' grasps valid in this frame (``later_grasps``)."""
+    out = list(label.get("grasps") or []) if label.get("accepted") else []
+    return out + (list(label.get("later_grasps") or []) if use_later else [])
+
+
+def select_items(ds: GraspDataset, part: str, split: str, use_later: bool = False) -> list[int]:
+    """Items with grasps (see :func:`item_grasps`) in ``part`` ("train", "test" or "all") of the
+    ``split`` kind."""
     items = ds.item_indices()
     if split != "none" and part != "all":
         splits = ds.meta.get("splits") or {}
@@ -21,8 +29,7 @@ def select_items(ds: GraspDataset, part: str, split: str) -> list[int]:
             items = sorted(set(items) & set(splits[split][part]))
     out = []
     for i in items:
-        lab = ds.read_label(i)
-        if lab.get("accepted") and lab.get("grasps"):
+        if item_grasps(ds.read_label(i), use_later):
             out.append(i)
     return out
 
@@ -39,7 +46,7 @@ class GraspSamples:
     def __init__(self, path, config: DetectorConfig, *, part: str = "train"):
         self.ds = GraspDataset.open(path)
         self.config = config
-        self.items = select_items(self.ds, part, config.split)
+        self.items = select_items(self.ds, part, config.split, config.use_later_grasps)
         if not self.items:
             n = len(self.ds.item_indices())
             raise DatasetError(f"{path}: no accepted labels with grasps to train on ({n} items, none accepted"
@@ -64,7 +71,7 @@ class GraspSamples:
             if self.config.channels == "rgd":
                 scale = float((self.ds.meta["sources"][0].get("camera") or {}).get("depth_scale", 0.001))
                 depth = read_png(self.ds.path / "depth" / f"{i:06d}.png", kind="depth").astype(np.float32) * scale
-            grasps = as_grasps(self.ds.read_label(i)["grasps"])
+            grasps = as_grasps(item_grasps(self.ds.read_label(i), self.config.use_later_grasps))
             if len(self._cache) > 256:
                 self._cache.pop(next(iter(self._cache)))
             self._cache[i] = (rgb, depth, grasps)

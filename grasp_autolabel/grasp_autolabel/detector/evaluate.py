@@ -68,7 +68,10 @@ def evaluate(model, dataset, *, part: str = "test", split: str | None = None, ba
         truth = frame_truth(ds, label)
         if truth is not None:
             with_truth += 1
-            free = [log for log in truth["logs"] if log["graspable"] and log.get("in_view", True)]
+            # every log nothing rests on, partly out of view too (a grasp on its visible part is
+            # executable); its visible axis, where the grasp must lie
+            free = [{**log, "axis_px": log["axis_visible_px"]} for log in truth["logs"]
+                    if log["graspable"] and log.get("axis_visible_px")]
             ok = np.zeros(len(grasps), bool)
             for log in free:
                 ok |= valid_for_log(grasps, log)

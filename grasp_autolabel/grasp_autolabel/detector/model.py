@@ -58,6 +58,7 @@ class DetectorConfig:
     max_shift_px: float = 50.0
     max_rotation_deg: float = 180.0
     split: str = "session"  # which split's train part to use: session | image | none
+    use_later_grasps: bool = True  # also train on later picks' grasps carried back (dataset/propagate.py)
     seed: int = 0
     extra: dict = field(default_factory=dict)
 
