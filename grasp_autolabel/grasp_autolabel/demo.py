@@ -135,7 +135,8 @@ def main(argv=None) -> int:
 
     t = time.perf_counter()
     print(f"[3/6] training the light detector (resnet18, 227 px input) for {steps} steps on the CPU", flush=True)
-    cfg = DetectorConfig(backbone="resnet18", max_steps=steps, split="none")
+    # a brief training scores low: show candidates from 0.1 (the default threshold is 0.3)
+    cfg = DetectorConfig(backbone="resnet18", max_steps=steps, split="none", score_threshold=0.1)
     r = train(out / "cell" / "dataset", out / "run", cfg, progress=tty, save_every=100)
     print(f"      {r['steps_run']} steps in {r['seconds']:.0f} s on {r['train_items']} images; last loss {r['loss']:.3f}")
     stats["train"] = {k: r[k] for k in ("step", "loss", "seconds", "train_items")}
