@@ -138,8 +138,8 @@ def main():
         print(f"trained on {name} labels: {args.steps} steps in {t_train:.0f} s; {json.dumps(e)}", flush=True)
     a, g = results["auto"], results["gt"]
     print()
-    print(f"| labels | valid grasp candidates % | top-1 valid % | rectangle metric top-1 % | paper valid % |")
-    print(f"| --- | --- | --- | --- | --- |")
+    print("| labels | valid grasp candidates % | top-1 valid % | rectangle metric top-1 % | paper valid % |")
+    print("| --- | --- | --- | --- | --- |")
     print(f"| automatic (ours) | {a['valid_candidates_pct']} | {a['valid_top1_pct']} | {a['rectangle_metric_top1_pct']} | 81.17 |")
     print(f"| ground truth | {g['valid_candidates_pct']} | {g['valid_top1_pct']} | {g['rectangle_metric_top1_pct']} | 83.43 (hand) |")
     print(f"{args.backbone}, input {args.input_size}, batch {args.batch_size}, {args.steps} steps on {args.device}; "

@@ -81,7 +81,7 @@ def msg_to_grasps(msg: GraspRectArray) -> DecodedGrasps:
                          np.array([r.opening_m for r in rs], dtype=np.float64), valid)
 
 
-def grasp_markers(header, grasps, poses, intrinsics) -> "MarkerArray":
+def grasp_markers(header, grasps, poses, intrinsics):
     """RViz markers: each grasp with a valid pose as a closed line strip at its depth (the best
     green, the others orange), after a DELETEALL that clears the previous frame's."""
     from geometry_msgs.msg import Point
