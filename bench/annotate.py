@@ -16,7 +16,6 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from grasp_autolabel.annotate import annotate_step  # noqa: E402
@@ -25,13 +24,7 @@ from grasp_autolabel.sim import CellConfig  # noqa: E402
 from grasp_autolabel.sim.writer import simulate  # noqa: E402
 
 
-def one_core():
-    cv2.setNumThreads(1)
-    try:
-        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
-    except (AttributeError, OSError):
-        pass
-
+from common import one_core  # noqa: E402
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -26,28 +26,13 @@ from std_srvs.srv import Trigger
 from grasp_autolabel.ros.qos import RELIABLE
 
 
+from common import group_rss_mb  # noqa: E402
+
 def start(name, *args, log_dir):
     log = open(log_dir / f"{name}.log", "w")
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen([sys.executable, "-m", f"grasp_autolabel.ros.{name}", "--ros-args", *args], stdout=log,
                             stderr=subprocess.STDOUT, env=env, start_new_session=True)
-
-
-def group_rss_mb(pgid: int) -> float:
-    total = 0
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            if os.getpgid(int(pid)) != pgid:
-                continue
-            with open(f"/proc/{pid}/status") as f:
-                for line in f:
-                    if line.startswith("VmRSS:"):
-                        total += int(line.split()[1])
-        except (ProcessLookupError, FileNotFoundError, PermissionError):
-            continue
-    return total / 1024
 
 
 class Bench:

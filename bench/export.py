@@ -21,7 +21,6 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-import cv2  # noqa: E402
 
 from grasp_autolabel.dataset.export import ExportOptions, export_bags  # noqa: E402
 from grasp_autolabel.dataset.store import GraspDataset  # noqa: E402
@@ -29,13 +28,7 @@ from grasp_autolabel.sim import CellConfig  # noqa: E402
 from grasp_autolabel.sim.writer import simulate  # noqa: E402
 
 
-def one_core():
-    cv2.setNumThreads(1)
-    try:
-        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
-    except (AttributeError, OSError):
-        pass
-
+from common import one_core  # noqa: E402
 
 def quiet(*a, **k):
     pass

@@ -23,22 +23,7 @@ from pathlib import Path
 import numpy as np
 
 
-def group_rss_mb(pgid: int) -> float:
-    total = 0
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            if os.getpgid(int(pid)) != pgid:
-                continue
-            with open(f"/proc/{pid}/status") as f:
-                for line in f:
-                    if line.startswith("VmRSS:"):
-                        total += int(line.split()[1])
-        except (ProcessLookupError, FileNotFoundError, PermissionError):
-            continue
-    return total / 1024
-
+from common import group_rss_mb  # noqa: E402
 
 def random_model(tmp: Path, backbone: str) -> Path:
     from grasp_autolabel.detector.evaluate import export_onnx

@@ -17,7 +17,7 @@ from grasp_autolabel.dataset.store import GraspDataset, intrinsics_to_dict
 from grasp_autolabel.errors import CommandError
 from grasp_autolabel.session import Session, SessionError
 
-__all__ = ["label_sessions", "label_record", "LabelSummary", "main"]
+__all__ = ["label_sessions", "label_record", "write_viz", "LabelSummary", "main"]
 
 
 def label_record(step: StepLabel, *, pick_index: int, source: int, session: str, frame_after: int) -> dict:
@@ -110,7 +110,7 @@ def label_sessions(sessions, out, *, config: AnnotateConfig | None = None, viz: 
                     rec = label_record(step, pick_index=k, source=src, session=s.path.name, frame_after=k_next)
                     ds.write_item(index, rgb_png=s.check_rgb(k), depth_png=s.depth_path(k), mask=step.mask, label=rec)
                     if viz:
-                        _write_viz(ds, index, s, k, step)
+                        write_viz(ds, index, s.read_rgb(k), k, step)
                     summary.add(step)
                     record["steps"] += 1
                     index += 1
@@ -126,12 +126,13 @@ def label_sessions(sessions, out, *, config: AnnotateConfig | None = None, viz: 
     return summary
 
 
-def _write_viz(ds: GraspDataset, index: int, session: Session, k: int, step: StepLabel) -> None:
+def write_viz(ds: GraspDataset, index: int, rgb, k: int, step: StepLabel) -> None:
+    """The overlay of item ``index`` (pick ``k``, drawn on ``rgb``) in ``DATASET/viz/``."""
     from grasp_autolabel.annotate.viz import draw_label
     from grasp_autolabel.session import write_png_atomic
 
     text = f"pick {k}: {len(step.grasps)} grasps" if step.accepted else f"pick {k}: rejected, {step.reason}"
-    img = draw_label(session.read_rgb(k), mask=step.mask, spine=step.spine, grasps=step.grasps, text=text,
+    img = draw_label(rgb, mask=step.mask, spine=step.spine, grasps=step.grasps, text=text,
                      accepted=step.accepted)
     write_png_atomic(ds.path / "viz" / f"{index:06d}.png", img)
 

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from grasp_autolabel.annotate.config import AnnotateConfig, load_config
-from grasp_autolabel.annotate.label import LabelSummary, label_record
+from grasp_autolabel.annotate.label import LabelSummary, label_record, write_viz
 from grasp_autolabel.annotate.pipeline import annotate_step
 from grasp_autolabel.capture import SettleDetector, StampPairer, _same_camera
 from grasp_autolabel.dataset.bags import BagError, BagSource, cdr_stamp_ns, expand_bags
@@ -390,8 +390,8 @@ def export_bags(bags, out, *, config: AnnotateConfig | None = None, options: Exp
                           "complete": False, "camera": None, "cut": None}
                 src = ds.add_source(record)
             touched.append(src)
-            done = {ds.read_label(i)["pick_index"] for i in ds.item_indices()
-                    if ds.read_label(i).get("source") == src} if prior else set()
+            labels = (ds.read_label(i) for i in ds.item_indices()) if prior else ()
+            done = {lab["pick_index"] for lab in labels if lab.get("source") == src}
             record["steps"] = len(done)
             dec = _Decoder(bag, topics, opts)
             total = bag.topics[topics[1]].count
@@ -422,7 +422,7 @@ def export_bags(bags, out, *, config: AnnotateConfig | None = None, options: Exp
                     index = ds.next_index()
                     ds.write_item(index, rgb=before.rgb, depth=before.depth, mask=step.mask, label=rec)
                     if viz:
-                        _write_viz(ds, index, before.rgb, k - 1, step)
+                        write_viz(ds, index, before.rgb, k - 1, step)
                     summary.add(step)
                     record["steps"] += 1
                     bar.set_postfix(picks=summary.picks_found, accepted=summary.accepted, refresh=False)
@@ -441,15 +441,6 @@ def export_bags(bags, out, *, config: AnnotateConfig | None = None, options: Exp
     assign_splits(ds)
     summary.seconds = time.perf_counter() - t0
     return summary
-
-
-def _write_viz(ds: GraspDataset, index: int, rgb, k: int, step) -> None:
-    from grasp_autolabel.annotate.viz import draw_label
-    from grasp_autolabel.session import write_png_atomic
-
-    text = f"pick {k}: {len(step.grasps)} grasps" if step.accepted else f"pick {k}: rejected, {step.reason}"
-    img = draw_label(rgb, mask=step.mask, spine=step.spine, grasps=step.grasps, text=text, accepted=step.accepted)
-    write_png_atomic(ds.path / "viz" / f"{index:06d}.png", img)
 
 
 def main(args) -> int:

@@ -309,11 +309,11 @@ class InferenceNode(Node):
         self.pub_diag.publish(msg)
 
     def destroy_node(self):
-        self.running = False
-        with getattr(self, "cv", threading.Condition()):
-            if hasattr(self, "cv"):
-                self.cv.notify_all()
+        # (also called on a node whose __init__ stopped at a bad parameter: no worker yet)
         if getattr(self, "worker", None) is not None:
+            with self.cv:
+                self.running = False
+                self.cv.notify_all()
             self.worker.join(timeout=5.0)
         return super().destroy_node()
 
