@@ -35,6 +35,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (value > 0 and value < float("inf")):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
+
+
 def _add_simulate(sub):
     p = sub.add_parser("simulate", help="write simulated picking sequences (capture sessions + ground truth)",
                        description="Simulate the log-sorting cell: a pile of logs under a static RGB-D camera, "
@@ -185,56 +195,92 @@ def _add_split(sub):
 
 
 def _add_train(sub):
-    p = sub.add_parser("train", help="train the oriented grasp detector on a dataset's accepted labels",
-                       description="Faster R-CNN with 18 angle classes + background (after Chu et al. 2018), Adam "
-                                   "lr 1e-4, on-the-fly shifts and rotations, on the train part of the dataset's "
-                                   "session-wise split. Writes RUN/config.json, RUN/checkpoints/last.pt (every 200 "
-                                   "steps, at the end and on Ctrl-C), RUN/loss.csv and RUN/loss.png. Nothing is "
-                                   "downloaded. Multi-GPU: torchrun --nproc_per_node N $(which grasp-autolabel) train ...")
+    p = sub.add_parser("train", help="train the oriented grasp detector on a dataset's labels",
+                       description="Train a grasp detector on the accepted labels (and later picks' grasps carried "
+                                   "back) of the train part of the dataset's session-wise split; the held-out part "
+                                   "picks the best checkpoint. Default: the grasp-map network (RGB-D, from random "
+                                   "weights; about 15 minutes on a 2-core CPU for ~100 images). --model faster-rcnn: "
+                                   "the paper's detector. Writes RUN/config.json, RUN/checkpoints/best.pt and "
+                                   "last.pt, RUN/loss.csv, loss.png and validation.csv. Nothing is downloaded.")
     p.add_argument("dataset", type=Path, metavar="DATASET")
     p.add_argument("--out", required=True, type=Path, metavar="RUN")
-    p.add_argument("--config", type=Path, help="YAML of detector settings (see detector/model.py DetectorConfig)")
-    p.add_argument("--max-steps", dest="max_steps", type=_positive_int, help="training steps (default 5000)")
-    p.add_argument("--backbone", choices=("resnet50", "resnet18"),
-                   help="resnet50 (the paper's) or resnet18 (light, for CPU); default resnet50")
-    p.add_argument("--channels", choices=("rgb", "rgd"), help="input: rgb or rgd (depth in blue, Chu et al.)")
-    p.add_argument("--input-size", dest="input_size", type=_positive_int, help="network input, pixels (227)")
-    p.add_argument("--batch-size", dest="batch_size", type=_positive_int, help="images per step (4)")
-    p.add_argument("--lr", type=float, help="Adam learning rate (1e-4)")
+    p.add_argument("--model", choices=("grasp-map", "faster-rcnn"), help="network family (default grasp-map)")
+    p.add_argument("--config", type=Path, help="YAML of detector settings: model, network:, train:, decode: "
+                                               "(see detector/config.py and detector/models/)")
+    p.add_argument("--max-steps", dest="max_steps", type=_positive_int,
+                   help="training steps (grasp-map 900, faster-rcnn 700)")
+    p.add_argument("--batch-size", dest="batch_size", type=_positive_int, help="images per step (grasp-map 8, "
+                                                                                "faster-rcnn 4)")
+    p.add_argument("--lr", type=_positive_float, help="peak learning rate (grasp-map 2e-3, faster-rcnn 1e-4)")
+    p.add_argument("--split", choices=("session", "image", "none"),
+                   help="which split's train part to train on (default session; none: every item, no validation)")
+    p.add_argument("--channels", help="input: grasp-map rgbd | depth | rgb (default rgbd); faster-rcnn rgb | rgd "
+                                      "(default rgd)")
+    p.add_argument("--input-size", dest="input_size", type=_positive_int,
+                   help="long side of the network input, pixels (default 320)")
+    p.add_argument("--backbone", choices=("resnet50", "resnet18"), help="faster-rcnn: resnet50 (the paper's) or "
+                                                                        "resnet18 (default)")
     p.add_argument("--backbone-weights", type=Path, metavar="FILE",
-                   help="ImageNet weights for the backbone: a local torchvision ResNet state_dict file")
+                   help="faster-rcnn: ImageNet weights for the backbone, a local torchvision ResNet state_dict file")
     p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
     p.add_argument("--resume", action="store_true", help="continue the run in RUN from its last checkpoint")
-    p.set_defaults(_impl="grasp_autolabel.detector.train:main")
+    p.set_defaults(_impl="grasp_autolabel.cli_detector:train_main")
+
+
+def _add_decode_options(p):
+    p.add_argument("--score-threshold", dest="score_threshold", type=float,
+                   help="drop candidates scored below this (default: the model's, 0.5)")
+    p.add_argument("--max-candidates", dest="max_candidates", type=_positive_int,
+                   help="candidates per image (default: the model's, 10)")
 
 
 def _add_evaluate(sub):
-    p = sub.add_parser("evaluate", help="rectangle metric and valid grasp candidates of a trained detector",
-                       description="Top-1 rectangle metric (IoU > 0.25 exact polygons, angle < 30 deg) against the "
-                                   "dataset's labels, and, on simulated data, the share of candidates (after NMS and "
-                                   "the score threshold) that are valid grasps on a log nothing rests on: a "
-                                   "precision. JSON on the last line.")
-    p.add_argument("run", type=Path, metavar="RUN", help="run folder, .pt checkpoint or .onnx model")
+    p = sub.add_parser("evaluate", help="valid candidates, coverage and rectangle metric of a trained detector",
+                       description="On simulated data (the source sessions' gt/): the share of candidates that are "
+                                   "valid grasps on a log nothing rests on (a precision), top-1 valid, coverage of "
+                                   "the free logs, the top-1 rectangle metric against dense ground truth along each "
+                                   "free log, and every invalid candidate by why. Elsewhere the rectangle metric "
+                                   "against the dataset's labels. JSON on the last line.")
+    p.add_argument("run", type=Path, metavar="MODEL", help="run folder, .pt checkpoint or .onnx model")
     p.add_argument("dataset", type=Path, metavar="DATASET")
     p.add_argument("--part", choices=("test", "train", "all"), default="test", help="which part (default test)")
-    p.add_argument("--split", choices=("session", "image", "none"), help="split kind (default: the run's)")
+    p.add_argument("--split", choices=("session", "image", "none"), default="session",
+                   help="split kind (default session; none with --part all: every item)")
     p.add_argument("--backend", choices=("auto", "torch", "onnx"), default="auto")
     p.add_argument("--device", default="cpu")
-    p.set_defaults(_impl="grasp_autolabel.detector.evaluate:main")
+    _add_decode_options(p)
+    p.set_defaults(_impl="grasp_autolabel.cli_detector:evaluate_main")
 
 
 def _add_export_onnx(sub):
     p = sub.add_parser("export-onnx", help="export a trained detector to ONNX (for ONNX Runtime)",
-                       description="The network (image tensor -> boxes, scores, angle classes) as ONNX opset 17, its "
-                                   "config in the model's metadata; decoding and NMS stay in Python, shared with torch.")
-    p.add_argument("run", type=Path, metavar="RUN", help="run folder or .pt checkpoint")
+                       description="The network as ONNX opset 17 with its settings in the model's metadata; "
+                                   "decoding, the jaw size and NMS stay in Python, shared with torch.")
+    p.add_argument("run", type=Path, metavar="RUN", help="run folder (its best checkpoint) or .pt checkpoint")
     p.add_argument("--out", required=True, type=Path, help="the .onnx file to write")
-    p.set_defaults(_impl="grasp_autolabel.detector.evaluate:export_main")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    p.set_defaults(_impl="grasp_autolabel.cli_detector:export_main")
+
+
+def _add_predict(sub):
+    p = sub.add_parser("predict", help="run a detector on capture sessions: grasps per frame",
+                       description="For every frame k of every session: OUT/<session>/grasps/NNNNNN.json = "
+                                   "{grasps: [[x, y, theta, w, h], ...], scores, poses}, best first, in the grasp "
+                                   "convention; --viz adds OUT/<session>/viz/NNNNNN.png. A SESSION may be a folder of "
+                                   "sessions (taken in name order). OUT must be new or an earlier predict output.")
+    p.add_argument("model", type=Path, metavar="MODEL", help="run folder, .pt checkpoint or .onnx model")
+    p.add_argument("sessions", nargs="+", type=Path, metavar="SESSION", help="capture session(s) or folder(s) of them")
+    p.add_argument("--out", required=True, type=Path, metavar="DIR")
+    p.add_argument("--viz", action="store_true", help="also write overlays")
+    p.add_argument("--backend", choices=("auto", "torch", "onnx"), default="auto")
+    p.add_argument("--device", default="cpu")
+    _add_decode_options(p)
+    p.set_defaults(_impl="grasp_autolabel.cli_detector:predict_main")
 
 
 # Each entry adds one sub-command's parser.
 _COMMANDS = [_add_info, _add_simulate, _add_label, _add_eval_labels, _add_run_sim, _add_export, _add_augment,
-             _add_split, _add_convert, _add_train, _add_evaluate, _add_export_onnx]
+             _add_split, _add_convert, _add_train, _add_evaluate, _add_export_onnx, _add_predict]
 
 
 def build_parser() -> argparse.ArgumentParser:

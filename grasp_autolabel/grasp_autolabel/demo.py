@@ -3,14 +3,14 @@
 1. the node graph (sim camera -> capture_node -> autolabel_node, real processes over DDS)
    captures and labels a pile picked log by log;
 2. more simulated sequences are labelled offline into the same dataset (as `label` does);
-3. a small detector (light backbone) trains briefly on the automatic labels;
+3. the grasp-map detector trains briefly (about 3 minutes of CPU) on the automatic labels;
 4. it is exported to ONNX and evaluated on held-out simulated sequences;
 5. inference_node serves it live on new simulated frames; latency is measured per frame;
 6. demo/report.html gathers overlays, label statistics, the loss curve, the evaluation figures
    and the latency histogram.
 
-Everything lands in ./demo (or the folder given as the first argument). DEMO_STEPS sets the
-training steps (default 300).
+Everything lands in ./demo (or the folder given as the first argument; a folder the demo did not
+make is refused). DEMO_STEPS sets the training steps (default 180, about 3 minutes on a 2-core CPU).
 """
 from __future__ import annotations
 
@@ -96,12 +96,48 @@ def live_inference(out: Path, model: Path, *, seed: int, frames: int = 80, fps: 
             "service": {"success": answer.success, "message": answer.message} if answer else None}
 
 
+def draw_judged(dataset: Path, per_image: list, out: Path, *, limit: int) -> list:
+    """Held-out images with their candidates: green valid, red invalid (with the reason)."""
+    import cv2
+
+    from grasp_autolabel.dataset.store import GraspDataset
+    from grasp_autolabel.geometry import rect_to_corners
+    from grasp_autolabel.session import write_png_atomic
+
+    ds = GraspDataset.open(dataset)
+    step = max(1, len(per_image) // limit)
+    paths = []
+    for rec in per_image[::step][:limit]:
+        img = ds.read_rgb(rec["item"]).copy()
+        for k, g in enumerate(rec["grasps"]):
+            ok = rec["valid"] is not None and bool(rec["valid"][k])
+            colour = (40, 200, 40) if ok else (230, 40, 40)
+            pts = np.round(rect_to_corners(g)).astype(np.int32)
+            cv2.polylines(img, [pts], True, colour, 2, cv2.LINE_AA)
+            if not ok and rec["valid"] is not None:
+                cv2.putText(img, rec["reasons"][k], tuple(int(v) for v in g[:2]), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
+                            colour, 1, cv2.LINE_AA)
+        n_ok = int(np.sum(rec["valid"])) if rec["valid"] is not None else 0
+        path = out / f"{rec['item']:06d}.png"
+        write_png_atomic(path, img)
+        paths.append((path, f"item {rec['item']}: {n_ok} of {len(rec['grasps'])} candidates valid"))
+    return paths
+
+
+DEMO_MARKER = ".grasp_autolabel_demo"
+
+
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     out = Path(argv[0] if argv else "demo").resolve()
-    steps = int(os.environ.get("DEMO_STEPS", "300"))
-    if out.exists():
-        shutil.rmtree(out)
+    steps = int(os.environ.get("DEMO_STEPS", "180"))
+    if out.exists() and any(out.iterdir()):
+        if not (out / DEMO_MARKER).is_file():
+            print(f"demo: {out} exists and was not made by the demo; choose another folder", file=sys.stderr)
+            return 2
+        shutil.rmtree(out)  # the demo's own output from an earlier run
+    out.mkdir(parents=True, exist_ok=True)
+    (out / DEMO_MARKER).write_text("made by `make demo`; the next run replaces this folder\n")
     tty = sys.stderr.isatty()
     t0 = time.perf_counter()
     stats: dict = {"timings_s": {}}
@@ -130,30 +166,36 @@ def main(argv=None) -> int:
     lap("label", t)
 
     # 3. train
-    from grasp_autolabel.detector.model import DetectorConfig
+    from grasp_autolabel.detector.config import TrainSettings
+    from grasp_autolabel.detector.models import GraspMapNetwork
     from grasp_autolabel.detector.train import train
 
     t = time.perf_counter()
-    print(f"[3/6] training the light detector (resnet18, 227 px input) for {steps} steps on the CPU", flush=True)
-    # a brief training scores low: show candidates from 0.1 (the default threshold is 0.3)
-    cfg = DetectorConfig(backbone="resnet18", max_steps=steps, split="none", score_threshold=0.1)
-    r = train(out / "cell" / "dataset", out / "run", cfg, progress=tty, save_every=100)
-    print(f"      {r['steps_run']} steps in {r['seconds']:.0f} s on {r['train_items']} images; last loss {r['loss']:.3f}")
-    stats["train"] = {k: r[k] for k in ("step", "loss", "seconds", "train_items")}
+    print(f"[3/6] training the grasp-map network (RGB-D, from random weights) for {steps} steps on the CPU",
+          flush=True)
+    settings = TrainSettings(max_steps=steps, val_every=max(10, steps // 4))
+    r = train(out / "cell" / "dataset", out / "run", GraspMapNetwork(), settings, progress=tty)
+    best = r["best"]
+    print(f"      {r['steps_run']} steps in {r['seconds']:.0f} s on {r['train_items']} images; last loss {r['loss']:.3f}"
+          + (f"; best held-out rectangle metric {best['rectangle_top1_pct']} % at step {best['step']}" if best else ""))
+    stats["train"] = {k: r[k] for k in ("step", "loss", "seconds", "train_items", "held_out_items")}
     lap("train", t)
 
     # 4. export + evaluate on held-out sequences
-    from grasp_autolabel.detector.evaluate import evaluate, export_onnx
+    from grasp_autolabel.detector.evaluate import evaluate
+    from grasp_autolabel.detector.export import export_onnx
 
     t = time.perf_counter()
     print("[4/6] ONNX export and evaluation on 3 held-out sequences", flush=True)
     onnx = export_onnx(out / "run", out / "model.onnx")
     held = simulate(out / "heldout", sequences=3, seed=2028, progress=tty)
     label_sessions(held, out / "heldout_dataset", progress=tty)
-    ev = evaluate(onnx, out / "heldout_dataset", part="all", split="none", progress=tty)
-    print(f"      rectangle metric top-1 {ev['rectangle_metric_top1_pct']} %, valid grasp candidates "
-          f"{ev['valid_candidates_pct']} % (a precision; {ev['candidates_per_image']} per image)")
-    stats["evaluation"] = ev
+    ev = evaluate(onnx, out / "heldout_dataset", part="all", split="none", progress=tty, details=True)
+    print(f"      valid grasp candidates {ev['valid_candidates_pct']} % (a precision; {ev['candidates_per_image']} per "
+          f"image), top-1 valid {ev['valid_top1_pct']} %, coverage of free logs {ev['coverage_pct']} %, rectangle "
+          f"metric top-1 {ev['rectangle_metric_top1_pct']} %")
+    stats["evaluation"] = {k: v for k, v in ev.items() if k != "per_image"}
+    heldout_viz = draw_judged(out / "heldout_dataset", ev["per_image"], out / "heldout_viz", limit=8)
     lap("evaluate", t)
 
     # 5. live inference
@@ -174,7 +216,7 @@ def main(argv=None) -> int:
 
     stats["total_s"] = round(time.perf_counter() - t0, 1)
     (out / "stats.json").write_text(json.dumps(stats, indent=1) + "\n")
-    report = write_report(out, stats, latencies_ms=lat, overlays=live["overlays"])
+    report = write_report(out, stats, latencies_ms=lat, overlays=live["overlays"], heldout=heldout_viz)
     print(f"[6/6] report: {report}")
     print(f"\ndone in {stats['total_s']:.0f} s. Open {report} in a browser.")
     return 0

@@ -58,7 +58,7 @@ def _table(rows) -> str:
     return f"<table>{body}</table>"
 
 
-def write_report(out: Path, stats: dict, *, latencies_ms, overlays) -> Path:
+def write_report(out: Path, stats: dict, *, latencies_ms, overlays, heldout=()) -> Path:
     out = Path(out)
     viz = sorted((out / "cell" / "dataset" / "viz").glob("*.png"))
     labels_dir = out / "cell" / "dataset" / "labels"
@@ -86,18 +86,25 @@ def write_report(out: Path, stats: dict, *, latencies_ms, overlays) -> Path:
     tr = stats.get("train", {})
     loss_png = out / "run" / "loss.png"
     parts += ["<h2>2. Training</h2>",
-              _table([("backbone", "resnet18 (light), input 227 px, Adam lr 1e-4"), ("steps", tr.get("step")),
+              _table([("model", "grasp-map network (RGB-D, 320 px input, from random weights), AdamW 2e-3, cosine"),
+                      ("steps", tr.get("step")), ("held-out images (validation)", tr.get("held_out_items")),
                       ("images", tr.get("train_items")), ("seconds", round(tr.get("seconds", 0), 1)),
                       ("last loss", round(tr.get("loss", 0), 4))]),
               _img(loss_png.read_bytes(), 600, "loss per step") if loss_png.is_file() else ""]
     ev = stats.get("evaluation", {})
+    reasons = ev.get("invalid_by_reason") or {}
     parts += ["<h2>3. Evaluation on held-out sequences (ONNX Runtime)</h2>",
               _table([("images", ev.get("images")),
-                      ("rectangle metric, top-1 (IoU > 0.25, angle < 30 deg)", f"{ev.get('rectangle_metric_top1_pct')} %"),
                       ("valid grasp candidates (a precision)", f"{ev.get('valid_candidates_pct')} %"),
                       ("top-1 candidate valid", f"{ev.get('valid_top1_pct')} %"),
+                      ("coverage: free logs with a valid candidate", f"{ev.get('coverage_pct')} %"),
+                      ("rectangle metric, top-1 (IoU > 0.25, angle < 30 deg, dense truth)",
+                       f"{ev.get('rectangle_metric_top1_pct')} %"),
                       ("candidates per image", ev.get("candidates_per_image")),
+                      ("invalid candidates by reason", ", ".join(f"{k}: {v}" for k, v in reasons.items())),
                       ("predict latency p50", f"{ev.get('latency_ms_p50')} ms")]),
+              "<p>Every candidate on held-out images: green valid, red invalid with the reason.</p>",
+              "".join(_img(p, 400, cap) for p, cap in heldout),
               "<p>A brief CPU training: see bench/table1.py and the README for the full experiment.</p>"]
     live = stats.get("live", {})
     hist = _histogram(latencies_ms) if len(latencies_ms) else None

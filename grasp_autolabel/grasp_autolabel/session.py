@@ -24,6 +24,7 @@ import yaml
 from grasp_autolabel.geometry import CameraIntrinsics
 
 __all__ = [
+    "write_atomic",
     "Session",
     "SessionError",
     "read_camera_info_yaml",
@@ -63,6 +64,12 @@ def _atomic_write(path: Path, write) -> None:
         except FileNotFoundError:
             pass
         raise
+
+
+def write_atomic(path, write) -> None:
+    """Write a file atomically: ``write(f)`` fills a temporary binary file in the same folder,
+    which is fsync'd and renamed over ``path`` (removed if ``write`` fails)."""
+    _atomic_write(Path(path), write)
 
 
 def write_text_atomic(path, text: str) -> None:

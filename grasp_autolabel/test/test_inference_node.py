@@ -18,8 +18,9 @@ from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 
 from grasp_autolabel.annotate.label import label_sessions  # noqa: E402
-from grasp_autolabel.detector.evaluate import export_onnx  # noqa: E402
-from grasp_autolabel.detector.model import DetectorConfig  # noqa: E402
+from grasp_autolabel.detector.config import DecodeSettings, TrainSettings  # noqa: E402
+from grasp_autolabel.detector.export import export_onnx  # noqa: E402
+from grasp_autolabel.detector.models import GraspMapNetwork  # noqa: E402
 from grasp_autolabel.detector.train import train  # noqa: E402
 from grasp_autolabel.ros.convert import intrinsics_to_camera_info, numpy_to_image  # noqa: E402
 from grasp_autolabel.ros.qos import RELIABLE, SENSOR  # noqa: E402
@@ -29,7 +30,8 @@ from grasp_autolabel.sim.writer import simulate  # noqa: E402
 from ros_helpers import NodeProcess, call_service, spin_until  # noqa: E402
 
 W, H = 160, 120
-TINY = dict(backbone="resnet18", input_size=96, batch_size=2, split="none", score_threshold=0.0)
+TINY = GraspMapNetwork(input_size=96, width=8)
+ANY = DecodeSettings(score_threshold=0.0)  # a tiny, briefly trained model: every peak is a candidate
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +40,10 @@ def models(tmp_path_factory):
     paths = simulate(root / "sim", sequences=1, seed=51, progress=False,
                      config=CellConfig(width=W, height=H, n_logs=(4, 4), tilt_max_deg=0.0))
     label_sessions(paths, root / "ds", progress=False)
-    train(root / "ds", root / "run_a", DetectorConfig(**TINY, max_steps=4), progress=False)
-    train(root / "ds", root / "run_b", DetectorConfig(**TINY, max_steps=6), progress=False)
+    train(root / "ds", root / "run_a", TINY, TrainSettings(batch_size=2, split="none", max_steps=4), decode=ANY,
+          progress=False)
+    train(root / "ds", root / "run_b", TINY, TrainSettings(batch_size=2, split="none", max_steps=6), decode=ANY,
+          progress=False)
     onnx = export_onnx(root / "run_a", root / "a.onnx")
     (root / "broken.onnx").write_bytes(onnx.read_bytes()[:4000])
     return {"onnx": onnx, "pt": root / "run_b" / "checkpoints" / "last.pt", "broken": root / "broken.onnx"}
@@ -84,7 +88,7 @@ def test_sim_camera_to_grasps_service_and_model_swap(rclpy_context, tmp_path, mo
     try:
         assert spin_until(c.ex, lambda: len(c.grasps) >= 3, 60, processes=procs), node.output()
         msg = c.grasps[-1]
-        assert msg.source == GraspRectArray.SOURCE_DETECTOR and msg.model_id == "resnet18-rgb-step4"
+        assert msg.source == GraspRectArray.SOURCE_DETECTOR and msg.model_id == "grasp-map-rgbd-step4"
         assert msg.header.frame_id and len(msg.grasps) > 0
         scores = [g.score for g in msg.grasps]
         assert scores == sorted(scores, reverse=True)
@@ -105,15 +109,15 @@ def test_sim_camera_to_grasps_service_and_model_swap(rclpy_context, tmp_path, mo
         assert t2 > t1
         # a broken model is refused and the old one keeps serving
         r = c.call(LoadModel, "/inference_node/load_model", LoadModel.Request(model_path=str(models["broken"])))
-        assert not r.success and "not loaded" in r.message and r.model_id == "resnet18-rgb-step4"
+        assert not r.success and "not loaded" in r.message and r.model_id == "grasp-map-rgbd-step4"
         # a swap to a torch checkpoint takes effect without a restart
         r = c.call(LoadModel, "/inference_node/load_model",
                    LoadModel.Request(model_path=str(models["pt"]), backend="torch"))
-        assert r.success and r.model_id == "resnet18-rgb-step6", r.message
+        assert r.success and r.model_id == "grasp-map-rgbd-step6", r.message
         n = len(c.grasps)
-        assert spin_until(c.ex, lambda: len(c.grasps) > n + 2 and c.grasps[-1].model_id == "resnet18-rgb-step6", 30,
+        assert spin_until(c.ex, lambda: len(c.grasps) > n + 2 and c.grasps[-1].model_id == "grasp-map-rgbd-step6", 30,
                           processes=procs)
-        assert spin_until(c.ex, lambda: c.status()[1].get("model_id") == "resnet18-rgb-step6", 10, processes=procs)
+        assert spin_until(c.ex, lambda: c.status()[1].get("model_id") == "grasp-map-rgbd-step6", 10, processes=procs)
         s, values = c.status()
         assert float(values["latency_ms_p50"]) > 0 and float(values["rate_hz"]) > 0
     finally:
@@ -132,12 +136,12 @@ def test_starts_without_a_model_and_serves_once_one_is_loaded(rclpy_context, tmp
     rgb = np.full((H, W, 3), 90, np.uint8)
     rgb[40:80, 20:140] = (150, 90, 40)
 
-    def send(sec, *, with_depth=True, with_info=True, encoding="rgb8", image=None):
+    def send(sec, *, with_depth=True, with_info=True, encoding="rgb8", image=None, depth_units=1800):
         h = Header(stamp=Time(sec=sec), frame_id="cam")
         if with_info:
             info.publish(intrinsics_to_camera_info(intr, header=h))
         if with_depth:
-            depth.publish(numpy_to_image(np.full((H, W), 1800, np.uint16), "16UC1", header=h))
+            depth.publish(numpy_to_image(np.full((H, W), depth_units, np.uint16), "16UC1", header=h))
         c.spin(0.05)
         m = numpy_to_image(image if image is not None else rgb, "rgb8", header=h)
         m.encoding = encoding
@@ -161,11 +165,17 @@ def test_starts_without_a_model_and_serves_once_one_is_loaded(rclpy_context, tmp
             send(sec)
             sec += 1
         assert c.grasps and any(g.pose_valid for g in c.grasps[-1].grasps)
-        # no depth and no camera_info: 2-D grasps still published, every pose invalid
+        # depth without a valid pixel: grasps still published, every pose invalid
         n = len(c.grasps)
         for k in range(5):
-            send(100 + k, with_depth=False)
+            send(100 + k, depth_units=0)
         assert len(c.grasps) > n and c.grasps[-1].grasps and not any(g.pose_valid for g in c.grasps[-1].grasps)
+        # no depth: an RGB-D model cannot run; counted, nothing published for those frames
+        n = len(c.grasps)
+        for k in range(3):
+            send(150 + k, with_depth=False)
+        assert spin_until(c.ex, lambda: int(c.status()[1].get("skipped_no_depth", 0)) >= 1, 10, processes=[node])
+        assert len(c.grasps) == n
         # an unknown encoding and an image of another size: counted, never a crash
         for k in range(3):
             send(200 + k, encoding="yuv422")

@@ -16,7 +16,7 @@ On simulated sequences the simulator agrees on 41 of 41 carried-back picks (3 se
 the log was free in frame k); the in-between rule is what matters (without it 66 of 105).
 
 Each item gets ``later_grasps`` (rounded like ``grasps``) and ``later_picks`` (their pick
-indices). Training uses them with ``grasps`` (``DetectorConfig.use_later_grasps``).
+indices). Training uses them with ``grasps`` (``TrainSettings.use_later_grasps``).
 """
 from __future__ import annotations
 

@@ -172,3 +172,32 @@ class GraspDataset:
 
     def read_rgb(self, index: int) -> np.ndarray:
         return read_png(self.path / "images" / f"{index:06d}.png", kind="rgb")
+
+    def source_of(self, index: int, label: dict | None = None) -> dict:
+        """The source record (session or bag) item ``index`` came from.
+
+        Raises
+        ------
+        DatasetError
+            The labels file names a source the dataset does not have.
+        """
+        label = self.read_label(index) if label is None else label
+        sources = self.meta.get("sources") or []
+        k = label.get("source", 0)
+        if not isinstance(k, int) or not 0 <= k < len(sources):
+            raise DatasetError(f"{self.path / 'labels' / f'{index:06d}.json'}: source {k!r} is not one of the "
+                               f"dataset's {len(sources)} sources")
+        return sources[k]
+
+    def intrinsics(self, index: int, label: dict | None = None) -> tuple[CameraIntrinsics, float] | None:
+        """``(intrinsics, depth_scale)`` of the camera item ``index`` was taken with (None when
+        its source recorded no camera)."""
+        camera = self.source_of(index, label).get("camera")
+        return intrinsics_from_dict(camera) if camera else None
+
+    def read_depth_m(self, index: int, label: dict | None = None) -> np.ndarray:
+        """Item ``index``'s depth in metres ``(H, W)`` float32 (0 = invalid), with the depth scale
+        of its own source's camera (datasets may mix cameras)."""
+        cam = self.intrinsics(index, label)
+        scale = cam[1] if cam else 0.001
+        return read_png(self.path / "depth" / f"{index:06d}.png", kind="depth").astype(np.float32) * np.float32(scale)

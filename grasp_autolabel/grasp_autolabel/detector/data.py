@@ -1,15 +1,31 @@
-"""Training samples from a grasp dataset, with on-the-fly shifts and rotations."""
+"""A grasp dataset as detector training data.
+
+Contract of an item (torchvision's detection references): ``dataset[i]`` is
+``(image, target)`` where
+
+* ``image`` is a float32 tensor ``(C, H, W)``: the network input of the item, made by the
+  model family's ``to_tensor`` after the random transforms of :mod:`.transforms`
+  (``augment=False``: the item as it is, at network scale);
+* ``target`` is a dict of tensors: ``"grasps"`` ``(N, 5)`` in network-input pixels (the grasp
+  convention), and for the grasp-map network ``"maps"`` ``(4, H/2, W/2)`` (quality, cos 2θ,
+  sin 2θ, opening; see ``models.grasp_map.draw_targets``), for the Faster R-CNN ``"boxes"``
+  ``(N, 4)`` and ``"labels"`` ``(N,)`` (1..angle_bins; 0 is the background).
+
+The items are the accepted picks with grasps (and later picks' grasps carried back, see
+:func:`item_grasps`) in one part of the dataset's split. Each item's depth is read with its
+own source's depth scale. Items are decoded and scaled once and kept in memory (about
+0.5 MB each at the default 320 px input).
+"""
 from __future__ import annotations
 
 import numpy as np
 
-from grasp_autolabel.dataset.augment import augment_item, random_transform
 from grasp_autolabel.dataset.store import DatasetError, GraspDataset
-from grasp_autolabel.detector.model import DetectorConfig, encode_grasps, preprocess
+from grasp_autolabel.detector.models import family
+from grasp_autolabel.detector.transforms import AugmentSettings, Sample, augment, scale_sample
 from grasp_autolabel.geometry import as_grasps
-from grasp_autolabel.session import png_size, read_png
 
-__all__ = ["select_items", "item_grasps", "GraspSamples"]
+__all__ = ["select_items", "item_grasps", "item_logs", "GraspItems", "split_parts"]
 
 
 def item_grasps(label: dict, use_later: bool = True) -> list:
@@ -19,82 +35,145 @@ def item_grasps(label: dict, use_later: bool = True) -> list:
     return out + (list(label.get("later_grasps") or []) if use_later else [])
 
 
-def select_items(ds: GraspDataset, part: str, split: str, use_later: bool = False) -> list[int]:
-    """Items with grasps (see :func:`item_grasps`) in ``part`` ("train", "test" or "all") of the
-    ``split`` kind."""
-    items = ds.item_indices()
-    if split != "none" and part != "all":
-        splits = ds.meta.get("splits") or {}
-        if split in splits:
-            items = sorted(set(items) & set(splits[split][part]))
+def item_logs(label: dict, later_labels: dict, use_later: bool = True) -> list[tuple]:
+    """The logs an item teaches as ``[(spine (2, 2) or None, grasps (n, 5)), ...]``.
+
+    A labels file may list them itself (``"logs": [{"spine": [[x, y], [x, y]], "grasps": [...]},
+    ...]``, as ground-truth datasets do); otherwise they are the pick's own log (its ``spine``
+    and ``grasps``, when accepted) and, with ``use_later``, each later pick carried back to it
+    (``later_picks``: that pick's own spine, from ``later_labels[pick_index]``, with the grasps
+    carried back).
+    """
+    if isinstance(label.get("logs"), list):
+        return [(np.asarray(log["spine"], float) if log.get("spine") else None, as_grasps(log["grasps"]))
+                for log in label["logs"] if log.get("grasps")]
     out = []
-    for i in items:
-        if item_grasps(ds.read_label(i), use_later):
-            out.append(i)
+    if label.get("accepted") and label.get("grasps"):
+        out.append((np.asarray(label["spine"], float) if label.get("spine") else None, as_grasps(label["grasps"])))
+    if use_later and label.get("later_grasps"):
+        later = as_grasps(label["later_grasps"])
+        known = [later_labels.get(p) for p in label.get("later_picks") or []]
+        if all(k is not None and k.get("grasps") for k in known) and \
+                sum(len(k["grasps"]) for k in known) == len(later):
+            start = 0
+            for k in known:
+                n = len(k["grasps"])
+                out.append((np.asarray(k["spine"], float) if k.get("spine") else None, later[start:start + n]))
+                start += n
+        else:  # a later pick not in this dataset: its grasps without a spine
+            out.append((None, later))
     return out
 
 
-class GraspSamples:
-    """Items of a dataset as detector inputs and targets.
+def split_parts(ds: GraspDataset, split: str) -> dict | None:
+    """``{"train": [...], "test": [...]}`` of the ``split`` kind, or None when the dataset has
+    no such split (or ``split`` is "none")."""
+    if split == "none":
+        return None
+    parts = (ds.meta.get("splits") or {}).get(split)
+    if not isinstance(parts, dict) or not isinstance(parts.get("train"), list):
+        return None
+    return parts
+
+
+def select_items(ds: GraspDataset, part: str, split: str, use_later: bool = False) -> list[int]:
+    """Items with grasps (see :func:`item_grasps`) in ``part`` ("train", "test" or "all") of the
+    ``split`` kind.
 
     Raises
     ------
     DatasetError
-        No accepted item with grasps, or images of different sizes (named).
+        ``part`` is "train" or "test" of a split the dataset does not have.
+    """
+    items = ds.item_indices()
+    if split != "none" and part != "all":
+        parts = split_parts(ds, split)
+        if parts is None:
+            raise DatasetError(f"{ds.path}: has no {split}-wise split, so it has no {part} part; run "
+                               f"`grasp-autolabel split {ds.path}` or pass --split none --part all")
+        items = sorted(set(items) & set(parts.get(part) or []))
+    return [i for i in items if item_grasps(ds.read_label(i), use_later)]
+
+
+class GraspItems:
+    """Items of a grasp dataset as ``(image tensor, target dict)`` (see the module's contract).
+
+    Raises
+    ------
+    DatasetError
+        No item with grasps in ``part``, or images of different sizes (named).
     """
 
-    def __init__(self, path, config: DetectorConfig, *, part: str = "train"):
+    def __init__(self, path, network, train, *, part: str = "train", augment: bool | None = None):
         self.ds = GraspDataset.open(path)
-        self.config = config
-        self.items = select_items(self.ds, part, config.split, config.use_later_grasps)
+        self.network = network
+        self.settings = train
+        self.augment = train.augment if augment is None else augment
+        self.family = family(network)
+        self.items = select_items(self.ds, part, train.split, train.use_later_grasps)
         if not self.items:
             n = len(self.ds.item_indices())
-            raise DatasetError(f"{path}: no accepted labels with grasps to train on ({n} items, none accepted"
-                               f"{'' if config.split == 'none' else ' in the ' + config.split + '-wise ' + part + ' split'})")
-        sizes = {}
+            where = "" if train.split == "none" or part == "all" else f" in the {train.split}-wise {part} split"
+            raise DatasetError(f"{path}: no accepted labels with grasps to train on ({n} items, none usable{where})")
+        self._samples: list[Sample] = []
+        sizes: dict = {}
+        jaws, openings, fx = [], [], []
+        labels = {i: self.ds.read_label(i) for i in self.ds.item_indices()}
+        by_pick = {(lab.get("source", 0), lab.get("pick_index")): lab for lab in labels.values()
+                   if "origin" not in lab}
         for i in self.items:
-            sizes.setdefault(png_size(self.ds.path / "images" / f"{i:06d}.png"), i)
+            label = labels[i]
+            rgb = self.ds.read_rgb(i) if getattr(network, "channels", "rgb") != "depth" else None
+            depth = self.ds.read_depth_m(i, label) if network.uses_depth else None
+            size = (rgb if rgb is not None else depth).shape[1::-1]
+            sizes.setdefault(tuple(size), i)
+            logs = item_logs(label, {p: by_pick.get((label.get("source", 0), p)) for p in
+                                     label.get("later_picks") or []}, train.use_later_grasps)
+            g = np.concatenate([grasps for _, grasps in logs]) if logs else np.zeros((0, 5))
+            spines = np.concatenate([np.broadcast_to(spine if spine is not None else np.full((2, 2), np.nan),
+                                                     (len(grasps), 2, 2)) for spine, grasps in logs]) \
+                if logs else np.zeros((0, 2, 2))
+            jaws.extend(g[:, 4].tolist())
+            openings.extend(g[:, 3].tolist())
+            cam = self.ds.intrinsics(i, label)
+            if cam:
+                fx.append(cam[0].fx)
+            s = self.family.input_scale(size[0], size[1], network.input_size)
+            self._samples.append(scale_sample(Sample(rgb, depth, g, spines), s))
         if len(sizes) > 1:
             (s0, i0), (s1, i1) = list(sizes.items())[:2]
             raise DatasetError(f"{path}: images of different sizes ({s0[0]}x{s0[1]} in item {i0}, {s1[0]}x{s1[1]} in "
                                f"item {i1}); train on one camera's images")
         self.image_size = next(iter(sizes))
-        self._cache: dict = {}
+        self.median_jaw_px = float(np.median(jaws))
+        self.min_opening_px = float(np.percentile(openings, 5))
+        self.fx = float(np.median(fx)) if fx else None
+        self._augment_settings = AugmentSettings(max_rotation_deg=train.max_rotation_deg,
+                                                 scale_range=train.scale_range,
+                                                 max_shift_fraction=train.max_shift_fraction)
 
     def __len__(self) -> int:
         return len(self.items)
 
-    def load(self, i: int):
-        if i not in self._cache:
-            rgb = self.ds.read_rgb(i)
-            depth = None
-            if self.config.channels == "rgd":
-                scale = float((self.ds.meta["sources"][0].get("camera") or {}).get("depth_scale", 0.001))
-                depth = read_png(self.ds.path / "depth" / f"{i:06d}.png", kind="depth").astype(np.float32) * scale
-            grasps = as_grasps(item_grasps(self.ds.read_label(i), self.config.use_later_grasps))
-            if len(self._cache) > 256:
-                self._cache.pop(next(iter(self._cache)))
-            self._cache[i] = (rgb, depth, grasps)
-        return self._cache[i]
+    def sample(self, index: int, rng: np.random.Generator | None = None) -> Sample:
+        """Item ``index`` at network scale, randomly transformed when augmenting."""
+        s = self._samples[index]
+        return augment(rng, s, self._augment_settings) if self.augment and rng is not None else s
 
-    def sample(self, rng: np.random.Generator, i: int | None = None, *, augment: bool | None = None):
-        """``(input (3, S, S) float32, boxes (N, 4), labels (N,))`` of item ``i`` (random if None)."""
-        augment = self.config.augment if augment is None else augment
-        for _ in range(10):
-            idx = self.items[int(rng.integers(len(self.items)))] if i is None else i
-            rgb, depth, grasps = self.load(idx)
-            if augment:
-                h, w = rgb.shape[:2]
-                m = random_transform(rng, w, h, max_shift_px=self.config.max_shift_px,
-                                     max_rotation_deg=self.config.max_rotation_deg)
-                dummy = np.zeros((h, w), bool)
-                rgb, depth_u, _, grasps, _ = augment_item(rgb, depth if depth is not None else dummy.astype(np.float32),
-                                                          dummy, grasps, m)
-                depth = depth_u if depth is not None else None
-                if not len(grasps):
-                    continue
-            x, scale = preprocess(rgb, depth, self.config)
-            boxes, labels = encode_grasps(grasps, scale, self.config)
-            return x, boxes, labels
-        raise DatasetError(f"{self.ds.path}: augmentation keeps pushing every grasp out of the image; "
-                           "lower max_shift_px")
+    def encode(self, s: Sample):
+        """``(image tensor, target dict)`` of a sample at network scale."""
+        import torch
+
+        x = self.family.to_tensor(s.rgb, s.depth_m, self.network)
+        target = {"grasps": torch.from_numpy(as_grasps(s.grasps).astype(np.float32))}
+        if self.network.model == "grasp-map":
+            target["maps"] = torch.from_numpy(self.family.draw_targets(s.grasps, (x.shape[1] // 2, x.shape[2] // 2),
+                                                                       s.spines))
+        else:
+            target.update({k: torch.from_numpy(v) for k, v in self.family.encode_grasps(s.grasps, self.network).items()})
+        return torch.from_numpy(x), target
+
+    def __getitem__(self, index: int):
+        """The item as it is (no random transform): use :meth:`sample` + :meth:`encode` to
+        augment with a generator of your own."""
+        return self.encode(self._samples[index])

@@ -1,152 +1,177 @@
-"""``grasp-autolabel evaluate`` and ``export-onnx``.
+"""``grasp-autolabel evaluate``: how good a detector's grasps are.
 
-Two figures:
+Figures (on the simulator's ground truth where the images have it, ``gt/frames/`` of the source
+session; on the dataset's labels otherwise):
 
-* rectangle metric, top-1: the best-scored grasp of an image is a success when some labelled
-  rectangle of that image has IoU > 0.25 with it (exact polygons) and an angle within 30 deg;
-* valid grasp candidates % (the paper's figure, made automatic on simulated data): every
-  candidate after NMS and the score threshold is valid when it is valid (centre on the axis,
-  closing within 20 deg of perpendicular, opening 0.9-2.0 diameters) for a log that nothing rests
-  on. A **precision**: how many of the grasps offered are executable, not how many logs got one.
-  Needs the simulator's ground truth (the source session's ``gt/frames/``); absent -> null.
+* **valid candidates %**: a precision. Every candidate (after the score threshold and NMS) is
+  valid when it is a valid grasp (:func:`evaluation.valid_for_log`: centre within 0.3
+  diameters of the axis, closing within 20 deg of perpendicular to it, opening 0.9-2 diameters)
+  on a log nothing rests on, judged on the log's visible axis;
+* **top-1 valid %**: the best-scored candidate is valid;
+* **coverage %**: free logs (nothing rests on them, some of their axis visible) with at least
+  one valid candidate;
+* **rectangle metric, top-1 %**: the best candidate has IoU > 0.25 and an angle within 30 deg
+  with some ground-truth rectangle. With the simulator's truth the ground truth is dense:
+  rectangles every quarter jaw along each free log's whole visible axis (a correct grasp
+  between two sparse labels is not punished); without, the dataset's labels;
+* every invalid candidate counted by why: ``on_no_log`` (its centre is on no log's axis),
+  ``log_not_free`` (on a log something rests on), ``angle``, ``opening``.
 """
 from __future__ import annotations
 
-import json
-import sys
+import math
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
 from grasp_autolabel.dataset.store import DatasetError, GraspDataset
-from grasp_autolabel.detector.data import select_items
-from grasp_autolabel.detector.predict import CheckpointError, load_checkpoint, load_predictor
-from grasp_autolabel.errors import CommandError
-from grasp_autolabel.evaluation import valid_for_log
-from grasp_autolabel.geometry import as_grasps, rectangle_metric
-from grasp_autolabel.session import SessionError, read_json, read_png
+from grasp_autolabel.detector.data import item_grasps, select_items
+from grasp_autolabel.detector.predict import load_predictor
+from grasp_autolabel.evaluation import ValidityRule, valid_for_log
+from grasp_autolabel.geometry import angle_difference, as_grasps, normalize_angle, point_segment_distance, \
+    rectangle_metric
+from grasp_autolabel.session import read_json
 
-__all__ = ["evaluate", "frame_truth", "export_onnx"]
+__all__ = ["evaluate", "frame_truth", "dense_truth", "judge", "INVALID_REASONS"]
+
+INVALID_REASONS = ("on_no_log", "log_not_free", "angle", "opening")
 
 
-def frame_truth(ds: GraspDataset, label: dict) -> dict | None:
+def frame_truth(ds: GraspDataset, index: int, label: dict) -> dict | None:
     """The simulator's truth of the frame an item shows, when its source session has one."""
     if "origin" in label or label.get("augmentation"):
         return None
-    src = ds.meta["sources"][int(label.get("source", 0))]
-    session = src.get("session")
+    session = ds.source_of(index, label).get("session")
     if not session:
         return None
     path = Path(session) / "gt" / "frames" / f"{int(label['pick_index']):06d}.json"
     return read_json(path) if path.is_file() else None
 
 
+def _visible(log: dict) -> dict:
+    return {**log, "axis_px": log["axis_visible_px"]}
+
+
+def dense_truth(log: dict, jaw_px: float, *, margin: float = 1.3) -> np.ndarray:
+    """Ground-truth rectangles every quarter jaw along a log's whole visible axis, closing across
+    it, opening ``margin`` diameters."""
+    a, b = (np.asarray(p, dtype=np.float64) for p in log["axis_visible_px"])
+    n = max(2, int(math.ceil(np.linalg.norm(b - a) / max(jaw_px / 4, 1.0))) + 1)
+    t = np.linspace(0.0, 1.0, n)[:, None]
+    out = np.zeros((n, 5))
+    out[:, :2] = a + t * (b - a)
+    out[:, 2] = normalize_angle(math.atan2(b[1] - a[1], b[0] - a[0]) + math.pi / 2)
+    out[:, 3] = margin * float(log["diameter_px"])
+    out[:, 4] = jaw_px
+    return out
+
+
+def judge(grasps, truth: dict, rule: ValidityRule | None = None) -> tuple[np.ndarray, list, np.ndarray]:
+    """``(valid (N,) bool, reason per grasp (None when valid), covered (F,) bool per free log)``."""
+    rule = rule or ValidityRule()
+    g = as_grasps(grasps)
+    logs = [_visible(log) for log in truth["logs"] if log.get("axis_visible_px")]
+    free = [log for log in logs if log["graspable"]]
+    ok = np.zeros(len(g), bool)
+    covered = np.zeros(len(free), bool)
+    for k, log in enumerate(free):
+        v = valid_for_log(g, log, rule)
+        ok |= v
+        covered[k] = v.any()
+    reasons: list = [None] * len(g)
+    for i in np.nonzero(~ok)[0]:
+        reasons[i] = _why_invalid(g[i], logs, rule)
+    return ok, reasons, covered
+
+
+def _why_invalid(grasp, logs: list, rule: ValidityRule) -> str:
+    on = []
+    for log in logs:
+        a, b = (np.asarray(p, dtype=np.float64) for p in log["axis_px"])
+        if point_segment_distance(grasp[None, :2], a, b)[0][0] <= rule.centre_tolerance * float(log["diameter_px"]):
+            on.append(log)
+    free = [log for log in on if log["graspable"]]
+    if not on:
+        return "on_no_log"
+    if not free:
+        return "log_not_free"
+    for log in free:
+        (a, b) = log["axis_px"]
+        axis = math.atan2(b[1] - a[1], b[0] - a[0])
+        if abs(float(angle_difference(grasp[2], axis)) - math.pi / 2) <= rule.angle_tolerance:
+            return "opening"
+    return "angle"
+
+
 def evaluate(model, dataset, *, part: str = "test", split: str | None = None, backend: str = "auto",
-             device: str = "cpu", progress: bool = True) -> dict:
-    """Evaluate a run folder / checkpoint / ONNX model on ``part`` of ``dataset``."""
+             device: str = "cpu", progress: bool = True, details: bool = False, decode=None) -> dict:
+    """Evaluate a run folder / checkpoint / ONNX model on ``part`` of ``dataset``.
+
+    Raises
+    ------
+    DatasetError
+        No such part (a dataset without splits has no test part), or no item to evaluate.
+    """
     from tqdm import tqdm
 
     pred = load_predictor(model, backend=backend, device=device)
     ds = GraspDataset.open(dataset)
-    split = split or pred.config.split
-    items = select_items(ds, part, split)
+    split = split or "session"
+    items = select_items(ds, part, split, use_later=True) if part != "all" or split != "none" else None
+    if items is None:
+        items = ds.item_indices()
     if not items:
-        raise DatasetError(f"{dataset}: no accepted item with grasps in the {split}-wise {part} split")
-    scale = float((ds.meta["sources"][0].get("camera") or {}).get("depth_scale", 0.001)) if ds.meta["sources"] else 0.001
-    top1, cand, cand_valid, top1_valid, with_truth, times = 0, 0, 0, 0, 0, []
+        raise DatasetError(f"{dataset}: no item to evaluate in the {split}-wise {part} part")
+    counts = Counter()
+    reasons = Counter()
+    times, per_image = [], []
     for i in tqdm(items, unit="image", desc="evaluate", disable=not progress, dynamic_ncols=True):
         label = ds.read_label(i)
         rgb = ds.read_rgb(i)
-        depth = read_png(ds.path / "depth" / f"{i:06d}.png", kind="depth").astype(np.float32) * scale
+        depth = ds.read_depth_m(i, label)
+        cam = ds.intrinsics(i, label)
+        pred.check_frame(rgb, depth, where=f"{ds.path / 'images' / f'{i:06d}.png'}")
         t0 = time.perf_counter()
-        grasps, scores = pred.predict(rgb, depth)
+        grasps, scores = pred.predict(rgb, depth, fx=cam[0].fx if cam else None, decode=decode)
         times.append(time.perf_counter() - t0)
-        gt = as_grasps(label["grasps"])
-        if len(grasps) and rectangle_metric(grasps[:1], gt)[0]:
-            top1 += 1
-        truth = frame_truth(ds, label)
+        truth = frame_truth(ds, i, label)
+        record = {"item": i, "grasps": grasps, "scores": scores, "valid": None}
         if truth is not None:
-            with_truth += 1
-            # every log nothing rests on, partly out of view too (a grasp on its visible part is
-            # executable); its visible axis, where the grasp must lie
-            free = [{**log, "axis_px": log["axis_visible_px"]} for log in truth["logs"]
-                    if log["graspable"] and log.get("axis_visible_px")]
-            ok = np.zeros(len(grasps), bool)
-            for log in free:
-                ok |= valid_for_log(grasps, log)
-            cand += len(grasps)
-            cand_valid += int(ok.sum())
-            top1_valid += int(len(ok) > 0 and ok[0])
-    n = len(items)
-    return {
-        "images": n, "model_id": pred.model_id,
-        "rectangle_metric_top1_pct": round(100.0 * top1 / n, 2),
-        "valid_candidates_pct": round(100.0 * cand_valid / cand, 2) if cand else None,
-        "valid_top1_pct": round(100.0 * top1_valid / with_truth, 2) if with_truth else None,
-        "candidates_per_image": round(cand / with_truth, 2) if with_truth else None,
-        "images_with_truth": with_truth,
-        "latency_ms_p50": round(1000 * float(np.median(times)), 1),
-    }
+            ok, why, covered = judge(grasps, truth)
+            free = [log for log in truth["logs"] if log["graspable"] and log.get("axis_visible_px")]
+            gt = (np.concatenate([dense_truth(log, pred.decode.jaw_width_m * (cam[0].fx if cam else 615.0)
+                                              / log["depth_m"]) for log in free]) if free else np.zeros((0, 5)))
+            counts["truth_images"] += 1
+            counts["candidates"] += len(grasps)
+            counts["valid"] += int(ok.sum())
+            counts["top1_valid"] += int(len(ok) > 0 and ok[0])
+            counts["free_logs"] += len(covered)
+            counts["covered"] += int(covered.sum())
+            reasons.update(r for r in why if r)
+            record.update(valid=ok, reasons=why)
+        else:
+            gt = as_grasps(item_grasps(label, True))
+        if len(gt):
+            counts["rect_images"] += 1
+            counts["rect_hits"] += int(len(grasps) > 0 and bool(rectangle_metric(grasps[:1], gt)[0]))
+        if details:
+            per_image.append(record)
 
+    def pct(a, b):
+        return round(100.0 * counts[a] / counts[b], 2) if counts[b] else None
 
-def main(args) -> int:
-    try:
-        r = evaluate(args.run, args.dataset, part=args.part, split=args.split, backend=args.backend,
-                     device=args.device, progress=sys.stderr.isatty())
-    except (DatasetError, SessionError, CheckpointError) as exc:
-        raise CommandError(str(exc)) from None
-    print(f"{r['images']} images, model {r['model_id']}")
-    print(f"  rectangle metric, top-1 (IoU > 0.25, angle < 30 deg): {r['rectangle_metric_top1_pct']:.2f} %")
-    if r["valid_candidates_pct"] is not None:
-        print(f"  valid grasp candidates (a precision; {r['candidates_per_image']} per image): "
-              f"{r['valid_candidates_pct']:.2f} %; top-1 valid {r['valid_top1_pct']:.2f} %")
-    else:
-        print("  valid grasp candidates: no simulator ground truth for these images")
-    print(json.dumps(r))
-    return 0
-
-
-# ---------------------------------------------------------------------------- ONNX
-def export_onnx(run, out, *, opset: int = 17) -> Path:
-    """Export a checkpoint to ONNX (the network from image tensor to boxes, scores, labels; the
-    decoding and the rotated NMS stay in Python, shared with the torch predictor)."""
-    import warnings
-
-    import onnx
-    import torch
-
-    from grasp_autolabel.detector.model import build_model
-    from grasp_autolabel.detector.predict import load_weights
-
-    ckpt = load_checkpoint(run)
-    cfg = ckpt["config_obj"]
-    model = build_model(cfg)
-    load_weights(model, ckpt["state_dict"], run)
-    model.eval()
-    x = torch.rand(3, cfg.input_size, cfg.input_size)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(model, ([x],), str(tmp), opset_version=opset, dynamo=False, input_names=["image"],
-                          output_names=["boxes", "labels", "scores"])  # torchvision's dict order
-    m = onnx.load(str(tmp))
-    for key, value in (("grasp_autolabel_config", json.dumps(cfg.to_dict())),
-                       ("image_size", json.dumps(ckpt.get("image_size"))),
-                       ("model_id", str(ckpt.get("model_id", "detector")))):
-        entry = m.metadata_props.add()
-        entry.key, entry.value = key, value
-    onnx.save(m, str(tmp))
-    tmp.replace(out)
-    return out
-
-
-def export_main(args) -> int:
-    try:
-        path = export_onnx(args.run, args.out)
-    except CheckpointError as exc:
-        raise CommandError(str(exc)) from None
-    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
-    return 0
+    r = {"images": len(items), "model_id": pred.model_id, "model": pred.network.model,
+         "valid_candidates_pct": pct("valid", "candidates"), "valid_top1_pct": pct("top1_valid", "truth_images"),
+         "coverage_pct": pct("covered", "free_logs"), "rectangle_metric_top1_pct": pct("rect_hits", "rect_images"),
+         "rectangle_metric_truth": "dense" if counts["truth_images"] else "labels",
+         "candidates_per_image": round(counts["candidates"] / counts["truth_images"], 2)
+         if counts["truth_images"] else None,
+         "candidates": counts["candidates"], "free_logs": counts["free_logs"],
+         "invalid_by_reason": {k: reasons.get(k, 0) for k in INVALID_REASONS},
+         "images_with_truth": counts["truth_images"],
+         "latency_ms_p50": round(1000 * float(np.median(times)), 1)}
+    if details:
+        r["per_image"] = per_image
+    return r

@@ -1,21 +1,36 @@
-"""Checkpoints and predictors: torch and ONNX Runtime, the same grasps from both.
+"""Checkpoints and predictors (torch and ONNX Runtime: the same grasps from both).
 
-A checkpoint is a plain dict saved with ``torch.save`` and loaded with ``weights_only=True``:
-``{"format", "version", "config", "step", "state_dict", "optimizer", "image_size", "model_id"}``.
+A checkpoint is a plain dict saved with ``torch.save`` and loaded with ``weights_only=True``::
+
+    {"format": "grasp_autolabel.detector", "version": 2,
+     "network": {...},        # models.*Network: what the weights depend on
+     "decode": {...},         # config.DecodeSettings: the model's default decoding
+     "train": {...},          # config.TrainSettings it was trained with
+     "state_dict": ..., "optimizer": ..., "step": int, "image_size": [W, H],
+     "camera_fx": float | None, "model_id": str, "validation": {...}}
+
+A predictor turns one RGB-D frame into grasps ``(K, 5)`` (the grasp convention, image pixels)
+and scores ``(K,)``, best first: network input (the family's ``make_input``), the network, its
+decoding, the jaw size ``h = jaw_width_m · fx / z`` at the depth under each grasp, rotated NMS.
 """
 from __future__ import annotations
 
-import os
+import json
+import math
 from pathlib import Path
 
 import numpy as np
 
-from grasp_autolabel.detector.model import DetectorConfig, build_model, decode_detections, preprocess
+from grasp_autolabel.detector.config import DecodeSettings, TrainSettings, settings_from_dict, settings_to_dict
+from grasp_autolabel.detector.models import build_model, family, network_from_dict, network_to_dict
+from grasp_autolabel.geometry import depth_at, rotated_iou
 
-__all__ = ["CheckpointError", "load_checkpoint", "save_checkpoint", "find_checkpoint", "TorchPredictor",
-           "OnnxPredictor", "load_predictor", "CHECKPOINT_FORMAT"]
+__all__ = ["CheckpointError", "load_checkpoint", "save_checkpoint", "find_checkpoint", "Predictor", "TorchPredictor",
+           "OnnxPredictor", "load_predictor", "CHECKPOINT_FORMAT", "CHECKPOINT_VERSION", "rotated_nms",
+           "load_weights"]
 
 CHECKPOINT_FORMAT = "grasp_autolabel.detector"
+CHECKPOINT_VERSION = 2
 
 
 class CheckpointError(ValueError):
@@ -23,26 +38,35 @@ class CheckpointError(ValueError):
 
 
 def find_checkpoint(run_or_file) -> Path:
-    """A run folder's ``checkpoints/last.pt``, or the file itself."""
+    """A run folder's ``checkpoints/best.pt`` (else ``last.pt``), or the file itself."""
     p = Path(run_or_file)
     if p.is_dir():
-        p = p / "checkpoints" / "last.pt"
+        for name in ("best.pt", "last.pt"):
+            if (p / "checkpoints" / name).is_file():
+                return p / "checkpoints" / name
+        raise CheckpointError(f"{run_or_file}: no checkpoint (expected a run folder with checkpoints/best.pt or "
+                              "last.pt, a .pt file or an .onnx file)")
     if not p.is_file():
-        raise CheckpointError(f"{run_or_file}: no checkpoint (expected a run folder with checkpoints/last.pt or a .pt file)")
+        raise CheckpointError(f"{run_or_file}: no such model file")
     return p
 
 
 def save_checkpoint(path, ckpt: dict) -> None:
     import torch
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(ckpt, tmp)
-    os.replace(tmp, path)
+    from grasp_autolabel.session import write_atomic
+
+    write_atomic(path, lambda f: torch.save(ckpt, f))
 
 
 def load_checkpoint(path) -> dict:
+    """The checkpoint dict, checked, with ``network_obj``, ``decode_obj`` and ``train_obj`` added.
+
+    Raises
+    ------
+    CheckpointError
+        Unreadable, not ours, of another format version, or without its config.
+    """
     import torch
 
     path = find_checkpoint(path)
@@ -52,10 +76,19 @@ def load_checkpoint(path) -> dict:
         raise CheckpointError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {str(exc)[:200]})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path}: not a grasp_autolabel detector checkpoint")
+    if ckpt.get("version") != CHECKPOINT_VERSION:
+        raise CheckpointError(f"{path}: checkpoint format version {ckpt.get('version')}, this grasp_autolabel reads "
+                              f"version {CHECKPOINT_VERSION}; retrain with this version")
+    for key in ("network", "decode", "state_dict"):
+        if not isinstance(ckpt.get(key), dict):
+            raise CheckpointError(f"{path}: has no {key} (a checkpoint without its config cannot be used)")
     try:
-        ckpt["config_obj"] = DetectorConfig.from_dict(ckpt["config"])
-    except (KeyError, TypeError, ValueError) as exc:
+        ckpt["network_obj"] = network_from_dict(ckpt["network"])
+        ckpt["decode_obj"] = settings_from_dict(DecodeSettings, ckpt["decode"], what="decode")
+        ckpt["train_obj"] = settings_from_dict(TrainSettings, ckpt.get("train") or {}, what="train")
+    except ValueError as exc:
         raise CheckpointError(f"{path}: its config is not valid ({exc})") from None
+    ckpt["path"] = str(path)
     return ckpt
 
 
@@ -64,56 +97,161 @@ def load_weights(model, state_dict, path) -> None:
         model.load_state_dict(state_dict)
     except RuntimeError as exc:
         first = str(exc).splitlines()[0]
-        raise CheckpointError(f"{path}: its weights do not fit this detector's config (another backbone or number "
-                              f"of classes?): {first[:200]}") from None
+        raise CheckpointError(f"{path}: its weights do not fit its network config: {first[:200]}") from None
 
 
-class _Base:
-    config: DetectorConfig
+def rotated_nms(grasps: np.ndarray, iou_threshold: float, *, limit: int | None = None) -> list[int]:
+    """Greedy NMS over grasps sorted best first, on the exact rotated-rectangle IoU."""
+    kept: list[int] = []
+    for i in range(len(grasps)):
+        if all(rotated_iou(grasps[i], grasps[j]) <= iou_threshold for j in kept):
+            kept.append(i)
+            if limit is not None and len(kept) >= limit:
+                break
+    return kept
+
+
+class Predictor:
+    """Frame in, grasps out; subclasses run the network (:meth:`_run`)."""
+
+    network = None
+    decode: DecodeSettings
     image_size: tuple | None
+    camera_fx: float | None
     model_id: str
 
-    def _check(self, rgb):
-        h, w = np.asarray(rgb).shape[:2]
-        if self.image_size is not None and (w, h) != tuple(self.image_size):
-            raise ValueError(f"image is {w}x{h} but the detector {self.model_id} was trained on "
+    @property
+    def uses_depth(self) -> bool:
+        return bool(self.network.uses_depth)
+
+    def check_size(self, width: int, height: int, *, where: str = "image") -> None:
+        """Raise ValueError (naming ``where``) for frames of another size than the training images."""
+        if self.image_size is not None and (width, height) != tuple(self.image_size):
+            raise ValueError(f"{where} is {width}x{height} but the detector {self.model_id} was trained on "
                              f"{self.image_size[0]}x{self.image_size[1]} images")
 
-    def predict(self, rgb, depth_m=None) -> tuple[np.ndarray, np.ndarray]:
-        """Grasps ``(K, 5)`` in image pixels (the grasp convention) and scores ``(K,)``, best first."""
-        self._check(rgb)
-        x, scale = preprocess(rgb, depth_m, self.config)
-        boxes, scores, labels = self._run(x)
-        h, w = np.asarray(rgb).shape[:2]
-        return decode_detections(boxes, scores, labels, scale, self.config, image_size=(w, h))
+    def check_frame(self, rgb, depth_m=None, *, where: str = "image") -> None:
+        """Raise ValueError (naming ``where``) for a frame this model cannot read."""
+        a = rgb if rgb is not None else depth_m
+        h, w = np.asarray(a).shape[:2]
+        self.check_size(w, h, where=where)
+        if self.uses_depth and depth_m is None:
+            raise ValueError(f"{where}: the detector {self.model_id} reads depth ({self.network.channels}) and the "
+                             "frame has none")
+
+    def predict(self, rgb, depth_m=None, *, fx: float | None = None,
+                decode: DecodeSettings | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Grasps ``(K, 5)`` in image pixels (the grasp convention) and scores ``(K,)``, best first.
+
+        Parameters
+        ----------
+        rgb : ndarray (H, W, 3) uint8
+        depth_m : ndarray (H, W) float, metres (0 = invalid); needed by RGB-D models, and used
+            for the jaw size by all
+        fx : float, optional
+            The camera's focal length in pixels (default: the training camera's).
+        decode : DecodeSettings, optional
+            Instead of the model's own.
+        """
+        self.check_frame(rgb, depth_m)
+        d = decode or self.decode
+        fam = family(self.network)
+        x, scale = fam.make_input(rgb, depth_m, self.network)
+        h, w = np.asarray(rgb if rgb is not None else depth_m).shape[:2]
+        outputs = self._run(x)
+        if self.network.model == "grasp-map":
+            grasps, scores = fam.decode(outputs[0], scale, image_size=(w, h), score_threshold=d.score_threshold,
+                                        peak_distance_px=d.peak_distance_px, quality_sigma=d.quality_sigma)
+        else:
+            grasps, scores = fam.decode(*outputs, scale, self.network, score_threshold=d.score_threshold,
+                                        image_size=(w, h))
+        if d.refine and depth_m is not None:
+            grasps, scores = self._refined(grasps, scores, depth_m, fx, d)
+        else:
+            keep = rotated_nms(grasps, d.nms_iou, limit=d.max_candidates)
+            grasps, scores = grasps[keep], scores[keep]
+        grasps[:, 4] = self._jaw_px(grasps, depth_m, fx, d)
+        return grasps, scores
+
+    def _refined(self, grasps, scores, depth_m, fx, d: DecodeSettings):
+        """Best first: skip a candidate overlapping one kept, check and refine it against the
+        depth (:mod:`.refine`), keep it unless its refined rectangle overlaps one kept; stop at
+        ``max_candidates``."""
+        from grasp_autolabel.detector.refine import RefineSettings, refine_grasps
+
+        settings = RefineSettings(opening_margin=d.opening_margin)
+        out, out_scores = [], []
+        jaw = d.fallback_jaw_px
+        for g, sc in zip(grasps, scores):
+            probe = np.array([g[0], g[1], g[2], g[3], jaw])
+            if any(rotated_iou(probe, k) > d.nms_iou for k in out):
+                continue
+            refined, kept = refine_grasps(probe[None], depth_m, fx=fx or self.camera_fx, settings=settings)
+            if not len(kept) or any(rotated_iou(refined[0], k) > d.nms_iou for k in out):
+                continue
+            out.append(refined[0])
+            out_scores.append(sc)
+            if len(out) >= d.max_candidates:
+                break
+        return np.array(out).reshape(-1, 5), np.array(out_scores, dtype=np.float64)
+
+    def _jaw_px(self, grasps, depth_m, fx, d: DecodeSettings) -> np.ndarray:
+        fx = fx or self.camera_fx
+        out = np.full(len(grasps), d.fallback_jaw_px)
+        if depth_m is None or not fx:
+            return out
+        for k, g in enumerate(grasps):
+            z = depth_at(depth_m, g[0], g[1], radius=3)
+            if math.isfinite(z) and z > 0:
+                out[k] = d.jaw_width_m * fx / z
+        return out
+
+    def _run(self, x: np.ndarray) -> tuple:
+        raise NotImplementedError
 
 
-class TorchPredictor(_Base):
-    def __init__(self, checkpoint, *, device: str = "cpu"):
+class TorchPredictor(Predictor):
+    """A checkpoint (path or loaded dict), or an in-memory model (``model=``) during training."""
+
+    def __init__(self, checkpoint=None, *, device: str = "cpu", model=None, network=None,
+                 decode: DecodeSettings | None = None, image_size=None, camera_fx=None, model_id: str = "detector"):
         import torch
 
-        ckpt = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(checkpoint)
-        self.config = ckpt["config_obj"]
-        self.model = build_model(self.config)
-        load_weights(self.model, ckpt["state_dict"], ckpt.get("path", checkpoint if not isinstance(checkpoint, dict) else "checkpoint"))
-        self.device = torch.device(device)
-        self.model.to(self.device).eval()
-        self.image_size = tuple(ckpt["image_size"]) if ckpt.get("image_size") else None
-        self.model_id = str(ckpt.get("model_id", "detector"))
+        if model is None:
+            ckpt = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(checkpoint)
+            network, decode = ckpt["network_obj"], ckpt["decode_obj"]
+            model = build_model(network)
+            load_weights(model, ckpt["state_dict"], ckpt.get("path", "checkpoint"))
+            image_size = ckpt.get("image_size")
+            camera_fx = ckpt.get("camera_fx")
+            model_id = str(ckpt.get("model_id", "detector"))
+            self.device = torch.device(device)
+            model.to(self.device)
+        else:
+            self.device = next(model.parameters()).device
+        self.model = model.eval()
+        self.network, self.decode = network, decode
+        self.image_size = tuple(image_size) if image_size else None
+        self.camera_fx = camera_fx
+        self.model_id = model_id
         self._torch = torch
 
     def _run(self, x):
-        with self._torch.inference_mode():
-            out = self.model([self._torch.from_numpy(x).to(self.device)])[0]
-        return (out["boxes"].cpu().numpy(), out["scores"].cpu().numpy(), out["labels"].cpu().numpy())
+        torch = self._torch
+        with torch.inference_mode():
+            xt = torch.from_numpy(x).to(self.device)
+            if self.network.model == "grasp-map":
+                from grasp_autolabel.detector.models.grasp_map import activate
+
+                return (activate(self.model(xt[None]))[0].float().cpu().numpy(),)
+            out = self.model([xt])[0]
+            return out["boxes"].cpu().numpy(), out["scores"].cpu().numpy(), out["labels"].cpu().numpy()
 
 
-class OnnxPredictor(_Base):
-    """The exported model in ONNX Runtime; the config and image size travel in the ONNX metadata."""
+class OnnxPredictor(Predictor):
+    """The exported model in ONNX Runtime; its config and image size travel in the metadata."""
 
     def __init__(self, path, *, threads: int | None = None):
-        import json
-
         import onnxruntime as ort
 
         path = Path(path)
@@ -125,19 +263,28 @@ class OnnxPredictor(_Base):
         opts.log_severity_level = 3
         try:
             self.session = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
-            meta = self.session.get_modelmeta().custom_metadata_map
-            self.config = DetectorConfig.from_dict(json.loads(meta["grasp_autolabel_config"]))
-        except KeyError:
-            raise CheckpointError(f"{path}: not exported by grasp-autolabel export-onnx (no config in its metadata)") from None
         except Exception as exc:  # noqa: BLE001 - onnxruntime's errors are its own classes
             raise CheckpointError(f"{path}: not a readable ONNX model ({type(exc).__name__}: {str(exc)[:200]})") from None
-        self.image_size = tuple(json.loads(meta.get("image_size", "null")) or ()) or None
+        meta = self.session.get_modelmeta().custom_metadata_map
+        if "grasp_autolabel_network" not in meta:
+            raise CheckpointError(f"{path}: not exported by this grasp-autolabel's export-onnx (no network config in "
+                                  "its metadata; an older export? export it again)")
+        try:
+            self.network = network_from_dict(json.loads(meta["grasp_autolabel_network"]))
+            self.decode = settings_from_dict(DecodeSettings, json.loads(meta["grasp_autolabel_decode"]), what="decode")
+            self.image_size = tuple(json.loads(meta.get("image_size", "null")) or ()) or None
+            self.camera_fx = json.loads(meta.get("camera_fx", "null"))
+        except (KeyError, ValueError) as exc:
+            raise CheckpointError(f"{path}: its metadata is not valid ({exc})") from None
         self.model_id = meta.get("model_id", path.stem)
         self.input_name = self.session.get_inputs()[0].name
+        self.output_names = [o.name for o in self.session.get_outputs()]
 
     def _run(self, x):
-        boxes, scores, labels = self.session.run(["boxes", "scores", "labels"], {self.input_name: x})
-        return boxes, scores, labels
+        if self.network.model == "grasp-map":
+            return (self.session.run(None, {self.input_name: x[None]})[0][0],)
+        out = dict(zip(self.output_names, self.session.run(None, {self.input_name: x})))
+        return out["boxes"], out["scores"], out["labels"]
 
 
 def load_predictor(path, *, backend: str = "auto", device: str = "cpu"):
@@ -146,3 +293,8 @@ def load_predictor(path, *, backend: str = "auto", device: str = "cpu"):
     if backend == "onnx" or (backend == "auto" and p.suffix == ".onnx"):
         return OnnxPredictor(p)
     return TorchPredictor(p, device=device)
+
+
+def checkpoint_meta(network, decode: DecodeSettings) -> dict:
+    """The config entries of a checkpoint (also written into ONNX metadata)."""
+    return {"network": network_to_dict(network), "decode": settings_to_dict(decode)}

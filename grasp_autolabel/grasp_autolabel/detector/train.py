@@ -1,16 +1,18 @@
-"""``grasp-autolabel train``: Adam (lr 1e-4) on a grasp dataset's accepted labels.
+"""``grasp-autolabel train``: a detector trained on a grasp dataset's labels.
 
-RUN/config.json          the DetectorConfig
-RUN/checkpoints/last.pt  state_dict + optimizer + config + step (saved atomically every
-                         ``save_every`` steps, at the end, and on Ctrl-C)
-RUN/loss.csv, loss.png   the loss per step and its plot
+RUN/config.json            the network, train and decode settings
+RUN/checkpoints/last.pt    the latest state (every ``val_every`` steps, at the end, on Ctrl-C)
+RUN/checkpoints/best.pt    the best by validation on the held-out part of the dataset's split
+RUN/loss.csv, loss.png     the loss per step and its plot
+RUN/validation.csv         step, rectangle metric top-1 % on the held-out part
 
-Multi-GPU: ``torchrun --nproc_per_node N -m grasp_autolabel.cli train ...`` runs DDP (NCCL on
-GPUs, gloo on CPU); each rank draws its own samples, rank 0 writes the run.
+The learning rate warms up over the first 5 % of the steps and then follows a half cosine to
+zero, a function of the step alone, so ``--resume`` continues the same schedule.
 """
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import time
@@ -19,38 +21,45 @@ from pathlib import Path
 import numpy as np
 
 from grasp_autolabel.dataset.store import DatasetError
-from grasp_autolabel.detector.data import GraspSamples
-from grasp_autolabel.detector.model import DetectorConfig, build_model
-from grasp_autolabel.detector.predict import CHECKPOINT_FORMAT, CheckpointError, load_checkpoint, load_weights, save_checkpoint
+from grasp_autolabel.detector.config import DecodeSettings, TrainSettings, settings_to_dict
+from grasp_autolabel.detector.data import GraspItems
+from grasp_autolabel.detector.engine import evaluate, train_one_epoch
+from grasp_autolabel.detector.models import build_model, network_to_dict
+from grasp_autolabel.detector.predict import (CHECKPOINT_FORMAT, CHECKPOINT_VERSION, CheckpointError,
+                                              checkpoint_meta, load_checkpoint, load_weights, save_checkpoint)
 from grasp_autolabel.errors import CommandError
-from grasp_autolabel.session import SessionError, write_text_atomic
+from grasp_autolabel.session import write_atomic, write_text_atomic
 
-__all__ = ["train", "resolve_device", "load_config_file"]
+__all__ = ["train", "resolve_device", "learning_rate", "RUN_MARKER"]
+
+RUN_MARKER = "config.json"
 
 
 def resolve_device(name: str):
+    """``torch.device`` for ``cpu`` or ``cuda[:N]``; CommandError when it is not here."""
     import torch
 
     if name == "cuda" or name.startswith("cuda:"):
         if not torch.cuda.is_available():
             raise CommandError(f"--device {name}: no CUDA GPU is available here (torch.cuda.is_available() is False); "
                                "use --device cpu")
+        index = name.partition(":")[2]
+        if index and (not index.isdigit() or int(index) >= torch.cuda.device_count()):
+            raise CommandError(f"--device {name}: this machine has {torch.cuda.device_count()} GPU(s) "
+                               f"(cuda:0..cuda:{torch.cuda.device_count() - 1})")
         return torch.device(name)
     if name != "cpu":
         raise CommandError(f"--device: expected cpu or cuda[:N], got {name!r}")
     return torch.device("cpu")
 
 
-def load_config_file(path) -> dict:
-    import yaml
-
-    try:
-        data = yaml.safe_load(Path(path).read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise CommandError(f"{path}: cannot read the detector config ({exc})") from None
-    if not isinstance(data, dict):
-        raise CommandError(f"{path}: expected a mapping of detector settings")
-    return data
+def learning_rate(step: int, settings: TrainSettings) -> float:
+    """Linear warm-up over 5 % of the steps, then a half cosine to 0."""
+    warm = max(1, int(0.05 * settings.max_steps))
+    if step < warm:
+        return settings.lr * (step + 1) / warm
+    t = (step - warm) / max(1, settings.max_steps - warm)
+    return settings.lr * 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
 
 
 def _plot(losses: list, path: Path) -> None:
@@ -69,142 +78,150 @@ def _plot(losses: list, path: Path) -> None:
         k = max(5, len(vals) // 50)
         ax.plot(steps[k - 1:], np.convolve(vals, np.ones(k) / k, mode="valid"), lw=1.5, label=f"mean of {k}")
     ax.set_xlabel("step")
-    ax.set_ylabel("loss (RPN + head)")
+    ax.set_ylabel("training loss")
     ax.set_yscale("log")
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp)
+    write_atomic(path, lambda f: fig.savefig(f, format="png"))
     plt.close(fig)
-    os.replace(tmp, path)
 
 
-def train(dataset, out, config: DetectorConfig, *, device: str = "cpu", resume: bool = False,
-          backbone_weights: str | None = None, progress: bool = True, save_every: int = 200, log=print) -> dict:
+def _check_out(out: Path, resume: bool) -> dict | None:
+    """The checkpoint to resume from, or None; refuses a folder that is not this tool's run."""
+    last = out / "checkpoints" / "last.pt"
+    if last.exists():
+        if not resume:
+            raise CommandError(f"{out} already holds a run (step {load_checkpoint(last)['step']}); pass --resume to "
+                               "continue it or choose another --out")
+        return load_checkpoint(last)
+    if out.exists() and any(out.iterdir()):
+        if resume and (out / RUN_MARKER).is_file():
+            return None  # killed before its first checkpoint: start again
+        raise CommandError(f"{out} exists and is not a run; choose another --out")
+    return None
+
+
+def train(dataset, out, network, settings: TrainSettings, *, decode: DecodeSettings | None = None,
+          device: str = "cpu", resume: bool = False, backbone_weights: str | None = None, progress: bool = True,
+          log=print) -> dict:
     """Train (or continue training) a detector; returns ``{"step", "loss", "seconds", ...}``.
 
     Raises
     ------
     DatasetError
-        No accepted labels, or images of different sizes.
+        No usable labels, or images of different sizes.
     CheckpointError
-        ``resume`` with a checkpoint from another config, or a damaged one.
+        ``resume`` with a checkpoint of another network config, or a damaged one.
     CommandError
-        ``out`` holds a run and ``resume`` was not given; the device is not available.
+        ``out`` holds something else, or a run and ``resume`` was not given; no such device.
     """
     import torch
-    import torch.distributed as dist
     from tqdm import tqdm
 
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
     dev = resolve_device(device)
-    if world > 1 and dev.type == "cuda":
-        dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-        torch.cuda.set_device(dev)
     out = Path(out)
-    ckpt_path = out / "checkpoints" / "last.pt"
-    start, losses = 0, []
-    ckpt = None
-    if ckpt_path.exists():
-        if not resume:
-            raise CommandError(f"{out} already holds a run (step {load_checkpoint(ckpt_path)['step']}); pass --resume to "
-                               "continue it or choose another --out")
-        ckpt = load_checkpoint(ckpt_path)
-        mine, theirs = config.network_dict(), ckpt["config_obj"].network_dict()
-        if mine != theirs:
-            diff = ", ".join(f"{k}: {theirs[k]} -> {mine[k]}" for k in mine if mine[k] != theirs[k])
-            raise CheckpointError(f"{ckpt_path}: was trained with another network config ({diff}); resume with the "
-                                  "same settings or train into a new --out")
-        start = int(ckpt["step"])
-        if (out / "loss.csv").exists():
-            losses = [(int(a), float(b)) for a, b in (line.split(",") for line in
-                                                       (out / "loss.csv").read_text().split()[1:])]
-    elif out.exists() and any(out.iterdir()) and rank == 0:
-        raise CommandError(f"{out} exists and is not a run; choose another --out")
-
-    samples = GraspSamples(dataset, config, part="train")
-    torch.manual_seed(config.seed + rank)
-    rng = np.random.default_rng([config.seed, rank, start])
-    model = build_model(config, backbone_weights=backbone_weights if ckpt is None else None)
+    ckpt = _check_out(out, resume)
     if ckpt is not None:
-        load_weights(model, ckpt["state_dict"], ckpt_path)
+        mine, theirs = network_to_dict(network), ckpt["network"]
+        if mine != theirs:
+            diff = ", ".join(f"{k}: {theirs.get(k)} -> {mine.get(k)}" for k in sorted(set(mine) | set(theirs))
+                             if mine.get(k) != theirs.get(k))
+            raise CheckpointError(f"{ckpt['path']}: was trained with another network config ({diff}); resume with "
+                                  "the same settings or train into a new --out")
+    items = GraspItems(dataset, network, settings, part="train")
+    try:
+        held_out = GraspItems(dataset, network, settings, part="test", augment=False) if settings.split != "none" \
+            else None
+    except DatasetError:
+        held_out = None  # no held-out part with labels: the last checkpoint is the best one
+    ds_meta = items.ds.meta
+    decode = decode or DecodeSettings(jaw_width_m=float(ds_meta.get("jaw_width_m", 0.04)),
+                                      fallback_jaw_px=items.median_jaw_px,
+                                      peak_distance_px=max(1.0, 0.3 * items.min_opening_px))
+    torch.manual_seed(settings.seed)
+    model = build_model(network, backbone_weights=backbone_weights if ckpt is None else None)
+    start, losses, validation = 0, [], []
+    if ckpt is not None:
+        load_weights(model, ckpt["state_dict"], ckpt["path"])
+        start = int(ckpt["step"])
+        losses = [tuple(x) for x in ckpt.get("losses", [])]
+        validation = [dict(v) for v in ckpt.get("validation_history", [])]
     model.to(dev).train()
-    net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
-    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=config.lr)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
     if ckpt is not None and ckpt.get("optimizer"):
         opt.load_state_dict(ckpt["optimizer"])
-    if rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(out / "config.json", json.dumps(config.to_dict(), indent=1) + "\n")
+    out.mkdir(parents=True, exist_ok=True)
+    config = {"network": network_to_dict(network), "train": settings_to_dict(settings),
+              "decode": settings_to_dict(decode)}
+    write_text_atomic(out / RUN_MARKER, json.dumps(config, indent=1) + "\n")
+    model_name = network.model + (f"-{network.backbone}" if network.model == "faster-rcnn" else "")
 
-    def save(step: int) -> None:
-        if rank != 0:
-            return
-        save_checkpoint(ckpt_path, {
-            "format": CHECKPOINT_FORMAT, "version": 1, "config": config.to_dict(), "step": step,
-            "state_dict": model.state_dict(), "optimizer": opt.state_dict(), "image_size": list(samples.image_size),
-            "dataset": str(Path(dataset).resolve()), "model_id": f"{config.backbone}-{config.channels}-step{step}",
-            "train_items": len(samples)})
+    def state(step: int) -> dict:
+        return {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, **checkpoint_meta(network, decode),
+                "train": settings_to_dict(settings), "step": step, "state_dict": model.state_dict(),
+                "optimizer": opt.state_dict(), "image_size": list(items.image_size), "camera_fx": items.fx,
+                "dataset": str(Path(dataset).resolve()), "model_id": f"{model_name}-{network.channels}-step{step}",
+                "train_items": len(items), "losses": [list(x) for x in losses], "validation_history": validation}
+
+    def checkpoint(step: int) -> None:
+        best = max(validation, key=lambda v: (v["rectangle_top1_pct"], v["step"])) if validation else None
+        st = state(step)
+        if best is None or best["step"] == step:
+            save_checkpoint(out / "checkpoints" / "best.pt", {**st, "validation": best})
+        save_checkpoint(out / "checkpoints" / "last.pt", {**st, "validation": best})
         write_text_atomic(out / "loss.csv", "step,loss\n" + "".join(f"{s},{v:.5f}\n" for s, v in losses))
+        write_text_atomic(out / "validation.csv", "step,rectangle_top1_pct,candidates_per_image\n" + "".join(
+            f"{v['step']},{v['rectangle_top1_pct']},{v['candidates_per_image']}\n" for v in validation))
         _plot(losses, out / "loss.png")
+
+    def validate(step: int) -> None:
+        if held_out is not None:
+            v = evaluate(model, network, decode, held_out, device=dev)
+            validation.append({"step": step, **v})
+            bar.set_postfix_str(f"loss {np.mean([x for _, x in losses[-20:]]):.3f}, held-out top-1 "
+                                f"{v['rectangle_top1_pct']:.0f} %", refresh=False)
+        checkpoint(step)
 
     t0 = time.perf_counter()
     step = start
-    bar = tqdm(total=config.max_steps, initial=start, unit="step", desc="train", disable=not progress or rank != 0,
+    rng = np.random.default_rng([settings.seed, start])
+    bar = tqdm(total=settings.max_steps, initial=start, unit="step", desc="train", disable=not progress,
                dynamic_ncols=True)
+
+    def on_step(loss: dict) -> None:
+        nonlocal step
+        step += 1
+        losses.append((step, loss["total"]))
+        for group in opt.param_groups:
+            group["lr"] = learning_rate(step, settings)
+        bar.update()
+        if step % 10 == 0:
+            bar.set_postfix_str(f"loss {np.mean([x for _, x in losses[-20:]]):.3f}", refresh=False)
+        if step % settings.val_every == 0 and step < settings.max_steps:
+            validate(step)
+
+    for group in opt.param_groups:
+        group["lr"] = learning_rate(step, settings)
     try:
-        while step < config.max_steps:
-            batch = [samples.sample(rng) for _ in range(config.batch_size)]
-            images = [torch.from_numpy(x).to(dev) for x, _, _ in batch]
-            targets = [{"boxes": torch.from_numpy(b).to(dev), "labels": torch.from_numpy(lab).to(dev)}
-                       for _, b, lab in batch]
-            loss_dict = net(images, targets)
-            loss = sum(loss_dict.values())
-            if not torch.isfinite(loss):
-                raise CommandError(f"step {step}: the loss is {loss.item()} (diverged); lower lr")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            step += 1
-            losses.append((step, float(loss.item())))
-            bar.update()
-            bar.set_postfix(loss=f"{np.mean([v for _, v in losses[-20:]]):.3f}", refresh=False)
-            if step % save_every == 0:
-                save(step)
+        while step < settings.max_steps:
+            train_one_epoch(model, network, opt, items, rng, batch_size=settings.batch_size, device=dev,
+                            max_steps=settings.max_steps - step, on_step=on_step)
     except KeyboardInterrupt:
-        save(step)
+        checkpoint(step)
         bar.close()
-        log(f"interrupted at step {step}; saved {ckpt_path} (continue with --resume)", file=sys.stderr)
+        log(f"interrupted at step {step}; saved {out / 'checkpoints' / 'last.pt'} (continue with --resume)",
+            file=sys.stderr)
         raise
+    except FloatingPointError as exc:
+        raise CommandError(f"step {step}: {exc}") from None
+    if not validation or validation[-1]["step"] != step:
+        validate(step)
     bar.close()
-    save(step)
-    if world > 1:
-        dist.destroy_process_group()
+    best = max(validation, key=lambda v: (v["rectangle_top1_pct"], v["step"])) if validation else None
     return {"step": step, "loss": float(np.mean([v for _, v in losses[-50:]])) if losses else None,
-            "seconds": time.perf_counter() - t0, "steps_run": step - start, "train_items": len(samples),
-            "checkpoint": str(ckpt_path)}
-
-
-def main(args) -> int:
-    values = load_config_file(args.config) if args.config else {}
-    for key in ("backbone", "max_steps", "channels", "input_size", "batch_size", "lr"):
-        v = getattr(args, key, None)
-        if v is not None:
-            values[key] = v
-    try:
-        config = DetectorConfig.from_dict(values)
-    except (TypeError, ValueError) as exc:
-        raise CommandError(f"detector config: {exc}") from None
-    try:
-        r = train(args.dataset, args.out, config, device=args.device, resume=args.resume,
-                  backbone_weights=args.backbone_weights, progress=sys.stderr.isatty())
-    except (DatasetError, SessionError, CheckpointError) as exc:
-        raise CommandError(str(exc)) from None
-    rate = r["steps_run"] / r["seconds"] if r["seconds"] > 0 else float("inf")
-    print(f"trained to step {r['step']} on {r['train_items']} items ({rate:.2f} steps/s); last loss {r['loss']:.4f}; "
-          f"{r['checkpoint']}")
-    return 0
+            "seconds": time.perf_counter() - t0, "steps_run": step - start, "train_items": len(items),
+            "held_out_items": len(held_out) if held_out is not None else 0, "best": best,
+            "checkpoint": str(out / "checkpoints" / ("best.pt" if best else "last.pt")), "run": str(out),
+            "threads": torch.get_num_threads(), "pid": os.getpid()}

@@ -123,9 +123,9 @@ class InferenceNode(Node):
             if self.predictor is None:
                 self.model_error = message
             return False, message
-        if self.p["score_threshold"] >= 0:
-            predictor.config.score_threshold = float(self.p["score_threshold"])
-        predictor.config.max_candidates = int(self.p["max_grasps"])
+        predictor.decode = predictor.decode.with_(
+            score_threshold=float(self.p["score_threshold"]) if self.p["score_threshold"] >= 0 else None,
+            max_candidates=int(self.p["max_grasps"]))
         with self.model_lock:
             self.predictor = predictor
             self.model_id = predictor.model_id
@@ -228,7 +228,15 @@ class InferenceNode(Node):
                 self.bad("size_mismatch", f"camera_info {intr.width}x{intr.height} is not the colour's {w}x{h}")
                 intr = None
         try:
-            grasps, scores = predictor.predict(rgb, depth_m)
+            predictor.check_size(w, h, where="colour frame")
+        except ValueError as exc:
+            self.bad("unexpected_input", str(exc))
+            return
+        if depth_m is None and predictor.uses_depth:
+            self.counts["skipped_no_depth"] += 1  # an RGB-D model cannot run on colour alone
+            return
+        try:
+            grasps, scores = predictor.predict(rgb, depth_m, fx=intr.fx if intr is not None else None)
         except ValueError as exc:
             self.bad("unexpected_input", f"colour frame: {exc}")
             return

@@ -1,0 +1,103 @@
+"""One pass of training and one of validation, for both network families (torch)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from grasp_autolabel.geometry import rectangle_metric
+
+__all__ = ["compute_loss", "train_one_epoch", "evaluate"]
+
+
+def compute_loss(model, network, images, targets) -> dict:
+    """The family's training losses for a batch (``images``: list of ``(C, H, W)`` tensors,
+    ``targets``: list of target dicts, see :mod:`.data`)."""
+    import torch
+
+    if network.model == "grasp-map":
+        from grasp_autolabel.detector.models.grasp_map import loss
+
+        return loss(model(torch.stack(images)), torch.stack([t["maps"] for t in targets]))
+    return model(list(images), [{"boxes": t["boxes"], "labels": t["labels"]} for t in targets])
+
+
+def train_one_epoch(model, network, optimizer, items, rng: np.random.Generator, *, batch_size: int, device,
+                    scheduler=None, max_steps: int | None = None, on_step=None) -> int:
+    """One shuffled pass over ``items`` (a :class:`.data.GraspItems`), each item randomly
+    transformed, in batches of ``batch_size``; stops early after ``max_steps``. ``on_step(loss
+    dict of floats)`` after each step. Returns the number of steps taken.
+
+    Raises
+    ------
+    FloatingPointError
+        The loss is not finite (diverged).
+    """
+    import torch
+
+    model.train()
+    order = rng.permutation(len(items))
+    # every batch full: the last, short one is topped up from the start of the next permutation
+    n_batches = max(1, math.ceil(len(order) / batch_size))
+    order = np.concatenate([order, rng.permutation(len(items))])[: n_batches * batch_size]
+    if len(order) < n_batches * batch_size:  # fewer items than a batch
+        order = rng.choice(len(items), n_batches * batch_size)
+    steps = 0
+    for b in range(n_batches):
+        if max_steps is not None and steps >= max_steps:
+            break
+        pairs = [items.encode(items.sample(int(i), rng)) for i in order[b * batch_size:(b + 1) * batch_size]]
+        images = [x.to(device) for x, _ in pairs]
+        targets = [{k: v.to(device) for k, v in t.items()} for _, t in pairs]
+        losses = compute_loss(model, network, images, targets)
+        loss = sum(losses.values())
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"the loss is {loss.item()} (diverged); lower lr")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        steps += 1
+        if on_step is not None:
+            on_step({k: float(v.detach()) for k, v in losses.items()} | {"total": float(loss.detach())})
+    return steps
+
+
+def evaluate(model, network, decode, items, *, device) -> dict:
+    """Validation on un-augmented ``items`` (network scale) under ``torch.inference_mode``: the
+    top-1 rectangle metric against the items' labels (IoU > 0.25, angle < 30 deg; the jaw size
+    of a prediction is the labels' median) and the mean number of candidates.
+    """
+    import torch
+
+    from grasp_autolabel.detector.models import family
+    from grasp_autolabel.detector.predict import rotated_nms
+
+    fam = family(network)
+    model.eval()
+    hits, n, cands = 0, 0, 0
+    with torch.inference_mode():
+        for i in range(len(items)):
+            s = items.sample(i)
+            x = torch.from_numpy(fam.to_tensor(s.rgb, s.depth_m, network)).to(device)
+            w, h = s.size
+            if network.model == "grasp-map":
+                from grasp_autolabel.detector.models.grasp_map import activate
+
+                maps = activate(model(x[None]))[0].float().cpu().numpy()
+                g, _ = fam.decode(maps, 1.0, image_size=(w, h), score_threshold=decode.score_threshold,
+                                  peak_distance_px=decode.peak_distance_px, quality_sigma=decode.quality_sigma)
+            else:
+                out = model([x])[0]
+                g, _ = fam.decode(out["boxes"].cpu().numpy(), out["scores"].cpu().numpy(),
+                                  out["labels"].cpu().numpy(), 1.0, network, score_threshold=decode.score_threshold,
+                                  image_size=(w, h))
+            g[:, 4] = float(np.median(s.grasps[:, 4])) if len(s.grasps) else decode.fallback_jaw_px
+            g = g[rotated_nms(g, decode.nms_iou, limit=decode.max_candidates)]
+            cands += len(g)
+            n += 1
+            hits += int(len(g) > 0 and bool(rectangle_metric(g[:1], s.grasps)[0]))
+    model.train()
+    return {"images": n, "rectangle_top1_pct": round(100.0 * hits / max(n, 1), 2),
+            "candidates_per_image": round(cands / max(n, 1), 2)}
