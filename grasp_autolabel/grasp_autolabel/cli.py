@@ -229,7 +229,7 @@ def _add_train(sub):
 
 def _add_decode_options(p):
     p.add_argument("--score-threshold", dest="score_threshold", type=float,
-                   help="drop candidates scored below this (default: the model's, 0.5)")
+                   help="drop candidates scored below this (default: the model's, 0.3)")
     p.add_argument("--max-candidates", dest="max_candidates", type=_positive_int,
                    help="candidates per image (default: the model's, 10)")
 

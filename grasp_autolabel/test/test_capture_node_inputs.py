@@ -127,9 +127,12 @@ def test_restart_after_sigkill_continues_the_numbering(rclpy_context, tmp_path):
                         break
                 except AssertionError:
                     # no answer in time; the capture may still have happened (a late answer):
-                    # the frames on disk say, so a retry never captures twice
-                    f.spin(0.5)
-                    if len(list((tmp_path / "session" / "rgb").glob("*.png"))) == 3 * run + i + 1:
+                    # the frames on disk say (given time to land on a loaded machine), so a retry
+                    # never captures twice
+                    def landed(n=3 * run + i + 1):
+                        return len(list((tmp_path / "session" / "rgb").glob("*.png"))) == n
+
+                    if spin_until(f.ex, landed, 8):
                         break
             else:
                 raise AssertionError(node.output())

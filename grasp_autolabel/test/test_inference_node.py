@@ -141,7 +141,9 @@ def test_starts_without_a_model_and_serves_once_one_is_loaded(rclpy_context, tmp
         if with_info:
             info.publish(intrinsics_to_camera_info(intr, header=h))
         if with_depth:
-            depth.publish(numpy_to_image(np.full((H, W), depth_units, np.uint16), "16UC1", header=h))
+            d = np.full((H, W), depth_units, np.uint16)
+            d[40:80, 20:140] = depth_units * 17 // 18  # a 10 cm high bar where the colour shows one
+            depth.publish(numpy_to_image(d, "16UC1", header=h))
         c.spin(0.05)
         m = numpy_to_image(image if image is not None else rgb, "rgb8", header=h)
         m.encoding = encoding

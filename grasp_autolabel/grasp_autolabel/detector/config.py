@@ -104,7 +104,7 @@ class DecodeSettings:
         Opening / log width, as the annotator's (``AnnotateConfig.opening_margin``).
     """
 
-    score_threshold: float = 0.5
+    score_threshold: float = 0.3
     nms_iou: float = 0.25
     max_candidates: int = 10
     peak_distance_px: float = 10.0

@@ -182,12 +182,18 @@ class Predictor:
         settings = RefineSettings(opening_margin=d.opening_margin)
         out, out_scores = [], []
         jaw = d.fallback_jaw_px
+
+        def overlaps(g) -> bool:
+            reach = 0.5 * math.hypot(g[3], g[4])
+            return any(math.hypot(g[0] - k[0], g[1] - k[1]) < reach + 0.5 * math.hypot(k[3], k[4])
+                       and rotated_iou(g, k) > d.nms_iou for k in out)
+
         for g, sc in zip(grasps, scores):
             probe = np.array([g[0], g[1], g[2], g[3], jaw])
-            if any(rotated_iou(probe, k) > d.nms_iou for k in out):
+            if overlaps(probe):
                 continue
             refined, kept = refine_grasps(probe[None], depth_m, fx=fx or self.camera_fx, settings=settings)
-            if not len(kept) or any(rotated_iou(refined[0], k) > d.nms_iou for k in out):
+            if not len(kept) or overlaps(refined[0]):
                 continue
             out.append(refined[0])
             out_scores.append(sc)

@@ -22,7 +22,6 @@ Every depth is in metres, 0 = invalid; sizes are in image pixels.
 from __future__ import annotations
 
 import math
-import warnings
 
 import numpy as np
 
@@ -52,18 +51,21 @@ def _sample(depth: np.ndarray, pts: np.ndarray) -> np.ndarray:
 
 
 def _smooth(z: np.ndarray, k: int = 2) -> np.ndarray:
-    """Median of the valid samples within ``k`` on either side (noise spikes never look like
-    edges; an edge stays where it is)."""
+    """Median over ``k`` samples on either side, invalid samples filled from their valid
+    predecessor first (noise spikes never look like edges; an edge stays where it is); invalid
+    samples stay 0."""
     n = len(z)
-    if n < 3:
+    valid = z > 0
+    if n < 3 or not valid.any():
         return z
-    pad = np.concatenate([np.zeros(k, z.dtype), z, np.zeros(k, z.dtype)])
-    stack = np.stack([pad[i:i + n] for i in range(2 * k + 1)])
-    stack = np.where(stack > 0, stack, np.nan)
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        m = np.nanmedian(stack, axis=0)
-    return np.where(np.isfinite(m) & (z > 0), m, 0.0).astype(np.float32)
+    idx = np.where(valid, np.arange(n), 0)
+    np.maximum.accumulate(idx, out=idx)
+    filled = z[idx]
+    first = int(np.argmax(valid))
+    filled[:first] = z[first]
+    windows = np.lib.stride_tricks.sliding_window_view(np.pad(filled, k, mode="edge"), 2 * k + 1)
+    m = np.partition(windows, k, axis=1)[:, k]
+    return np.where(valid, m, 0.0).astype(np.float32)
 
 
 def _noise(z: np.ndarray) -> float:
