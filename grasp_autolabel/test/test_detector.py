@@ -152,7 +152,7 @@ def test_torch_and_onnx_agree(family, dataset, run, tmp_path):
     op = OnnxPredictor(export_onnx(out, tmp_path / "m.onnx"))
     assert op.network == tp.network and op.decode == tp.decode and op.image_size == (160, 120)
     x, _ = family_of(tp.network).make_input(rgb, depth, tp.network)
-    a, b = tp._run(x), op._run(x)
+    a, b = tp.run_network(x), op.run_network(x)
     if family == "grasp-map":
         assert a[0].shape == b[0].shape and np.abs(a[0] - b[0]).max() < 1e-3
     g1, s1 = tp.predict(rgb, depth)
@@ -317,3 +317,20 @@ def test_bad_training_input(dataset, tmp_path, capsys):
     assert "batch_size: 0 is not in 1..1024" in capsys.readouterr().err
     assert cli(["train", str(dataset), "--out", str(tmp_path / "r5"), "--backbone", "resnet50"]) == 2
     assert "--backbone: not a setting of the grasp-map model" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("model", ["grasp-map", "faster-rcnn"])
+def test_cli_train_export_and_predict(model, dataset, sessions, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert cli(["train", str(dataset), "--out", str(run), "--model", model, "--max-steps", "3", "--input-size",
+                "96", "--batch-size", "2"]) == 0
+    out = capsys.readouterr().out
+    assert f"trained {model} to step 3" in out and "held-out" in out
+    assert (run / "checkpoints" / "best.pt").is_file() and (run / "validation.csv").is_file()
+    assert cli(["export-onnx", str(run), "--out", str(tmp_path / "m.onnx")]) == 0
+    assert cli(["export-onnx", str(run), "--out", str(tmp_path / "m.onnx")]) == 2  # never replaced silently
+    assert "--overwrite" in capsys.readouterr().err
+    assert cli(["predict", str(tmp_path / "m.onnx"), str(sessions[0]), "--out", str(tmp_path / "p"),
+                "--score-threshold", "0"]) == 0
+    assert len(list((tmp_path / "p" / sessions[0].name / "grasps").glob("*.json"))) == len(
+        list((sessions[0] / "rgb").glob("*.png")))

@@ -64,35 +64,24 @@ def train_one_epoch(model, network, optimizer, items, rng: np.random.Generator, 
     return steps
 
 
-def evaluate(model, network, decode, items, *, device) -> dict:
+def evaluate(model, network, decode, items) -> dict:
     """Validation on un-augmented ``items`` (network scale) under ``torch.inference_mode``: the
     top-1 rectangle metric against the items' labels (IoU > 0.25, angle < 30 deg; the jaw size
     of a prediction is the labels' median) and the mean number of candidates.
     """
     import torch
 
-    from grasp_autolabel.detector.models import family
-    from grasp_autolabel.detector.predict import rotated_nms
+    from grasp_autolabel.detector.models import decode_outputs, family
+    from grasp_autolabel.detector.predict import TorchPredictor, rotated_nms
 
     fam = family(network)
-    model.eval()
+    runner = TorchPredictor(model=model, network=network, decode=decode)  # sets eval mode
     hits, n, cands = 0, 0, 0
     with torch.inference_mode():
         for i in range(len(items)):
             s = items.sample(i)
-            x = torch.from_numpy(fam.to_tensor(s.rgb, s.depth_m, network)).to(device)
-            w, h = s.size
-            if network.model == "grasp-map":
-                from grasp_autolabel.detector.models.grasp_map import activate
-
-                maps = activate(model(x[None]))[0].float().cpu().numpy()
-                g, _ = fam.decode(maps, 1.0, image_size=(w, h), score_threshold=decode.score_threshold,
-                                  peak_distance_px=decode.peak_distance_px, quality_sigma=decode.quality_sigma)
-            else:
-                out = model([x])[0]
-                g, _ = fam.decode(out["boxes"].cpu().numpy(), out["scores"].cpu().numpy(),
-                                  out["labels"].cpu().numpy(), 1.0, network, score_threshold=decode.score_threshold,
-                                  image_size=(w, h))
+            outputs = runner.run_network(fam.to_tensor(s.rgb, s.depth_m, network))
+            g, _ = decode_outputs(network, outputs, 1.0, s.size, decode)
             g[:, 4] = float(np.median(s.grasps[:, 4])) if len(s.grasps) else decode.fallback_jaw_px
             g = g[rotated_nms(g, decode.nms_iou, limit=decode.max_candidates)]
             cands += len(g)

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from grasp_autolabel.detector.config import DecodeSettings, TrainSettings, settings_from_dict, settings_to_dict
-from grasp_autolabel.detector.models import build_model, family, network_from_dict, network_to_dict
+from grasp_autolabel.detector.models import build_model, decode_outputs, family, network_from_dict, network_to_dict
 from grasp_autolabel.geometry import depth_at, rotated_iou
 
 __all__ = ["CheckpointError", "load_checkpoint", "save_checkpoint", "find_checkpoint", "Predictor", "TorchPredictor",
@@ -158,13 +158,7 @@ class Predictor:
         fam = family(self.network)
         x, scale = fam.make_input(rgb, depth_m, self.network)
         h, w = np.asarray(rgb if rgb is not None else depth_m).shape[:2]
-        outputs = self._run(x)
-        if self.network.model == "grasp-map":
-            grasps, scores = fam.decode(outputs[0], scale, image_size=(w, h), score_threshold=d.score_threshold,
-                                        peak_distance_px=d.peak_distance_px, quality_sigma=d.quality_sigma)
-        else:
-            grasps, scores = fam.decode(*outputs, scale, self.network, score_threshold=d.score_threshold,
-                                        image_size=(w, h))
+        grasps, scores = decode_outputs(self.network, self.run_network(x), scale, (w, h), d)
         if d.refine and depth_m is not None:
             grasps, scores = self._refined(grasps, scores, depth_m, fx, d)
         else:
@@ -212,7 +206,7 @@ class Predictor:
                 out[k] = d.jaw_width_m * fx / z
         return out
 
-    def _run(self, x: np.ndarray) -> tuple:
+    def run_network(self, x: np.ndarray) -> tuple:
         raise NotImplementedError
 
 
@@ -242,7 +236,7 @@ class TorchPredictor(Predictor):
         self.model_id = model_id
         self._torch = torch
 
-    def _run(self, x):
+    def run_network(self, x):
         torch = self._torch
         with torch.inference_mode():
             xt = torch.from_numpy(x).to(self.device)
@@ -286,7 +280,7 @@ class OnnxPredictor(Predictor):
         self.input_name = self.session.get_inputs()[0].name
         self.output_names = [o.name for o in self.session.get_outputs()]
 
-    def _run(self, x):
+    def run_network(self, x):
         if self.network.model == "grasp-map":
             return (self.session.run(None, {self.input_name: x[None]})[0][0],)
         out = dict(zip(self.output_names, self.session.run(None, {self.input_name: x})))

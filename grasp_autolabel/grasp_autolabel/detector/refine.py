@@ -152,7 +152,7 @@ def _follow_spine(depth, centre, axis, width, z0, s: RefineSettings, max_len: fl
     """
     c, v, walked = np.asarray(centre, float), np.asarray(axis, float), 0.0
     across = np.array([-v[1], v[0]])
-    chunk = max(4.0, 2.0 * width)
+    chunk = max(4.0, width)
     last, gap = z0, 0
     while walked < max_len:
         t = np.arange(1, int(chunk) + 1, dtype=np.float64)
@@ -181,9 +181,13 @@ def _follow_spine(depth, centre, axis, width, z0, s: RefineSettings, max_len: fl
         if higher:
             return walked, True
         step = centre2 - c
-        if float(step @ v) > 0:
-            v = step / np.hypot(*step)
-            across = np.array([-v[1], v[0]])
+        if float(step @ v) <= 0:
+            return walked, False
+        turn = step / np.hypot(*step)
+        if float(turn @ v) < math.cos(math.radians(20)):  # a log is straight: another surface
+            return walked, False
+        v = turn
+        across = np.array([-v[1], v[0]])
         c, last = centre2, z2
     return walked, False
 

@@ -178,7 +178,7 @@ def train(dataset, out, network, settings: TrainSettings, *, decode: DecodeSetti
 
     def validate(step: int) -> None:
         if held_out is not None:
-            v = evaluate(model, network, decode, held_out, device=dev)
+            v = evaluate(model, network, decode, held_out)
             validation.append({"step": step, **v})
             bar.set_postfix_str(f"loss {np.mean([x for _, x in losses[-20:]]):.3f}, held-out top-1 "
                                 f"{v['rectangle_top1_pct']:.0f} %", refresh=False)

@@ -15,7 +15,7 @@ from dataclasses import asdict, fields
 from grasp_autolabel.detector.models.faster_rcnn import FasterRCNNNetwork
 from grasp_autolabel.detector.models.grasp_map import GraspMapNetwork
 
-__all__ = ["GraspMapNetwork", "FasterRCNNNetwork", "MODELS", "DEFAULT_MODEL", "network_from_dict", "network_to_dict", "build_model", "family"]
+__all__ = ["GraspMapNetwork", "FasterRCNNNetwork", "decode_outputs", "MODELS", "DEFAULT_MODEL", "network_from_dict", "network_to_dict", "build_model", "family"]
 
 MODELS = {"grasp-map": GraspMapNetwork, "faster-rcnn": FasterRCNNNetwork}
 DEFAULT_MODEL = "grasp-map"
@@ -63,3 +63,14 @@ def build_model(network, *, backbone_weights: str | None = None):
         raise ValueError("--backbone-weights: the grasp-map network has no pretrained backbone; it trains from "
                          "random weights")
     return family(network).build(network)
+
+
+def decode_outputs(network, outputs: tuple, scale: float, image_size: tuple[int, int], decode):
+    """Network outputs (``(maps,)`` or ``(boxes, scores, labels)``, network-input pixels) ->
+    ``(grasps (K, 5) in image pixels with h = 0, scores (K,))``, best first, before NMS;
+    ``scale`` maps image to input pixels, ``decode`` is a ``config.DecodeSettings``."""
+    fam = family(network)
+    if network.model == "grasp-map":
+        return fam.decode(outputs[0], scale, image_size=image_size, score_threshold=decode.score_threshold,
+                          peak_distance_px=decode.peak_distance_px, quality_sigma=decode.quality_sigma)
+    return fam.decode(*outputs, scale, network, score_threshold=decode.score_threshold, image_size=image_size)
