@@ -170,7 +170,7 @@ class Predictor:
     def _refined(self, grasps, scores, depth_m, fx, d: DecodeSettings):
         """Best first: skip a candidate overlapping one kept, check and refine it against the
         depth (:mod:`.refine`), keep it unless its refined rectangle overlaps one kept; stop at
-        ``max_candidates``."""
+        ``max_candidates`` kept or ``2 max_candidates + 5`` tried."""
         from grasp_autolabel.detector.refine import RefineSettings, refine_grasps
 
         settings = RefineSettings(opening_margin=d.opening_margin)
@@ -182,7 +182,9 @@ class Predictor:
             return any(math.hypot(g[0] - k[0], g[1] - k[1]) < reach + 0.5 * math.hypot(k[3], k[4])
                        and rotated_iou(g, k) > d.nms_iou for k in out)
 
-        for g, sc in zip(grasps, scores):
+        # bounded work per frame: a frame of many rejected peaks must not stall a live node
+        tries = 2 * d.max_candidates + 5
+        for g, sc in zip(grasps[:tries], scores[:tries]):
             probe = np.array([g[0], g[1], g[2], g[3], jaw])
             if overlaps(probe):
                 continue
@@ -261,6 +263,9 @@ class OnnxPredictor(Predictor):
         if threads:
             opts.intra_op_num_threads = threads
         opts.log_severity_level = 3
+        # idle worker threads sleep instead of spinning: a live node shares its cores with the
+        # camera driver and DDS, and spinning threads starve them (measured: p99 1.2 s -> see README)
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
         except Exception as exc:  # noqa: BLE001 - onnxruntime's errors are its own classes
@@ -287,11 +292,12 @@ class OnnxPredictor(Predictor):
         return out["boxes"], out["scores"], out["labels"]
 
 
-def load_predictor(path, *, backend: str = "auto", device: str = "cpu"):
-    """A predictor for a run folder, a ``.pt`` checkpoint or an ``.onnx`` model."""
+def load_predictor(path, *, backend: str = "auto", device: str = "cpu", threads: int | None = None):
+    """A predictor for a run folder, a ``.pt`` checkpoint or an ``.onnx`` model (``threads``:
+    ONNX Runtime's intra-op threads, default one per core)."""
     p = Path(path)
     if backend == "onnx" or (backend == "auto" and p.suffix == ".onnx"):
-        return OnnxPredictor(p)
+        return OnnxPredictor(p, threads=threads)
     return TorchPredictor(p, device=device)
 
 

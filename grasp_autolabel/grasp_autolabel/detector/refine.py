@@ -152,7 +152,7 @@ def _follow_spine(depth, centre, axis, width, z0, s: RefineSettings, max_len: fl
     """
     c, v, walked = np.asarray(centre, float), np.asarray(axis, float), 0.0
     across = np.array([-v[1], v[0]])
-    chunk = max(4.0, width)
+    chunk = max(8.0, width)
     last, gap = z0, 0
     while walked < max_len:
         t = np.arange(1, int(chunk) + 1, dtype=np.float64)

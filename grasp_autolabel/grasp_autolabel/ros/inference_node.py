@@ -50,6 +50,7 @@ PARAMS = [
     Param("model_path", "", "detector: a .onnx model, a .pt checkpoint or a run folder; empty: wait for ~/load_model"),
     Param("backend", "onnx", "onnx (ONNX Runtime, CPU) or torch", choices=("onnx", "torch")),
     Param("device", "cpu", "torch backend: cpu or cuda[:N]"),
+    Param("threads", 0, "onnx backend: intra-op threads (0: one per core)", min=0, max=256),
     Param("score_threshold", -1.0, "keep grasps scoring at least this; -1: the model's own threshold", min=-1.0, max=1.0),
     Param("max_grasps", 10, "publish at most this many grasps per frame", min=1, max=1000),
     Param("depth_scale", 0.001, "metres per unit of integer depth (RealSense: 0.001)", min=1e-6, max=1.0),
@@ -117,7 +118,8 @@ class InferenceNode(Node):
             return False, f"backend {backend!r}: expected onnx or torch"
         path_obj = Path(path).expanduser()
         try:
-            predictor = load_predictor(path_obj, backend=backend, device=self.p["device"])
+            predictor = load_predictor(path_obj, backend=backend, device=self.p["device"],
+                                       threads=int(self.p["threads"]) or None)
         except Exception as exc:  # noqa: BLE001 - any failure to load must leave the node serving
             message = f"model {path} not loaded: {exc}"
             if self.predictor is None:
