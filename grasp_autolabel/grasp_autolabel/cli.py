@@ -199,7 +199,7 @@ def _add_train(sub):
                        description="Train a grasp detector on the accepted labels (and later picks' grasps carried "
                                    "back) of the train part of the dataset's session-wise split; the held-out part "
                                    "picks the best checkpoint. Default: the grasp-map network (RGB-D, from random "
-                                   "weights; about 15 minutes on a 2-core CPU for ~100 images). --model faster-rcnn: "
+                                   "weights; about 16 minutes on a 2-core CPU for ~100 images). --model faster-rcnn: "
                                    "the paper's detector. Writes RUN/config.json, RUN/checkpoints/best.pt and "
                                    "last.pt, RUN/loss.csv, loss.png and validation.csv. Nothing is downloaded.")
     p.add_argument("dataset", type=Path, metavar="DATASET")

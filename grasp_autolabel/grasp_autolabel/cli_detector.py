@@ -35,7 +35,7 @@ def settings_from_args(args):
     The config file is a mapping with ``model`` and optional ``network:``, ``train:`` and
     ``decode:`` sections; a setting given at the top level goes to the part that has it.
     """
-    from grasp_autolabel.detector.config import TRAIN_DEFAULTS, DecodeSettings, TrainSettings
+    from grasp_autolabel.detector.config import TRAIN_DEFAULTS, DecodeSettings, TrainSettings, settings_from_dict
     from grasp_autolabel.detector.models import DEFAULT_MODEL, MODELS, network_from_dict
 
     data = _read_yaml(args.config) if getattr(args, "config", None) else {}
@@ -63,28 +63,20 @@ def settings_from_args(args):
     try:
         network = network_from_dict({**parts["network"], "model": model})
         train = TrainSettings(**{**TRAIN_DEFAULTS[model], **parts["train"]})
+        settings_from_dict(DecodeSettings, parts["decode"], what="decode")  # checked now, applied in train
     except (TypeError, ValueError) as exc:
         raise CommandError(f"detector config: {exc}") from None
     return network, train, parts["decode"]
 
 
 def train_main(args) -> int:
-    from grasp_autolabel.dataset.store import GraspDataset
-    from grasp_autolabel.detector.config import DecodeSettings
     from grasp_autolabel.detector.predict import CheckpointError
     from grasp_autolabel.detector.train import train
 
     network, settings, decode_overrides = settings_from_args(args)
-    decode = None
-    if decode_overrides:
-        try:
-            jaw = float(GraspDataset.open(args.dataset).meta.get("jaw_width_m", 0.04))
-            decode = DecodeSettings(**{"jaw_width_m": jaw, **decode_overrides})
-        except (TypeError, ValueError) as exc:
-            raise CommandError(f"decode settings: {exc}") from None
     try:
-        r = train(args.dataset, args.out, network, settings, decode=decode, device=args.device, resume=args.resume,
-                  backbone_weights=args.backbone_weights, progress=sys.stderr.isatty())
+        r = train(args.dataset, args.out, network, settings, decode_overrides=decode_overrides, device=args.device,
+                  resume=args.resume, backbone_weights=args.backbone_weights, progress=sys.stderr.isatty())
     except (DatasetError, SessionError, CheckpointError) as exc:
         raise CommandError(str(exc)) from None
     rate = r["steps_run"] / r["seconds"] if r["seconds"] > 0 else float("inf")

@@ -334,3 +334,14 @@ def test_cli_train_export_and_predict(model, dataset, sessions, tmp_path, capsys
                 "--score-threshold", "0"]) == 0
     assert len(list((tmp_path / "p" / sessions[0].name / "grasps").glob("*.json"))) == len(
         list((sessions[0] / "rgb").glob("*.png")))
+
+
+def test_cli_decode_settings_in_the_config(dataset, tmp_path, capsys):
+    (tmp_path / "d.yaml").write_text("decode:\n  score_threshold: 0.2\n  nms_iou: 0.4\n")
+    assert cli(["train", str(dataset), "--out", str(tmp_path / "r"), "--config", str(tmp_path / "d.yaml"),
+                "--max-steps", "2", "--input-size", "96", "--split", "none"]) == 0
+    d = load_checkpoint(tmp_path / "r")["decode"]
+    assert d["score_threshold"] == 0.2 and d["nms_iou"] == 0.4 and d["jaw_width_m"] == pytest.approx(0.04)
+    (tmp_path / "e.yaml").write_text("decode:\n  nms_iou: .nan\n")
+    assert cli(["train", str(dataset), "--out", str(tmp_path / "r2"), "--config", str(tmp_path / "e.yaml")]) == 2
+    assert "nms_iou" in capsys.readouterr().err

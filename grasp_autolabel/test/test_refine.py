@@ -73,8 +73,9 @@ def test_the_floor_and_a_round_stump_are_not_logs():
     assert kept.tolist() == []
 
 
-def test_no_depth_under_a_candidate_keeps_it_as_it_is():
-    depth = np.zeros((240, 320), np.float32)
-    g = np.array([[100.0, 100.0, 0.3, 40.0, 20.0]])
+def test_no_depth_under_a_candidate_drops_it():
+    depth = scene(((40, 120), (280, 120), R))
+    depth[80:160, 130:170] = 0  # a hole in the depth where the candidate is
+    g = np.array([[150.0, 120.0, math.pi / 2, 47.0, 20.0], [230.0, 120.0, math.pi / 2, 47.0, 20.0]])
     out, kept = refine_grasps(g, depth, fx=FX)
-    assert kept.tolist() == [0] and np.allclose(out, g)
+    assert kept.tolist() == [1]

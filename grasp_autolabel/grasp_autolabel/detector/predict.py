@@ -159,7 +159,7 @@ class Predictor:
         x, scale = fam.make_input(rgb, depth_m, self.network)
         h, w = np.asarray(rgb if rgb is not None else depth_m).shape[:2]
         grasps, scores = decode_outputs(self.network, self.run_network(x), scale, (w, h), d)
-        if d.refine and depth_m is not None:
+        if d.refine and depth_m is not None and np.any(np.asarray(depth_m) > 0):
             grasps, scores = self._refined(grasps, scores, depth_m, fx, d)
         else:
             keep = rotated_nms(grasps, d.nms_iou, limit=d.max_candidates)

@@ -227,7 +227,7 @@ def refine_grasps(grasps, depth_m, *, fx: float | None, settings: RefineSettings
     """Grasps checked against the depth; returns ``(refined grasps (K, 5), kept indices (K,))``.
 
     ``h`` is left as it is (the caller sets the jaw size). Candidates without depth at their
-    centre are kept unchanged (nothing to judge them by).
+    centre are dropped (nothing to check them by, and no 3-D pose for them).
     """
     s = settings or RefineSettings()
     g = np.asarray(grasps, dtype=np.float64).reshape(-1, 5)
@@ -236,9 +236,7 @@ def refine_grasps(grasps, depth_m, *, fx: float | None, settings: RefineSettings
     for i, (x, y, th, w, h) in enumerate(g):
         u = np.array([math.cos(th), math.sin(th)])
         sec = cross_section(depth, (x, y), u, max(2.0 * w, 16.0), s)
-        if sec is None:
-            out.append(g[i].copy())
-            kept.append(i)
+        if sec is None:  # no depth under it: nothing to check it by, and no 3-D pose for it
             continue
         c, width, z0, higher = sec
         if not 3 <= width < float("inf") or higher:

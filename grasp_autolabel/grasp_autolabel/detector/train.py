@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from grasp_autolabel.dataset.store import DatasetError
-from grasp_autolabel.detector.config import DecodeSettings, TrainSettings, settings_to_dict
+from grasp_autolabel.detector.config import DECODE_DEFAULTS, DecodeSettings, TrainSettings, settings_to_dict
 from grasp_autolabel.detector.data import GraspItems
 from grasp_autolabel.detector.engine import evaluate, train_one_epoch
 from grasp_autolabel.detector.models import build_model, network_to_dict
@@ -103,9 +103,13 @@ def _check_out(out: Path, resume: bool) -> dict | None:
 
 
 def train(dataset, out, network, settings: TrainSettings, *, decode: DecodeSettings | None = None,
-          device: str = "cpu", resume: bool = False, backbone_weights: str | None = None, progress: bool = True,
+          decode_overrides: dict | None = None, device: str = "cpu", resume: bool = False, backbone_weights: str | None = None, progress: bool = True,
           log=print) -> dict:
     """Train (or continue training) a detector; returns ``{"step", "loss", "seconds", ...}``.
+
+    ``decode`` (whole) or ``decode_overrides`` (some settings) set the model's decoding; the
+    rest comes from the dataset (jaw width, the labels' jaw size and thinnest opening) and the
+    family's defaults.
 
     Raises
     ------
@@ -136,9 +140,10 @@ def train(dataset, out, network, settings: TrainSettings, *, decode: DecodeSetti
     except DatasetError:
         held_out = None  # no held-out part with labels: the last checkpoint is the best one
     ds_meta = items.ds.meta
-    decode = decode or DecodeSettings(jaw_width_m=float(ds_meta.get("jaw_width_m", 0.04)),
-                                      fallback_jaw_px=items.median_jaw_px,
-                                      peak_distance_px=max(1.0, 0.3 * items.min_opening_px))
+    decode = decode or DecodeSettings(**{"jaw_width_m": float(ds_meta.get("jaw_width_m", 0.04)),
+                                         "fallback_jaw_px": items.median_jaw_px,
+                                         "peak_distance_px": max(1.0, 0.3 * items.min_opening_px),
+                                         **DECODE_DEFAULTS[network.model], **(decode_overrides or {})})
     torch.manual_seed(settings.seed)
     model = build_model(network, backbone_weights=backbone_weights if ckpt is None else None)
     start, losses, validation = 0, [], []
