@@ -79,3 +79,27 @@ def test_no_depth_under_a_candidate_drops_it():
     g = np.array([[150.0, 120.0, math.pi / 2, 47.0, 20.0], [230.0, 120.0, math.pi / 2, 47.0, 20.0]])
     out, kept = refine_grasps(g, depth, fx=FX)
     assert kept.tolist() == [1]
+
+
+@pytest.mark.parametrize("shadow_px", [0, 5])
+@pytest.mark.parametrize("end_x", range(150, 290, 9))
+def test_a_log_whose_end_lies_under_another_is_dropped_wherever_the_walk_meets_it(end_x, shadow_px):
+    """The lower log ends under the upper one (its end hidden): wherever along the spine walk
+    the crossing comes (mid-chunk or at a re-centring), and with the sensor's band of missing
+    depth before the upper log's edge (an occlusion shadow), the log is not free."""
+    lower = ((40, 120), (end_x, 120), R)
+    cross = end_x - 10
+    upper = ((cross, 20), (cross, 220), R, 2 * R)
+    depth = scene(lower, upper)
+    edge = int(cross - R / PX_M * 0.95)
+    depth[:, edge - shadow_px:edge] = 0
+    out, kept = refine_grasps(np.array([[80.0, 120.0, math.pi / 2, 47.0, 20.0]]), depth, fx=FX)
+    assert kept.tolist() == []
+
+
+def test_a_log_ending_on_the_ground_before_a_higher_one_stays():
+    """A gap of ground between the log's end and a higher log: the log ends there, it is free."""
+    lower = ((40, 120), (200, 120), R)
+    upper = ((240, 20), (240, 220), R, 2 * R)
+    out, kept = refine_grasps(np.array([[100.0, 120.0, math.pi / 2, 47.0, 20.0]]), scene(lower, upper), fx=FX)
+    assert kept.tolist() == [0]

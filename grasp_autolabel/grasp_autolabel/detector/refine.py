@@ -142,14 +142,47 @@ def cross_section(depth: np.ndarray, centre, direction, half_len: float, s: Refi
             higher)
 
 
+def _higher_ahead(depth, start, axis, z_log: float, width: float, s: RefineSettings) -> bool:
+    """Whether, past the point ``start`` where a walk along the spine stopped, a surface more
+    than ``occluder_m`` above the log's (``z_log``) comes before the depth falls away from it
+    (within half a width, at least 4 px): then the log does not end there, it goes on under
+    something lying across it."""
+    look = int(max(4.0, 0.5 * width))
+    t = np.arange(-2, look + 1, dtype=np.float64)  # two samples behind: the median needs them
+    z = _smooth(_sample(depth, np.asarray(start, float) + t[:, None] * np.asarray(axis, float)))[3:]
+    noise = _noise(z)
+    occluder, jump = max(s.occluder_m, 5 * noise), max(s.jump_m, 4 * noise)
+    for zk in z:
+        if zk <= 0:
+            continue
+        if zk < z_log - occluder:
+            return True
+        if zk > z_log + jump:
+            return False
+    return False
+
+
 def _follow_spine(depth, centre, axis, width, z0, s: RefineSettings, max_len: float):
     """Walk along the spine from ``centre``; returns ``(length walked px, occluded?)``.
 
     Neighbouring samples are compared (a tilted log changes depth gradually, an edge does not):
     a rise of more than ``occluder_m`` is something lying on the log, a fall of more than
     ``jump_m`` its end. Every two widths the walk is re-centred on a cross-section, which also
-    ends it where the width changes (another surface).
+    ends it where the width changes (another surface). Wherever the walk stops without a fall,
+    a higher surface just past that point is something lying across the log (see
+    :func:`_higher_ahead`).
     """
+    walked, how, stop, v, last = _walk_spine(depth, centre, axis, width, z0, s, max_len)
+    if how == "stopped" and _higher_ahead(depth, stop, v, last, width, s):
+        how = "occluded"
+    return walked, how == "occluded"
+
+
+def _walk_spine(depth, centre, axis, width, z0, s: RefineSettings, max_len: float):
+    """:func:`_follow_spine`'s walk: ``(walked px, how it ended, where (2,), direction there (2,),
+    depth of the last sample on the log)``; it ends "occluded" (a rise), "fell" (the surface
+    falls away: the log's end) or "stopped" (missing depth, another width or direction, or
+    ``max_len``)."""
     c, v, walked = np.asarray(centre, float), np.asarray(axis, float), 0.0
     across = np.array([-v[1], v[0]])
     chunk = max(8.0, width)
@@ -163,33 +196,34 @@ def _follow_spine(depth, centre, axis, width, z0, s: RefineSettings, max_len: fl
             if zk <= 0:
                 gap += 1
                 if gap > s.max_gap_px:
-                    return walked + t[k], False
+                    return walked + t[k], "stopped", c + t[k] * v, v, last
                 continue
             gap = 0
             if zk < last - occluder:
-                return walked + t[k], True
+                return walked + t[k], "occluded", c + t[k] * v, v, last
             if zk > last + jump:
-                return walked + t[k] - 1, False
+                return walked + t[k] - 1, "fell", c + t[k] * v, v, last
             last = float(zk)
         walked += chunk
-        nxt = cross_section(depth, c + chunk * v, across, width, s)
+        end = c + chunk * v
+        nxt = cross_section(depth, end, across, width, s)
         if nxt is None:
-            return walked, False
+            return walked, "stopped", end, v, last
         centre2, width2, z2, higher = nxt
         if not 0.5 * width <= width2 <= 2.0 * width:  # (inf: the floor) the log ended
-            return walked, False
+            return walked, "stopped", end, v, last
         if higher:
-            return walked, True
+            return walked, "occluded", end, v, last
         step = centre2 - c
         if float(step @ v) <= 0:
-            return walked, False
+            return walked, "stopped", end, v, last
         turn = step / np.hypot(*step)
         if float(turn @ v) < math.cos(math.radians(20)):  # a log is straight: another surface
-            return walked, False
+            return walked, "stopped", end, v, last
         v = turn
         across = np.array([-v[1], v[0]])
         c, last = centre2, z2
-    return walked, False
+    return walked, "stopped", c, v, last
 
 
 def _local_axis(depth, centre, width: float, z0: float, fx: float):
