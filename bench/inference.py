@@ -72,7 +72,7 @@ def bench_predictor(model: Path, n: int, *, threads: int | None) -> None:
                   f"over {n} frames", flush=True)
 
 
-def bench_node(model: Path, frames: int, soak_min: float, fps: float) -> None:
+def bench_node(model: Path, frames: int, soak_min: float, fps: float, threshold: float = -1.0) -> None:
     import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.executors import SingleThreadedExecutor
@@ -89,7 +89,7 @@ def bench_node(model: Path, frames: int, soak_min: float, fps: float) -> None:
                                 start_new_session=True)
 
     cam = start("sim_camera_node", "-r", "__node:=camera", "-r", "__ns:=/camera", "-p", f"fps:={fps}")
-    node = start("inference_node", "-p", f"model_path:={model}", "-p", "score_threshold:=0.0")
+    node = start("inference_node", "-p", f"model_path:={model}", "-p", f"score_threshold:={threshold}")
     rclpy.init()
     n = rclpy.create_node("bench_inference")
     ex = SingleThreadedExecutor()
@@ -114,7 +114,8 @@ def bench_node(model: Path, frames: int, soak_min: float, fps: float) -> None:
         t0 = time.monotonic()
         spin(3600, lambda: int(diag.get("published", 0)) - start_pub >= frames)
         got = int(diag.get("published", 0)) - start_pub
-        print(f"inference_node, ONNX Runtime CPU, 640x480 at {fps:g} Hz in: {got} frames published in "
+        print(f"inference_node, ONNX Runtime CPU, 640x480 at {fps:g} Hz in, score threshold "
+              f"{'the model' + chr(39) + 's' if threshold < 0 else threshold}: {got} frames published in "
               f"{time.monotonic() - t0:.0f} s ({diag.get('rate_hz')} Hz); image received -> grasps published "
               f"p50 {diag.get('latency_ms_p50')} ms, p99 {diag.get('latency_ms_p99')} ms (last 1000 frames); "
               f"frames dropped as stale {diag.get('dropped_stale', 0)} of {diag.get('frames')}", flush=True)
@@ -146,11 +147,14 @@ def main():
     ap.add_argument("--frames", type=int, default=1000, help="frames through the node (0: skip)")
     ap.add_argument("--fps", type=float, default=30.0)
     ap.add_argument("--soak-minutes", type=float, default=0.0)
+    ap.add_argument("--node-threshold", type=float, default=-1.0,
+                    help="inference_node's score_threshold (default -1: the model's own; 0: every peak, the worst "
+                         "case, as with a model of random weights)")
     args = ap.parse_args()
     model = args.model or random_model(Path(tempfile.mkdtemp(prefix="bench_model_")), args.family)
     bench_predictor(model, args.predict_frames, threads=args.threads)
     if args.frames:
-        bench_node(model, args.frames, args.soak_minutes, args.fps)
+        bench_node(model, args.frames, args.soak_minutes, args.fps, args.node_threshold)
     return 0
 
 
