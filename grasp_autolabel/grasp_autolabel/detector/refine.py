@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 
+import cv2
 import numpy as np
 
 __all__ = ["RefineSettings", "refine_grasps", "cross_section"]
@@ -50,6 +51,14 @@ def _sample(depth: np.ndarray, pts: np.ndarray) -> np.ndarray:
     return out
 
 
+def _median(a: np.ndarray) -> float:
+    """``np.median`` of a short 1-D array without its overhead."""
+    n = len(a)
+    lo, hi = (n - 1) // 2, n // 2
+    part = np.partition(a, (lo, hi))
+    return float((part[lo] + part[hi]) / 2)
+
+
 def _smooth(z: np.ndarray, k: int = 2) -> np.ndarray:
     """Median over ``k`` samples on either side, invalid samples filled from their valid
     predecessor first (noise spikes never look like edges; an edge stays where it is); invalid
@@ -63,8 +72,11 @@ def _smooth(z: np.ndarray, k: int = 2) -> np.ndarray:
     filled = z[idx]
     first = int(np.argmax(valid))
     filled[:first] = z[first]
-    windows = np.lib.stride_tricks.sliding_window_view(np.pad(filled, k, mode="edge"), 2 * k + 1)
-    m = np.partition(windows, k, axis=1)[:, k]
+    if k == 2:  # OpenCV's 5x5 median of one row, edges replicated, is this 1-D median (30x faster)
+        m = cv2.medianBlur(np.ascontiguousarray(filled, dtype=np.float32)[None], 5)[0]
+    else:
+        windows = np.lib.stride_tricks.sliding_window_view(np.pad(filled, k, mode="edge"), 2 * k + 1)
+        m = np.partition(windows, k, axis=1)[:, k]
     return np.where(valid, m, 0.0).astype(np.float32)
 
 
@@ -73,7 +85,7 @@ def _noise(z: np.ndarray) -> float:
     v = z[z > 0]
     if len(v) < 6:
         return 0.0
-    return 1.4826 * float(np.median(np.abs(np.diff(v))))
+    return 1.4826 * _median(np.abs(np.diff(v)))
 
 
 def _walk(z: np.ndarray, start: int, step: int, jump: float, valley: float, max_gap: int) -> int:
@@ -126,7 +138,7 @@ def cross_section(depth: np.ndarray, centre, direction, half_len: float, s: Refi
     if not len(core):
         return None
     z = z.copy()
-    z[n] = float(np.median(core))
+    z[n] = _median(core)
     noise = _noise(z)
     jump, valley = max(s.jump_m, 4 * noise), max(s.valley_m, 3 * noise)
     lo, hi = _walk(z, n, -1, jump, valley, s.max_gap_px), _walk(z, n, 1, jump, valley, s.max_gap_px)
