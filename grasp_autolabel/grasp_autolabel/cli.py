@@ -35,6 +35,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (0 <= value < float("inf")):
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text}")
+    return value
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -199,7 +209,8 @@ def _add_train(sub):
                        description="Train a grasp detector on the accepted labels (and later picks' grasps carried "
                                    "back) of the train part of the dataset's session-wise split; the held-out part "
                                    "picks the best checkpoint. Default: the grasp-map network (RGB-D, from random "
-                                   "weights; about 16 minutes on a 2-core CPU for ~100 images). --model faster-rcnn: "
+                                   "weights; 900 steps, cut to end within --max-minutes, 18 by default, where the "
+                                   "machine is slower: a 2-core CPU). --model faster-rcnn: "
                                    "the paper's detector. Writes RUN/config.json, RUN/checkpoints/best.pt and "
                                    "last.pt, RUN/loss.csv, loss.png and validation.csv. Nothing is downloaded.")
     p.add_argument("dataset", type=Path, metavar="DATASET")
@@ -209,6 +220,9 @@ def _add_train(sub):
                                                "(see detector/config.py and detector/models/)")
     p.add_argument("--max-steps", dest="max_steps", type=_positive_int,
                    help="training steps (grasp-map 900, faster-rcnn 700)")
+    p.add_argument("--max-minutes", dest="max_minutes", type=_non_negative_float,
+                   help="fewer steps where the first ones show the run would take longer than this (default 18; "
+                        "0: always --max-steps)")
     p.add_argument("--batch-size", dest="batch_size", type=_positive_int, help="images per step (grasp-map 8, "
                                                                                 "faster-rcnn 4)")
     p.add_argument("--lr", type=_positive_float, help="peak learning rate (grasp-map 2e-3, faster-rcnn 1e-4)")

@@ -173,6 +173,22 @@ def test_training_reduces_the_loss_and_writes_the_run(run):
     assert json.loads((out / "config.json").read_text())["network"] == ckpt["network"]
 
 
+def test_training_plans_fewer_steps_where_the_machine_is_too_slow_for_max_minutes(dataset, tmp_path):
+    """The first steps are timed; where max_steps would overrun max_minutes, the run is planned
+    to the steps that fit (said in one line, saved with the checkpoint's settings)."""
+    said = []
+    settings = TrainSettings(**{**TINY_TRAIN, "max_steps": 400, "max_minutes": 0.004})  # 0.24 s
+    r = train(dataset, tmp_path / "r", TINY_NET, settings, decode=ANY, progress=False,
+              log=lambda *a, **k: said.append(" ".join(map(str, a))))
+    assert 11 <= r["step"] < 400
+    assert len(said) == 1 and "400 steps would take" in said[0] and f"planned {r['step']} steps" in said[0]
+    assert load_checkpoint(tmp_path / "r")["train"]["max_steps"] == r["step"]
+    # 0: no plan, every step
+    r = train(dataset, tmp_path / "r0", TINY_NET, TrainSettings(**{**TINY_TRAIN, "max_steps": 15, "max_minutes": 0}),
+              decode=ANY, progress=False, log=lambda *a, **k: said.append("again"))
+    assert r["step"] == 15 and len(said) == 1
+
+
 def test_best_checkpoint_kept_by_validation(dataset, tmp_path):
     r = train(dataset, tmp_path / "r", TINY_NET, TrainSettings(**{**TINY_TRAIN, "split": "session", "max_steps": 6,
                                                                  "val_every": 3}), decode=ANY, progress=False)

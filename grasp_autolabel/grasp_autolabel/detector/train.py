@@ -16,6 +16,7 @@ import math
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -183,7 +184,9 @@ def train(dataset, out, network, settings: TrainSettings, *, decode: DecodeSetti
 
     def validate(step: int) -> None:
         if held_out is not None:
+            t = time.perf_counter()
             v = evaluate(model, network, decode, held_out)
+            timing["validation_s"] = time.perf_counter() - t
             validation.append({"step": step, **v})
             bar.set_postfix_str(f"loss {np.mean([x for _, x in losses[-20:]]):.3f}, held-out top-1 "
                                 f"{v['rectangle_top1_pct']:.0f} %", refresh=False)
@@ -195,9 +198,35 @@ def train(dataset, out, network, settings: TrainSettings, *, decode: DecodeSetti
     bar = tqdm(total=settings.max_steps, initial=start, unit="step", desc="train", disable=not progress,
                dynamic_ncols=True)
 
+    timing = {"from": None, "steps": 0, "validation_s": 0.0}
+
+    def plan(now: float) -> None:
+        """Fewer steps where this machine would need more than ``max_minutes`` (decided once,
+        from the steps after the first of this invocation)."""
+        nonlocal settings
+        per_step = (now - timing["from"]) / timing["steps"]
+        # validations still to come cost about as much as the first one (not measured yet: 3 %)
+        left_s = settings.max_minutes * 60.0 - (now - t0)
+        n_val = max(0, (settings.max_steps - step) // settings.val_every)
+        per_val = timing["validation_s"] or 0.03 * per_step * settings.val_every
+        fits = step + int(max(0.0, left_s - n_val * per_val) / per_step)
+        if fits < settings.max_steps:
+            planned = max(step + 1, fits)
+            log(f"train: {per_step:.2f} s a step here: {settings.max_steps} steps would take "
+                f"{(settings.max_steps - step) * per_step / 60:.0f} min; planned {planned} steps to end within "
+                f"{settings.max_minutes:g} min (--max-minutes; 0: always --max-steps)", file=sys.stderr)
+            settings = replace(settings, max_steps=planned)
+            bar.total = planned
+            bar.refresh()
+
     def on_step(loss: dict) -> None:
         nonlocal step
         step += 1
+        now = time.perf_counter()
+        if step == start + 1:
+            timing["from"] = now  # the first step warms up: time the ones after it
+        else:
+            timing["steps"] += 1
         losses.append((step, loss["total"]))
         for group in opt.param_groups:
             group["lr"] = learning_rate(step, settings)
@@ -210,9 +239,15 @@ def train(dataset, out, network, settings: TrainSettings, *, decode: DecodeSetti
     for group in opt.param_groups:
         group["lr"] = learning_rate(step, settings)
     try:
+        planned = settings.max_minutes <= 0
         while step < settings.max_steps:
+            # until the plan is made (after 10 timed steps), epochs are cut short to make it in time
+            n = settings.max_steps - step if planned else min(settings.max_steps - step, start + 11 - step)
             train_one_epoch(model, network, opt, items, rng, batch_size=settings.batch_size, device=dev,
-                            max_steps=settings.max_steps - step, on_step=on_step)
+                            max_steps=n, on_step=on_step)
+            if not planned and timing["steps"] >= 10:
+                planned = True
+                plan(time.perf_counter())
     except KeyboardInterrupt:
         checkpoint(step)
         bar.close()
