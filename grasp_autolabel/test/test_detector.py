@@ -233,10 +233,20 @@ def test_torch_and_onnx_agree(family, dataset, run, tmp_path):
     a, b = tp.run_network(x), op.run_network(x)
     if family == "grasp-map":
         assert a[0].shape == b[0].shape and np.abs(a[0] - b[0]).max() < 1e-3
-    g1, s1 = tp.predict(rgb, depth)
-    g2, s2 = op.predict(rgb, depth)
-    assert len(g1) > 0 and g1.shape == g2.shape
-    assert np.abs(np.column_stack([g1, s1]) - np.column_stack([g2, s2])).max() < 1e-3
+    # the network's own candidates, and the depth-checked ones on the first frame that keeps some
+    # (a barely trained Faster R-CNN's boxes rarely survive the depth check)
+    compared = 0
+    for decode, frames in ((tp.decode.with_(refine=False), [i]), (tp.decode, ds.item_indices())):
+        for k in frames:
+            rgb, depth = ds.read_rgb(k), ds.read_depth_m(k)
+            g1, s1 = tp.predict(rgb, depth, decode=decode)
+            g2, s2 = op.predict(rgb, depth, decode=decode)
+            assert g1.shape == g2.shape
+            if len(g1):
+                assert np.abs(np.column_stack([g1, s1]) - np.column_stack([g2, s2])).max() < 1e-3
+                compared += 1
+                break
+    assert compared == 2
     with pytest.raises(ValueError, match="trained on 160x120"):
         tp.predict(np.zeros((480, 640, 3), np.uint8), np.zeros((480, 640), np.float32))
 
