@@ -25,7 +25,7 @@ from grasp_autolabel.detector.models import faster_rcnn as frcnn  # noqa: E402
 from grasp_autolabel.detector.models import grasp_map as gm  # noqa: E402
 from grasp_autolabel.detector.predict import CheckpointError, OnnxPredictor, TorchPredictor, load_checkpoint  # noqa: E402
 from grasp_autolabel.detector.train import train  # noqa: E402
-from grasp_autolabel.geometry import angle_difference, rectangle_metric  # noqa: E402
+from grasp_autolabel.geometry import angle_difference, depth_at, rectangle_metric  # noqa: E402
 from grasp_autolabel.sim import CellConfig  # noqa: E402
 from grasp_autolabel.sim.writer import simulate  # noqa: E402
 
@@ -257,9 +257,13 @@ def test_jaw_size_from_the_gripper_and_the_depth(run, dataset):
     ds = GraspDataset.open(dataset)
     i = ds.item_indices()[0]
     tp = TorchPredictor(run[0])
-    depth = np.full((120, 160), 2.0, np.float32)
-    g, _ = tp.predict(ds.read_rgb(i), depth, fx=300.0)
+    depth = np.full((120, 160), 2.0, np.float32)  # a floor: the depth check would drop every candidate
+    g, _ = tp.predict(ds.read_rgb(i), depth, fx=300.0, decode=tp.decode.with_(refine=False))
     assert len(g) and np.allclose(g[:, 4], 0.04 * 300.0 / 2.0)
+    # the depth check keeps the jaw size from the depth under the refined grasp
+    g, _ = tp.predict(ds.read_rgb(i), ds.read_depth_m(i), fx=300.0)
+    z = np.array([depth_at(ds.read_depth_m(i), x, y, radius=3) for x, y in g[:, :2]])
+    assert len(g) and np.allclose(g[:, 4], 0.04 * 300.0 / z)
 
 
 def test_anchors_cover_the_square_boxes():
