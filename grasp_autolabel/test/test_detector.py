@@ -14,9 +14,7 @@ pytest.importorskip("torchvision")
 
 from grasp_autolabel.annotate.label import label_sessions  # noqa: E402
 from grasp_autolabel.cli import main as cli  # noqa: E402
-from grasp_autolabel.dataset.propagate import covered_part  # noqa: E402
 from grasp_autolabel.detector.config import DecodeSettings, TrainSettings  # noqa: E402
-from grasp_autolabel.detector.data import GraspItems, loss_weights  # noqa: E402
 from grasp_autolabel.detector.evaluate import dense_truth, judge  # noqa: E402
 from grasp_autolabel.detector.export import export_onnx  # noqa: E402
 from grasp_autolabel.detector.models import GraspMapNetwork, network_from_dict  # noqa: E402
@@ -98,66 +96,6 @@ def test_height_channel_ignores_camera_height_and_tilt():
         depth = np.where(log, depth - 0.1, depth).astype(np.float32)
         h = gm.ground_height(depth)
         assert h[60, 80] == pytest.approx(0.1, abs=2e-3) and h[5, 5] == pytest.approx(0.0, abs=2e-3)
-
-
-def _bar(shape, centre, length, width, angle_deg):
-    """Boolean mask of a straight log seen from above."""
-    vv, uu = np.mgrid[0:shape[0], 0:shape[1]].astype(np.float32)
-    c, s = math.cos(math.radians(angle_deg)), math.sin(math.radians(angle_deg))
-    du, dv = uu - centre[0], vv - centre[1]
-    return (np.abs(du * c + dv * s) <= length / 2) & (np.abs(-du * s + dv * c) <= width / 2)
-
-
-def test_covered_part_finds_the_log_under_another_and_only_it():
-    """A log removed later (mask j) with another lying across it in frame k: covered, and the part
-    of it that frame k shows is returned; the same log untouched in frame k: not covered."""
-    shape = (120, 160)
-    ground = np.full(shape, 2.0, np.float32)
-    under = _bar(shape, (80, 60), 100, 14, 0)
-    over = _bar(shape, (80, 60), 100, 14, 90)
-    depth_j = np.where(under, 1.9, ground).astype(np.float32)  # frame j: the log alone
-    depth_k = np.where(over, 1.78, depth_j).astype(np.float32)  # frame k: another across it
-    part = covered_part(depth_k, depth_j, under)
-    assert part is not None and not (part & over).any()
-    assert np.count_nonzero(part) == np.count_nonzero(under & ~over)
-    assert covered_part(depth_j, depth_j, under) is None
-    # frame k farther inside the mask (the log had not arrived yet, or was moved): not covered
-    assert covered_part(np.where(under, 2.0, depth_j).astype(np.float32), depth_j, under) is None
-
-
-def test_loss_weights_ignore_only_the_logs_the_labels_say_nothing_about():
-    """Ground, the labelled log and the covered log weigh 1; an unlabelled log weighs 0 (it may
-    be free: teaching "no grasp" there would teach that free logs are background)."""
-    shape = (120, 160)
-    labelled = _bar(shape, (50, 30), 80, 12, 0)
-    unknown = _bar(shape, (50, 90), 80, 12, 0)
-    covered = _bar(shape, (130, 60), 12, 80, 0)
-    depth = np.full(shape, 2.0, np.float32)
-    depth[labelled | unknown | covered] = 1.9
-    grasps = np.array([[50.0, 30.0, math.pi / 2, 16.0, 10.0]])
-    logs = [(np.array([[12.0, 30.0], [88.0, 30.0]]), grasps)]
-    w = loss_weights(depth, logs, [covered])
-    assert w.dtype == np.float32 and w.shape == shape
-    assert np.all(w[labelled] == 1) and np.all(w[covered] == 1)
-    assert np.all(w[unknown] == 0)
-    assert np.all(w[~(labelled | unknown | covered)] == 1)
-
-
-def test_training_items_carry_the_weights_through_the_transforms(dataset):
-    """Items have a weight map at output resolution, with logs ignored in some; the random
-    transforms move it with the image (outside the image: weight 1)."""
-    items = GraspItems(dataset, TINY_NET, TrainSettings(**TINY_TRAIN))
-    shapes, ignored = set(), 0
-    rng = np.random.default_rng(0)
-    for i in range(len(items)):
-        x, t = items.encode(items.sample(i, rng))
-        assert t["weights"].shape == t["maps"].shape[1:]
-        assert float(t["weights"].min()) >= 0 and float(t["weights"].max()) <= 1
-        # a positive pixel is never ignored
-        assert bool((t["weights"][t["maps"][0] > 0.5] > 0).all())
-        ignored += int((t["weights"] < 0.5).sum())
-        shapes.add(tuple(x.shape))
-    assert len(shapes) == 1 and ignored > 0
 
 
 # ----------------------------------------------------------------------- training and files

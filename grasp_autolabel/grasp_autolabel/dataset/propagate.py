@@ -29,7 +29,7 @@ from grasp_autolabel.annotate.segment import noise_sigma
 from grasp_autolabel.dataset.store import GraspDataset
 from grasp_autolabel.session import read_png, write_text_atomic
 
-__all__ = ["propagate_labels", "unchanged_inside", "covered_part"]
+__all__ = ["propagate_labels", "unchanged_inside"]
 
 
 def unchanged_inside(depth_a: np.ndarray, depth_b: np.ndarray, mask: np.ndarray, *, min_change_m: float = 0.02,
@@ -44,30 +44,6 @@ def unchanged_inside(depth_a: np.ndarray, depth_b: np.ndarray, mask: np.ndarray,
     diff = (depth_a - depth_b)[m]
     thr = max(min_change_m, noise_k * noise_sigma(diff))
     return float(np.mean(np.abs(diff) > thr)) <= max_changed
-
-
-def covered_part(depth_k: np.ndarray, depth_j: np.ndarray, mask_j: np.ndarray, *, min_change_m: float = 0.02,
-                 noise_k: float = 5.0, min_covered: float = 0.05, min_visible_px: int = 20) -> np.ndarray | None:
-    """Where a log removed at a later pick j lay under something in an earlier frame k.
-
-    ``mask_j`` is the log's mask at its pick (its visible pixels in frame j). When at least
-    ``min_covered`` of it was nearer the camera in frame k than in frame j by more than
-    max(``min_change_m``, ``noise_k`` x noise), something lay on the log in frame k (removed
-    in between): the log was not free there. Returns the part of the mask that shows the log
-    itself in frame k (depth unchanged), or None when nothing lay on it, or too little of it is
-    seen.
-    """
-    m = mask_j & (depth_k > 0) & (depth_j > 0)
-    n = int(mask_j.sum())
-    if n == 0 or not m.any():
-        return None
-    diff = (depth_j - depth_k)[m]  # > 0: nearer in frame k, something above the log
-    thr = max(min_change_m, noise_k * noise_sigma(diff))
-    if np.count_nonzero(diff > thr) < min_covered * n:
-        return None
-    part = np.zeros_like(m)
-    part[m] = np.abs(diff) <= thr
-    return part if np.count_nonzero(part) >= min_visible_px else None
 
 
 def _grow(mask: np.ndarray) -> np.ndarray:

@@ -8,9 +8,7 @@ Contract of an item (torchvision's detection references): ``dataset[i]`` is
   (``augment=False``: the item as it is, at network scale);
 * ``target`` is a dict of tensors: ``"grasps"`` ``(N, 5)`` in network-input pixels (the grasp
   convention), and for the grasp-map network ``"maps"`` ``(4, H/2, W/2)`` (quality, cos 2θ,
-  sin 2θ, opening; see ``models.grasp_map.draw_targets``) and ``"weights"`` ``(H/2, W/2)``
-  (the quality loss's weight per pixel, 0 on logs the labels say nothing about; see
-  :func:`loss_weights`), for the Faster R-CNN ``"boxes"``
+  sin 2θ, opening; see ``models.grasp_map.draw_targets``), for the Faster R-CNN ``"boxes"``
   ``(N, 4)`` and ``"labels"`` ``(N,)`` (1..angle_bins; 0 is the background).
 
 The items are the accepted picks with grasps (and later picks' grasps carried back, see
@@ -20,21 +18,14 @@ own source's depth scale. Items are decoded and scaled once and kept in memory (
 """
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
-from grasp_autolabel.dataset.propagate import covered_part
 from grasp_autolabel.dataset.store import DatasetError, GraspDataset
 from grasp_autolabel.detector.models import family
 from grasp_autolabel.detector.transforms import AugmentSettings, Sample, augment, scale_sample
 from grasp_autolabel.geometry import as_grasps
 
-__all__ = ["select_items", "item_grasps", "item_logs", "GraspItems", "split_parts", "loss_weights",
-           "LOG_HEIGHT_M"]
-
-# Above the scene's ground plane by more than this, something lies there (the thinnest log of a
-# cell is several times thicker; sensor noise at 2.5 m is well below it).
-LOG_HEIGHT_M = 0.02
+__all__ = ["select_items", "item_grasps", "item_logs", "GraspItems", "split_parts"]
 
 
 def item_grasps(label: dict, use_later: bool = True) -> list:
@@ -72,55 +63,6 @@ def item_logs(label: dict, later_labels: dict, use_later: bool = True) -> list[t
         else:  # a later pick not in this dataset: its grasps without a spine
             out.append((None, later))
     return out
-
-
-def _log_regions(logs, shape: tuple[int, int]) -> np.ndarray:
-    """uint8 (H, W): 1 over every labelled log (its spine's strip one opening wide, and each
-    grasp's rectangle), grown by 2 px."""
-    from grasp_autolabel.geometry import rect_to_corners
-
-    region = np.zeros(shape, np.uint8)
-    for spine, grasps in logs:
-        g = as_grasps(grasps)
-        if not len(g):
-            continue
-        rects = [(x, y, th, w, max(h, w)) for x, y, th, w, h in g]
-        if spine is not None and np.all(np.isfinite(spine)):
-            a, b = np.asarray(spine, float)
-            across = float(g[:, 3].max())
-            along = float(np.hypot(*(b - a))) + 0.5 * across
-            rects.append(((a[0] + b[0]) / 2, (a[1] + b[1]) / 2, float(np.median(g[:, 2])), across, along))
-        for corners in rect_to_corners(np.asarray(rects, float)):
-            cv2.fillConvexPoly(region, np.round(corners * 16).astype(np.int32), 1, lineType=cv2.LINE_8, shift=4)
-    return cv2.dilate(region, np.ones((5, 5), np.uint8))
-
-
-def loss_weights(depth_m: np.ndarray, logs, covered=()) -> np.ndarray:
-    """Per-pixel loss weight of the grasp-quality target, ``(H, W)`` float32 in image pixels.
-
-    The labels of a frame name the free logs they know (the removed log, later picks carried
-    back) and, through the sequence, logs that something lay on (``covered``: the visible parts
-    of later picks that were under something in this frame, see
-    :func:`grasp_autolabel.dataset.propagate.covered_part`). Every other log in view is
-    unknown: it may be free (removed after the recording ended, or by a rejected pick) or not.
-    Teaching "no grasp" there would teach that free logs are background, so its pixels (higher
-    than :data:`LOG_HEIGHT_M` above the ground plane, outside the known logs) weigh 0; the
-    ground, the known logs and the covered ones weigh 1.
-
-    Parameters
-    ----------
-    depth_m : ndarray (H, W) float, metres, 0 = invalid
-    logs : list of ``(spine (2, 2) or None, grasps (n, 5))`` (see :func:`item_logs`)
-    covered : iterable of bool ``(H, W)`` masks
-    """
-    from grasp_autolabel.detector.models.grasp_map import ground_height
-
-    d = np.asarray(depth_m, dtype=np.float32)
-    unknown = ground_height(d) > LOG_HEIGHT_M
-    unknown &= _log_regions(logs, d.shape) == 0
-    for part in covered:
-        unknown &= ~part
-    return np.where(unknown, 0.0, 1.0).astype(np.float32)
 
 
 def split_parts(ds: GraspDataset, split: str) -> dict | None:
@@ -177,22 +119,12 @@ class GraspItems:
         sizes: dict = {}
         jaws, openings, fx = [], [], []
         labels = {i: self.ds.read_label(i) for i in self.ds.item_indices()}
-        index_of = {(lab.get("source", 0), lab.get("pick_index")): i for i, lab in labels.items()
-                    if "origin" not in lab}
-        by_pick = {key: labels[i] for key, i in index_of.items()}
-        part_items = set(self.items)
-        depths: dict = {}
-
-        def depth_of(i):
-            if i not in depths:
-                depths[i] = self.ds.read_depth_m(i, labels[i])
-            return depths[i]
-
+        by_pick = {(lab.get("source", 0), lab.get("pick_index")): lab for lab in labels.values()
+                   if "origin" not in lab}
         for i in self.items:
             label = labels[i]
             rgb = self.ds.read_rgb(i) if getattr(network, "channels", "rgb") != "depth" else None
-            depth_full = depth_of(i)
-            depth = depth_full if network.uses_depth else None
+            depth = self.ds.read_depth_m(i, label) if network.uses_depth else None
             size = (rgb if rgb is not None else depth).shape[1::-1]
             sizes.setdefault(tuple(size), i)
             logs = item_logs(label, {p: by_pick.get((label.get("source", 0), p)) for p in
@@ -206,14 +138,8 @@ class GraspItems:
             cam = self.ds.intrinsics(i, label)
             if cam:
                 fx.append(cam[0].fx)
-            weights = None
-            if network.model == "grasp-map":
-                covered = self._covered_logs(label, index_of, labels, part_items, depth_full, depth_of) \
-                    if train.use_later_grasps else []
-                weights = loss_weights(depth_full, logs, covered)
             s = self.family.input_scale(size[0], size[1], network.input_size)
-            self._samples.append(scale_sample(Sample(rgb, depth, g, spines, weights), s))
-        depths.clear()
+            self._samples.append(scale_sample(Sample(rgb, depth, g, spines), s))
         if len(sizes) > 1:
             (s0, i0), (s1, i1) = list(sizes.items())[:2]
             raise DatasetError(f"{path}: images of different sizes ({s0[0]}x{s0[1]} in item {i0}, {s1[0]}x{s1[1]} in "
@@ -225,25 +151,6 @@ class GraspItems:
         self._augment_settings = AugmentSettings(max_rotation_deg=train.max_rotation_deg,
                                                  scale_range=train.scale_range,
                                                  max_shift_fraction=train.max_shift_fraction)
-
-    def _covered_logs(self, label, index_of, labels, part_items, depth, depth_of) -> list:
-        """The visible parts, in this item's frame, of the logs removed later in its sequence
-        that something lay on in this frame (accepted picks of the same part, not carried back)."""
-        src, k = label.get("source", 0), label.get("pick_index")
-        carried = set(label.get("later_picks") or [])
-        out = []
-        for (s, p), j in index_of.items():
-            lab = labels[j]
-            if s != src or k is None or p is None or p <= k or p in carried or j not in part_items \
-                    or not lab.get("accepted"):
-                continue
-            mask = self.ds.read_mask(j)
-            if mask.shape != depth.shape or not mask.any():
-                continue
-            part = covered_part(depth, depth_of(j), mask)
-            if part is not None:
-                out.append(part)
-        return out
 
     def __len__(self) -> int:
         return len(self.items)
@@ -260,13 +167,8 @@ class GraspItems:
         x = self.family.to_tensor(s.rgb, s.depth_m, self.network)
         target = {"grasps": torch.from_numpy(as_grasps(s.grasps).astype(np.float32))}
         if self.network.model == "grasp-map":
-            out_shape = (x.shape[1] // 2, x.shape[2] // 2)
-            target["maps"] = torch.from_numpy(self.family.draw_targets(s.grasps, out_shape, s.spines))
-            if s.weights is not None:
-                w = np.ones(x.shape[1:], np.float32)  # the padding: weight 1
-                h0, w0 = s.weights.shape
-                w[:h0, :w0] = s.weights
-                target["weights"] = torch.from_numpy(cv2.resize(w, out_shape[::-1], interpolation=cv2.INTER_AREA))
+            target["maps"] = torch.from_numpy(self.family.draw_targets(s.grasps, (x.shape[1] // 2, x.shape[2] // 2),
+                                                                       s.spines))
         else:
             target.update({k: torch.from_numpy(v) for k, v in self.family.encode_grasps(s.grasps, self.network).items()})
         return torch.from_numpy(x), target

@@ -18,8 +18,7 @@ def compute_loss(model, network, images, targets) -> dict:
     if network.model == "grasp-map":
         from grasp_autolabel.detector.models.grasp_map import loss
 
-        weights = torch.stack([t["weights"] for t in targets]) if all("weights" in t for t in targets) else None
-        return loss(model(torch.stack(images)), torch.stack([t["maps"] for t in targets]), weights)
+        return loss(model(torch.stack(images)), torch.stack([t["maps"] for t in targets]))
     return model(list(images), [{"boxes": t["boxes"], "labels": t["labels"]} for t in targets])
 
 

@@ -24,16 +24,13 @@ __all__ = ["Sample", "similarity", "warp", "random_geometry", "jitter_colour", "
 @dataclass
 class Sample:
     """One training image: colour ``(H, W, 3)`` uint8 (or None), depth ``(H, W)`` float32 metres
-    (0 = invalid, or None), grasps ``(N, 5)`` in its pixels (the grasp convention), per grasp
-    the spine of the log it grasps ``(N, 2, 2)`` (two end points; NaN where unknown) and,
-    optionally, the loss weight of every pixel ``(H, W)`` float32 (0 where the labels do not
-    say whether a grasp is there, see :func:`.data.loss_weights`; None: 1 everywhere)."""
+    (0 = invalid, or None), grasps ``(N, 5)`` in its pixels (the grasp convention) and, per grasp,
+    the spine of the log it grasps ``(N, 2, 2)`` (two end points; NaN where unknown)."""
 
     rgb: np.ndarray | None
     depth_m: np.ndarray | None
     grasps: np.ndarray
     spines: np.ndarray | None = None
-    weights: np.ndarray | None = None
 
     def __post_init__(self):
         self.grasps = as_grasps(self.grasps)
@@ -64,9 +61,6 @@ def warp(sample: Sample, matrix: np.ndarray) -> Sample:
                                                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     depth = None if sample.depth_m is None else cv2.warpAffine(sample.depth_m, m, (w, h), flags=cv2.INTER_NEAREST,
                                                                borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    # outside the image is padding, where there is certainly no grasp: weight 1
-    weights = None if sample.weights is None else cv2.warpAffine(
-        sample.weights, m, (w, h), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=1.0)
     g = sample.grasps.copy()
     spines = sample.spines.copy()
     if len(g):
@@ -79,7 +73,7 @@ def warp(sample: Sample, matrix: np.ndarray) -> Sample:
         g[:, 3:5] *= s
         inside = (g[:, 0] >= 0) & (g[:, 0] <= w - 1) & (g[:, 1] >= 0) & (g[:, 1] <= h - 1)
         g, spines = g[inside], spines[inside]
-    return Sample(rgb, depth, g, spines, weights)
+    return Sample(rgb, depth, g, spines)
 
 
 def scale_sample(sample: Sample, scale: float) -> Sample:
@@ -88,14 +82,10 @@ def scale_sample(sample: Sample, scale: float) -> Sample:
     from grasp_autolabel.detector.models.grasp_map import resize_inputs
 
     rgb, depth = resize_inputs(sample.rgb, sample.depth_m, scale)
-    weights = None
-    if sample.weights is not None:
-        h, w = (rgb if rgb is not None else depth).shape[:2]
-        weights = cv2.resize(sample.weights, (w, h), interpolation=cv2.INTER_AREA)
     g = sample.grasps.copy()
     g[:, :2] = (g[:, :2] + 0.5) * scale - 0.5
     g[:, 3:5] *= scale
-    return Sample(rgb, depth, g, (sample.spines + 0.5) * scale - 0.5, weights)
+    return Sample(rgb, depth, g, (sample.spines + 0.5) * scale - 0.5)
 
 
 @dataclass(frozen=True)

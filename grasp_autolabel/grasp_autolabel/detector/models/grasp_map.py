@@ -306,18 +306,14 @@ def activate(raw):
     return torch.cat([torch.sigmoid(raw[:, :1]), raw[:, 1:]], 1)
 
 
-def loss(raw, target, weights=None, *, positive_weight: float = 4.0) -> dict:
-    """Per-pixel losses: BCE on the quality logits (positives weighted; elsewhere times
-    ``weights`` ``(B, H, W)``, 0 where the labels do not know), smooth-L1 on the angle and the
-    opening where the target's quality is 1 (elsewhere they are undefined)."""
-    import torch
+def loss(raw, target, *, positive_weight: float = 4.0) -> dict:
+    """Per-pixel losses: BCE on the quality logits (positives weighted), smooth-L1 on the angle
+    and the opening where the target's quality is 1 (elsewhere they are undefined)."""
     import torch.nn.functional as F
 
     q = target[:, 0]
     pos = q > 0.5
     weight = 1.0 + (positive_weight - 1.0) * q
-    if weights is not None:
-        weight = weight * torch.where(pos, torch.ones_like(weights), weights)
     l_q = F.binary_cross_entropy_with_logits(raw[:, 0], q, weight=weight)
     n = pos.sum().clamp(min=1)
     l_ang = (F.smooth_l1_loss(raw[:, 1], target[:, 1], reduction="none", beta=0.1)
