@@ -10,7 +10,8 @@
    and the latency histogram.
 
 Everything lands in ./demo (or the folder given as the first argument; a folder the demo did not
-make is refused). DEMO_STEPS sets the training steps (default 180, about 3 minutes on a 2-core CPU).
+make is refused). DEMO_STEPS sets the training steps (default 180), DEMO_MINUTES the most minutes
+they may take (default 3: fewer steps on a slower machine).
 """
 from __future__ import annotations
 
@@ -131,6 +132,7 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     out = Path(argv[0] if argv else "demo").resolve()
     steps = int(os.environ.get("DEMO_STEPS", "180"))
+    minutes = float(os.environ.get("DEMO_MINUTES", "3"))
     if out.exists() and any(out.iterdir()):
         if not (out / DEMO_MARKER).is_file():
             print(f"demo: {out} exists and was not made by the demo; choose another folder", file=sys.stderr)
@@ -171,9 +173,9 @@ def main(argv=None) -> int:
     from grasp_autolabel.detector.train import train
 
     t = time.perf_counter()
-    print(f"[3/6] training the grasp-map network (RGB-D, from random weights) for {steps} steps on the CPU",
-          flush=True)
-    settings = TrainSettings(max_steps=steps, val_every=max(10, steps // 4))
+    print(f"[3/6] training the grasp-map network (RGB-D, from random weights) for {steps} steps or {minutes:g} min "
+          "on the CPU", flush=True)
+    settings = TrainSettings(max_steps=steps, max_minutes=minutes, val_every=max(10, steps // 4))
     r = train(out / "cell" / "dataset", out / "run", GraspMapNetwork(), settings, progress=tty)
     best = r["best"]
     print(f"      {r['steps_run']} steps in {r['seconds']:.0f} s on {r['train_items']} images; last loss {r['loss']:.3f}"

@@ -68,10 +68,6 @@ def evaluate(model, network, decode, items) -> dict:
     """Validation on un-augmented ``items`` (network scale) under ``torch.inference_mode``: the
     top-1 rectangle metric against the items' labels (IoU > 0.25, angle < 30 deg; the jaw size
     of a prediction is the labels' median) and the mean number of candidates.
-
-    Where an item has loss weights (the grasp-map network's, see :func:`.data.loss_weights`),
-    candidates on a log its labels say nothing about are passed over: the top-1 is the best
-    candidate where the labels know the answer (a free log the labels do not name is not a miss).
     """
     import torch
 
@@ -89,11 +85,6 @@ def evaluate(model, network, decode, items) -> dict:
             g[:, 4] = float(np.median(s.grasps[:, 4])) if len(s.grasps) else decode.fallback_jaw_px
             g = g[rotated_nms(g, decode.nms_iou, limit=decode.max_candidates)]
             cands += len(g)
-            if s.weights is not None and len(g):
-                h, w = s.weights.shape
-                xi = np.clip(np.round(g[:, 0]).astype(int), 0, w - 1)
-                yi = np.clip(np.round(g[:, 1]).astype(int), 0, h - 1)
-                g = g[s.weights[yi, xi] >= 0.5]
             n += 1
             hits += int(len(g) > 0 and bool(rectangle_metric(g[:1], s.grasps)[0]))
     model.train()
