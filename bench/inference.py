@@ -114,8 +114,9 @@ def bench_node(model: Path, frames: int, soak_min: float, fps: float, threshold:
         t0 = time.monotonic()
         spin(3600, lambda: int(diag.get("published", 0)) - start_pub >= frames)
         got = int(diag.get("published", 0)) - start_pub
-        print(f"inference_node, ONNX Runtime CPU, 640x480 at {fps:g} Hz in, score threshold "
-              f"{'the model' + chr(39) + 's' if threshold < 0 else threshold}: {got} frames published in "
+        which = "the model's" if threshold < 0 else f"{threshold:g}"
+        print(f"inference_node, ONNX Runtime CPU, 640x480 at {fps:g} Hz in, score threshold {which}: {got} frames "
+              f"published in "
               f"{time.monotonic() - t0:.0f} s ({diag.get('rate_hz')} Hz); image received -> grasps published "
               f"p50 {diag.get('latency_ms_p50')} ms, p99 {diag.get('latency_ms_p99')} ms (last 1000 frames); "
               f"frames dropped as stale {diag.get('dropped_stale', 0)} of {diag.get('frames')}", flush=True)
