@@ -48,10 +48,10 @@ setup(
     entry_points={
         "console_scripts": [
             "grasp-autolabel = grasp_autolabel.cli:main",
-            "sim_camera_node = grasp_autolabel.ros.sim_camera_node:main",
-            "capture_node = grasp_autolabel.ros.capture_node:main",
-            "autolabel_node = grasp_autolabel.ros.autolabel_node:main",
-            "inference_node = grasp_autolabel.ros.inference_node:main",
+            "sim_camera_node = grasp_autolabel.ros.entry:sim_camera_node",
+            "capture_node = grasp_autolabel.ros.entry:capture_node",
+            "autolabel_node = grasp_autolabel.ros.entry:autolabel_node",
+            "inference_node = grasp_autolabel.ros.entry:inference_node",
         ],
     },
 )

@@ -2,63 +2,59 @@
 inference.
 
     ros2 launch grasp_autolabel cell.launch.py [camera:=true] [auto_capture:=false]
-        [session_dir:=session] [dataset_dir:=dataset] [model_path:=model.onnx] [inference:=true]
+        [session_dir:=...] [dataset_dir:=...] [model_path:=model.onnx] [inference:=true]
 
 With ``camera:=true`` (default) realsense2_camera's ``rs_launch.py`` is included with
 ``align_depth.enable:=true`` and colour + depth enabled; with ``camera:=false`` start the camera
-yourself (its default topics are the capture node's defaults). Press the button that calls
+yourself, on this machine or another (its default topics are the capture node's defaults);
+realsense2_camera need not be installed then. Press the button that calls
 ``/capture_node/capture`` after each pick, or set ``auto_capture:=true``. The inference node
 serves grasps from ``model_path`` (an ONNX model from ``grasp-autolabel export-onnx``); started
 without one it waits for ``/inference_node/load_model``.
 """
-import os
-
-from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription
+from launch.actions import IncludeLaunchDescription
 from launch.conditions import IfCondition
 from launch.launch_description_sources import PythonLaunchDescriptionSource
-from launch.substitutions import LaunchConfiguration
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
+from launch_ros.substitutions import FindPackageShare
+
+from grasp_autolabel.ros.launch_args import DEFAULT_DATASET_DIR, DEFAULT_SESSION_DIR, argument, config, param
 
 
 def generate_launch_description():
-    share = get_package_share_directory("grasp_autolabel")
-    capture_config = os.path.join(share, "config", "capture.yaml")
-    autolabel_config = os.path.join(share, "config", "autolabel.yaml")
-    inference_config = os.path.join(share, "config", "inference.yaml")
     args = [
-        DeclareLaunchArgument("camera", default_value="true",
-                              description="include realsense2_camera's rs_launch.py with aligned depth"),
-        DeclareLaunchArgument("auto_capture", default_value="false",
-                              description="capture when the scene changed and then stayed still"),
-        DeclareLaunchArgument("session_dir", default_value="session", description="capture session folder"),
-        DeclareLaunchArgument("dataset_dir", default_value="dataset", description="grasp dataset folder"),
-        DeclareLaunchArgument("inference", default_value="true", description="start the inference node"),
-        DeclareLaunchArgument("model_path", default_value="",
-                              description="detector for the inference node (.onnx, .pt or run folder)"),
+        argument("camera", True, "include realsense2_camera's rs_launch.py with aligned depth"),
+        argument("auto_capture", False, "capture when the scene changed and then stayed still (no button)"),
+        argument("session_dir", DEFAULT_SESSION_DIR, "capture session folder (created; continued if it holds frames)"),
+        argument("dataset_dir", DEFAULT_DATASET_DIR, "grasp dataset folder every labelled step is appended to"),
+        argument("inference", True, "start the inference node"),
+        argument("model_path", "", "detector for the inference node (.onnx, .pt or run folder); empty: "
+                                   "wait for /inference_node/load_model"),
     ]
+    # FindPackageShare is looked up when the include runs, i.e. only with camera:=true
     realsense = IncludeLaunchDescription(
-        PythonLaunchDescriptionSource(os.path.join(get_package_share_directory("realsense2_camera"), "launch",
-                                                   "rs_launch.py")),
+        PythonLaunchDescriptionSource(PathJoinSubstitution([FindPackageShare("realsense2_camera"), "launch",
+                                                            "rs_launch.py"])),
         launch_arguments={"align_depth.enable": "true", "enable_color": "true", "enable_depth": "true",
                           "pointcloud.enable": "false"}.items(),
         condition=IfCondition(LaunchConfiguration("camera")),
     )
     capture = Node(
         package="grasp_autolabel", executable="capture_node", name="capture_node",
-        parameters=[capture_config, {"auto_capture": LaunchConfiguration("auto_capture"),
-                                     "session_dir": LaunchConfiguration("session_dir")}],
+        parameters=[config("capture.yaml"), {"auto_capture": param("auto_capture", bool),
+                                             "session_dir": LaunchConfiguration("session_dir")}],
         output="screen",
     )
     autolabel = Node(
         package="grasp_autolabel", executable="autolabel_node", name="autolabel_node",
-        parameters=[autolabel_config, {"dataset_dir": LaunchConfiguration("dataset_dir")}],
+        parameters=[config("autolabel.yaml"), {"dataset_dir": LaunchConfiguration("dataset_dir")}],
         output="screen",
     )
     inference = Node(
         package="grasp_autolabel", executable="inference_node", name="inference_node",
-        parameters=[inference_config, {"model_path": LaunchConfiguration("model_path")}],
+        parameters=[config("inference.yaml"), {"model_path": LaunchConfiguration("model_path")}],
         condition=IfCondition(LaunchConfiguration("inference")),
         output="screen",
     )

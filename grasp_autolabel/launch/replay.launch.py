@@ -1,26 +1,27 @@
 """Offline labelling of a recorded session: autolabel_node alone, on the bag's clock.
 
-    ros2 launch grasp_autolabel replay.launch.py dataset_dir:=dataset
+    ros2 launch grasp_autolabel replay.launch.py [dataset_dir:=...]
     ros2 bag play SESSION_BAG --clock      # a bag of /capture_node/captured/* topics
 
 The captured topics are reliable and transient-local; play the bag with its recorded QoS (the
 default) so the reliable subscriptions receive them.
 """
-import os
-
-from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
+from grasp_autolabel.ros.launch_args import DEFAULT_DATASET_DIR, argument, config, param
+
 
 def generate_launch_description():
-    autolabel_config = os.path.join(get_package_share_directory("grasp_autolabel"), "config", "autolabel.yaml")
-    args = [DeclareLaunchArgument("dataset_dir", default_value="dataset", description="grasp dataset folder")]
+    args = [
+        argument("dataset_dir", DEFAULT_DATASET_DIR, "grasp dataset folder every labelled step is appended to"),
+        argument("use_sim_time", True, "run on the bag's /clock (play it with --clock)"),
+    ]
     autolabel = Node(
         package="grasp_autolabel", executable="autolabel_node", name="autolabel_node",
-        parameters=[autolabel_config, {"dataset_dir": LaunchConfiguration("dataset_dir"), "use_sim_time": True}],
+        parameters=[config("autolabel.yaml"), {"dataset_dir": LaunchConfiguration("dataset_dir"),
+                                               "use_sim_time": param("use_sim_time", bool)}],
         output="screen",
     )
     return LaunchDescription(args + [autolabel])

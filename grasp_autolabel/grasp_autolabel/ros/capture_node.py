@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -36,14 +37,16 @@ from grasp_autolabel.ros.convert import (
 from grasp_autolabel.ros.params import Param, declare_parameters
 from grasp_autolabel.ros.runner import run_node
 from grasp_autolabel.ros.qos import LATCHED, RELIABLE, SENSOR
-from grasp_autolabel.session import SessionError
+from grasp_autolabel.ros.watch import StreamWatch
+from grasp_autolabel.session import Session, SessionError
 
 PARAMS = [
     Param("color_topic", "/camera/camera/color/image_raw", "colour image topic (rgb8, bgr8, rgba8, bgra8, mono8)"),
     Param("depth_topic", "/camera/camera/aligned_depth_to_color/image_raw",
           "depth aligned to colour (16UC1/mono16 in depth_scale units, or 32FC1 metres)"),
     Param("camera_info_topic", "/camera/camera/color/camera_info", "camera_info of the colour (= aligned depth) image"),
-    Param("session_dir", "session", "folder of the capture session (created; continued if it holds frames)"),
+    Param("session_dir", "~/grasp_autolabel/session",
+          "folder of the capture session (created; continued if it holds frames); relative: to the working directory"),
     Param("depth_scale", 0.001, "metres per unit of integer depth (RealSense: 0.001)", min=1e-6, max=1.0),
     Param("max_pair_dt", 0.02, "largest stamp difference between a colour and a depth frame to pair them, s",
           min=0.0, max=1.0),
@@ -55,6 +58,8 @@ PARAMS = [
     Param("still_fraction", 0.002, "auto_capture: share of the image that may move between frames while still",
           min=0.0, max=1.0),
     Param("diagnostics_period_s", 1.0, "period of /diagnostics, s", min=0.1, max=60.0),
+    Param("input_timeout_s", 3.0, "an input silent this long is reported on /diagnostics (ERROR) and subscribed "
+          "afresh", min=0.1, max=600.0),
 ]
 
 BAD_INPUT = ("encoding", "size_mismatch", "no_camera_info", "bad_camera_info", "empty", "stamp_backwards",
@@ -68,8 +73,9 @@ def stamp_s(header) -> float:
 class CaptureNode(Node):
     def __init__(self, **kwargs):
         super().__init__("capture_node", **kwargs)
+        self.started = time.monotonic()
         self.p = declare_parameters(self, PARAMS)
-        self.session_dir = Path(self.p["session_dir"]).expanduser()
+        self.session_dir = Path(self.p["session_dir"]).expanduser().absolute()
         self.writer: SessionWriter | None = None
         self.info_msg: CameraInfo | None = None
         self.intrinsics = None
@@ -77,13 +83,18 @@ class CaptureNode(Node):
         self.latest = None  # (colour msg, depth msg, depth_m)
         self.captured_stamp: float | None = None  # stamp of the last frame captured
         self.last_stamp = {"color": -1.0, "depth": -1.0}
+        # auto capture takes the first still scene too (the pile before the first pick): with
+        # the button alone nobody would press it for the untouched pile
         self.settle = SettleDetector(change_m=self.p["change_m"], changed_fraction=self.p["changed_fraction"],
-                                     still_fraction=self.p["still_fraction"], settle_s=self.p["settle_s"])
+                                     still_fraction=self.p["still_fraction"], settle_s=self.p["settle_s"],
+                                     capture_first=True)
+        self._continue_session()
         self.counts = Counter()
         self.warned = set()
-        self.create_subscription(Image, self.p["color_topic"], self.on_color, SENSOR)
-        self.create_subscription(Image, self.p["depth_topic"], self.on_depth, SENSOR)
-        self.create_subscription(CameraInfo, self.p["camera_info_topic"], self.on_info, SENSOR)
+        self.inputs = StreamWatch(self, self.p["input_timeout_s"])
+        self.inputs.subscribe("color", Image, self.p["color_topic"], self.on_color, SENSOR)
+        self.inputs.subscribe("depth", Image, self.p["depth_topic"], self.on_depth, SENSOR)
+        self.inputs.subscribe("camera_info", CameraInfo, self.p["camera_info_topic"], self.on_info, SENSOR)
         self.pub_rgb = self.create_publisher(Image, "~/captured/rgb", LATCHED)
         self.pub_depth = self.create_publisher(Image, "~/captured/depth", LATCHED)
         self.pub_info = self.create_publisher(CameraInfo, "~/captured/camera_info", LATCHED)
@@ -92,6 +103,19 @@ class CaptureNode(Node):
         self.create_timer(self.p["diagnostics_period_s"], self.publish_diagnostics)
         self.get_logger().info(f"capturing into {self.session_dir}; colour {self.p['color_topic']}, depth "
                                f"{self.p['depth_topic']}; auto_capture={self.p['auto_capture']}")
+
+    def _continue_session(self) -> None:
+        """A session that already holds frames (a restart): auto capture compares with its last
+        frame, so an unchanged scene is not captured twice."""
+        if not (self.session_dir / "camera_info.yaml").exists():
+            return
+        try:
+            session = Session.open(self.session_dir)
+            last = session.read_depth_m(session.frames[-1])
+        except (SessionError, OSError, ValueError):
+            return  # what the first capture will repair (a crash's half frame) or report
+        self.settle.captured(last)
+        self.get_logger().info(f"continuing {self.session_dir} after frame {session.frames[-1]}")
 
     # ---------------------------------------------------------------- bad input, once per kind
     def bad(self, kind: str, message: str) -> None:
@@ -163,6 +187,8 @@ class CaptureNode(Node):
             return
         self.latest = (color, depth, depth_m)
         self.counts["pairs"] += 1
+        if self.counts["pairs"] == 1:
+            self.get_logger().info(f"first colour+depth pair, {time.monotonic() - self.started:.1f} s after start")
         if self.p["auto_capture"] and self.settle.update(t, depth_m):
             ok, message = self.capture("auto")
             if not ok:
@@ -222,12 +248,17 @@ class CaptureNode(Node):
     def publish_diagnostics(self) -> None:
         status = DiagnosticStatus(name="grasp_autolabel: capture_node", hardware_id=self.p["color_topic"])
         dropped = sum(v for k, v in self.counts.items() if k.startswith("dropped_"))
-        status.level = DiagnosticStatus.WARN if dropped else DiagnosticStatus.OK
-        status.message = f"{dropped} input message(s) dropped" if dropped else "ok"
+        stalled = self.inputs.check()
+        if stalled:
+            status.level, status.message = DiagnosticStatus.ERROR, "; ".join(stalled)
+        else:
+            status.level = DiagnosticStatus.WARN if dropped else DiagnosticStatus.OK
+            status.message = f"{dropped} input message(s) dropped" if dropped else "ok"
         keys = ["color_frames", "depth_frames", "pairs", "captures_service", "captures_auto", "capture_errors"]
         keys += [f"dropped_{k}" for k in BAD_INPUT]
         status.values = [KeyValue(key=k, value=str(self.counts.get(k, 0))) for k in keys]
         status.values.append(KeyValue(key="next_frame", value=str(self.writer.next_index if self.writer else "")))
+        status.values += [KeyValue(key=k, value=v) for k, v in self.inputs.values().items()]
         msg = DiagnosticArray(status=[status])
         msg.header.stamp = self.get_clock().now().to_msg()
         self.pub_diag.publish(msg)

@@ -41,6 +41,7 @@ from grasp_autolabel.ros.messages import SOURCE_DETECTOR, grasp_markers, grasps_
 from grasp_autolabel.ros.params import Param, declare_parameters
 from grasp_autolabel.ros.qos import RELIABLE, SENSOR
 from grasp_autolabel.ros.runner import run_node
+from grasp_autolabel.ros.watch import StreamWatch
 
 PARAMS = [
     Param("color_topic", "/camera/camera/color/image_raw", "colour image (rgb8, bgr8, rgba8, bgra8, mono8)"),
@@ -59,6 +60,8 @@ PARAMS = [
     Param("depth_window_px", 3, "half size of the window whose median depth places a grasp in 3-D", min=0, max=50),
     Param("publish_overlay", True, "publish ~/overlay (the colour image with the grasps drawn)"),
     Param("diagnostics_period_s", 1.0, "period of /diagnostics, s", min=0.1, max=60.0),
+    Param("input_timeout_s", 3.0, "an input silent this long is reported on /diagnostics (ERROR) and subscribed "
+          "afresh", min=0.1, max=600.0),
 ]
 
 
@@ -86,9 +89,11 @@ class InferenceNode(Node):
         if self.p["model_path"]:
             self._log_load(*self.load_model(self.p["model_path"], self.p["backend"]))
         sensors = MutuallyExclusiveCallbackGroup()
-        self.create_subscription(Image, self.p["color_topic"], self.on_color, SENSOR, callback_group=sensors)
-        self.create_subscription(Image, self.p["depth_topic"], self.on_depth, SENSOR, callback_group=sensors)
-        self.create_subscription(CameraInfo, self.p["camera_info_topic"], self.on_info, SENSOR, callback_group=sensors)
+        self.inputs = StreamWatch(self, self.p["input_timeout_s"])
+        self.inputs.subscribe("color", Image, self.p["color_topic"], self.on_color, SENSOR, callback_group=sensors)
+        self.inputs.subscribe("depth", Image, self.p["depth_topic"], self.on_depth, SENSOR, callback_group=sensors)
+        self.inputs.subscribe("camera_info", CameraInfo, self.p["camera_info_topic"], self.on_info, SENSOR,
+                              callback_group=sensors)
         self.pub_grasps = self.create_publisher(GraspRectArray, "~/grasps", RELIABLE)
         self.pub_markers = self.create_publisher(MarkerArray, "~/markers", RELIABLE)
         self.pub_overlay = self.create_publisher(Image, "~/overlay", RELIABLE)
@@ -100,6 +105,9 @@ class InferenceNode(Node):
         self.running = True
         self.worker = threading.Thread(target=self.work, name="inference", daemon=True)
         self.worker.start()
+        # Ctrl-C shuts the context down before destroy_node runs: stop the worker first, or its
+        # next publish fails on the dead context
+        self.context.on_shutdown(self.stop_worker)
         self.get_logger().info(f"detecting grasps on {self.p['color_topic']} with "
                                f"{self.model_id or 'no model yet (' + self.model_error + ')'}")
 
@@ -191,6 +199,8 @@ class InferenceNode(Node):
             try:
                 self.process(*item)
             except Exception as exc:  # noqa: BLE001 - a bad frame must never stop the node
+                if not self.running or not self.context.ok():
+                    return  # shutting down under a frame: not a failure of the frame
                 self.bad("failed", f"frame failed: {type(exc).__name__}: {exc}")
 
     def process(self, msg: Image, received: float) -> None:
@@ -302,8 +312,11 @@ class InferenceNode(Node):
         recent = [t for t in times if now - t <= 5.0]
         rate = len(recent) / min(5.0, max(1e-3, now - recent[0])) if len(recent) >= 2 else 0.0
         degraded = {k: v for k, v in counts.items() if k not in ("frames", "published", "dropped_stale") and v}
+        stalled = self.inputs.check()
         if self.predictor is None:
             status.level, status.message = DiagnosticStatus.ERROR, f"no model: {self.model_error}"
+        elif stalled:
+            status.level, status.message = DiagnosticStatus.ERROR, "; ".join(stalled)
         else:
             status.level = DiagnosticStatus.WARN if degraded else DiagnosticStatus.OK
             status.message = (f"{rate:.1f} Hz, latency p50 {np.percentile(lat, 50):.0f} ms" if len(lat) else "waiting for frames")
@@ -313,18 +326,23 @@ class InferenceNode(Node):
                   "latency_ms_p50": f"{np.percentile(lat, 50):.1f}" if len(lat) else "",
                   "latency_ms_p99": f"{np.percentile(lat, 99):.1f}" if len(lat) else ""}
         values.update({k: str(v) for k, v in sorted(counts.items())})
+        values.update(self.inputs.values())
         status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
         msg = DiagnosticArray(status=[status])
         msg.header.stamp = self.get_clock().now().to_msg()
         self.pub_diag.publish(msg)
 
-    def destroy_node(self):
-        # (also called on a node whose __init__ stopped at a bad parameter: no worker yet)
-        if getattr(self, "worker", None) is not None:
-            with self.cv:
-                self.running = False
-                self.cv.notify_all()
+    def stop_worker(self) -> None:
+        if getattr(self, "worker", None) is None:
+            return  # (a node whose __init__ stopped at a bad parameter: no worker yet)
+        with self.cv:
+            self.running = False
+            self.cv.notify_all()
+        if self.worker is not threading.current_thread():
             self.worker.join(timeout=5.0)
+
+    def destroy_node(self):
+        self.stop_worker()
         return super().destroy_node()
 
 

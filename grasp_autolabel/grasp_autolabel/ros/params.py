@@ -6,6 +6,7 @@ from typing import Any
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
+from rclpy.parameter import Parameter
 
 __all__ = ["Param", "declare_parameters", "ParameterError"]
 
@@ -49,13 +50,21 @@ def declare_parameters(node, params: list[Param]) -> dict[str, Any]:
     """
     values = {}
     for p in params:
+        descriptor = _descriptor(p)
+        is_float = isinstance(p.default, float)
+        if is_float:
+            # `fps:=15` (or `settle_s: 1` in a file) is an integer to ROS: accept it as the float it
+            # means, then pin the parameter to double as if it had been declared so
+            descriptor.dynamic_typing, descriptor.read_only = True, False
         try:
-            value = node.declare_parameter(p.name, p.default, _descriptor(p)).value
+            value = node.declare_parameter(p.name, p.default, descriptor).value
         except InvalidParameterValueException as exc:
             raise ParameterError(f"parameter '{p.name}': {exc}; allowed: {_allowed(p)}") from None
         except InvalidParameterTypeException as exc:
             raise ParameterError(f"parameter '{p.name}': expected {type(p.default).__name__} ({exc})") from None
-        if isinstance(p.default, float) and isinstance(value, int) and not isinstance(value, bool):
+        if is_float:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ParameterError(f"parameter '{p.name}' = {value!r}: expected a number")
             value = float(value)
         if p.min is not None and not isinstance(value, bool) and isinstance(value, (int, float)) and value < p.min:
             raise ParameterError(f"parameter '{p.name}' = {value}: below the minimum {p.min}")
@@ -63,6 +72,11 @@ def declare_parameters(node, params: list[Param]) -> dict[str, Any]:
             raise ParameterError(f"parameter '{p.name}' = {value}: above the maximum {p.max}")
         if p.choices and value not in p.choices:
             raise ParameterError(f"parameter '{p.name}' = {value!r}: expected one of {', '.join(map(str, p.choices))}")
+        if is_float:
+            final = _descriptor(p)
+            final.type = Parameter.Type.DOUBLE.value
+            node.set_descriptor(p.name, final,
+                                alternative_value=Parameter(p.name, Parameter.Type.DOUBLE, value).get_parameter_value())
         values[p.name] = value
     return values
 

@@ -1,8 +1,8 @@
 """``grasp-autolabel run-sim``: the simulated cell graph as real processes (what
 ``ros2 launch grasp_autolabel sim.launch.py`` starts, for machines without ``ros2 launch``).
 
-Starts sim_camera_node, capture_node (auto capture) and autolabel_node, takes the first frame
-with the capture button, then performs N picks through ``/camera/camera/pick``; after each pick
+Starts sim_camera_node, capture_node (auto capture) and autolabel_node, waits for the capture
+node to capture the untouched pile on its own, then performs N picks through ``/camera/camera/pick``; after each pick
 the operator's arm withdraws, the capture node captures on its own once the scene is still,
 and the autolabel node publishes the step's grasps. Leaves DIR/session (capture layout),
 DIR/dataset (grasp dataset) and DIR/logs; exits non-zero if a node failed.
@@ -116,11 +116,10 @@ def run(out: Path, *, picks: int, seed: int = 0, fps: float = 30.0, width: int =
                            and node.count_publishers("/autolabel_node/grasps") >= 1, timeout_s)
         if not ready:
             raise RuntimeError("the nodes did not connect")
-        deadline = time.monotonic() + timeout_s
-        while not call("/capture_node/capture").success:
-            if time.monotonic() > deadline:
-                raise RuntimeError("capture_node received no frames from the simulated camera")
-            spin_until(lambda: False, 0.3)
+        # auto capture takes the untouched pile by itself once it is still
+        first = out / "session" / "rgb" / "000000.png"
+        if not spin_until(first.exists, timeout_s):
+            raise RuntimeError("capture_node did not capture the first still scene (no frames from the camera?)")
         progress(f"first frame captured; performing {picks} picks")
         for i in range(picks):
             n = len(grasps)

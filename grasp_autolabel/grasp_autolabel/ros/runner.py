@@ -22,6 +22,13 @@ def run_node(node_class, name: str, args=None, *, multithreaded: bool = False) -
         print(f"{name}: {exc}", file=sys.stderr)
         rclpy.try_shutdown()
         return 2
+    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
+        rclpy.try_shutdown()  # Ctrl-C while the node was still starting: a clean stop
+        return 0
+    except Exception:
+        if rclpy.ok():
+            raise
+        return 0  # shut down under the constructor (SIGTERM while loading a model)
     try:
         if multithreaded:
             executor = rclpy.executors.MultiThreadedExecutor(num_threads=4)

@@ -1,0 +1,105 @@
+"""Input streams that cannot stop unnoticed.
+
+A node's camera streams can stop for reasons it cannot see from its callbacks: the camera
+died, a cable, or DDS itself (a subscription matched to its publisher that receives nothing).
+:class:`StreamWatch` wraps the node's subscriptions, notes when each last delivered a message,
+and on every :meth:`check` (the node's diagnostics timer) names the streams that have been
+silent for ``timeout_s``; a silent stream whose topic has a publisher is subscribed afresh
+(a new DDS reader, matched anew) at most once per ``timeout_s``, which is what recovers a
+subscription that DDS left matched but deaf.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+
+@dataclass
+class _Stream:
+    name: str
+    args: tuple
+    kwargs: dict
+    subscription: object = None
+    last: float | None = None  # monotonic time of the last message
+    since: float = field(default_factory=time.monotonic)  # subscribed (or resubscribed) at
+    stalled: bool = False
+    resubscribed: int = 0
+
+
+class StreamWatch:
+    """Subscriptions of ``node`` that report (and try to cure) silence.
+
+    Parameters
+    ----------
+    node : rclpy.node.Node
+    timeout_s : float
+        A stream silent this long is stalled.
+    """
+
+    def __init__(self, node, timeout_s: float):
+        self.node = node
+        self.timeout_s = float(timeout_s)
+        self.streams: dict[str, _Stream] = {}
+        self.lock = threading.Lock()
+
+    def subscribe(self, name: str, msg_type, topic: str, callback, qos, **kwargs):
+        """``node.create_subscription`` under the name ``name`` (colour, depth, ...)."""
+        stream = _Stream(name, (msg_type, topic, callback, qos), kwargs)
+        self.streams[name] = stream
+        self._create(stream)
+        return stream.subscription
+
+    def _create(self, stream: _Stream) -> None:
+        msg_type, topic, callback, qos = stream.args
+
+        def seen(msg, _stream=stream, _callback=callback):
+            _stream.last = time.monotonic()
+            return _callback(msg)
+
+        stream.subscription = self.node.create_subscription(msg_type, topic, seen, qos, **stream.kwargs)
+        stream.since = time.monotonic()
+
+    def silent_s(self, name: str, now: float | None = None) -> float:
+        """Seconds since ``name`` last delivered a message (or since it was subscribed)."""
+        stream = self.streams[name]
+        now = time.monotonic() if now is None else now
+        return now - (stream.last if stream.last is not None else stream.since)
+
+    def check(self) -> list[str]:
+        """One line per stalled stream (empty: everything flows); resubscribes where that may help."""
+        problems = []
+        now = time.monotonic()
+        log = self.node.get_logger()
+        for stream in self.streams.values():
+            topic = stream.args[1]
+            silent = self.silent_s(stream.name, now)
+            if silent < self.timeout_s:
+                if stream.stalled:
+                    stream.stalled = False
+                    log.info(f"{stream.name} frames on {topic} flow again")
+                continue
+            publishers = self.node.count_publishers(topic)
+            what = "no message yet" if stream.last is None else f"no message for {silent:.1f} s"
+            if publishers == 0:
+                problems.append(f"{stream.name}: {what}, no publisher on {topic}")
+            else:
+                problems.append(f"{stream.name}: {what} on {topic} although {publishers} publisher(s) match "
+                                "(subscribing afresh)")
+            if not stream.stalled:
+                stream.stalled = True
+                log.warning(problems[-1])
+            if publishers and now - stream.since >= self.timeout_s:
+                # a matched but deaf reader: a new one goes through discovery and matching again
+                with self.lock:
+                    self.node.destroy_subscription(stream.subscription)
+                    self._create(stream)
+                stream.resubscribed += 1
+        return problems
+
+    def values(self) -> dict[str, str]:
+        """Diagnostic values: seconds each stream has been silent, resubscriptions."""
+        now = time.monotonic()
+        out = {f"{s.name}_silent_s": f"{self.silent_s(s.name, now):.1f}" for s in self.streams.values()}
+        out["resubscribed"] = str(sum(s.resubscribed for s in self.streams.values()))
+        return out
