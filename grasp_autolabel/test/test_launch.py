@@ -1,6 +1,6 @@
-"""Launch files, checked statically (launch_ros is not installed here): every executable they
-start is a console script of the package, every config file they load exists, and every
-parameter they set is one the node declares."""
+"""Launch files, checked statically (also where the launch libraries are absent; test_launch_run
+and test_launch_cell run them): every executable they start is a console script of the package,
+every config file they load exists, and every parameter they set is one the node declares."""
 import ast
 import importlib
 import re
@@ -21,7 +21,7 @@ BUILTIN = {"use_sim_time"}
 
 def _console_scripts() -> set[str]:
     text = (PKG / "setup.py").read_text()
-    return set(re.findall(r'"([\w-]+) = grasp_autolabel[\w.]*:main"', text))
+    return set(re.findall(r'"([\w-]+) = grasp_autolabel[\w.]*:[\w]+"', text))
 
 
 def _nodes(tree: ast.AST):
@@ -39,7 +39,7 @@ def test_launch_file_is_consistent(path):
     tree = ast.parse(path.read_text(), filename=str(path))
     assert any(isinstance(n, ast.FunctionDef) and n.name == "generate_launch_description" for n in tree.body)
     scripts = _console_scripts()
-    for config in re.findall(r'"config",\s*"([\w.]+)"', path.read_text()):
+    for config in re.findall(r'config\("([\w.]+)"\)', path.read_text()):
         assert (PKG / "config" / config).is_file(), f"{path.name} loads config/{config}, which does not exist"
     nodes = list(_nodes(tree))
     for node in nodes:
@@ -60,4 +60,13 @@ def test_the_three_launch_files_of_the_cell_exist():
     assert {p.name for p in LAUNCH_FILES} >= {"cell.launch.py", "replay.launch.py", "sim.launch.py"}
     cell = (PKG / "launch" / "cell.launch.py").read_text()
     assert '"realsense2_camera"' in cell and "rs_launch.py" in cell and '"align_depth.enable": "true"' in cell
-    assert '"use_sim_time": True' in (PKG / "launch" / "replay.launch.py").read_text()
+    assert '"use_sim_time": param("use_sim_time", bool)' in (PKG / "launch" / "replay.launch.py").read_text()
+
+
+@pytest.mark.parametrize("path", sorted((PKG / "config").glob("*.yaml")), ids=lambda p: p.name)
+def test_parameter_files_apply_in_any_namespace(path):
+    """`/**/node:` (or `/**:`), never `/node:`, which silently stops applying in a namespace."""
+    import yaml
+
+    keys = list(yaml.safe_load(path.read_text()))
+    assert keys and all(k.startswith("/**") for k in keys), f"{path.name}: keys {keys}"
