@@ -33,14 +33,18 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     show = "--show-args" in argv or "-s" in argv
     argv = [a for a in argv if a not in ("--show-args", "-s")]
+    if argv and argv[0].endswith(".py") and Path(argv[0]).is_file():  # ros2 launch PATH [args]
+        argv = ["", *argv]
     if len(argv) < 2:
-        print("usage: ros2-launch.sh PACKAGE FILE [--show-args] [name:=value ...]", file=sys.stderr)
+        print("usage: ros2-launch.sh PACKAGE FILE | PATH [--show-args] [name:=value ...]", file=sys.stderr)
         return 2
     package, name, *rest = argv
     bad = [a for a in rest if ":=" not in a]
     if bad:
         print(f"launch arguments must be name:=value, got {' '.join(bad)}", file=sys.stderr)
         return 2
+    if not package:
+        return run(name, rest, show)
     try:
         share = Path(get_package_share_directory(package))
     except PackageNotFoundError:
@@ -51,7 +55,10 @@ def main(argv: list[str]) -> int:
         print(f"file '{name}' was not found in the share directory of package '{package}' which is at '{share}'",
               file=sys.stderr)
         return 1
-    path = str(matches[0])
+    return run(str(matches[0]), rest, show)
+
+
+def run(path: str, rest: list[str], show: bool) -> int:
     if show:
         show_args(path)
         return 0

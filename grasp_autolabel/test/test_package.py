@@ -78,7 +78,7 @@ def test_msgs_package_and_every_field_commented():
     assert "[-pi/2, pi/2)" in rect and "closing direction" in rect
 
 
-@pytest.mark.parametrize("script", ["scripts/setup.sh", "scripts/in-env.sh", ".ci/run"])
+@pytest.mark.parametrize("script", ["scripts/setup.sh", "scripts/in-env.sh", "scripts/ros2-launch.sh", ".ci/run"])
 def test_scripts_are_valid_bash(script):
     out = _run("bash", "-n", str(REPO / script))
     assert out.returncode == 0, out.stderr
