@@ -83,3 +83,45 @@ def test_capture_node_reports_a_dead_camera_and_recovers_when_it_returns(rclpy_c
     finally:
         cam.stop()
         assert cap.stop() in (0, -2), cap.output()
+
+
+HUNG_NODE = """
+import signal, sys, time
+from rclpy.node import Node
+from grasp_autolabel.ros.runner import run_node
+
+class Hung(Node):
+    def __init__(self):
+        super().__init__("hung_node")
+        self.create_timer(0.05, self.tick)
+        print("spinning", flush=True)
+
+    def tick(self):
+        # a callback that cannot return (as one blocked in a C call would): signals reach the
+        # other threads only
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        time.sleep(60)
+
+sys.exit(run_node(Hung, "hung_node"))
+"""
+
+
+def test_a_stop_that_hangs_prints_the_stacks_and_exits_within_seconds(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", HUNG_NODE], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        assert proc.stdout.readline().strip() == "spinning"
+        time.sleep(0.5)  # the timer has fired: the main thread is stuck in tick
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 3, err
+    assert time.monotonic() - t0 < 3.0 + 2.0
+    assert "hung_node: still running 3 s after shutdown" in err and "in tick" in err

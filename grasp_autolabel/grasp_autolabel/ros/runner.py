@@ -1,21 +1,56 @@
 """The one way every node of the suite starts and stops."""
 from __future__ import annotations
 
+import faulthandler
+import os
 import sys
+import threading
+import time
 
 import rclpy
 
 from grasp_autolabel.ros.params import ParameterError
+
+# A stop that has not ended this long after the context went down is hung (in a callback that
+# cannot return, or in DDS): the stacks of every thread are printed and the process exits 3.
+STOP_GRACE_S = 3.0
+
+
+def _shutting_down(wait_s: float = 1.0) -> bool:
+    """True when the context is (about to be) shut down: rclpy's signal handler shuts it down
+    from another thread, so an error raised under it may be seen a moment before ``ok()`` turns
+    false."""
+    deadline = time.monotonic() + wait_s
+    while rclpy.ok():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def _watch_stop(name: str) -> None:
+    """Daemon thread: once the context is shut down, the process must end within STOP_GRACE_S."""
+    while rclpy.ok():
+        time.sleep(0.1)
+    time.sleep(STOP_GRACE_S)
+    print(f"{name}: still running {STOP_GRACE_S:g} s after shutdown; stacks of every thread follow, "
+          "then exit 3", file=sys.stderr, flush=True)
+    faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+    sys.stderr.flush()
+    os._exit(3)
 
 
 def run_node(node_class, name: str, args=None, *, multithreaded: bool = False) -> int:
     """Create ``node_class()``, spin it until Ctrl-C or shutdown, and clean up.
 
     A bad parameter stops the node at start-up with one line naming it (exit code 2), never a
-    traceback. ``multithreaded``: spin a MultiThreadedExecutor (for services that wait while
+    traceback. Ctrl-C or SIGTERM, also while the node is starting, is a clean stop (exit 0); a
+    stop that hangs for STOP_GRACE_S prints every thread's stack and exits 3 rather than wait
+    for SIGKILL. ``multithreaded``: spin a MultiThreadedExecutor (for services that wait while
     subscriptions go on).
     """
     rclpy.init(args=args)
+    threading.Thread(target=_watch_stop, args=(name,), name="stop-watch", daemon=True).start()
     try:
         node = node_class()
     except ParameterError as exc:
@@ -26,7 +61,7 @@ def run_node(node_class, name: str, args=None, *, multithreaded: bool = False) -
         rclpy.try_shutdown()  # Ctrl-C while the node was still starting: a clean stop
         return 0
     except Exception:
-        if rclpy.ok():
+        if not _shutting_down():
             raise
         return 0  # shut down under the constructor (SIGTERM while loading a model)
     try:
@@ -40,8 +75,9 @@ def run_node(node_class, name: str, args=None, *, multithreaded: bool = False) -
         pass
     except Exception:
         # Ctrl-C shuts the context down under a callback that is still publishing (a timer's
-        # frame): that is the end of a clean stop, not an error; anything else is
-        if rclpy.ok():
+        # frame) or a message being taken: the end of a clean stop, not an error; anything
+        # else is one
+        if not _shutting_down():
             raise
     finally:
         node.destroy_node()
