@@ -21,7 +21,7 @@ import numpy as np  # noqa: E402
 from grasp_autolabel.annotate import annotate_step  # noqa: E402
 from grasp_autolabel.session import Session  # noqa: E402
 from grasp_autolabel.sim import CellConfig  # noqa: E402
-from grasp_autolabel.sim.writer import simulate  # noqa: E402
+from grasp_autolabel.jobs.simulate import simulate  # noqa: E402
 
 
 from common import one_core  # noqa: E402

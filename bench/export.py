@@ -22,10 +22,10 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 
-from grasp_autolabel.dataset.export import ExportOptions, export_bags  # noqa: E402
+from grasp_autolabel.jobs.export import ExportOptions, export_bags  # noqa: E402
 from grasp_autolabel.dataset.store import GraspDataset  # noqa: E402
 from grasp_autolabel.sim import CellConfig  # noqa: E402
-from grasp_autolabel.sim.writer import simulate  # noqa: E402
+from grasp_autolabel.jobs.simulate import simulate  # noqa: E402
 
 
 from common import one_core  # noqa: E402

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from grasp_autolabel.annotate.label import label_sessions
+from grasp_autolabel.jobs.label import label_sessions
 from grasp_autolabel.dataset.store import GraspDataset
 from grasp_autolabel.detector.config import TRAIN_DEFAULTS, TrainSettings
 from grasp_autolabel.detector.data import GraspItems
@@ -38,7 +38,7 @@ from grasp_autolabel.detector.train import train
 from grasp_autolabel.evaluation import gt_grasps
 from grasp_autolabel.session import Session, read_json
 from grasp_autolabel.sim import CellConfig
-from grasp_autolabel.sim.writer import simulate
+from grasp_autolabel.jobs.simulate import simulate
 
 
 def jaw_px(jaw_m: float, fx: float, depth_m: float) -> float:

@@ -16,7 +16,7 @@ extras = {
     # the detector: install the torch/torchvision pair that matches your machine first
     # (requirements/torch.txt pins the pair that works on CPU)
     "detector": ["torch>=2.4", "torchvision>=0.19", "onnx>=1.16", "onnxruntime>=1.18", "matplotlib>=3.8"],
-    "test": ["pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6.100", "shapely>=2.0"],
+    "test": ["pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6.100", "shapely>=2.0", "import-linter>=2.1"],
 }
 extras["all"] = sorted({req for reqs in extras.values() for req in reqs})
 

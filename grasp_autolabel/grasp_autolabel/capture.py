@@ -17,8 +17,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from grasp_autolabel.annotate.segment import noise_sigma
-from grasp_autolabel.geometry import CameraIntrinsics
+from grasp_autolabel.depth import noise_sigma
+from grasp_autolabel.geometry import CameraIntrinsics, same_camera
 from grasp_autolabel.session import (
     FRAME_NAME,
     SessionError,
@@ -54,7 +54,7 @@ class SessionWriter:
         info = self.path / "camera_info.yaml"
         if info.exists():
             old, old_scale = read_camera_info_yaml(info)
-            if not _same_camera(old, intrinsics) or abs(old_scale - self.depth_scale) > 1e-12:
+            if not same_camera(old, intrinsics) or abs(old_scale - self.depth_scale) > 1e-12:
                 raise SessionError(f"{info}: the session was captured with another camera "
                                    f"({old.width}x{old.height}, fx={old.fx:.1f}); start a new session folder")
         else:
@@ -103,18 +103,6 @@ class SessionWriter:
         write_png_atomic(self.path / "rgb" / FRAME_NAME.format(k), rgb)
         self.next_index += 1
         return k
-
-
-def _same_camera(a: CameraIntrinsics, b: CameraIntrinsics, tol: float = 1e-6) -> bool:
-    """Same image size and intrinsics (distortion compared with missing coefficients as 0)."""
-    if (a.width, a.height) != (b.width, b.height):
-        return False
-    if max(abs(a.fx - b.fx), abs(a.fy - b.fy), abs(a.cx - b.cx), abs(a.cy - b.cy)) > tol:
-        return False
-    n = max(len(a.distortion), len(b.distortion))
-    da = list(a.distortion) + [0.0] * (n - len(a.distortion))
-    db = list(b.distortion) + [0.0] * (n - len(b.distortion))
-    return all(abs(x - y) <= tol for x, y in zip(da, db))
 
 
 class StampPairer:

@@ -82,7 +82,7 @@ def _add_simulate(sub):
     p.add_argument("--trigger", action="store_true",
                    help="--bag continuous: also record /operator/pick_done (std_msgs/Empty) once per still scene")
     p.add_argument("--overwrite", action="store_true", help="replace sequences already in OUT")
-    p.set_defaults(_impl="grasp_autolabel.sim.commands:simulate_main")
+    p.set_defaults(_impl="grasp_autolabel.jobs.simulate:main")
 
 
 def _add_label(sub):
@@ -100,7 +100,7 @@ def _add_label(sub):
     group = p.add_mutually_exclusive_group()
     group.add_argument("--append", action="store_true", help="add to the dataset already in DATASET")
     group.add_argument("--overwrite", action="store_true", help="replace the dataset already in DATASET")
-    p.set_defaults(_impl="grasp_autolabel.annotate.label:main")
+    p.set_defaults(_impl="grasp_autolabel.jobs.label:main")
 
 
 def _add_eval_labels(sub):
@@ -112,7 +112,7 @@ def _add_eval_labels(sub):
     p.add_argument("--gt", type=Path, nargs="+", metavar="SESSION/gt",
                    help="ground-truth folder(s), one per source session in order "
                         "(default: each source session's own gt/)")
-    p.set_defaults(_impl="grasp_autolabel.annotate.eval_labels:main")
+    p.set_defaults(_impl="grasp_autolabel.jobs.eval_labels:main")
 
 
 def _add_run_sim(sub):
@@ -174,7 +174,7 @@ def _add_export(sub):
     group = p.add_mutually_exclusive_group()
     group.add_argument("--append", action="store_true", help="add to the dataset already in DATASET")
     group.add_argument("--overwrite", action="store_true", help="replace the dataset already in DATASET")
-    p.set_defaults(_impl="grasp_autolabel.dataset.export:main")
+    p.set_defaults(_impl="grasp_autolabel.jobs.export:main")
 
 
 def _add_augment(sub):

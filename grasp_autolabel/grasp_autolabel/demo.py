@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from grasp_autolabel.annotate.label import label_sessions
+from grasp_autolabel.jobs.label import label_sessions
 from grasp_autolabel.sim import CellConfig
-from grasp_autolabel.sim.writer import simulate
+from grasp_autolabel.jobs.simulate import simulate
 
 
 def live_inference(out: Path, model: Path, *, seed: int, frames: int = 80, fps: float = 5.0, width: int = 640,
@@ -39,19 +39,19 @@ def live_inference(out: Path, model: Path, *, seed: int, frames: int = 80, fps: 
     from rclpy.executors import SingleThreadedExecutor
     from sensor_msgs.msg import Image
 
-    from grasp_autolabel.ros.convert import image_to_numpy
+    from grasp_autolabel.codecs import image_to_numpy
     from grasp_autolabel.ros.qos import RELIABLE
-    from grasp_autolabel.ros.run_sim import _node_command, _Proc
+    from grasp_autolabel.ros.run_sim import node_command, NodeProc
     from grasp_autolabel.session import write_png_atomic
 
     logs = out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     procs = [
-        _Proc("sim_camera_live", _node_command("sim_camera_node", "-r", "__node:=camera", "-r", "__ns:=/camera",
+        NodeProc("sim_camera_live", node_command("sim_camera_node", "-r", "__node:=camera", "-r", "__ns:=/camera",
                                                "-p", f"fps:={fps}", "-p", f"seed:={seed}", "-p", f"width:={width}",
                                                "-p", f"height:={height}"), logs, env),
-        _Proc("inference_node", _node_command("inference_node", "-p", f"model_path:={model}"), logs, env),
+        NodeProc("inference_node", node_command("inference_node", "-p", f"model_path:={model}"), logs, env),
     ]
     context = rclpy.Context()
     rclpy.init(context=context)

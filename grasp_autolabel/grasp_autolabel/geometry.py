@@ -28,6 +28,7 @@ import numpy as np
 
 __all__ = [
     "HALF_PI",
+    "same_camera",
     "normalize_angle",
     "angle_difference",
     "as_grasps",
@@ -447,6 +448,18 @@ class CameraIntrinsics:
         if self.is_distorted:
             xn, yn = self._distort(xn, yn)
         return np.stack([xn * self.fx + self.cx, yn * self.fy + self.cy], axis=-1)
+
+
+def same_camera(a: CameraIntrinsics, b: CameraIntrinsics, tol: float = 1e-6) -> bool:
+    """Same image size and intrinsics (distortion compared with missing coefficients as 0)."""
+    if (a.width, a.height) != (b.width, b.height):
+        return False
+    if max(abs(a.fx - b.fx), abs(a.fy - b.fy), abs(a.cx - b.cx), abs(a.cy - b.cy)) > tol:
+        return False
+    n = max(len(a.distortion), len(b.distortion))
+    da = list(a.distortion) + [0.0] * (n - len(a.distortion))
+    db = list(b.distortion) + [0.0] * (n - len(b.distortion))
+    return all(abs(x - y) <= tol for x, y in zip(da, db))
 
 
 def point_segment_distance(points, a, b) -> tuple[np.ndarray, np.ndarray]:

@@ -230,6 +230,6 @@ def test_config_from_yaml_plain_and_ros_parameter_file(tmp_path):
 
 
 def test_the_label_cli_does_not_import_torch():
-    code = ("import sys, grasp_autolabel.cli, grasp_autolabel.annotate.label, grasp_autolabel.annotate.eval_labels; "
+    code = ("import sys, grasp_autolabel.cli, grasp_autolabel.jobs.label, grasp_autolabel.jobs.eval_labels; "
             "sys.exit(1 if 'torch' in sys.modules else 0)")
     assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0

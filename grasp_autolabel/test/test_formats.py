@@ -22,9 +22,9 @@ CORNELL = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "corn
 
 @pytest.fixture(scope="module")
 def labelled(tmp_path_factory):
-    from grasp_autolabel.annotate.label import label_sessions
+    from grasp_autolabel.jobs.label import label_sessions
     from grasp_autolabel.sim import CellConfig
-    from grasp_autolabel.sim.writer import simulate
+    from grasp_autolabel.jobs.simulate import simulate
 
     root = tmp_path_factory.mktemp("fmt")
     paths = simulate(root / "sim", sequences=1, seed=11, config=CellConfig(n_logs=(6, 6)), progress=False)

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from grasp_autolabel.depth import noise_sigma
+
 __all__ = ["Change", "depth_change", "refine", "estimate_shift", "scale_px", "noise_sigma"]
 
 
@@ -41,15 +43,6 @@ def _check_depth(name: str, d) -> np.ndarray:
     if a.dtype.kind not in "fu":
         raise ValueError(f"{name}: expected depth in metres as float (or uint16 units), got dtype {a.dtype}")
     return a.astype(np.float32, copy=False)
-
-
-def noise_sigma(values: np.ndarray) -> float:
-    """Robust standard deviation (1.4826 x median absolute deviation) of depth differences;
-    the unchanged majority of an image pair is pure sensor noise, whatever else changed."""
-    v = np.asarray(values, dtype=np.float64).ravel()
-    if v.size == 0:
-        return 0.0
-    return 1.4826 * float(np.median(np.abs(v - np.median(v))))
 
 
 def depth_change(before_m, after_m, *, min_change_m: float = 0.02, noise_k: float = 5.0) -> Change:

@@ -5,7 +5,7 @@
 * :class:`ContinuousBag`: the simulated camera's raw topics at full rate with realsense2_camera's
   names, the operator's arm reaching in for each pick and withdrawing; optionally a trigger topic
   (``std_msgs/msg/Empty``) at each moment the operator is done. Used by ``simulate --bag continuous``
-  through :func:`grasp_autolabel.sim.writer.write_sequence`'s ``stream`` hook.
+  through :func:`grasp_autolabel.jobs.simulate.write_sequence`'s ``stream`` hook.
 """
 from __future__ import annotations
 
@@ -111,7 +111,7 @@ def write_session_bag(session, out, *, storage: str = "mcap", period_s: float = 
 
 
 class ContinuousBag:
-    """The ``stream`` of :func:`~grasp_autolabel.sim.writer.write_sequence`: every camera frame.
+    """The ``stream`` of :func:`~grasp_autolabel.jobs.simulate.write_sequence`: every camera frame.
 
     For each pick: ``still_s`` of the still scene, the arm reaching in over ``arm_s / 2``, the pick
     (the scene changes under the arm), the arm withdrawing over ``arm_s / 2``. After the last pick,

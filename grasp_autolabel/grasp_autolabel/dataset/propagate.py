@@ -25,7 +25,7 @@ import json
 import cv2
 import numpy as np
 
-from grasp_autolabel.annotate.segment import noise_sigma
+from grasp_autolabel.depth import noise_sigma
 from grasp_autolabel.dataset.store import GraspDataset
 from grasp_autolabel.session import read_png, write_text_atomic
 

@@ -30,7 +30,7 @@ from visualization_msgs.msg import MarkerArray
 
 from grasp_autolabel import __version__
 from grasp_autolabel.annotate import REASONS, AnnotateConfig, annotate_step
-from grasp_autolabel.annotate.label import label_record
+from grasp_autolabel.jobs.label import label_record
 from grasp_autolabel.annotate.viz import draw_label
 from grasp_autolabel.dataset.store import DatasetError, GraspDataset, intrinsics_to_dict
 from grasp_autolabel.ros.convert import (

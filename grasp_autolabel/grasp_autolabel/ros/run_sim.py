@@ -22,11 +22,14 @@ from grasp_autolabel.errors import CommandError
 CAM = "/camera/camera"
 
 
-def _node_command(executable: str, *ros_args: str) -> list[str]:
+def node_command(executable: str, *ros_args: str) -> list[str]:
+    """The command line that runs node ``executable`` of this package with ``ros_args``."""
     return [sys.executable, "-m", f"grasp_autolabel.ros.{executable}", "--ros-args", *ros_args]
 
 
-class _Proc:
+class NodeProc:
+    """A node in its own process group, its output in ``log_dir/NAME.log``."""
+
     def __init__(self, name: str, cmd: list[str], log_dir: Path, env: dict):
         self.name = name
         self.log_path = log_dir / f"{name}.log"
@@ -69,13 +72,13 @@ def run(out: Path, *, picks: int, seed: int = 0, fps: float = 30.0, width: int =
     logs.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "RCUTILS_LOGGING_BUFFERED_STREAM": "0"}
     procs = [
-        _Proc("sim_camera_node", _node_command("sim_camera_node", "-r", "__node:=camera", "-r", "__ns:=/camera",
+        NodeProc("sim_camera_node", node_command("sim_camera_node", "-r", "__node:=camera", "-r", "__ns:=/camera",
                                                "-p", f"fps:={float(fps)}", "-p", f"seed:={seed}",
                                                "-p", f"width:={width}", "-p", f"height:={height}",
                                                "-p", f"arm_in_view_s:={float(arm_s)}"), logs, env),
-        _Proc("capture_node", _node_command("capture_node", "-p", f"session_dir:={out / 'session'}",
+        NodeProc("capture_node", node_command("capture_node", "-p", f"session_dir:={out / 'session'}",
                                             "-p", "auto_capture:=true", "-p", f"settle_s:={float(settle_s)}"), logs, env),
-        _Proc("autolabel_node", _node_command("autolabel_node", "-p", f"dataset_dir:={out / 'dataset'}"), logs, env),
+        NodeProc("autolabel_node", node_command("autolabel_node", "-p", f"dataset_dir:={out / 'dataset'}"), logs, env),
     ]
     context = rclpy.Context()
     rclpy.init(context=context)

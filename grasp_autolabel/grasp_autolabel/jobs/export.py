@@ -29,16 +29,17 @@ from pathlib import Path
 import numpy as np
 
 from grasp_autolabel.annotate.config import AnnotateConfig, load_config
-from grasp_autolabel.annotate.label import LabelSummary, label_record, write_viz
 from grasp_autolabel.annotate.pipeline import annotate_step
-from grasp_autolabel.capture import SettleDetector, StampPairer, _same_camera
+from grasp_autolabel.capture import SettleDetector, StampPairer
+from grasp_autolabel.codecs import camera_info_to_intrinsics, image_to_numpy, to_rgb8
 from grasp_autolabel.dataset.bags import BagError, BagSource, cdr_stamp_ns, expand_bags
 from grasp_autolabel.dataset.propagate import propagate_labels
 from grasp_autolabel.dataset.splits import assign_splits
 from grasp_autolabel.dataset.store import DatasetError, GraspDataset, intrinsics_to_dict
+from grasp_autolabel.depth import depth_to_metres, metres_to_depth_units
 from grasp_autolabel.errors import CommandError
-from grasp_autolabel.geometry import CameraIntrinsics
-from grasp_autolabel.ros.convert import camera_info_to_intrinsics, depth_to_metres, image_to_numpy, metres_to_depth_units, to_rgb8
+from grasp_autolabel.geometry import CameraIntrinsics, same_camera
+from grasp_autolabel.jobs.label import LabelSummary, label_record, write_viz
 
 __all__ = ["ExportOptions", "ExportSummary", "export_bags", "find_topics", "average_depth", "DEFAULT_TOPICS"]
 
@@ -301,7 +302,7 @@ def _captures(bag: BagSource, mode: str, dec: _Decoder, trigger: str | None, sta
             continue
         _, stamp, rgb_raw, depth_raw, info_raw = item
         intr = cams.get(info_raw)
-        if camera is not None and not _same_camera(camera, intr):
+        if camera is not None and not same_camera(camera, intr):
             recent.clear()  # a new calibration: frames before it are not averaged with frames after
         camera = intr
         arr, enc = dec.depth_units(depth_raw)
@@ -412,7 +413,7 @@ def export_bags(bags, out, *, config: AnnotateConfig | None = None, options: Exp
                     summary.picks_found += 1
                     if k - 1 in done:
                         continue
-                    if not _same_camera(before.intrinsics, cap.intrinsics):
+                    if not same_camera(before.intrinsics, cap.intrinsics):
                         raise BagError(f"{path}: camera_info changed between captures {k - 1} and {k}; "
                                        "export the parts before and after as separate bags")
                     step = annotate_step(before.depth_m, cap.depth_m, before.intrinsics, cfg)
