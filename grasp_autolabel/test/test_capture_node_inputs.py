@@ -181,3 +181,26 @@ def test_autolabel_refuses_a_dataset_labelled_with_other_settings(tmp_path):
     out = node.output()
     node.stop()
     assert node.proc.returncode != 0 and "jaw_width_m" in out and "Traceback" not in out, out
+
+
+def test_parameters_are_read_only_and_integers_are_accepted_for_floats(rclpy_context, tmp_path):
+    """`-p settle_s:=1` (an integer) is the float 1.0; a later `ros2 param set` is refused with
+    the reason, not accepted and ignored."""
+    from rcl_interfaces.msg import Parameter as ParameterMsg
+    from rcl_interfaces.msg import ParameterType, ParameterValue
+    from rcl_interfaces.srv import GetParameters, SetParameters
+
+    node = NodeProcess("capture_node", "-p", f"session_dir:={tmp_path / 's'}", "-p", "settle_s:=1",
+                       log_dir=tmp_path)
+    f = Feeder(rclpy_context, "param_client")
+    try:
+        got = call_service(f.node, f.ex, GetParameters, "/capture_node/get_parameters",
+                           GetParameters.Request(names=["settle_s"]), timeout=30)
+        assert got.values[0].type == ParameterType.PARAMETER_DOUBLE and got.values[0].double_value == 1.0
+        request = SetParameters.Request(parameters=[ParameterMsg(name="settle_s", value=ParameterValue(
+            type=ParameterType.PARAMETER_DOUBLE, double_value=2.0))])
+        result = call_service(f.node, f.ex, SetParameters, "/capture_node/set_parameters", request).results[0]
+        assert not result.successful and "read-only" in result.reason
+        assert node.alive()
+    finally:
+        assert node.stop() in (0, -2), node.output()

@@ -17,13 +17,17 @@ class ParameterError(ValueError):
 
 @dataclass(frozen=True)
 class Param:
+    """One node parameter. The nodes read their parameters once, at start-up, so each is
+    declared read-only: `ros2 param set` is refused with the reason instead of being accepted
+    and silently ignored."""
+
     name: str
     default: Any
     description: str
     min: float | None = None
     max: float | None = None
     choices: tuple | None = None
-    read_only: bool = False
+    read_only: bool = True
 
 
 def _descriptor(p: Param) -> ParameterDescriptor:

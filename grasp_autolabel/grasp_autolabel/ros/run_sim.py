@@ -58,6 +58,7 @@ class NodeProc:
 def run(out: Path, *, picks: int, seed: int = 0, fps: float = 30.0, width: int = 640, height: int = 480,
         arm_s: float = 0.6, settle_s: float = 0.5, timeout_s: float = 30.0, progress=print) -> dict:
     import rclpy
+    from diagnostic_msgs.msg import DiagnosticArray
     from grasp_autolabel_msgs.msg import GraspRectArray
     from rclpy.executors import SingleThreadedExecutor
     from std_srvs.srv import Trigger
@@ -87,6 +88,14 @@ def run(out: Path, *, picks: int, seed: int = 0, fps: float = 30.0, width: int =
     ex.add_node(node)
     grasps: list = []
     node.create_subscription(GraspRectArray, "/autolabel_node/grasps", grasps.append, RELIABLE)
+    labelled = [0]  # frames the autolabel node has received (its /diagnostics)
+
+    def on_diagnostics(msg):
+        for status in msg.status:
+            if status.name.endswith("autolabel_node"):
+                labelled[0] = int({kv.key: kv.value for kv in status.values}.get("frames", 0))
+
+    node.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, RELIABLE)
     failed = None
     summary = {"picks": 0, "steps": 0, "accepted": 0, "grasps": 0}
 
@@ -123,6 +132,10 @@ def run(out: Path, *, picks: int, seed: int = 0, fps: float = 30.0, width: int =
         first = out / "session" / "rgb" / "000000.png"
         if not spin_until(first.exists, timeout_s):
             raise RuntimeError("capture_node did not capture the first still scene (no frames from the camera?)")
+        # the first pick only once the autolabel node holds the first frame (the captured topics
+        # keep only the newest frame for a subscriber that matched late)
+        if not spin_until(lambda: labelled[0] >= 1, timeout_s):
+            raise RuntimeError("autolabel_node did not receive the first captured frame")
         progress(f"first frame captured; performing {picks} picks")
         for i in range(picks):
             n = len(grasps)
