@@ -115,3 +115,39 @@ def test_convert_cli(labelled, tmp_path):
     back = subprocess.run(cmd + [str(tmp_path / "c"), "--from", "cornell", "--out", str(tmp_path / "d")],
                           capture_output=True, text=True, timeout=120)
     assert back.returncode == 0, back.stderr
+
+
+def test_a_dataset_mixing_two_cameras_reads_every_item_with_its_own_depth_scale(tmp_path):
+    """Two sources, one camera in millimetres and one in 0.1 mm: the same 1.5 m reads as 1.5 m
+    from both, in the store, in the Cornell export, and in the carrying-back of labels."""
+    import cv2
+
+    from grasp_autolabel.dataset.propagate import propagate_labels
+    from grasp_autolabel.dataset.store import intrinsics_to_dict
+    from grasp_autolabel.geometry import CameraIntrinsics
+
+    cam = CameraIntrinsics(width=64, height=48, fx=60.0, fy=60.0, cx=32.0, cy=24.0)
+    ds = GraspDataset.create(tmp_path / "mixed", jaw_width_m=0.04, settings={})
+    mask = np.zeros((48, 64), bool)
+    mask[20:28, 10:50] = True
+    index = 0
+    for scale in (0.001, 0.0001):
+        src = ds.add_source({"session": f"s{scale}", "name": f"s{scale}", "first_item": index, "steps": 2,
+                             "complete": True, "camera": intrinsics_to_dict(cam, scale)})
+        for pick in range(2):  # pick 1 removes the log that lay untouched under pick 0
+            label = {"accepted": True, "reason": None, "pick_index": pick, "source": src,
+                     "grasps": [[30.0, 24.0, 1.5708, 12.0, 6.0]] if pick == 1 else [], "scores": []}
+            depth = np.full((48, 64), round(1.5 / scale), np.uint16)
+            ds.write_item(index, rgb=np.zeros((48, 64, 3), np.uint8), depth=depth,
+                          mask=mask if pick == 1 else np.zeros_like(mask), label=label)
+            index += 1
+    ds.save_meta()
+    for i in range(4):
+        np.testing.assert_allclose(ds.read_depth_m(i), 1.5, atol=1e-6)
+    assert propagate_labels(ds) == 2  # carried back within each source, not across
+    assert [len(ds.read_label(i)["later_grasps"]) for i in range(4)] == [1, 0, 1, 0]
+    export_cornell(tmp_path / "mixed", tmp_path / "cornell")
+    tiffs = sorted((tmp_path / "cornell").rglob("*d.tiff"))
+    assert len(tiffs) == 4
+    for path in tiffs:
+        np.testing.assert_allclose(cv2.imread(str(path), cv2.IMREAD_UNCHANGED), 1.5, atol=1e-6)

@@ -27,7 +27,7 @@ from grasp_autolabel.dataset.splits import assign_splits, origin_of
 from grasp_autolabel.dataset.store import DatasetError, GraspDataset
 from grasp_autolabel.errors import CommandError
 from grasp_autolabel.geometry import as_grasps, normalize_angle, rect_to_corners
-from grasp_autolabel.session import SessionError, read_png
+from grasp_autolabel.session import SessionError
 
 __all__ = ["random_transform", "transform_grasps", "augment_item", "augment_dataset"]
 
@@ -115,7 +115,7 @@ def augment_dataset(source, out, *, factor: int = 100, seed: int = 0, max_shift_
             label = src.read_label(i)
             grasps = as_grasps(label.get("grasps", []), name=f"{src.path}/labels/{i:06d}.json grasps")
             rgb = src.read_rgb(i)
-            depth = read_png(src.path / "depth" / f"{i:06d}.png", kind="depth")
+            depth = src.read_depth(i, label)
             mask = src.read_mask(i)
             h, w = mask.shape
             origin = dict(zip(("source", "pick_index"), origin_of(src, label)))

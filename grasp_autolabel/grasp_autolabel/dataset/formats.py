@@ -35,14 +35,7 @@ __all__ = ["export_cornell", "export_jacquard", "import_cornell", "import_jacqua
 
 
 def _depth_m(ds: GraspDataset, index: int, label: dict) -> np.ndarray | None:
-    path = ds.path / label.get("depth", f"depth/{index:06d}.png")
-    if not path.is_file():
-        return None
-    sources = ds.meta.get("sources") or []
-    src = label.get("source")
-    camera = sources[src].get("camera") if src is not None and src < len(sources) else None
-    scale = float((camera or {}).get("depth_scale", 0.001))
-    return read_png(path, kind="depth").astype(np.float32) * np.float32(scale)
+    return ds.read_depth_m(index, label) if ds.has_depth(index, label) else None
 
 
 def _items(ds: GraspDataset, accepted_only: bool):

@@ -20,14 +20,11 @@ indices). Training uses them with ``grasps`` (``TrainSettings.use_later_grasps``
 """
 from __future__ import annotations
 
-import json
-
 import cv2
 import numpy as np
 
-from grasp_autolabel.depth import noise_sigma
 from grasp_autolabel.dataset.store import GraspDataset
-from grasp_autolabel.session import read_png, write_text_atomic
+from grasp_autolabel.depth import noise_sigma
 
 __all__ = ["propagate_labels", "unchanged_inside"]
 
@@ -58,7 +55,6 @@ def _grow(mask: np.ndarray) -> np.ndarray:
 def propagate_labels(ds: GraspDataset, *, sources=None) -> int:
     """Add ``later_grasps`` to every item of the given sources (default all); returns how many
     grasps were carried back."""
-    scale_of = {i: float((s.get("camera") or {}).get("depth_scale", 0.001)) for i, s in enumerate(ds.meta["sources"])}
     groups: dict = {}
     labels = {}
     for i in ds.item_indices():
@@ -73,8 +69,7 @@ def propagate_labels(ds: GraspDataset, *, sources=None) -> int:
     carried = 0
     for src, items in groups.items():
         items.sort(key=lambda i: labels[i]["pick_index"])
-        depth = {i: read_png(ds.path / "depth" / f"{i:06d}.png", kind="depth").astype(np.float32) * scale_of.get(src, 0.001)
-                 for i in items}
+        depth = {i: ds.read_depth_m(i, labels[i]) for i in items}  # each item with its own camera's scale
         donors = [j for j in items if labels[j]["accepted"] and labels[j]["grasps"]]
         masks = {i: ds.read_mask(i) for i in items}
         grown = {j: _grow(masks[j]) for j in donors}
@@ -94,6 +89,6 @@ def propagate_labels(ds: GraspDataset, *, sources=None) -> int:
                     picks.append(int(labels[j]["pick_index"]))
             if labels[k].get("later_grasps", []) != later or labels[k].get("later_picks") != picks:
                 labels[k]["later_grasps"], labels[k]["later_picks"] = later, picks
-                write_text_atomic(ds.path / "labels" / f"{k:06d}.json", json.dumps(labels[k], indent=1) + "\n")
+                ds.write_label(k, labels[k])
             carried += len(later)
     return carried

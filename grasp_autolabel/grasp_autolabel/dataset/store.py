@@ -167,6 +167,22 @@ class GraspDataset:
     def read_label(self, index: int) -> dict:
         return read_json(self.path / "labels" / f"{index:06d}.json", what="labels file")
 
+    def write_label(self, index: int, label: dict) -> None:
+        """Replace item ``index``'s labels file (atomically; its images stay)."""
+        write_text_atomic(self.path / "labels" / f"{index:06d}.json", json.dumps(label, indent=1) + "\n")
+
+    def depth_path(self, index: int, label: dict | None = None) -> Path:
+        """Item ``index``'s depth PNG (the labels file may name another place: imported datasets)."""
+        name = (label or {}).get("depth") or f"depth/{index:06d}.png"
+        return self.path / name
+
+    def has_depth(self, index: int, label: dict | None = None) -> bool:
+        return self.depth_path(index, label).is_file()
+
+    def read_depth(self, index: int, label: dict | None = None) -> np.ndarray:
+        """Item ``index``'s raw depth ``(H, W)`` uint16, in units of its camera's depth scale."""
+        return read_png(self.depth_path(index, label), kind="depth")
+
     def read_mask(self, index: int) -> np.ndarray:
         return read_png(self.path / "masks" / f"{index:06d}.png", kind="mask") > 0
 
@@ -200,4 +216,4 @@ class GraspDataset:
         of its own source's camera (datasets may mix cameras)."""
         cam = self.intrinsics(index, label)
         scale = cam[1] if cam else 0.001
-        return read_png(self.path / "depth" / f"{index:06d}.png", kind="depth").astype(np.float32) * np.float32(scale)
+        return self.read_depth(index, label).astype(np.float32) * np.float32(scale)
