@@ -222,7 +222,7 @@ def test_config_from_yaml_plain_and_ros_parameter_file(tmp_path):
     with pytest.raises(ValueError, match="unknown setting.*jaw_width"):
         load_config(bad)
     bad.write_text("jaw_width_m: -1\n")
-    with pytest.raises(ValueError, match="jaw_width_m: must be a number > 0"):
+    with pytest.raises(ValueError, match=r"jaw_width_m: must be a number in \(0.0, 1.0\], got -1.0"):
         load_config(bad)
     bad.write_text("n_grasps: many\n")
     with pytest.raises(ValueError, match="n_grasps must be int"):
@@ -233,3 +233,25 @@ def test_the_label_cli_does_not_import_torch():
     code = ("import sys, grasp_autolabel.cli, grasp_autolabel.jobs.label, grasp_autolabel.jobs.eval_labels; "
             "sys.exit(1 if 'torch' in sys.modules else 0)")
     assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0
+
+
+def test_every_setting_has_a_description_and_a_range_that_the_node_declares():
+    """AnnotateConfig is the one source: each setting's description and range are the autolabel
+    node's parameter descriptor; values just outside the range are refused, naming the setting."""
+    from dataclasses import fields
+
+    pytest.importorskip("rclpy")
+    from grasp_autolabel.ros.autolabel_node import PARAMS
+
+    declared = {p.name: p for p in PARAMS}
+    for f in fields(AnnotateConfig):
+        doc, lo, hi = AnnotateConfig.describe(f.name)
+        assert len(doc) > 15 and lo < hi
+        p = declared[f.name]
+        assert (p.description, p.min, p.max, p.default) == (doc, lo, hi, f.default)
+        step = 1 if isinstance(f.default, int) else 1e-6 * max(1.0, abs(hi))
+        with pytest.raises(ValueError, match=f"^{f.name}: must be"):
+            AnnotateConfig(**{f.name: type(f.default)(hi + step) if isinstance(f.default, int) else hi + step})
+        below = lo - step if isinstance(f.default, int) or not f.metadata["low_open"] else lo
+        with pytest.raises(ValueError, match=f"^{f.name}: must be"):
+            AnnotateConfig(**{f.name: below})

@@ -7,12 +7,18 @@ The same keys are the autolabel node's parameters, so one YAML file serves the n
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import yaml
 
 __all__ = ["AnnotateConfig", "load_config"]
+
+
+def _setting(default, doc: str, lo: float, hi: float, *, low_open: bool = True):
+    """A setting with its one-line description and its range (``(lo, hi]``, or ``[lo, hi]``
+    with ``low_open=False``; integers always ``[lo, hi]``)."""
+    return field(default=default, metadata={"doc": doc, "range": (lo, hi), "low_open": low_open})
 
 
 @dataclass(frozen=True)
@@ -84,54 +90,47 @@ class AnnotateConfig:
     """
 
     # segmentation
-    min_change_m: float = 0.02
-    noise_k: float = 5.0
-    open_px: int = 3
-    close_px: int = 7
-    gaussian_sigma: float = 1.0
+    min_change_m: float = _setting(0.02, "smallest depth increase that counts as removed, m", 0.0, 1.0)
+    noise_k: float = _setting(5.0, "the change threshold is at least this many noise sigmas", 0.0, 100.0)
+    open_px: int = _setting(3, "opening that removes specks, px at 640 px width", 1, 99)
+    close_px: int = _setting(7, "closing that fills holes, px at 640 px width", 1, 99)
+    gaussian_sigma: float = _setting(1.0, "Gaussian smoothing of the refined mask, px", 0.0, 50.0)
     # gripper and proposals
-    jaw_width_m: float = 0.04
-    opening_margin: float = 1.3
-    n_grasps: int = 9
-    grasp_spread: float = 0.15
+    jaw_width_m: float = _setting(0.04, "the gripper's jaw size along the log, m", 0.0, 1.0)
+    opening_margin: float = _setting(1.3, "opening = the log's width times this (>= 1)", 1.0, 5.0, low_open=False)
+    n_grasps: int = _setting(9, "grasp proposals per accepted step", 1, 1000)
+    grasp_spread: float = _setting(0.15, "spread of proposals along the spine, share of its length", 0.0, 1.0)
     # quality gate
-    min_diameter_m: float = 0.05
-    max_diameter_m: float = 0.30
-    min_visible_length_m: float = 0.15
-    max_length_m: float = 2.0
-    second_object_fraction: float = 0.35
-    new_object_fraction: float = 0.35
-    max_changed_fraction: float = 0.25
-    max_shift_px: float = 1.5
-    min_shift_explains: float = 0.2
-    max_view_ramp_m: float = 0.008
-    min_line_share: float = 0.85
-    max_width_ratio: float = 1.8
-    border_px: int = 2
+    min_diameter_m: float = _setting(0.05, "thinnest plausible log, m", 0.0, 2.0)
+    max_diameter_m: float = _setting(0.30, "thickest plausible log, m", 0.0, 2.0)
+    min_visible_length_m: float = _setting(0.15, "shortest visible spine, m", 0.0, 10.0)
+    max_length_m: float = _setting(2.0, "longest plausible log, m", 0.0, 20.0)
+    second_object_fraction: float = _setting(0.35, "another removed region this share of a log: two removed", 0.0, 1.0)
+    new_object_fraction: float = _setting(0.35, "a nearer region this share of a log: something appeared", 0.0, 1.0)
+    max_changed_fraction: float = _setting(0.25, "more of the image changed: the view moved", 0.0, 1.0)
+    max_shift_px: float = _setting(1.5, "a global shift larger than this (if it explains the change): moved", 0.0, 1000.0)
+    min_shift_explains: float = _setting(0.2, "share of the mismatch a shift must explain", 0.0, 1.0)
+    max_view_ramp_m: float = _setting(0.008, "largest depth ramp across the unchanged view, m", 0.0, 1.0)
+    min_line_share: float = _setting(0.85, "share of the mask near the spine line (one straight log)", 0.0, 1.0)
+    max_width_ratio: float = _setting(1.8, "width at most this times the depth step (one log, not two)", 0.0, 10.0)
+    border_px: int = _setting(2, "a mask this close to the border touches it, px", 0, 100, low_open=False)
 
     def __post_init__(self):
-        positive = ["min_change_m", "noise_k", "gaussian_sigma", "jaw_width_m", "opening_margin", "grasp_spread",
-                    "min_diameter_m", "max_diameter_m", "min_visible_length_m", "max_length_m", "max_shift_px", "max_view_ramp_m",
-                    "max_width_ratio"]
-        for name in positive:
-            v = getattr(self, name)
-            if not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
-                raise ValueError(f"{name}: must be a number > 0, got {v!r}")
-        for name in ("open_px", "close_px", "n_grasps"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name}: must be an integer >= 1, got {v!r}")
-        if not isinstance(self.border_px, int) or self.border_px < 0:
-            raise ValueError(f"border_px: must be an integer >= 0, got {self.border_px!r}")
-        for name in ("second_object_fraction", "new_object_fraction", "max_changed_fraction", "min_line_share",
-                     "min_shift_explains"):
-            v = getattr(self, name)
-            if not (isinstance(v, (int, float)) and 0 < v <= 1):
-                raise ValueError(f"{name}: must be in (0, 1], got {v!r}")
+        for f in fields(self):
+            v, (lo, hi), low_open = getattr(self, f.name), f.metadata["range"], f.metadata["low_open"]
+            if isinstance(f.default, int):
+                if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
+                    raise ValueError(f"{f.name}: must be an integer in [{lo}, {hi}], got {v!r}")
+            elif not (isinstance(v, (int, float)) and math.isfinite(v) and (lo < v if low_open else lo <= v) and v <= hi):
+                raise ValueError(f"{f.name}: must be a number in {'(' if low_open else '['}{lo}, {hi}], got {v!r}")
         if self.min_diameter_m >= self.max_diameter_m:
             raise ValueError("min_diameter_m must be smaller than max_diameter_m")
-        if self.opening_margin < 1:
-            raise ValueError(f"opening_margin: the jaws must open at least as wide as the log (>= 1), got {self.opening_margin}")
+
+    @staticmethod
+    def describe(name: str) -> tuple[str, float, float]:
+        """``(description, min, max)`` of setting ``name`` (the autolabel node's parameter descriptors)."""
+        f = {f.name: f for f in fields(AnnotateConfig)}[name]
+        return (f.metadata["doc"], *f.metadata["range"])
 
     def to_dict(self) -> dict:
         return asdict(self)

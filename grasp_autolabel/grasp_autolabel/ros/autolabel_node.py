@@ -46,7 +46,6 @@ from grasp_autolabel.ros.params import Param, ParameterError, declare_parameters
 from grasp_autolabel.ros.runner import run_node
 from grasp_autolabel.ros.qos import LATCHED, RELIABLE
 
-_ANNOTATE_DOC = "annotation / quality-gate setting (see AnnotateConfig and the README)"
 PARAMS = [
     Param("rgb_topic", "/capture_node/captured/rgb", "captured colour frames"),
     Param("depth_topic", "/capture_node/captured/depth", "captured depth frames (aligned to colour)"),
@@ -54,7 +53,7 @@ PARAMS = [
     Param("dataset_dir", "", "grasp dataset to append every step to; empty: do not write one"),
     Param("depth_scale", 0.001, "metres per unit of integer depth", min=1e-6, max=1.0),
     Param("diagnostics_period_s", 1.0, "period of /diagnostics, s", min=0.1, max=60.0),
-] + [Param(f.name, f.default, _ANNOTATE_DOC) for f in fields(AnnotateConfig)]
+] + [Param(f.name, f.default, *AnnotateConfig.describe(f.name)) for f in fields(AnnotateConfig)]
 
 MODEL_ID = f"grasp_autolabel {__version__} annotation"
 
