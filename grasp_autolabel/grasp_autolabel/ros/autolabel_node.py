@@ -18,12 +18,10 @@ and appends the step to the dataset in ``dataset_dir`` (if set). Every annotatio
 from __future__ import annotations
 
 import sys
-from collections import Counter
 from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
 from visualization_msgs.msg import MarkerArray
@@ -41,10 +39,11 @@ from grasp_autolabel.ros.convert import (
     numpy_to_image,
     to_rgb8,
 )
+from grasp_autolabel.ros.health import OK, WARN, Health, stamp_ns
 from grasp_autolabel.ros.messages import SOURCE_ANNOTATION, grasp_markers, grasps_to_msg
 from grasp_autolabel.ros.params import Param, ParameterError, declare_parameters
-from grasp_autolabel.ros.runner import run_node
 from grasp_autolabel.ros.qos import LATCHED, RELIABLE
+from grasp_autolabel.ros.runner import run_node
 
 PARAMS = [
     Param("rgb_topic", "/capture_node/captured/rgb", "captured colour frames"),
@@ -56,10 +55,6 @@ PARAMS = [
 ] + [Param(f.name, f.default, *AnnotateConfig.describe(f.name)) for f in fields(AnnotateConfig)]
 
 MODEL_ID = f"grasp_autolabel {__version__} annotation"
-
-
-def _key(header) -> int:
-    return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
 
 
 class AutolabelNode(Node):
@@ -82,28 +77,21 @@ class AutolabelNode(Node):
                 raise ParameterError(f"parameter 'dataset_dir': {exc}") from None
         self.pending: dict[int, dict] = {}
         self.previous = None  # (header, rgb, depth_u16, depth_m, intrinsics)
-        self.counts = Counter()
-        self.warned = set()
+        self.health = Health(self, "autolabel_node", self.p["rgb_topic"])
+        self.counts, self.bad = self.health.counts, self.health.bad
         self.create_subscription(Image, self.p["rgb_topic"], lambda m: self.on_part("rgb", m), LATCHED)
         self.create_subscription(Image, self.p["depth_topic"], lambda m: self.on_part("depth", m), LATCHED)
         self.create_subscription(CameraInfo, self.p["camera_info_topic"], lambda m: self.on_part("info", m), LATCHED)
         self.pub_grasps = self.create_publisher(type(grasps_to_msg(np.zeros((0, 5)))), "~/grasps", RELIABLE)
         self.pub_markers = self.create_publisher(MarkerArray, "~/markers", RELIABLE)
         self.pub_overlay = self.create_publisher(Image, "~/overlay", RELIABLE)
-        self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", RELIABLE)
         self.create_timer(self.p["diagnostics_period_s"], self.publish_diagnostics)
         where = f"appending to {self.dataset.path}" if self.dataset else "not writing a dataset"
         self.get_logger().info(f"labelling frames from {self.p['rgb_topic']}; {where}")
 
-    def bad(self, kind: str, message: str) -> None:
-        self.counts[f"dropped_{kind}"] += 1
-        if kind not in self.warned:
-            self.warned.add(kind)
-            self.get_logger().warning(f"{message} (dropped; further '{kind}' problems are only counted in /diagnostics)")
-
     # ---------------------------------------------------------------- inputs
     def on_part(self, part: str, msg) -> None:
-        key = _key(msg.header)
+        key = stamp_ns(msg.header.stamp)
         entry = self.pending.setdefault(key, {})
         entry[part] = msg
         if len(self.pending) > 10:  # parts that never completed (a lost message)
@@ -137,11 +125,11 @@ class AutolabelNode(Node):
         previous, self.previous = self.previous, current
         if previous is None:
             return
-        if _key(current[0]) == _key(previous[0]):
+        if stamp_ns(current[0].stamp) == stamp_ns(previous[0].stamp):
             self.previous = previous
             self.bad("duplicate", "the same captured frame arrived twice; ignored")
             return
-        if _key(current[0]) < _key(previous[0]):
+        if stamp_ns(current[0].stamp) < stamp_ns(previous[0].stamp):
             self.bad("stamp_backwards", "captured frames went back in time; starting over from this frame")
             return
         if previous[3].shape != depth_m.shape:
@@ -178,7 +166,7 @@ class AutolabelNode(Node):
         index = ds.next_index()
         rec = label_record(step, pick_index=self.counts["steps"] - 1, source=self.source, session="live",
                            frame_after=self.counts["steps"])
-        rec["stamp_ns"] = _key(previous[0])
+        rec["stamp_ns"] = stamp_ns(previous[0].stamp)
         try:
             ds.write_item(index, rgb=previous[1], depth=previous[2], mask=step.mask, label=rec)
         except OSError as exc:
@@ -188,18 +176,13 @@ class AutolabelNode(Node):
         ds.save_meta()
 
     def publish_diagnostics(self) -> None:
-        status = DiagnosticStatus(name="grasp_autolabel: autolabel_node", hardware_id=self.p["rgb_topic"])
         rejected = sum(v for k, v in self.counts.items() if k.startswith("rejected_"))
         dropped = sum(v for k, v in self.counts.items() if k.startswith("dropped_"))
-        status.level = DiagnosticStatus.WARN if dropped else DiagnosticStatus.OK
-        status.message = (f"{self.counts['steps']} steps, {self.counts['accepted']} accepted, {rejected} rejected"
-                          + (f", {dropped} input message(s) dropped" if dropped else ""))
+        message = (f"{self.counts['steps']} steps, {self.counts['accepted']} accepted, {rejected} rejected"
+                   + (f", {dropped} input message(s) dropped" if dropped else ""))
         keys = ["frames", "steps", "accepted"] + [f"rejected_{r}" for r in REASONS]
         keys += sorted(k for k in self.counts if k.startswith("dropped_"))
-        status.values = [KeyValue(key=k, value=str(self.counts.get(k, 0))) for k in keys]
-        msg = DiagnosticArray(status=[status])
-        msg.header.stamp = self.get_clock().now().to_msg()
-        self.pub_diag.publish(msg)
+        self.health.publish(WARN if dropped else OK, message, {k: self.counts.get(k, 0) for k in keys})
 
     def destroy_node(self):
         # (also called on a node whose __init__ stopped at a bad parameter)

@@ -17,11 +17,9 @@ from __future__ import annotations
 import copy
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
 from std_srvs.srv import Trigger
@@ -34,9 +32,10 @@ from grasp_autolabel.ros.convert import (
     metres_to_depth_units,
     to_rgb8,
 )
+from grasp_autolabel.ros.health import ERROR, OK, WARN, Health, stamp_s
 from grasp_autolabel.ros.params import Param, declare_parameters
+from grasp_autolabel.ros.qos import LATCHED, SENSOR
 from grasp_autolabel.ros.runner import run_node
-from grasp_autolabel.ros.qos import LATCHED, RELIABLE, SENSOR
 from grasp_autolabel.ros.watch import StreamWatch
 from grasp_autolabel.session import Session, SessionError
 
@@ -66,10 +65,6 @@ BAD_INPUT = ("encoding", "size_mismatch", "no_camera_info", "bad_camera_info", "
              "no_valid_depth", "malformed")
 
 
-def stamp_s(header) -> float:
-    return header.stamp.sec + header.stamp.nanosec * 1e-9
-
-
 class CaptureNode(Node):
     def __init__(self, **kwargs):
         super().__init__("capture_node", **kwargs)
@@ -89,8 +84,8 @@ class CaptureNode(Node):
                                      still_fraction=self.p["still_fraction"], settle_s=self.p["settle_s"],
                                      capture_first=True)
         self._continue_session()
-        self.counts = Counter()
-        self.warned = set()
+        self.health = Health(self, "capture_node", self.p["color_topic"])
+        self.counts, self.bad = self.health.counts, self.health.bad
         self.inputs = StreamWatch(self, self.p["input_timeout_s"])
         self.inputs.subscribe("color", Image, self.p["color_topic"], self.on_color, SENSOR)
         self.inputs.subscribe("depth", Image, self.p["depth_topic"], self.on_depth, SENSOR)
@@ -98,7 +93,6 @@ class CaptureNode(Node):
         self.pub_rgb = self.create_publisher(Image, "~/captured/rgb", LATCHED)
         self.pub_depth = self.create_publisher(Image, "~/captured/depth", LATCHED)
         self.pub_info = self.create_publisher(CameraInfo, "~/captured/camera_info", LATCHED)
-        self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", RELIABLE)
         self.create_service(Trigger, "~/capture", self.on_capture)
         self.create_timer(self.p["diagnostics_period_s"], self.publish_diagnostics)
         self.get_logger().info(f"capturing into {self.session_dir}; colour {self.p['color_topic']}, depth "
@@ -116,13 +110,6 @@ class CaptureNode(Node):
             return  # what the first capture will repair (a crash's half frame) or report
         self.settle.captured(last)
         self.get_logger().info(f"continuing {self.session_dir} after frame {session.frames[-1]}")
-
-    # ---------------------------------------------------------------- bad input, once per kind
-    def bad(self, kind: str, message: str) -> None:
-        self.counts[f"dropped_{kind}"] += 1
-        if kind not in self.warned:
-            self.warned.add(kind)
-            self.get_logger().warning(f"{message} (dropped; further '{kind}' problems are only counted in /diagnostics)")
 
     # ---------------------------------------------------------------- inputs
     def on_info(self, msg: CameraInfo) -> None:
@@ -246,22 +233,17 @@ class CaptureNode(Node):
         return response
 
     def publish_diagnostics(self) -> None:
-        status = DiagnosticStatus(name="grasp_autolabel: capture_node", hardware_id=self.p["color_topic"])
         dropped = sum(v for k, v in self.counts.items() if k.startswith("dropped_"))
         stalled = self.inputs.check()
         if stalled:
-            status.level, status.message = DiagnosticStatus.ERROR, "; ".join(stalled)
+            level, message = ERROR, "; ".join(stalled)
         else:
-            status.level = DiagnosticStatus.WARN if dropped else DiagnosticStatus.OK
-            status.message = f"{dropped} input message(s) dropped" if dropped else "ok"
+            level, message = (WARN, f"{dropped} input message(s) dropped") if dropped else (OK, "ok")
         keys = ["color_frames", "depth_frames", "pairs", "captures_service", "captures_auto", "capture_errors"]
         keys += [f"dropped_{k}" for k in BAD_INPUT]
-        status.values = [KeyValue(key=k, value=str(self.counts.get(k, 0))) for k in keys]
-        status.values.append(KeyValue(key="next_frame", value=str(self.writer.next_index if self.writer else "")))
-        status.values += [KeyValue(key=k, value=v) for k, v in self.inputs.values().items()]
-        msg = DiagnosticArray(status=[status])
-        msg.header.stamp = self.get_clock().now().to_msg()
-        self.pub_diag.publish(msg)
+        values = {k: self.counts.get(k, 0) for k in keys}
+        values["next_frame"] = self.writer.next_index if self.writer else ""
+        self.health.publish(level, message, {**values, **self.inputs.values()})
 
 
 def main(args=None) -> int:

@@ -23,11 +23,10 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from collections import Counter, deque
+from collections import deque
 from pathlib import Path
 
 import numpy as np
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from grasp_autolabel_msgs.msg import GraspRectArray
 from grasp_autolabel_msgs.srv import GetGrasps, LoadModel
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
@@ -37,6 +36,7 @@ from visualization_msgs.msg import MarkerArray
 
 from grasp_autolabel.geometry import depth_at, grasp_poses
 from grasp_autolabel.ros.convert import camera_info_to_intrinsics, depth_to_metres, image_to_numpy, numpy_to_image, to_rgb8
+from grasp_autolabel.ros.health import ERROR, OK, WARN, Health, stamp_ns
 from grasp_autolabel.ros.messages import SOURCE_DETECTOR, grasp_markers, grasps_to_msg
 from grasp_autolabel.ros.params import Param, declare_parameters
 from grasp_autolabel.ros.qos import RELIABLE, SENSOR
@@ -65,16 +65,12 @@ PARAMS = [
 ]
 
 
-def _ns(stamp) -> int:
-    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
-
-
 class InferenceNode(Node):
     def __init__(self, **kwargs):
         super().__init__("inference_node", **kwargs)
         self.p = declare_parameters(self, PARAMS)
-        self.counts = Counter()
-        self.warned: set = set()
+        self.health = Health(self, "inference_node", self.p["color_topic"], dropped=False)
+        self.counts, self.bad = self.health.counts, self.health.bad
         self.cv = threading.Condition()
         self.latest = None  # (colour msg, received monotonic)
         self.depth_buf: deque = deque(maxlen=8)
@@ -97,7 +93,6 @@ class InferenceNode(Node):
         self.pub_grasps = self.create_publisher(GraspRectArray, "~/grasps", RELIABLE)
         self.pub_markers = self.create_publisher(MarkerArray, "~/markers", RELIABLE)
         self.pub_overlay = self.create_publisher(Image, "~/overlay", RELIABLE)
-        self.pub_diag = self.create_publisher(DiagnosticArray, "/diagnostics", RELIABLE)
         services = ReentrantCallbackGroup()
         self.create_service(GetGrasps, "~/get_grasps", self.on_get_grasps, callback_group=services)
         self.create_service(LoadModel, "~/load_model", self.on_load_model, callback_group=services)
@@ -110,12 +105,6 @@ class InferenceNode(Node):
         self.context.on_shutdown(self.stop_worker)
         self.get_logger().info(f"detecting grasps on {self.p['color_topic']} with "
                                f"{self.model_id or 'no model yet (' + self.model_error + ')'}")
-
-    def bad(self, kind: str, message: str) -> None:
-        self.counts[kind] += 1
-        if kind not in self.warned:
-            self.warned.add(kind)
-            self.get_logger().warning(f"{message} (further '{kind}' problems are only counted in /diagnostics)")
 
     # ---------------------------------------------------------------- model
     def load_model(self, path: str, backend: str) -> tuple[bool, str]:
@@ -172,15 +161,15 @@ class InferenceNode(Node):
     def on_info(self, msg: CameraInfo) -> None:
         self.info = msg
 
-    def _depth_for(self, stamp_ns: int):
+    def _depth_for(self, t_ns: int):
         """The depth frame nearest in stamp, waiting briefly for it (depth often arrives just
         after its colour frame)."""
         limit = self.p["max_pair_dt"] * 1e9
         deadline = time.monotonic() + 0.05
         with self.cv:
             while True:
-                best = min(self.depth_buf, key=lambda m: abs(_ns(m.header.stamp) - stamp_ns), default=None)
-                if best is not None and abs(_ns(best.header.stamp) - stamp_ns) <= limit:
+                best = min(self.depth_buf, key=lambda m: abs(stamp_ns(m.header.stamp) - t_ns), default=None)
+                if best is not None and abs(stamp_ns(best.header.stamp) - t_ns) <= limit:
                     return best
                 left = deadline - time.monotonic()
                 if left <= 0 or not self.running:
@@ -215,7 +204,7 @@ class InferenceNode(Node):
             self.bad("bad_image", f"colour frame: {exc}")
             return
         h, w = rgb.shape[:2]
-        stamp = _ns(msg.header.stamp)
+        stamp = stamp_ns(msg.header.stamp)
         depth_m = None
         dmsg = self._depth_for(stamp)
         if dmsg is None:
@@ -282,7 +271,7 @@ class InferenceNode(Node):
         if self.predictor is None:
             response.success, response.message = False, f"no model loaded: {self.model_error}"
             return response
-        newer = _ns(request.newer_than)
+        newer = stamp_ns(request.newer_than)
         deadline = time.monotonic() + max(0.0, request.timeout_s)
         with self.cv:
             while self.result is None or self.result[0] <= newer:
@@ -303,7 +292,6 @@ class InferenceNode(Node):
 
     # ---------------------------------------------------------------- diagnostics
     def publish_diagnostics(self) -> None:
-        status = DiagnosticStatus(name="grasp_autolabel: inference_node", hardware_id=self.p["color_topic"])
         with self.cv:
             lat = np.array(self.latencies) * 1000.0
             times = list(self.published_times)
@@ -314,23 +302,20 @@ class InferenceNode(Node):
         degraded = {k: v for k, v in counts.items() if k not in ("frames", "published", "dropped_stale") and v}
         stalled = self.inputs.check()
         if self.predictor is None:
-            status.level, status.message = DiagnosticStatus.ERROR, f"no model: {self.model_error}"
+            level, message = ERROR, f"no model: {self.model_error}"
         elif stalled:
-            status.level, status.message = DiagnosticStatus.ERROR, "; ".join(stalled)
+            level, message = ERROR, "; ".join(stalled)
         else:
-            status.level = DiagnosticStatus.WARN if degraded else DiagnosticStatus.OK
-            status.message = (f"{rate:.1f} Hz, latency p50 {np.percentile(lat, 50):.0f} ms" if len(lat) else "waiting for frames")
+            level = WARN if degraded else OK
+            message = (f"{rate:.1f} Hz, latency p50 {np.percentile(lat, 50):.0f} ms" if len(lat) else "waiting for frames")
             if degraded:
-                status.message += "; " + ", ".join(f"{k} {v}" for k, v in sorted(degraded.items()))
+                message += "; " + ", ".join(f"{k} {v}" for k, v in sorted(degraded.items()))
         values = {"model_id": self.model_id or "(none)", "model_error": self.model_error, "rate_hz": f"{rate:.2f}",
                   "latency_ms_p50": f"{np.percentile(lat, 50):.1f}" if len(lat) else "",
                   "latency_ms_p99": f"{np.percentile(lat, 99):.1f}" if len(lat) else ""}
         values.update({k: str(v) for k, v in sorted(counts.items())})
         values.update(self.inputs.values())
-        status.values = [KeyValue(key=k, value=v) for k, v in values.items()]
-        msg = DiagnosticArray(status=[status])
-        msg.header.stamp = self.get_clock().now().to_msg()
-        self.pub_diag.publish(msg)
+        self.health.publish(level, message, values)
 
     def stop_worker(self) -> None:
         if getattr(self, "worker", None) is None:
