@@ -33,13 +33,11 @@ from grasp_autolabel.annotate.pipeline import annotate_step
 from grasp_autolabel.capture import SettleDetector, StampPairer
 from grasp_autolabel.codecs import camera_info_to_intrinsics, image_to_numpy, to_rgb8
 from grasp_autolabel.dataset.bags import BagError, BagSource, cdr_stamp_ns, expand_bags
-from grasp_autolabel.dataset.propagate import propagate_labels
-from grasp_autolabel.dataset.splits import assign_splits
 from grasp_autolabel.dataset.store import DatasetError, GraspDataset, intrinsics_to_dict
 from grasp_autolabel.depth import depth_to_metres, metres_to_depth_units
 from grasp_autolabel.errors import CommandError
 from grasp_autolabel.geometry import CameraIntrinsics, same_camera
-from grasp_autolabel.jobs.label import LabelSummary, label_record, write_viz
+from grasp_autolabel.jobs.label import LabelSummary, finish_job, label_record, write_viz
 
 __all__ = ["ExportOptions", "ExportSummary", "export_bags", "find_topics", "average_depth", "DEFAULT_TOPICS"]
 
@@ -438,10 +436,7 @@ def export_bags(bags, out, *, config: AnnotateConfig | None = None, options: Exp
                 summary.frames += stats["frames"]
                 ds.meta["sources"][src] = record
                 ds.save_meta()
-    propagate_labels(ds, sources=set(touched))
-    assign_splits(ds)
-    summary.seconds = time.perf_counter() - t0
-    return summary
+    return finish_job(ds, touched, summary, t0)
 
 
 def main(args) -> int:

@@ -17,7 +17,7 @@ from grasp_autolabel.dataset.store import GraspDataset, intrinsics_to_dict
 from grasp_autolabel.errors import CommandError
 from grasp_autolabel.session import Session, SessionError
 
-__all__ = ["label_sessions", "label_record", "write_viz", "LabelSummary", "main"]
+__all__ = ["label_sessions", "label_record", "write_viz", "finish_job", "LabelSummary", "main"]
 
 
 def label_record(step: StepLabel, *, pick_index: int, source: int, session: str, frame_after: int) -> dict:
@@ -120,7 +120,13 @@ def label_sessions(sessions, out, *, config: AnnotateConfig | None = None, viz: 
             finally:
                 ds.meta["sources"][src] = record
                 ds.save_meta()
-    propagate_labels(ds, sources=set(new_sources))
+    return finish_job(ds, new_sources, summary, t0)
+
+
+def finish_job(ds: GraspDataset, sources, summary: LabelSummary, t0: float) -> LabelSummary:
+    """What a job that added ``sources`` to ``ds`` does last: later picks' grasps carried back
+    within them, the split assigned, the job timed (from ``t0``, ``time.perf_counter``)."""
+    propagate_labels(ds, sources=set(sources))
     assign_splits(ds)
     summary.seconds = time.perf_counter() - t0
     return summary
