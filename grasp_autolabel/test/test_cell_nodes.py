@@ -111,9 +111,9 @@ def test_pick_then_capture_gives_valid_grasps(rclpy_context, tmp_path):
             assert spin_until(lis.ex, lambda: len(lis.truth) > pick, 5), "no ground truth"
             truth = json.loads(lis.truth[pick].data)
             accepted += _check_valid(lis, lis.grasps[-1], truth)
-            if accepted:
-                break
-        assert accepted, "no pick of four gave grasps"
+        # every published grasp is valid (checked above); most picks of a 6-log pile seen
+        # straight down pass the gate
+        assert accepted >= 2, f"{accepted} of 4 picks gave grasps"
         assert spin_until(lis.ex, lambda: any("autolabel" in s.name for d in lis.diag for s in d.status), 5)
     finally:
         stop_all(procs)
@@ -121,7 +121,7 @@ def test_pick_then_capture_gives_valid_grasps(rclpy_context, tmp_path):
     ds = GraspDataset.open(tmp_path / "dataset")
     # every capture after the first the autolabel node saw is one labelled step (the start-up
     # loop may have captured more than one first frame)
-    assert pick + 1 <= len(ds.item_indices()) <= len(s.frames) - 1
+    assert 4 <= len(ds.item_indices()) <= len(s.frames) - 1
     assert ds.meta["sources"][0]["complete"]
 
 
@@ -153,9 +153,7 @@ def test_auto_capture_after_the_arm_leaves(rclpy_context, tmp_path):
             assert spin_until(lis.ex, lambda: len(lis.grasps) > n, 20, processes=procs), "no auto capture"
             assert spin_until(lis.ex, lambda: len(lis.truth) > pick, 5)
             accepted += _check_valid(lis, lis.grasps[-1], json.loads(lis.truth[pick].data))
-            if accepted:
-                break
-        assert accepted
+        assert accepted >= 2, f"{accepted} of 4 auto-captured picks gave grasps"
     finally:
         stop_all(procs)
     assert re.search(r"captured frame \d+ \(auto\)", procs[1].output())
