@@ -66,7 +66,8 @@ def _add_simulate(sub):
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--logs", type=_positive_int, default=None,
                    help="logs per pile (default: 8 to 14 at random)")
-    p.add_argument("--faults", type=float, nargs="?", const=0.25, default=0.0, metavar="RATE",
+    p.add_argument("--fault-rate", "--faults", dest="fault_rate", type=float, nargs="?", const=0.25, default=0.0,
+                   metavar="RATE",
                    help="include fault steps (failed pick, two logs at once, camera knocked, arm in view) "
                         "with this probability per pick (0.25 when given without a value)")
     p.add_argument("--width", type=_positive_int, default=640, help="image width in pixels (default 640)")

@@ -121,7 +121,7 @@ def simulate(out, *, sequences: int = 1, seed: int = 0, config: CellConfig | Non
 def main(args) -> int:
     n_logs = (args.logs, args.logs) if args.logs else CellConfig.n_logs
     try:
-        config = CellConfig(width=args.width, height=args.height, n_logs=n_logs, fault_rate=args.faults,
+        config = CellConfig(width=args.width, height=args.height, n_logs=n_logs, fault_rate=args.fault_rate,
                             tilt_max_deg=args.tilt_max)
     except ValueError as exc:
         raise CommandError(f"simulate: {exc}") from None

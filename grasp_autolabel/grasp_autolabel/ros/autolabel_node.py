@@ -46,7 +46,7 @@ from grasp_autolabel.ros.qos import LATCHED, RELIABLE
 from grasp_autolabel.ros.runner import run_node
 
 PARAMS = [
-    Param("rgb_topic", "/capture_node/captured/rgb", "captured colour frames"),
+    Param("color_topic", "/capture_node/captured/rgb", "captured colour frames"),
     Param("depth_topic", "/capture_node/captured/depth", "captured depth frames (aligned to colour)"),
     Param("camera_info_topic", "/capture_node/captured/camera_info", "camera_info of the captured frames"),
     Param("dataset_dir", "", "grasp dataset to append every step to; empty: do not write one"),
@@ -77,9 +77,9 @@ class AutolabelNode(Node):
                 raise ParameterError(f"parameter 'dataset_dir': {exc}") from None
         self.pending: dict[int, dict] = {}
         self.previous = None  # (header, rgb, depth_u16, depth_m, intrinsics)
-        self.health = Health(self, "autolabel_node", self.p["rgb_topic"])
+        self.health = Health(self, "autolabel_node", self.p["color_topic"])
         self.counts, self.bad = self.health.counts, self.health.bad
-        self.create_subscription(Image, self.p["rgb_topic"], lambda m: self.on_part("rgb", m), LATCHED)
+        self.create_subscription(Image, self.p["color_topic"], lambda m: self.on_part("rgb", m), LATCHED)
         self.create_subscription(Image, self.p["depth_topic"], lambda m: self.on_part("depth", m), LATCHED)
         self.create_subscription(CameraInfo, self.p["camera_info_topic"], lambda m: self.on_part("info", m), LATCHED)
         self.pub_grasps = self.create_publisher(type(grasps_to_msg(np.zeros((0, 5)))), "~/grasps", RELIABLE)
@@ -87,7 +87,7 @@ class AutolabelNode(Node):
         self.pub_overlay = self.create_publisher(Image, "~/overlay", RELIABLE)
         self.create_timer(self.p["diagnostics_period_s"], self.publish_diagnostics)
         where = f"appending to {self.dataset.path}" if self.dataset else "not writing a dataset"
-        self.get_logger().info(f"labelling frames from {self.p['rgb_topic']}; {where}")
+        self.get_logger().info(f"labelling frames from {self.p['color_topic']}; {where}")
 
     # ---------------------------------------------------------------- inputs
     def on_part(self, part: str, msg) -> None:
@@ -160,7 +160,7 @@ class AutolabelNode(Node):
     def append(self, step, previous, current, intr) -> None:
         ds = self.dataset
         if self.source is None:
-            self.source = ds.add_source({"session": f"live:{self.p['rgb_topic']}", "name": "live",
+            self.source = ds.add_source({"session": f"live:{self.p['color_topic']}", "name": "live",
                                          "first_item": ds.next_index(), "steps": 0, "complete": False,
                                          "camera": intrinsics_to_dict(intr, self.p["depth_scale"])})
         index = ds.next_index()
