@@ -26,7 +26,6 @@ from rosgraph_msgs.msg import Clock  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
-from grasp_autolabel.dataset import GraspDataset  # noqa: E402
 from grasp_autolabel.ros.messages import msg_to_grasps  # noqa: E402
 from grasp_autolabel.ros.qos import LATCHED, RELIABLE  # noqa: E402
 from grasp_autolabel.session import Session  # noqa: E402

@@ -2,7 +2,6 @@
 argument shown with a description and a default, integer and float spellings of every numeric
 argument, the README's cell steps command for command with the simulated camera in place of
 the RealSense, and every process ending cleanly within 2 s of Ctrl-C."""
-import re
 
 import pytest
 

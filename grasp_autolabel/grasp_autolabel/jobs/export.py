@@ -22,53 +22,20 @@ from __future__ import annotations
 
 import sys
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from grasp_autolabel.annotate.config import AnnotateConfig, load_config
 from grasp_autolabel.annotate.pipeline import annotate_step
-from grasp_autolabel.capture import SettleDetector, StampPairer
-from grasp_autolabel.codecs import camera_info_to_intrinsics, image_to_numpy, to_rgb8
-from grasp_autolabel.dataset.bags import BagError, BagSource, cdr_stamp_ns, expand_bags
+from grasp_autolabel.dataset.bags import BagError, BagSource, expand_bags
 from grasp_autolabel.dataset.store import DatasetError, GraspDataset, intrinsics_to_dict
-from grasp_autolabel.depth import depth_to_metres, metres_to_depth_units
 from grasp_autolabel.errors import CommandError
-from grasp_autolabel.geometry import CameraIntrinsics, same_camera
+from grasp_autolabel.geometry import same_camera
+from grasp_autolabel.jobs.bag_captures import DEFAULT_TOPICS, Decoder, ExportOptions, average_depth, captures, \
+    describe_topics, find_topics
 from grasp_autolabel.jobs.label import LabelSummary, finish_job, label_record, write_viz
 
 __all__ = ["ExportOptions", "ExportSummary", "export_bags", "find_topics", "average_depth", "DEFAULT_TOPICS"]
-
-# (colour, depth, camera_info) per mode: the capture node's and realsense2_camera's names
-DEFAULT_TOPICS = {
-    "captured": ("/capture_node/captured/rgb", "/capture_node/captured/depth", "/capture_node/captured/camera_info"),
-    "continuous": ("/camera/camera/color/image_raw", "/camera/camera/aligned_depth_to_color/image_raw",
-                   "/camera/camera/color/camera_info"),
-}
-_SUFFIXES = {
-    "captured": ("/captured/rgb", "/captured/depth", "/captured/camera_info"),
-    "continuous": ("/color/image_raw", "/aligned_depth_to_color/image_raw", "/color/camera_info"),
-}
-IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/msg/CompressedImage")
-INFO_TYPE = "sensor_msgs/msg/CameraInfo"
-
-
-@dataclass
-class ExportOptions:
-    mode: str = "auto"  # auto | captured | continuous
-    topics: tuple | None = None  # (colour, depth, camera_info)
-    trigger: str | None = None
-    settle_s: float = 0.5
-    average: int = 5
-    depth_scale: float = 0.001  # metres per unit of integer depth
-    camera_info: CameraIntrinsics | None = None  # used when the bag has no camera_info
-    max_pair_dt: float = 0.02
-
-    def to_dict(self) -> dict:
-        return {"mode": self.mode, "topics": list(self.topics) if self.topics else None, "trigger": self.trigger,
-                "settle_s": self.settle_s, "average": self.average, "depth_scale": self.depth_scale}
 
 
 @dataclass
@@ -84,245 +51,6 @@ class ExportSummary(LabelSummary):
                 f"{self.frames} frames read, {self.picks_found} picks found")
         tail = [f"{len(self.warnings)} warning{'s' if len(self.warnings) != 1 else ''} (above)"] if self.warnings else []
         return [head] + super().lines() + tail
-
-
-# ------------------------------------------------------------------------------- topics
-def _describe(topics: dict) -> str:
-    if not topics:
-        return "it holds no topics"
-    return "it has: " + ", ".join(f"{t.name} ({t.msgtype}, {t.count if t.count >= 0 else '?'} msgs)"
-                                  for t in sorted(topics.values(), key=lambda t: t.name))
-
-
-def find_topics(bag: BagSource, mode: str = "auto", topics=None) -> tuple[str, tuple[str, str, str | None]]:
-    """Which mode and which (colour, depth, camera_info) topics to read from ``bag``.
-
-    Raises
-    ------
-    BagError
-        The topics are missing (listing what the bag has) or of a type export cannot read.
-    """
-    have = bag.topics
-    if topics:
-        colour, depth, info = topics
-        missing = [t for t in (colour, depth, info) if t not in have]
-        if missing:
-            raise BagError(f"{bag.path}: no topic {', '.join(missing)}; {_describe(have)}")
-        if mode == "auto":
-            mode = "captured" if "/captured/" in colour else "continuous"
-    else:
-        found = None
-        for m in (("captured", "continuous") if mode == "auto" else (mode,)):
-            exact = DEFAULT_TOPICS[m]
-            if exact[0] in have and exact[1] in have:
-                found = (m, exact)
-                break
-            cands = [[t for t in have if t.endswith(sfx)] for sfx in _SUFFIXES[m]]
-            if cands[0] and cands[1]:
-                found = (m, tuple(sorted(c)[0] if c else None for c in cands))
-                break
-        if found is None:
-            wanted = " or ".join(f"{DEFAULT_TOPICS[m][0]} + {DEFAULT_TOPICS[m][1]}"
-                                 for m in (("captured", "continuous") if mode == "auto" else (mode,)))
-            raise BagError(f"{bag.path}: no colour and depth topics found (looked for {wanted}); {_describe(have)}; "
-                           "name them with --topics COLOUR DEPTH CAMERA_INFO")
-        mode, (colour, depth, info) = found
-        if info is None or info not in have:
-            alt = [t for t in have if t.endswith("/camera_info") and have[t].msgtype == INFO_TYPE]
-            info = sorted(alt)[0] if alt else None
-    for t in (colour, depth):
-        if have[t].msgtype not in IMAGE_TYPES:
-            raise BagError(f"{bag.path}: topic {t} has type {have[t].msgtype}; export reads sensor_msgs/msg/Image "
-                           "(and CompressedImage for colour)")
-    if have[depth].msgtype != "sensor_msgs/msg/Image":
-        raise BagError(f"{bag.path}: depth topic {depth} is {have[depth].msgtype}; export needs raw depth "
-                       "(sensor_msgs/msg/Image, 16UC1 or 32FC1); record the uncompressed topic")
-    if info is not None and have[info].msgtype != INFO_TYPE:
-        raise BagError(f"{bag.path}: topic {info} has type {have[info].msgtype}, not {INFO_TYPE}")
-    return mode, (colour, depth, info)
-
-
-# ------------------------------------------------------------------------------- frames
-@dataclass
-class Capture:
-    """One frame that counts: a captured frame, or a settled (averaged) frame of a recording."""
-
-    stamp_ns: int
-    rgb: np.ndarray  # (H, W, 3) uint8
-    depth: np.ndarray  # (H, W) uint16 in depth_scale units
-    depth_m: np.ndarray  # (H, W) float32 metres
-    intrinsics: CameraIntrinsics
-    frames: int = 1  # frames averaged
-
-
-def average_depth(frames_m) -> np.ndarray:
-    """Per-pixel mean of the valid values of several depth frames (metres, 0 = invalid); a pixel
-    stays valid only where at least half of the frames saw it."""
-    stack = np.stack([np.asarray(f, np.float32) for f in frames_m])
-    valid = stack > 0
-    n = valid.sum(axis=0)
-    total = stack.sum(axis=0, dtype=np.float32)
-    out = np.where(n * 2 >= len(stack), total / np.maximum(n, 1), np.float32(0))
-    return out.astype(np.float32)
-
-
-class _Decoder:
-    """Turns raw messages of one bag into images, with errors naming the topic."""
-
-    def __init__(self, bag: BagSource, topics, options: ExportOptions):
-        self.bag = bag
-        self.colour, self.depth, self.info = topics
-        self.types = {t: bag.topics[t].msgtype for t in topics if t}
-        self.options = options
-
-    def rgb(self, raw: bytes) -> np.ndarray:
-        msg = self.bag.deserialize(raw, self.types[self.colour])
-        try:
-            if self.types[self.colour].endswith("CompressedImage"):
-                import cv2
-
-                img = cv2.imdecode(np.frombuffer(bytes(msg.data), np.uint8), cv2.IMREAD_COLOR)
-                if img is None:
-                    raise ValueError(f"CompressedImage.data: cannot decode ({msg.format!r})")
-                return img[:, :, ::-1].copy()
-            return to_rgb8(image_to_numpy(msg), msg.encoding)
-        except ValueError as exc:
-            raise BagError(f"{self.bag.path}: topic {self.colour}: {exc}") from None
-
-    def depth_units(self, raw: bytes) -> tuple[np.ndarray, str]:
-        msg = self.bag.deserialize(raw, self.types[self.depth])
-        try:
-            arr = image_to_numpy(msg)
-            if msg.encoding not in ("16UC1", "mono16", "32FC1"):
-                raise ValueError(f"Image.encoding: {msg.encoding!r} is not a depth encoding (16UC1, mono16, 32FC1)")
-        except ValueError as exc:
-            raise BagError(f"{self.bag.path}: topic {self.depth}: {exc}") from None
-        return arr, msg.encoding
-
-    def to_metres(self, arr: np.ndarray, encoding: str) -> np.ndarray:
-        return depth_to_metres(arr, encoding, depth_scale=self.options.depth_scale)
-
-    def to_units(self, arr: np.ndarray, encoding: str) -> np.ndarray:
-        if encoding == "32FC1":
-            return metres_to_depth_units(depth_to_metres(arr, encoding), depth_scale=self.options.depth_scale)
-        return arr
-
-    def intrinsics(self, raw: bytes) -> CameraIntrinsics:
-        msg = self.bag.deserialize(raw, INFO_TYPE)
-        try:
-            return camera_info_to_intrinsics(msg)
-        except ValueError as exc:
-            raise BagError(f"{self.bag.path}: topic {self.info}: {exc}") from None
-
-
-def _stamp(raw: bytes, fallback_ns: int) -> int:
-    s = cdr_stamp_ns(raw)
-    return s if s else fallback_ns
-
-
-def _frames(bag: BagSource, dec: _Decoder, trigger: str | None, stats: dict):
-    """Paired frames ``(stamp_ns, rgb_raw, depth_raw, info_raw)`` and trigger times, in order."""
-    pairer = StampPairer(max_dt=dec.options.max_pair_dt, keep=8)
-    info_raw = None
-    names = [t for t in (dec.colour, dec.depth, dec.info, trigger) if t]
-    for topic, ts, raw in bag.messages(names):
-        if topic == dec.info:
-            info_raw = raw
-        elif topic == trigger:
-            yield ("trigger", ts)
-        elif topic == dec.colour:
-            pair = pairer.add_colour(_stamp(raw, ts) * 1e-9, raw)
-            if pair:
-                stats["frames"] += 1
-                yield ("frame", round(pair[0][0] * 1e9), pair[0][1], pair[1][1], info_raw)
-        elif topic == dec.depth:
-            stats["depth_msgs"] += 1
-            if stats["depth_msgs"] % 16 == 0 and stats.get("bar") is not None:
-                stats["bar"].update(16)
-            pair = pairer.add_depth(_stamp(raw, ts) * 1e-9, raw)
-            if pair:
-                stats["frames"] += 1
-                yield ("frame", round(pair[1][0] * 1e9), pair[0][1], pair[1][1], info_raw)
-
-
-class _Intrinsics:
-    """The camera of a bag: from its camera_info messages (or the fallback), checked per frame."""
-
-    def __init__(self, dec: _Decoder, fallback: CameraIntrinsics | None):
-        self.dec = dec
-        self.fallback = fallback
-        self._raw = None
-        self.current: CameraIntrinsics | None = None
-
-    def get(self, info_raw: bytes | None) -> CameraIntrinsics:
-        if info_raw is None:
-            if self.fallback is None:
-                where = (f"no camera_info message on {self.dec.info} before the first frame" if self.dec.info
-                         else "no camera_info topic")
-                raise BagError(f"{self.dec.bag.path}: {where}; record the camera_info topic or pass "
-                               "--camera-info camera_info.yaml")
-            return self.fallback
-        if info_raw[12:] != (self._raw or b"")[12:]:  # ignore the stamp
-            self._raw = info_raw
-            self.current = self.dec.intrinsics(info_raw)
-        return self.current
-
-    @staticmethod
-    def check(bag_path, rgb: np.ndarray, depth: np.ndarray, intr: CameraIntrinsics, colour: str, depth_topic: str):
-        (h, w), (dh, dw) = rgb.shape[:2], depth.shape[:2]
-        if (h, w) != (dh, dw):
-            raise BagError(f"{bag_path}: colour ({colour}) is {w}x{h} but depth ({depth_topic}) is {dw}x{dh}; "
-                           "record the depth aligned to colour (realsense2_camera align_depth.enable:=true)")
-        if (w, h) != (intr.width, intr.height):
-            raise BagError(f"{bag_path}: images are {w}x{h} but camera_info says {intr.width}x{intr.height}")
-
-
-def _captures(bag: BagSource, mode: str, dec: _Decoder, trigger: str | None, stats: dict):
-    """The frames that count, in order (see the module docstring)."""
-    opts = dec.options
-    cams = _Intrinsics(dec, opts.camera_info)
-    if mode == "captured":
-        for item in _frames(bag, dec, None, stats):
-            _, stamp, rgb_raw, depth_raw, info_raw = item
-            intr = cams.get(info_raw)
-            rgb = dec.rgb(rgb_raw)
-            arr, enc = dec.depth_units(depth_raw)
-            _Intrinsics.check(bag.path, rgb, arr, intr, dec.colour, dec.depth)
-            yield Capture(stamp, rgb, dec.to_units(arr, enc), dec.to_metres(arr, enc), intr)
-        return
-    settle = SettleDetector(settle_s=opts.settle_s, capture_first=True)
-    recent: deque = deque(maxlen=max(1, opts.average))
-    pending_trigger = False
-    camera = None
-    for item in _frames(bag, dec, trigger, stats):
-        if item[0] == "trigger":
-            pending_trigger = True
-            continue
-        _, stamp, rgb_raw, depth_raw, info_raw = item
-        intr = cams.get(info_raw)
-        if camera is not None and not same_camera(camera, intr):
-            recent.clear()  # a new calibration: frames before it are not averaged with frames after
-        camera = intr
-        arr, enc = dec.depth_units(depth_raw)
-        depth_m = dec.to_metres(arr, enc)
-        if arr.shape != (intr.height, intr.width):
-            raise BagError(f"{bag.path}: depth ({dec.depth}) is {arr.shape[1]}x{arr.shape[0]} but camera_info says "
-                           f"{intr.width}x{intr.height}")
-        if trigger:
-            fire = settle.settled(stamp * 1e-9, depth_m) and pending_trigger
-        else:
-            fire = settle.update(stamp * 1e-9, depth_m)
-        if settle.still_since is None:
-            recent.clear()  # moving: frames before this are of another scene
-        recent.append((stamp, rgb_raw, depth_m))
-        if not fire:
-            continue
-        pending_trigger = False
-        rgb = dec.rgb(rgb_raw)
-        _Intrinsics.check(bag.path, rgb, depth_m, intr, dec.colour, dec.depth)
-        avg = average_depth([d for _, _, d in recent]) if len(recent) > 1 else depth_m
-        settle.captured(depth_m)
-        yield Capture(stamp, rgb, metres_to_depth_units(avg, depth_scale=opts.depth_scale), avg, intr, len(recent))
 
 
 # ------------------------------------------------------------------------------- export
@@ -352,8 +80,6 @@ def export_bags(bags, out, *, config: AnnotateConfig | None = None, options: Exp
     DatasetError
         ``out`` holds another dataset and neither ``append`` nor ``overwrite`` was given.
     """
-    from tqdm import tqdm
-
     cfg = config or AnnotateConfig()
     opts = options or ExportOptions()
     paths = expand_bags(bags)
@@ -361,12 +87,12 @@ def export_bags(bags, out, *, config: AnnotateConfig | None = None, options: Exp
         with BagSource(path) as bag:
             find_topics(bag, opts.mode, opts.topics)
             if opts.trigger and opts.trigger not in bag.topics:
-                raise BagError(f"{path}: no trigger topic {opts.trigger}; {_describe(bag.topics)}")
-    out = Path(out)
-    ds = _open_dataset(out, paths, cfg, append, overwrite)
+                raise BagError(f"{path}: no trigger topic {opts.trigger}; {describe_topics(bag.topics)}")
+    ds = _open_dataset(Path(out), paths, cfg, append, overwrite)
     summary = ExportSummary(bags=len(paths))
     touched: list[int] = []
     t0 = time.perf_counter()
+    job = _Job(ds, cfg, opts, summary, viz, progress, log)
     for path in paths:
         key = str(path.resolve())
         prior = [i for i, s in enumerate(ds.meta["sources"]) if s.get("bag") == key]
@@ -377,66 +103,88 @@ def export_bags(bags, out, *, config: AnnotateConfig | None = None, options: Exp
             if bag.damaged:
                 summary.warnings.append(f"{path}: {bag.damaged}")
                 log(f"warning: {path}: {bag.damaged}", file=sys.stderr)
-            mode, topics = find_topics(bag, opts.mode, opts.topics)
-            trigger = opts.trigger
-            if prior:
-                src = prior[-1]
-                record = ds.meta["sources"][src]
-                touched.append(src)
-            else:
-                record = {"bag": key, "name": path.name, "mode": mode, "topics": list(topics), "trigger": trigger,
-                          "export": opts.to_dict(), "first_item": ds.next_index(), "steps": 0, "captures": 0,
-                          "complete": False, "camera": None, "cut": None}
-                src = ds.add_source(record)
-            touched.append(src)
-            labels = (ds.read_label(i) for i in ds.item_indices()) if prior else ()
-            done = {lab["pick_index"] for lab in labels if lab.get("source") == src}
-            record["steps"] = len(done)
-            dec = _Decoder(bag, topics, opts)
-            total = bag.topics[topics[1]].count
-            bar = tqdm(total=total if total > 0 else None, unit="frame", desc=path.name, disable=not progress,
-                       dynamic_ncols=True, leave=True)
-            stats = {"frames": 0, "depth_msgs": 0, "bar": bar}
-            previous = None
-            k = -1
-            try:
-                for cap in _captures(bag, mode, dec, trigger, stats):
-                    k += 1
-                    record["captures"] = k + 1
-                    if record["camera"] is None:
-                        record["camera"] = intrinsics_to_dict(cap.intrinsics, opts.depth_scale)
-                    before, previous = previous, cap
-                    if before is None:
-                        continue
-                    summary.picks_found += 1
-                    if k - 1 in done:
-                        continue
-                    if not same_camera(before.intrinsics, cap.intrinsics):
-                        raise BagError(f"{path}: camera_info changed between captures {k - 1} and {k}; "
-                                       "export the parts before and after as separate bags")
-                    step = annotate_step(before.depth_m, cap.depth_m, before.intrinsics, cfg)
-                    rec = label_record(step, pick_index=k - 1, source=src, session=path.name, frame_after=k)
-                    rec.update(stamp_before_ns=int(before.stamp_ns), stamp_after_ns=int(cap.stamp_ns),
-                               frames_averaged=[before.frames, cap.frames])
-                    index = ds.next_index()
-                    ds.write_item(index, rgb=before.rgb, depth=before.depth, mask=step.mask, label=rec)
-                    if viz:
-                        write_viz(ds, index, before.rgb, k - 1, step)
-                    summary.add(step)
-                    record["steps"] += 1
-                    bar.set_postfix(picks=summary.picks_found, accepted=summary.accepted, refresh=False)
-                bar.update(stats["depth_msgs"] - bar.n)
-                record["cut"] = bag.cut
-                if bag.cut:
-                    summary.warnings.append(bag.cut)
-                    log(f"warning: {bag.cut}; the {record['steps']} picks before it were exported", file=sys.stderr)
-                record["complete"] = True
-            finally:
-                bar.close()
-                summary.frames += stats["frames"]
-                ds.meta["sources"][src] = record
-                ds.save_meta()
+            touched.append(job.export_bag(bag, path, key, prior[-1] if prior else None))
     return finish_job(ds, touched, summary, t0)
+
+
+@dataclass
+class _Job:
+    """One export's dataset, settings and running summary, shared by its bags."""
+
+    ds: GraspDataset
+    cfg: AnnotateConfig
+    opts: ExportOptions
+    summary: ExportSummary
+    viz: bool
+    progress: bool
+    log: object
+
+    def _source(self, path: Path, key: str, prior: int | None, mode: str, topics) -> tuple[int, dict, set]:
+        """The bag's source record (a new one, or the one a cut-short run left) and the picks
+        it already has."""
+        ds = self.ds
+        if prior is not None:
+            record = ds.meta["sources"][prior]
+            done = {lab["pick_index"] for lab in (ds.read_label(i) for i in ds.item_indices())
+                    if lab.get("source") == prior}
+            record["steps"] = len(done)
+            return prior, record, done
+        record = {"bag": key, "name": path.name, "mode": mode, "topics": list(topics), "trigger": self.opts.trigger,
+                  "export": self.opts.to_dict(), "first_item": ds.next_index(), "steps": 0, "captures": 0,
+                  "complete": False, "camera": None, "cut": None}
+        return ds.add_source(record), record, set()
+
+    def export_bag(self, bag: BagSource, path: Path, key: str, prior: int | None) -> int:
+        """Label every pick of one bag into the dataset; returns its source index."""
+        from tqdm import tqdm
+
+        mode, topics = find_topics(bag, self.opts.mode, self.opts.topics)
+        src, record, done = self._source(path, key, prior, mode, topics)
+        total = bag.topics[topics[1]].count
+        bar = tqdm(total=total if total > 0 else None, unit="frame", desc=path.name, disable=not self.progress,
+                   dynamic_ncols=True, leave=True)
+        stats = {"frames": 0, "depth_msgs": 0, "bar": bar}
+        try:
+            previous = None
+            for k, cap in enumerate(captures(bag, mode, Decoder(bag, topics, self.opts), self.opts.trigger, stats)):
+                record["captures"] = k + 1
+                if record["camera"] is None:
+                    record["camera"] = intrinsics_to_dict(cap.intrinsics, self.opts.depth_scale)
+                before, previous = previous, cap
+                if before is None:
+                    continue
+                self.summary.picks_found += 1
+                if k - 1 not in done:
+                    self._label_pick(path, src, k, before, cap)
+                    record["steps"] += 1
+                    bar.set_postfix(picks=self.summary.picks_found, accepted=self.summary.accepted, refresh=False)
+            bar.update(stats["depth_msgs"] - bar.n)
+            record["cut"] = bag.cut
+            if bag.cut:
+                self.summary.warnings.append(bag.cut)
+                self.log(f"warning: {bag.cut}; the {record['steps']} picks before it were exported", file=sys.stderr)
+            record["complete"] = True
+        finally:
+            bar.close()
+            self.summary.frames += stats["frames"]
+            self.ds.meta["sources"][src] = record
+            self.ds.save_meta()
+        return src
+
+    def _label_pick(self, path: Path, src: int, k: int, before, cap) -> None:
+        """Pick k-1: the change between captures k-1 and k, one dataset item."""
+        if not same_camera(before.intrinsics, cap.intrinsics):
+            raise BagError(f"{path}: camera_info changed between captures {k - 1} and {k}; "
+                           "export the parts before and after as separate bags")
+        step = annotate_step(before.depth_m, cap.depth_m, before.intrinsics, self.cfg)
+        rec = label_record(step, pick_index=k - 1, source=src, session=path.name, frame_after=k)
+        rec.update(stamp_before_ns=int(before.stamp_ns), stamp_after_ns=int(cap.stamp_ns),
+                   frames_averaged=[before.frames, cap.frames])
+        index = self.ds.next_index()
+        self.ds.write_item(index, rgb=before.rgb, depth=before.depth, mask=step.mask, label=rec)
+        if self.viz:
+            write_viz(self.ds, index, before.rgb, k - 1, step)
+        self.summary.add(step)
 
 
 def main(args) -> int:
