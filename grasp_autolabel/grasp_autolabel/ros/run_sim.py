@@ -57,13 +57,10 @@ class NodeProc:
 
 def run(out: Path, *, picks: int, seed: int = 0, fps: float = 30.0, width: int = 640, height: int = 480,
         arm_s: float = 0.6, settle_s: float = 0.5, timeout_s: float = 30.0, progress=print) -> dict:
-    import rclpy
-    from diagnostic_msgs.msg import DiagnosticArray
-    from grasp_autolabel_msgs.msg import GraspRectArray
-    from rclpy.executors import SingleThreadedExecutor
-    from std_srvs.srv import Trigger
-
-    from grasp_autolabel.ros.qos import RELIABLE
+    """Start the simulated cell's graph, let it capture the pile, perform ``picks`` picks and
+    return a summary (picks, steps, accepted, grasps, exit_codes); CommandError when a node
+    fails or the graph does not answer."""
+    from grasp_autolabel.ros.cell_client import CellClient
 
     out = Path(out)
     for sub in ("session", "dataset"):
@@ -71,87 +68,17 @@ def run(out: Path, *, picks: int, seed: int = 0, fps: float = 30.0, width: int =
             raise CommandError(f"{out / sub} already exists and is not empty; choose another --out")
     logs = out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "RCUTILS_LOGGING_BUFFERED_STREAM": "0"}
-    procs = [
-        NodeProc("sim_camera_node", node_command("sim_camera_node", "-r", "__node:=camera", "-r", "__ns:=/camera",
-                                               "-p", f"fps:={float(fps)}", "-p", f"seed:={seed}",
-                                               "-p", f"width:={width}", "-p", f"height:={height}",
-                                               "-p", f"arm_in_view_s:={float(arm_s)}"), logs, env),
-        NodeProc("capture_node", node_command("capture_node", "-p", f"session_dir:={out / 'session'}",
-                                            "-p", "auto_capture:=true", "-p", f"settle_s:={float(settle_s)}"), logs, env),
-        NodeProc("autolabel_node", node_command("autolabel_node", "-p", f"dataset_dir:={out / 'dataset'}"), logs, env),
-    ]
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    node = rclpy.create_node("run_sim", context=context)
-    ex = SingleThreadedExecutor(context=context)
-    ex.add_node(node)
-    grasps: list = []
-    node.create_subscription(GraspRectArray, "/autolabel_node/grasps", grasps.append, RELIABLE)
-    labelled = [0]  # frames the autolabel node has received (its /diagnostics)
-
-    def on_diagnostics(msg):
-        for status in msg.status:
-            if status.name.endswith("autolabel_node"):
-                labelled[0] = int({kv.key: kv.value for kv in status.values}.get("frames", 0))
-
-    node.create_subscription(DiagnosticArray, "/diagnostics", on_diagnostics, RELIABLE)
+    procs = _start_graph(out, logs, seed=seed, fps=fps, width=width, height=height, arm_s=arm_s, settle_s=settle_s)
+    cell = CellClient(procs, timeout_s)
     failed = None
     summary = {"picks": 0, "steps": 0, "accepted": 0, "grasps": 0}
-
-    def spin_until(pred, seconds):
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            if pred():
-                return True
-            for p in procs:
-                if not p.alive():
-                    raise RuntimeError(f"{p.name} exited with {p.proc.returncode}:\n{p.tail()}")
-            ex.spin_once(timeout_sec=0.05)
-        return pred()
-
-    clients = {}
-
-    def call(name):
-        # one client per service for the whole run: a client made per call can be handed the
-        # late answer to an earlier client's request (their sequence numbers both start at 1)
-        client = clients.get(name) or clients.setdefault(name, node.create_client(Trigger, name))
-        if not spin_until(client.service_is_ready, timeout_s):
-            raise RuntimeError(f"service {name} did not come up within {timeout_s:.0f} s")
-        future = client.call_async(Trigger.Request())
-        if not spin_until(future.done, timeout_s):
-            raise RuntimeError(f"service {name} did not answer within {timeout_s:.0f} s")
-        return future.result()
-
     try:
-        ready = spin_until(lambda: node.count_subscribers("/capture_node/captured/rgb") >= 1
-                           and node.count_publishers("/autolabel_node/grasps") >= 1, timeout_s)
-        if not ready:
-            raise RuntimeError("the nodes did not connect")
-        # auto capture takes the untouched pile by itself once it is still
-        first = out / "session" / "rgb" / "000000.png"
-        if not spin_until(first.exists, timeout_s):
-            raise RuntimeError("capture_node did not capture the first still scene (no frames from the camera?)")
-        # the first pick only once the autolabel node holds the first frame (the captured topics
-        # keep only the newest frame for a subscriber that matched late)
-        if not spin_until(lambda: labelled[0] >= 1, timeout_s):
-            raise RuntimeError("autolabel_node did not receive the first captured frame")
+        _wait_for_first_frame(cell, out, timeout_s)
         progress(f"first frame captured; performing {picks} picks")
         for i in range(picks):
-            n = len(grasps)
-            reply = call(f"{CAM}/pick")
-            if not reply.success:  # the pile is empty: a new one, and a fresh first frame
-                call(f"{CAM}/reset")
-                progress("pile empty: new pile (the step from the old pile to the new one is rejected by the gate)")
-                # the capture node captures the new pile on its own; wait for that step's answer
-                if not spin_until(lambda: len(grasps) > n, timeout_s):
-                    raise RuntimeError(f"the new pile was not captured within {timeout_s:.0f} s")
-                n = len(grasps)
-                reply = call(f"{CAM}/pick")
-            if not spin_until(lambda: len(grasps) > n, timeout_s):
-                raise RuntimeError(f"pick {i}: no grasps published within {timeout_s:.0f} s")
+            reply = _pick(cell, timeout_s, progress)
             summary["picks"] += 1
-            k = len(grasps[-1].grasps)
+            k = len(cell.labels[-1].grasps)
             summary["steps"] += 1
             summary["accepted"] += bool(k)
             summary["grasps"] += k
@@ -160,14 +87,59 @@ def run(out: Path, *, picks: int, seed: int = 0, fps: float = 30.0, width: int =
     except RuntimeError as exc:
         failed = str(exc)
     finally:
-        node.destroy_node()
-        rclpy.shutdown(context=context)
+        cell.close()
         codes = {p.name: p.stop() for p in procs}
     bad = {name: code for name, code in codes.items() if code not in (0, -signal.SIGINT)}
     summary["exit_codes"] = codes
     if failed or bad:
         raise CommandError((failed or "") + (f"; node(s) failed: {bad}, logs in {logs}" if bad else f" (logs in {logs})"))
     return summary
+
+
+def _start_graph(out: Path, logs: Path, *, seed, fps, width, height, arm_s, settle_s) -> list[NodeProc]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "RCUTILS_LOGGING_BUFFERED_STREAM": "0"}
+    return [
+        NodeProc("sim_camera_node", node_command("sim_camera_node", "-r", "__node:=camera", "-r", "__ns:=/camera",
+                                                 "-p", f"fps:={float(fps)}", "-p", f"seed:={seed}",
+                                                 "-p", f"width:={width}", "-p", f"height:={height}",
+                                                 "-p", f"arm_in_view_s:={float(arm_s)}"), logs, env),
+        NodeProc("capture_node", node_command("capture_node", "-p", f"session_dir:={out / 'session'}",
+                                              "-p", "auto_capture:=true", "-p", f"settle_s:={float(settle_s)}"),
+                 logs, env),
+        NodeProc("autolabel_node", node_command("autolabel_node", "-p", f"dataset_dir:={out / 'dataset'}"), logs, env),
+    ]
+
+
+def _wait_for_first_frame(cell, out: Path, timeout_s: float) -> None:
+    node = cell.node
+    if not cell.spin_until(lambda: node.count_subscribers("/capture_node/captured/rgb") >= 1
+                           and node.count_publishers("/autolabel_node/grasps") >= 1, timeout_s):
+        raise RuntimeError("the nodes did not connect")
+    # auto capture takes the untouched pile by itself once it is still
+    if not cell.spin_until((out / "session" / "rgb" / "000000.png").exists, timeout_s):
+        raise RuntimeError("capture_node did not capture the first still scene (no frames from the camera?)")
+    # the first pick only once the autolabel node holds the first frame (the captured topics
+    # keep only the newest frame for a subscriber that matched late)
+    if not cell.spin_until(lambda: cell.autolabel_frames() >= 1, timeout_s):
+        raise RuntimeError("autolabel_node did not receive the first captured frame")
+
+
+def _pick(cell, timeout_s: float, progress):
+    """One pick through the sim camera's service; its labels published. An empty pile is
+    replaced first (the step from the old pile to the new one is rejected by the gate)."""
+    n = len(cell.labels)
+    reply = cell.call(f"{CAM}/pick")
+    if not reply.success:  # the pile is empty: a new one, and a fresh first frame
+        cell.call(f"{CAM}/reset")
+        progress("pile empty: new pile (the step from the old pile to the new one is rejected by the gate)")
+        # the capture node captures the new pile on its own; wait for that step's answer
+        if not cell.spin_until(lambda: len(cell.labels) > n, timeout_s):
+            raise RuntimeError(f"the new pile was not captured within {timeout_s:.0f} s")
+        n = len(cell.labels)
+        reply = cell.call(f"{CAM}/pick")
+    if not cell.spin_until(lambda: len(cell.labels) > n, timeout_s):
+        raise RuntimeError(f"no grasps published within {timeout_s:.0f} s of the pick ({reply.message})")
+    return reply
 
 
 def main(args) -> int:
