@@ -198,25 +198,28 @@ class InferenceNode(Node):
         if predictor is None:
             self.counts["no_model"] += 1
             return
+        inputs = self._inputs(msg, predictor)
+        if inputs is None:
+            return
+        rgb, depth_m, intr = inputs
+        try:
+            grasps, scores = predictor.predict(rgb, depth_m, fx=intr.fx if intr is not None else None)
+        except ValueError as exc:
+            self.bad("unexpected_input", f"colour frame: {exc}")
+            return
+        self._publish(msg, received, predictor.model_id, rgb, depth_m, intr, grasps[:self.p["max_grasps"]],
+                      scores[:self.p["max_grasps"]])
+
+    def _inputs(self, msg: Image, predictor):
+        """``(rgb, depth_m or None, intrinsics or None)`` of a colour frame, or None when the
+        model cannot run on it (each degraded or missing input counted by kind)."""
         try:
             rgb = to_rgb8(image_to_numpy(msg), msg.encoding)
         except ValueError as exc:
             self.bad("bad_image", f"colour frame: {exc}")
-            return
+            return None
         h, w = rgb.shape[:2]
-        stamp = stamp_ns(msg.header.stamp)
-        depth_m = None
-        dmsg = self._depth_for(stamp)
-        if dmsg is None:
-            self.bad("no_depth", "no depth frame with a matching stamp: 2-D grasps only, poses invalid")
-        else:
-            try:
-                depth_m = depth_to_metres(image_to_numpy(dmsg), dmsg.encoding, depth_scale=self.p["depth_scale"])
-            except ValueError as exc:
-                self.bad("bad_depth", f"depth frame: {exc}")
-            if depth_m is not None and depth_m.shape != (h, w):
-                self.bad("size_mismatch", f"depth {depth_m.shape[1]}x{depth_m.shape[0]} is not the colour's {w}x{h}")
-                depth_m = None
+        depth_m = self._depth_m(stamp_ns(msg.header.stamp), w, h)
         intr = None
         if self.info is None:
             self.bad("no_camera_info", "no camera_info yet: 2-D grasps only, poses invalid")
@@ -232,16 +235,30 @@ class InferenceNode(Node):
             predictor.check_size(w, h, where="colour frame")
         except ValueError as exc:
             self.bad("unexpected_input", str(exc))
-            return
+            return None
         if depth_m is None and predictor.uses_depth:
             self.counts["skipped_no_depth"] += 1  # an RGB-D model cannot run on colour alone
-            return
+            return None
+        return rgb, depth_m, intr
+
+    def _depth_m(self, t_ns: int, w: int, h: int):
+        """The depth frame paired with a colour frame, in metres, or None (counted)."""
+        dmsg = self._depth_for(t_ns)
+        if dmsg is None:
+            self.bad("no_depth", "no depth frame with a matching stamp: 2-D grasps only, poses invalid")
+            return None
         try:
-            grasps, scores = predictor.predict(rgb, depth_m, fx=intr.fx if intr is not None else None)
+            depth_m = depth_to_metres(image_to_numpy(dmsg), dmsg.encoding, depth_scale=self.p["depth_scale"])
         except ValueError as exc:
-            self.bad("unexpected_input", f"colour frame: {exc}")
-            return
-        grasps, scores = grasps[:self.p["max_grasps"]], scores[:self.p["max_grasps"]]
+            self.bad("bad_depth", f"depth frame: {exc}")
+            return None
+        if depth_m.shape != (h, w):
+            self.bad("size_mismatch", f"depth {depth_m.shape[1]}x{depth_m.shape[0]} is not the colour's {w}x{h}")
+            return None
+        return depth_m
+
+    def _publish(self, msg: Image, received: float, model_id: str, rgb, depth_m, intr, grasps, scores) -> None:
+        """The grasps (with 3-D poses where depth and camera_info allow), markers and overlay."""
         poses = None
         if depth_m is not None and intr is not None:
             r = int(self.p["depth_window_px"])
@@ -249,7 +266,7 @@ class InferenceNode(Node):
             poses = grasp_poses(grasps, z, intr)
             self.counts["no_depth_at_grasp"] += sum(1 for p in poses if not p.valid)
         out = grasps_to_msg(grasps, scores=scores, poses=poses, header=msg.header, source=SOURCE_DETECTOR,
-                            model_id=predictor.model_id)
+                            model_id=model_id)
         self.pub_grasps.publish(out)
         latency = time.monotonic() - received
         if poses is not None:
@@ -260,7 +277,7 @@ class InferenceNode(Node):
             self.pub_overlay.publish(numpy_to_image(draw_grasps(rgb.copy(), grasps, thickness=2), "rgb8",
                                                     header=msg.header))
         with self.cv:
-            self.result = (stamp, out)
+            self.result = (stamp_ns(msg.header.stamp), out)
             self.latencies.append(latency)
             self.published_times.append(time.monotonic())
             self.counts["published"] += 1
