@@ -104,8 +104,8 @@ def _check_out(out: Path, resume: bool) -> dict | None:
 
 
 def train(dataset, out, network, settings: TrainSettings, *, decode: DecodeSettings | None = None,
-          decode_overrides: dict | None = None, device: str = "cpu", resume: bool = False, backbone_weights: str | None = None, progress: bool = True,
-          log=print) -> dict:
+          decode_overrides: dict | None = None, device: str = "cpu", resume: bool = False,
+          backbone_weights: str | None = None, progress: bool = True, log=print) -> dict:
     """Train (or continue training) a detector; returns ``{"step", "loss", "seconds", ...}``.
 
     ``decode`` (whole) or ``decode_overrides`` (some settings) set the model's decoding; the
@@ -121,147 +121,171 @@ def train(dataset, out, network, settings: TrainSettings, *, decode: DecodeSetti
     CommandError
         ``out`` holds something else, or a run and ``resume`` was not given; no such device.
     """
-    import torch
-    from tqdm import tqdm
-
     dev = resolve_device(device)
     out = Path(out)
     ckpt = _check_out(out, resume)
     if ckpt is not None:
-        mine, theirs = network_to_dict(network), ckpt["network"]
-        if mine != theirs:
-            diff = ", ".join(f"{k}: {theirs.get(k)} -> {mine.get(k)}" for k in sorted(set(mine) | set(theirs))
-                             if mine.get(k) != theirs.get(k))
-            raise CheckpointError(f"{ckpt['path']}: was trained with another network config ({diff}); resume with "
-                                  "the same settings or train into a new --out")
+        _check_same_network(ckpt, network)
     items = GraspItems(dataset, network, settings, part="train")
     try:
         held_out = GraspItems(dataset, network, settings, part="test", augment=False) if settings.split != "none" \
             else None
     except DatasetError:
         held_out = None  # no held-out part with labels: the last checkpoint is the best one
-    ds_meta = items.ds.meta
-    decode = decode or DecodeSettings(**{"jaw_width_m": float(ds_meta.get("jaw_width_m", 0.04)),
+    decode = decode or DecodeSettings(**{"jaw_width_m": float(items.ds.meta.get("jaw_width_m", 0.04)),
                                          "fallback_jaw_px": items.median_jaw_px,
                                          "peak_distance_px": max(1.0, 0.3 * items.min_opening_px),
                                          **DECODE_DEFAULTS[network.model], **(decode_overrides or {})})
-    torch.manual_seed(settings.seed)
-    model = build_model(network, backbone_weights=backbone_weights if ckpt is None else None)
-    start, losses, validation = 0, [], []
-    if ckpt is not None:
-        load_weights(model, ckpt["state_dict"], ckpt["path"])
-        start = int(ckpt["step"])
-        losses = [tuple(x) for x in ckpt.get("losses", [])]
-        validation = [dict(v) for v in ckpt.get("validation_history", [])]
-    model.to(dev).train()
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
-    if ckpt is not None and ckpt.get("optimizer"):
-        opt.load_state_dict(ckpt["optimizer"])
-    out.mkdir(parents=True, exist_ok=True)
-    config = {"network": network_to_dict(network), "train": settings_to_dict(settings),
-              "decode": settings_to_dict(decode)}
-    write_text_atomic(out / RUN_MARKER, json.dumps(config, indent=1) + "\n")
-    model_name = network.model + (f"-{network.backbone}" if network.model == "faster-rcnn" else "")
+    run = _Run(out, Path(dataset), network, settings, decode, items, held_out, dev, ckpt, backbone_weights,
+               progress, log)
+    return run.loop()
 
-    def state(step: int) -> dict:
-        return {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, **checkpoint_meta(network, decode),
-                "train": settings_to_dict(settings), "step": step, "state_dict": model.state_dict(),
-                "optimizer": opt.state_dict(), "image_size": list(items.image_size), "camera_fx": items.fx,
-                "dataset": str(Path(dataset).resolve()), "model_id": f"{model_name}-{network.channels}-step{step}",
-                "train_items": len(items), "losses": [list(x) for x in losses], "validation_history": validation}
 
-    def checkpoint(step: int) -> None:
-        best = max(validation, key=lambda v: (v["rectangle_top1_pct"], v["step"])) if validation else None
-        st = state(step)
+def _check_same_network(ckpt: dict, network) -> None:
+    mine, theirs = network_to_dict(network), ckpt["network"]
+    if mine != theirs:
+        diff = ", ".join(f"{k}: {theirs.get(k)} -> {mine.get(k)}" for k in sorted(set(mine) | set(theirs))
+                         if mine.get(k) != theirs.get(k))
+        raise CheckpointError(f"{ckpt['path']}: was trained with another network config ({diff}); resume with "
+                              "the same settings or train into a new --out")
+
+
+class _Run:
+    """One training run: the model, its optimiser, the losses and validations so far, the
+    progress bar, the time plan; checkpoints written as it goes."""
+
+    def __init__(self, out: Path, dataset: Path, network, settings: TrainSettings, decode: DecodeSettings,
+                 items, held_out, dev, ckpt: dict | None, backbone_weights, progress: bool, log):
+        import torch
+        from tqdm import tqdm
+
+        self.out, self.dataset, self.network, self.settings, self.decode = out, dataset, network, settings, decode
+        self.items, self.held_out, self.dev, self.log = items, held_out, dev, log
+        torch.manual_seed(settings.seed)
+        self.model = build_model(network, backbone_weights=backbone_weights if ckpt is None else None)
+        self.start, self.losses, self.validation = 0, [], []
+        if ckpt is not None:
+            load_weights(self.model, ckpt["state_dict"], ckpt["path"])
+            self.start = int(ckpt["step"])
+            self.losses = [tuple(x) for x in ckpt.get("losses", [])]
+            self.validation = [dict(v) for v in ckpt.get("validation_history", [])]
+        self.model.to(dev).train()
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.opt = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
+        if ckpt is not None and ckpt.get("optimizer"):
+            self.opt.load_state_dict(ckpt["optimizer"])
+        out.mkdir(parents=True, exist_ok=True)
+        config = {"network": network_to_dict(network), "train": settings_to_dict(settings),
+                  "decode": settings_to_dict(decode)}
+        write_text_atomic(out / RUN_MARKER, json.dumps(config, indent=1) + "\n")
+        self.model_name = network.model + (f"-{network.backbone}" if network.model == "faster-rcnn" else "")
+        self.t0 = time.perf_counter()
+        self.step = self.start
+        self.rng = np.random.default_rng([settings.seed, self.start])
+        self.bar = tqdm(total=settings.max_steps, initial=self.start, unit="step", desc="train",
+                        disable=not progress, dynamic_ncols=True)
+        self.timing = {"from": None, "steps": 0, "validation_s": 0.0}
+
+    def state(self, step: int) -> dict:
+        return {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, **checkpoint_meta(self.network, self.decode),
+                "train": settings_to_dict(self.settings), "step": step, "state_dict": self.model.state_dict(),
+                "optimizer": self.opt.state_dict(), "image_size": list(self.items.image_size),
+                "camera_fx": self.items.fx, "dataset": str(self.dataset.resolve()),
+                "model_id": f"{self.model_name}-{self.network.channels}-step{step}", "train_items": len(self.items),
+                "losses": [list(x) for x in self.losses], "validation_history": self.validation}
+
+    def best(self) -> dict | None:
+        return max(self.validation, key=lambda v: (v["rectangle_top1_pct"], v["step"])) if self.validation else None
+
+    def checkpoint(self, step: int) -> None:
+        out, best = self.out, self.best()
+        st = self.state(step)
         if best is None or best["step"] == step:
             save_checkpoint(out / "checkpoints" / "best.pt", {**st, "validation": best})
         save_checkpoint(out / "checkpoints" / "last.pt", {**st, "validation": best})
-        write_text_atomic(out / "loss.csv", "step,loss\n" + "".join(f"{s},{v:.5f}\n" for s, v in losses))
+        write_text_atomic(out / "loss.csv", "step,loss\n" + "".join(f"{s},{v:.5f}\n" for s, v in self.losses))
         write_text_atomic(out / "validation.csv", "step,rectangle_top1_pct,candidates_per_image\n" + "".join(
-            f"{v['step']},{v['rectangle_top1_pct']},{v['candidates_per_image']}\n" for v in validation))
-        _plot(losses, out / "loss.png")
+            f"{v['step']},{v['rectangle_top1_pct']},{v['candidates_per_image']}\n" for v in self.validation))
+        _plot(self.losses, out / "loss.png")
 
-    def validate(step: int) -> None:
-        if held_out is not None:
+    def validate(self, step: int) -> None:
+        if self.held_out is not None:
             t = time.perf_counter()
-            v = evaluate(model, network, decode, held_out)
-            timing["validation_s"] = time.perf_counter() - t
-            validation.append({"step": step, **v})
-            bar.set_postfix_str(f"loss {np.mean([x for _, x in losses[-20:]]):.3f}, held-out top-1 "
-                                f"{v['rectangle_top1_pct']:.0f} %", refresh=False)
-        checkpoint(step)
+            v = evaluate(self.model, self.network, self.decode, self.held_out)
+            self.timing["validation_s"] = time.perf_counter() - t
+            self.validation.append({"step": step, **v})
+            self.bar.set_postfix_str(f"loss {np.mean([x for _, x in self.losses[-20:]]):.3f}, held-out top-1 "
+                                     f"{v['rectangle_top1_pct']:.0f} %", refresh=False)
+        self.checkpoint(step)
 
-    t0 = time.perf_counter()
-    step = start
-    rng = np.random.default_rng([settings.seed, start])
-    bar = tqdm(total=settings.max_steps, initial=start, unit="step", desc="train", disable=not progress,
-               dynamic_ncols=True)
-
-    timing = {"from": None, "steps": 0, "validation_s": 0.0}
-
-    def plan(now: float) -> None:
+    def plan(self, now: float) -> None:
         """Fewer steps where this machine would need more than ``max_minutes`` (decided once,
         from the steps after the first of this invocation)."""
-        nonlocal settings
+        settings, step, timing = self.settings, self.step, self.timing
         per_step = (now - timing["from"]) / timing["steps"]
         # validations still to come cost about as much as the first one (not measured yet: 3 %)
-        left_s = settings.max_minutes * 60.0 - (now - t0)
+        left_s = settings.max_minutes * 60.0 - (now - self.t0)
         n_val = max(0, (settings.max_steps - step) // settings.val_every)
         per_val = timing["validation_s"] or 0.03 * per_step * settings.val_every
         fits = step + int(max(0.0, left_s - n_val * per_val) / per_step)
         if fits < settings.max_steps:
             planned = max(step + 1, fits)
-            log(f"train: {per_step:.2f} s a step here: {settings.max_steps} steps would take "
-                f"{(settings.max_steps - step) * per_step / 60:.0f} min; planned {planned} steps to end within "
-                f"{settings.max_minutes:g} min (--max-minutes; 0: always --max-steps)", file=sys.stderr)
-            settings = replace(settings, max_steps=planned)
-            bar.total = planned
-            bar.refresh()
+            self.log(f"train: {per_step:.2f} s a step here: {settings.max_steps} steps would take "
+                     f"{(settings.max_steps - step) * per_step / 60:.0f} min; planned {planned} steps to end within "
+                     f"{settings.max_minutes:g} min (--max-minutes; 0: always --max-steps)", file=sys.stderr)
+            self.settings = replace(settings, max_steps=planned)
+            self.bar.total = planned
+            self.bar.refresh()
 
-    def on_step(loss: dict) -> None:
-        nonlocal step
-        step += 1
+    def on_step(self, loss: dict) -> None:
+        self.step += 1
+        step = self.step
         now = time.perf_counter()
-        if step == start + 1:
-            timing["from"] = now  # the first step warms up: time the ones after it
+        if step == self.start + 1:
+            self.timing["from"] = now  # the first step warms up: time the ones after it
         else:
-            timing["steps"] += 1
-        losses.append((step, loss["total"]))
-        for group in opt.param_groups:
-            group["lr"] = learning_rate(step, settings)
-        bar.update()
+            self.timing["steps"] += 1
+        self.losses.append((step, loss["total"]))
+        for group in self.opt.param_groups:
+            group["lr"] = learning_rate(step, self.settings)
+        self.bar.update()
         if step % 10 == 0:
-            bar.set_postfix_str(f"loss {np.mean([x for _, x in losses[-20:]]):.3f}", refresh=False)
-        if step % settings.val_every == 0 and step < settings.max_steps:
-            validate(step)
+            self.bar.set_postfix_str(f"loss {np.mean([x for _, x in self.losses[-20:]]):.3f}", refresh=False)
+        if step % self.settings.val_every == 0 and step < self.settings.max_steps:
+            self.validate(step)
 
-    for group in opt.param_groups:
-        group["lr"] = learning_rate(step, settings)
-    try:
-        planned = settings.max_minutes <= 0
-        while step < settings.max_steps:
-            # until the plan is made (after 10 timed steps), epochs are cut short to make it in time
-            n = settings.max_steps - step if planned else min(settings.max_steps - step, start + 11 - step)
-            train_one_epoch(model, network, opt, items, rng, batch_size=settings.batch_size, device=dev,
-                            max_steps=n, on_step=on_step)
-            if not planned and timing["steps"] >= 10:
-                planned = True
-                plan(time.perf_counter())
-    except KeyboardInterrupt:
-        checkpoint(step)
-        bar.close()
-        log(f"interrupted at step {step}; saved {out / 'checkpoints' / 'last.pt'} (continue with --resume)",
-            file=sys.stderr)
-        raise
-    except FloatingPointError as exc:
-        raise CommandError(f"step {step}: {exc}") from None
-    if not validation or validation[-1]["step"] != step:
-        validate(step)
-    bar.close()
-    best = max(validation, key=lambda v: (v["rectangle_top1_pct"], v["step"])) if validation else None
-    return {"step": step, "loss": float(np.mean([v for _, v in losses[-50:]])) if losses else None,
-            "seconds": time.perf_counter() - t0, "steps_run": step - start, "train_items": len(items),
-            "held_out_items": len(held_out) if held_out is not None else 0, "best": best,
-            "checkpoint": str(out / "checkpoints" / ("best.pt" if best else "last.pt")), "run": str(out),
-            "threads": torch.get_num_threads(), "pid": os.getpid()}
+    def loop(self) -> dict:
+        import torch
+
+        for group in self.opt.param_groups:
+            group["lr"] = learning_rate(self.step, self.settings)
+        try:
+            planned = self.settings.max_minutes <= 0
+            while self.step < self.settings.max_steps:
+                # until the plan is made (after 10 timed steps), epochs are cut short to make it in time
+                left = self.settings.max_steps - self.step
+                n = left if planned else min(left, self.start + 11 - self.step)
+                train_one_epoch(self.model, self.network, self.opt, self.items, self.rng,
+                                batch_size=self.settings.batch_size, device=self.dev, max_steps=n,
+                                on_step=self.on_step)
+                if not planned and self.timing["steps"] >= 10:
+                    planned = True
+                    self.plan(time.perf_counter())
+        except KeyboardInterrupt:
+            self.checkpoint(self.step)
+            self.bar.close()
+            self.log(f"interrupted at step {self.step}; saved {self.out / 'checkpoints' / 'last.pt'} "
+                     "(continue with --resume)", file=sys.stderr)
+            raise
+        except FloatingPointError as exc:
+            raise CommandError(f"step {self.step}: {exc}") from None
+        if not self.validation or self.validation[-1]["step"] != self.step:
+            self.validate(self.step)
+        self.bar.close()
+        best = self.best()
+        losses = self.losses
+        return {"step": self.step, "loss": float(np.mean([v for _, v in losses[-50:]])) if losses else None,
+                "seconds": time.perf_counter() - self.t0, "steps_run": self.step - self.start,
+                "train_items": len(self.items), "held_out_items": len(self.held_out) if self.held_out is not None else 0,
+                "best": best, "checkpoint": str(self.out / "checkpoints" / ("best.pt" if best else "last.pt")),
+                "run": str(self.out), "threads": torch.get_num_threads(), "pid": os.getpid()}
