@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from grasp_autolabel.depth import noise_sigma
-from grasp_autolabel.geometry import CameraIntrinsics, same_camera
+from grasp_autolabel.camera import CameraIntrinsics, same_camera
 from grasp_autolabel.session import (
     FRAME_NAME,
     SessionError,

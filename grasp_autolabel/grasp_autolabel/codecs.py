@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from grasp_autolabel.geometry import CameraIntrinsics
+from grasp_autolabel.camera import CameraIntrinsics
 
 __all__ = ["ENCODINGS", "encoding_spec", "image_to_numpy", "to_rgb8", "camera_info_to_intrinsics"]
 

@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from grasp_autolabel.jobs.label import label_sessions
-from grasp_autolabel.sim import CellConfig
 from grasp_autolabel.jobs.simulate import simulate
+from grasp_autolabel.sim import CellConfig
 
 
 def live_inference(out: Path, model: Path, *, seed: int, frames: int = 80, fps: float = 5.0, width: int = 640,

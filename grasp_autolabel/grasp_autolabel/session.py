@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 import yaml
 
-from grasp_autolabel.geometry import CameraIntrinsics
+from grasp_autolabel.camera import CameraIntrinsics
 
 __all__ = [
     "write_atomic",

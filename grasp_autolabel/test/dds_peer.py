@@ -11,7 +11,7 @@ from builtin_interfaces.msg import Time
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from std_msgs.msg import Header
 
-from grasp_autolabel.geometry import CameraIntrinsics, grasp_pose
+from grasp_autolabel.camera import CameraIntrinsics, grasp_pose
 from grasp_autolabel.ros.messages import SOURCE_DETECTOR, grasps_to_msg
 
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)

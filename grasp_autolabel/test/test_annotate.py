@@ -10,7 +10,8 @@ import pytest
 from grasp_autolabel.annotate import AnnotateConfig, annotate_step, load_config
 from grasp_autolabel.annotate.grasps import fit_spine, measure_widths
 from grasp_autolabel.annotate.segment import depth_change, refine
-from grasp_autolabel.geometry import CameraIntrinsics, angle_difference
+from grasp_autolabel.camera import CameraIntrinsics
+from grasp_autolabel.geometry import angle_difference
 from grasp_autolabel.sim import CellConfig, SimCell
 from grasp_autolabel.sim.render import Camera, look_at, render
 from grasp_autolabel.sim.scene import Log

@@ -8,8 +8,8 @@ import time
 import numpy as np
 import pytest
 
+from grasp_autolabel.camera import CameraIntrinsics
 from grasp_autolabel.capture import SessionWriter, SettleDetector, StampPairer
-from grasp_autolabel.geometry import CameraIntrinsics
 from grasp_autolabel.session import Session, SessionError
 from grasp_autolabel.sim import CellConfig, SimCell
 
@@ -42,8 +42,8 @@ def test_frames_are_numbered_without_gaps_across_restarts_and_crashes(tmp_path):
 
 WRITER = """
 import sys, numpy as np
+from grasp_autolabel.camera import CameraIntrinsics
 from grasp_autolabel.capture import SessionWriter
-from grasp_autolabel.geometry import CameraIntrinsics
 w = SessionWriter(sys.argv[1], CameraIntrinsics(640, 480, fx=600.0, fy=600.0, cx=319.5, cy=239.5), 0.001)
 rng = np.random.default_rng(0)
 print("ready", flush=True)

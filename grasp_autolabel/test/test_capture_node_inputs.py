@@ -16,7 +16,7 @@ from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 
-from grasp_autolabel.geometry import CameraIntrinsics  # noqa: E402
+from grasp_autolabel.camera import CameraIntrinsics  # noqa: E402
 from grasp_autolabel.ros.convert import intrinsics_to_camera_info, numpy_to_image  # noqa: E402
 from grasp_autolabel.ros.qos import RELIABLE, SENSOR  # noqa: E402
 from grasp_autolabel.session import Session  # noqa: E402

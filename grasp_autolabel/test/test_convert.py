@@ -5,7 +5,7 @@ import pytest
 pytest.importorskip("sensor_msgs")
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 
-from grasp_autolabel.geometry import CameraIntrinsics  # noqa: E402
+from grasp_autolabel.camera import CameraIntrinsics  # noqa: E402
 from grasp_autolabel.ros.convert import (  # noqa: E402
     ENCODINGS,
     camera_info_to_intrinsics,

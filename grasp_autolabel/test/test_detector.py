@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 torch = pytest.importorskip("torch")
 pytest.importorskip("torchvision")
 
-from grasp_autolabel.jobs.label import label_sessions  # noqa: E402
+from grasp_autolabel.camera import depth_at  # noqa: E402
 from grasp_autolabel.cli import main as cli  # noqa: E402
 from grasp_autolabel.detector.config import DecodeSettings, TrainSettings  # noqa: E402
 from grasp_autolabel.detector.evaluate import dense_truth, judge  # noqa: E402
@@ -23,9 +23,10 @@ from grasp_autolabel.detector.models import faster_rcnn as frcnn  # noqa: E402
 from grasp_autolabel.detector.models import grasp_map as gm  # noqa: E402
 from grasp_autolabel.detector.predict import CheckpointError, OnnxPredictor, TorchPredictor, load_checkpoint  # noqa: E402
 from grasp_autolabel.detector.train import train  # noqa: E402
-from grasp_autolabel.geometry import angle_difference, depth_at, rectangle_metric  # noqa: E402
-from grasp_autolabel.sim import CellConfig  # noqa: E402
+from grasp_autolabel.geometry import angle_difference, rectangle_metric  # noqa: E402
+from grasp_autolabel.jobs.label import label_sessions  # noqa: E402
 from grasp_autolabel.jobs.simulate import simulate  # noqa: E402
+from grasp_autolabel.sim import CellConfig  # noqa: E402
 
 TINY_NET = GraspMapNetwork(input_size=96, width=8)
 TINY_TRAIN = dict(batch_size=2, max_steps=40, split="none", val_every=20, lr=3e-3, augment=False)

@@ -124,7 +124,7 @@ def test_a_dataset_mixing_two_cameras_reads_every_item_with_its_own_depth_scale(
 
     from grasp_autolabel.dataset.propagate import propagate_labels
     from grasp_autolabel.dataset.store import intrinsics_to_dict
-    from grasp_autolabel.geometry import CameraIntrinsics
+    from grasp_autolabel.camera import CameraIntrinsics
 
     cam = CameraIntrinsics(width=64, height=48, fx=60.0, fy=60.0, cx=32.0, cy=24.0)
     ds = GraspDataset.create(tmp_path / "mixed", jaw_width_m=0.04, settings={})

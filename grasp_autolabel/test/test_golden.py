@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 
 pytest.importorskip("rosbags")
-from grasp_autolabel.jobs.label import label_sessions  # noqa: E402
-from grasp_autolabel.jobs.export import export_bags  # noqa: E402
 from grasp_autolabel.dataset.store import GraspDataset  # noqa: E402
-from grasp_autolabel.sim import CellConfig  # noqa: E402
+from grasp_autolabel.jobs.export import export_bags  # noqa: E402
+from grasp_autolabel.jobs.label import label_sessions  # noqa: E402
 from grasp_autolabel.jobs.simulate import simulate  # noqa: E402
+from grasp_autolabel.sim import CellConfig  # noqa: E402
 
 GOLDEN = Path(__file__).parent / "golden" / "labels.json"
 # tilted cameras, faults of every kind, two pile sizes: every stage and gate check runs

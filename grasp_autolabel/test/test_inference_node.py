@@ -17,16 +17,16 @@ from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 
-from grasp_autolabel.jobs.label import label_sessions  # noqa: E402
 from grasp_autolabel.detector.config import DecodeSettings, TrainSettings  # noqa: E402
 from grasp_autolabel.detector.export import export_onnx  # noqa: E402
 from grasp_autolabel.detector.models import GraspMapNetwork  # noqa: E402
 from grasp_autolabel.detector.train import train  # noqa: E402
+from grasp_autolabel.jobs.label import label_sessions  # noqa: E402
+from grasp_autolabel.jobs.simulate import simulate  # noqa: E402
 from grasp_autolabel.ros.convert import intrinsics_to_camera_info, numpy_to_image  # noqa: E402
 from grasp_autolabel.ros.qos import RELIABLE, SENSOR  # noqa: E402
 from grasp_autolabel.sim import CellConfig  # noqa: E402
 from grasp_autolabel.sim.cell import default_intrinsics  # noqa: E402
-from grasp_autolabel.jobs.simulate import simulate  # noqa: E402
 from ros_helpers import NodeProcess, call_service, spin_until  # noqa: E402
 
 W, H = 160, 120

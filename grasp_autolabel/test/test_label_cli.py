@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from grasp_autolabel.dataset import GraspDataset
+from grasp_autolabel.jobs.simulate import simulate
 from grasp_autolabel.session import Session
 from grasp_autolabel.sim import CellConfig
-from grasp_autolabel.jobs.simulate import simulate
 
 
 def cli(*args, timeout=300):

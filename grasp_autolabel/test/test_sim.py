@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from grasp_autolabel.geometry import CameraIntrinsics
+from grasp_autolabel.camera import CameraIntrinsics
+from grasp_autolabel.jobs.simulate import simulate
 from grasp_autolabel.session import Session, read_png
 from grasp_autolabel.sim import FAULT_KINDS, CellConfig, SimCell
 from grasp_autolabel.sim.render import Camera, look_at, render
 from grasp_autolabel.sim.scene import Log, build_pile
-from grasp_autolabel.jobs.simulate import simulate
 
 SMALL = CellConfig(width=320, height=240)
 

@@ -7,7 +7,7 @@ import numpy as np
 
 from grasp_autolabel.annotate.config import AnnotateConfig
 from grasp_autolabel.annotate.stages import STAGES, Step, start
-from grasp_autolabel.geometry import CameraIntrinsics, GraspPose, depth_at, grasp_poses
+from grasp_autolabel.camera import CameraIntrinsics, GraspPose, depth_at, grasp_poses
 
 __all__ = ["StepLabel", "annotate_step", "REASONS", "STAGES"]
 
@@ -31,7 +31,7 @@ class StepLabel:
     """The result of annotating one pick.
 
     ``grasps`` are ``(N, 5)`` ``[x, y, theta, w, h]`` in the grasp convention, sorted by score;
-    ``poses`` their 3-D poses in the camera optical frame (see :func:`geometry.grasp_pose`).
+    ``poses`` their 3-D poses in the camera optical frame (see :func:`camera.grasp_pose`).
     A rejected step still carries whatever the pipeline found before the gate stopped it.
     """
 

@@ -12,7 +12,7 @@ from grasp_autolabel.annotate.grasps import Spine, fit_spine, propose_grasps
 from grasp_autolabel.annotate.segment import depth_change, estimate_shift, refine, scale_px
 from grasp_autolabel.annotate.shapes import continues, crest_dips, largest_pieces, line_share, principal_spine, \
     upsample, view_ramp
-from grasp_autolabel.geometry import CameraIntrinsics, depth_at
+from grasp_autolabel.camera import CameraIntrinsics, depth_at
 
 __all__ = ["Step", "start", "STAGES"]
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from grasp_autolabel.camera import CameraIntrinsics
 from grasp_autolabel.dataset.bags import typestore
-from grasp_autolabel.geometry import CameraIntrinsics
 from grasp_autolabel.session import Session
 
 __all__ = ["BagWriter", "write_session_bag", "ContinuousBag", "CAPTURED_TOPICS", "CAMERA_TOPICS", "TRIGGER_TOPIC",

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from grasp_autolabel import __version__
-from grasp_autolabel.geometry import CameraIntrinsics
+from grasp_autolabel.camera import CameraIntrinsics
 from grasp_autolabel.session import SessionError, read_json, read_png, write_png_atomic, write_text_atomic
 
 __all__ = ["GraspDataset", "DatasetError", "FORMAT", "CONVENTION", "intrinsics_to_dict", "intrinsics_from_dict"]

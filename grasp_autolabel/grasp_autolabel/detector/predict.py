@@ -21,9 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
+from grasp_autolabel.camera import depth_at
 from grasp_autolabel.detector.config import DecodeSettings, TrainSettings, settings_from_dict, settings_to_dict
 from grasp_autolabel.detector.models import build_model, decode_outputs, family, network_from_dict, network_to_dict
-from grasp_autolabel.geometry import depth_at, rotated_iou
+from grasp_autolabel.geometry import rotated_iou
 
 __all__ = ["CheckpointError", "load_checkpoint", "save_checkpoint", "find_checkpoint", "Predictor", "TorchPredictor",
            "OnnxPredictor", "load_predictor", "CHECKPOINT_FORMAT", "CHECKPOINT_VERSION", "rotated_nms",

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from grasp_autolabel.camera import depth_at, grasp_poses
 from grasp_autolabel.errors import CommandError
-from grasp_autolabel.geometry import depth_at, grasp_poses
 from grasp_autolabel.session import Session, SessionError, write_png_atomic, write_text_atomic
 
 __all__ = ["expand_sessions", "predict_sessions", "MARKER"]

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from grasp_autolabel.camera import CameraIntrinsics, same_camera
 from grasp_autolabel.capture import SettleDetector, StampPairer
 from grasp_autolabel.codecs import camera_info_to_intrinsics, image_to_numpy, to_rgb8
 from grasp_autolabel.dataset.bags import BagError, BagSource, cdr_stamp_ns
 from grasp_autolabel.depth import depth_to_metres, metres_to_depth_units
-from grasp_autolabel.geometry import CameraIntrinsics, same_camera
 
 __all__ = ["ExportOptions", "Capture", "find_topics", "captures", "average_depth", "describe_topics", "Decoder",
            "DEFAULT_TOPICS"]

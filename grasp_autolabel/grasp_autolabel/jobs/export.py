@@ -30,7 +30,7 @@ from grasp_autolabel.annotate.pipeline import annotate_step
 from grasp_autolabel.dataset.bags import BagError, BagSource, expand_bags
 from grasp_autolabel.dataset.store import DatasetError, GraspDataset, intrinsics_to_dict
 from grasp_autolabel.errors import CommandError
-from grasp_autolabel.geometry import same_camera
+from grasp_autolabel.camera import same_camera
 from grasp_autolabel.jobs.bag_captures import DEFAULT_TOPICS, Decoder, ExportOptions, average_depth, captures, \
     describe_topics, find_topics
 from grasp_autolabel.jobs.label import LabelSummary, finish_job, label_record, write_viz

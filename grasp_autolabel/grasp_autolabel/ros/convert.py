@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from grasp_autolabel.camera import CameraIntrinsics
 from grasp_autolabel.codecs import ENCODINGS, camera_info_to_intrinsics, encoding_spec, image_to_numpy, to_rgb8
 from grasp_autolabel.depth import depth_to_metres, metres_to_depth_units
-from grasp_autolabel.geometry import CameraIntrinsics
 
 __all__ = [
     "ENCODINGS",

@@ -34,7 +34,7 @@ from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
 from visualization_msgs.msg import MarkerArray
 
-from grasp_autolabel.geometry import depth_at, grasp_poses
+from grasp_autolabel.camera import depth_at, grasp_poses
 from grasp_autolabel.ros.convert import camera_info_to_intrinsics, depth_to_metres, image_to_numpy, numpy_to_image, to_rgb8
 from grasp_autolabel.ros.health import ERROR, OK, WARN, Health, stamp_ns
 from grasp_autolabel.ros.messages import SOURCE_DETECTOR, grasp_markers, grasps_to_msg

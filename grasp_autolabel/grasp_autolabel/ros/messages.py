@@ -7,7 +7,9 @@ import numpy as np
 from geometry_msgs.msg import Pose
 from grasp_autolabel_msgs.msg import GraspRect, GraspRectArray
 
-from grasp_autolabel.geometry import GraspPose, as_grasps
+from grasp_autolabel.camera import GraspPose
+
+from grasp_autolabel.geometry import as_grasps
 
 __all__ = ["grasps_to_msg", "msg_to_grasps", "grasp_markers", "DecodedGrasps", "SOURCE_ANNOTATION", "SOURCE_DETECTOR"]
 

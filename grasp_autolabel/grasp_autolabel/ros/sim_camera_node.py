@@ -23,8 +23,8 @@ from std_srvs.srv import Trigger
 
 from grasp_autolabel.ros.convert import intrinsics_to_camera_info, numpy_to_image
 from grasp_autolabel.ros.params import Param, declare_parameters
-from grasp_autolabel.ros.runner import run_node
 from grasp_autolabel.ros.qos import SENSOR
+from grasp_autolabel.ros.runner import run_node
 from grasp_autolabel.sim.cell import CellConfig, SimCell
 
 PARAMS = [

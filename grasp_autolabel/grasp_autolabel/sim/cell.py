@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from grasp_autolabel.geometry import CameraIntrinsics
+from grasp_autolabel.camera import CameraIntrinsics
 from grasp_autolabel.sim.render import OCCLUDER_ID, Camera, Occluder, Render, look_at, render
 from grasp_autolabel.sim.scene import Pile, build_pile
 from grasp_autolabel.sim.sensor import SensorModel

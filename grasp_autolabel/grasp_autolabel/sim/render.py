@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from grasp_autolabel.geometry import CameraIntrinsics
+from grasp_autolabel.camera import CameraIntrinsics
 from grasp_autolabel.sim.scene import Log
 
 __all__ = ["Camera", "Occluder", "Render", "render", "look_at", "GROUND_ID", "OCCLUDER_ID"]
