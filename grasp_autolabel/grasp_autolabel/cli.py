@@ -83,7 +83,7 @@ def _add_simulate(sub):
     p.add_argument("--trigger", action="store_true",
                    help="--bag continuous: also record /operator/pick_done (std_msgs/Empty) once per still scene")
     p.add_argument("--overwrite", action="store_true", help="replace sequences already in OUT")
-    p.set_defaults(_impl="grasp_autolabel.jobs.simulate:main")
+    p.set_defaults(_impl="grasp_autolabel.cli_data:simulate_main")
 
 
 def _add_label(sub):
@@ -101,7 +101,7 @@ def _add_label(sub):
     group = p.add_mutually_exclusive_group()
     group.add_argument("--append", action="store_true", help="add to the dataset already in DATASET")
     group.add_argument("--overwrite", action="store_true", help="replace the dataset already in DATASET")
-    p.set_defaults(_impl="grasp_autolabel.jobs.label:main")
+    p.set_defaults(_impl="grasp_autolabel.cli_data:label_main")
 
 
 def _add_eval_labels(sub):
@@ -113,7 +113,7 @@ def _add_eval_labels(sub):
     p.add_argument("--gt", type=Path, nargs="+", metavar="SESSION/gt",
                    help="ground-truth folder(s), one per source session in order "
                         "(default: each source session's own gt/)")
-    p.set_defaults(_impl="grasp_autolabel.jobs.eval_labels:main")
+    p.set_defaults(_impl="grasp_autolabel.cli_data:eval_labels_main")
 
 
 def _add_run_sim(sub):
@@ -128,7 +128,7 @@ def _add_run_sim(sub):
     p.add_argument("--fps", type=float, default=30.0, help="camera frame rate (default 30)")
     p.add_argument("--width", type=_positive_int, default=640)
     p.add_argument("--height", type=_positive_int, default=480)
-    p.set_defaults(_impl="grasp_autolabel.ros.run_sim:main")
+    p.set_defaults(_impl="grasp_autolabel.cli_data:run_sim_main")
 
 
 def _add_convert(sub):
@@ -144,7 +144,7 @@ def _add_convert(sub):
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("--all", action="store_true", help="--to: also the items the gate rejected")
     p.add_argument("--overwrite", action="store_true", help="replace what is in --out")
-    p.set_defaults(_impl="grasp_autolabel.dataset.formats:main")
+    p.set_defaults(_impl="grasp_autolabel.cli_data:formats_main")
 
 
 def _add_export(sub):
@@ -175,7 +175,7 @@ def _add_export(sub):
     group = p.add_mutually_exclusive_group()
     group.add_argument("--append", action="store_true", help="add to the dataset already in DATASET")
     group.add_argument("--overwrite", action="store_true", help="replace the dataset already in DATASET")
-    p.set_defaults(_impl="grasp_autolabel.jobs.export:main")
+    p.set_defaults(_impl="grasp_autolabel.cli_data:export_main")
 
 
 def _add_augment(sub):
@@ -191,7 +191,7 @@ def _add_augment(sub):
     p.add_argument("--max-shift", type=float, default=50.0, metavar="PX", help="largest shift in x and y (50 px)")
     p.add_argument("--max-rotation", type=float, default=180.0, metavar="DEG", help="largest rotation (180 deg)")
     p.add_argument("--overwrite", action="store_true", help="replace what is in --out")
-    p.set_defaults(_impl="grasp_autolabel.dataset.augment:main")
+    p.set_defaults(_impl="grasp_autolabel.cli_data:augment_main")
 
 
 def _add_split(sub):
@@ -202,7 +202,7 @@ def _add_split(sub):
     p.add_argument("dataset", type=Path, metavar="DATASET")
     p.add_argument("--test-fraction", type=float, default=None, help="share held out (default: as recorded, else 0.2)")
     p.add_argument("--seed", type=int, default=None, help="(default: as recorded, else 0)")
-    p.set_defaults(_impl="grasp_autolabel.dataset.splits:main")
+    p.set_defaults(_impl="grasp_autolabel.cli_data:splits_main")
 
 
 def _add_train(sub):

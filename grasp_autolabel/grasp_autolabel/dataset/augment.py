@@ -16,7 +16,6 @@ before, and a rerun writes only the items that are missing. Rejected items are n
 from __future__ import annotations
 
 import math
-import sys
 import time
 from pathlib import Path
 
@@ -25,9 +24,7 @@ import numpy as np
 
 from grasp_autolabel.dataset.splits import assign_splits, origin_of
 from grasp_autolabel.dataset.store import DatasetError, GraspDataset
-from grasp_autolabel.errors import CommandError
 from grasp_autolabel.geometry import as_grasps, normalize_angle, rect_to_corners
-from grasp_autolabel.session import SessionError
 
 __all__ = ["random_transform", "transform_grasps", "augment_item", "augment_dataset"]
 
@@ -165,18 +162,3 @@ def _move_points(points, m):
         return None
     p = np.asarray(points, dtype=float)
     return np.round(p @ m[:, :2].T + m[:, 2], 2).tolist()
-
-
-def main(args) -> int:
-    try:
-        c = augment_dataset(args.dataset, args.out, factor=args.factor, seed=args.seed, max_shift_px=args.max_shift,
-                            max_rotation_deg=args.max_rotation, overwrite=args.overwrite,
-                            progress=sys.stderr.isatty())
-    except SessionError as exc:
-        raise CommandError(str(exc)) from None
-    print(f"{c['items']} items written ({c['skipped']} already there), {c['grasps_out']} grasps; "
-          f"{c['grasps_dropped']} grasps dropped (left the image), {c['copies_without_grasps']} copies with no grasp "
-          f"left skipped")
-    rate = c["items"] / c["seconds"] if c["seconds"] > 0 else float("inf")
-    print(f"wrote {args.out} in {c['seconds']:.1f} s ({rate:.0f} items/s)")
-    return 0

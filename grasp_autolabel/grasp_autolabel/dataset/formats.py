@@ -194,21 +194,3 @@ def import_jacquard(folder, out, *, overwrite: bool = False) -> int:
     samples = [(s, folder / f"{s}_RGB.png", folder / f"{s}_perfect_depth.tiff", _read_jacquard(folder / f"{s}_grasps.txt"))
                for s in stems]
     return _import(samples, out, source_name=str(folder.resolve()), overwrite=overwrite)
-
-
-def main(args) -> int:
-    from grasp_autolabel.errors import CommandError
-    from grasp_autolabel.session import SessionError
-
-    try:
-        if args.to:
-            fn = {"cornell": export_cornell, "jacquard": export_jacquard}[args.to]
-            n = fn(args.source, args.out, accepted_only=not args.all, overwrite=args.overwrite)
-            print(f"wrote {n} {args.to.capitalize()} samples to {args.out}")
-        else:
-            fn = {"cornell": import_cornell, "jacquard": import_jacquard}[args.from_]
-            n = fn(args.source, args.out, overwrite=args.overwrite)
-            print(f"imported {n} {args.from_.capitalize()} samples into the dataset {args.out}")
-    except SessionError as exc:
-        raise CommandError(str(exc)) from None
-    return 0

@@ -63,12 +63,3 @@ def assign_splits(ds: GraspDataset, *, test_fraction: float | None = None, seed:
     ds.meta["splits"] = splits
     ds.save_meta()
     return splits
-
-
-def main(args) -> int:
-    ds = GraspDataset.open(args.dataset)
-    s = assign_splits(ds, test_fraction=args.test_fraction, seed=args.seed)
-    for kind in ("image", "session"):
-        print(f"{kind}-wise: {len(s[kind]['train'])} train, {len(s[kind]['test'])} test")
-    print(f"held-out sources: {', '.join(s['session']['test_sources']) or 'none (one source only)'}")
-    return 0

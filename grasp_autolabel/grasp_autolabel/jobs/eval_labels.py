@@ -30,9 +30,9 @@ import numpy as np
 from grasp_autolabel.dataset.store import GraspDataset
 from grasp_autolabel.errors import CommandError
 from grasp_autolabel.evaluation import mask_iou, valid_for_log
-from grasp_autolabel.session import SessionError, read_png
+from grasp_autolabel.session import read_png
 
-__all__ = ["evaluate_labels", "main"]
+__all__ = ["evaluate_labels"]
 
 
 def _gt_folders(ds: GraspDataset, gt_args) -> dict[int, Path]:
@@ -111,16 +111,3 @@ def evaluate_labels(dataset, gt=None) -> dict:
         "partly_out_of_view_accepted": partial_accepted,
         "outcomes": {f"{k[0]}/{k[1]}": v for k, v in sorted(by_fault.items())},
     }
-
-
-def main(args) -> int:
-    try:
-        metrics = evaluate_labels(args.dataset, args.gt)
-    except SessionError as exc:
-        raise CommandError(str(exc)) from None
-    width = max(len(k) for k in metrics)
-    for k, v in metrics.items():
-        if k != "outcomes":
-            print(f"{k:{width}s}  {v}")
-    print(json.dumps(metrics))
-    return 0

@@ -25,11 +25,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from grasp_autolabel.annotate.config import AnnotateConfig, load_config
+from grasp_autolabel.annotate.config import AnnotateConfig
 from grasp_autolabel.annotate.pipeline import annotate_step
 from grasp_autolabel.dataset.bags import BagError, BagSource, expand_bags
 from grasp_autolabel.dataset.store import DatasetError, GraspDataset, intrinsics_to_dict
-from grasp_autolabel.errors import CommandError
 from grasp_autolabel.camera import same_camera
 from grasp_autolabel.jobs.bag_captures import DEFAULT_TOPICS, Decoder, ExportOptions, average_depth, captures, \
     describe_topics, find_topics
@@ -185,25 +184,3 @@ class _Job:
         if self.viz:
             write_viz(self.ds, index, before.rgb, k - 1, step)
         self.summary.add(step)
-
-
-def main(args) -> int:
-    from grasp_autolabel.session import SessionError, read_camera_info_yaml
-
-    try:
-        config = load_config(args.config) if args.config else AnnotateConfig()
-        camera = None
-        if args.camera_info:
-            camera, scale = read_camera_info_yaml(args.camera_info)
-        options = ExportOptions(mode=args.mode, topics=tuple(args.topics) if args.topics else None,
-                                trigger=args.trigger, settle_s=args.settle_s, average=args.average,
-                                depth_scale=args.depth_scale, camera_info=camera)
-        summary = export_bags(args.bags, args.out, config=config, options=options, append=args.append,
-                              overwrite=args.overwrite, progress=sys.stderr.isatty(), viz=args.viz)
-    except (BagError, SessionError) as exc:
-        raise CommandError(str(exc)) from None
-    for line in summary.lines():
-        print(line)
-    rate = summary.frames / summary.seconds if summary.seconds > 0 else float("inf")
-    print(f"wrote {args.out} in {summary.seconds:.1f} s ({rate:.0f} frames/s)")
-    return 0

@@ -1,7 +1,6 @@
 """``grasp-autolabel label``: capture sessions in, a grasp dataset out."""
 from __future__ import annotations
 
-import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -9,15 +8,14 @@ from pathlib import Path
 
 import numpy as np
 
-from grasp_autolabel.annotate.config import AnnotateConfig, load_config
+from grasp_autolabel.annotate.config import AnnotateConfig
 from grasp_autolabel.annotate.pipeline import REASONS, StepLabel, annotate_step
 from grasp_autolabel.dataset.propagate import propagate_labels
 from grasp_autolabel.dataset.splits import assign_splits
 from grasp_autolabel.dataset.store import GraspDataset, intrinsics_to_dict
-from grasp_autolabel.errors import CommandError
 from grasp_autolabel.session import Session, SessionError
 
-__all__ = ["label_sessions", "label_record", "write_viz", "finish_job", "LabelSummary", "main"]
+__all__ = ["label_sessions", "label_record", "write_viz", "finish_job", "LabelSummary"]
 
 
 def label_record(step: StepLabel, *, pick_index: int, source: int, session: str, frame_after: int) -> dict:
@@ -141,20 +139,3 @@ def write_viz(ds: GraspDataset, index: int, rgb, k: int, step: StepLabel) -> Non
     img = draw_label(rgb, mask=step.mask, spine=step.spine, grasps=step.grasps, text=text,
                      accepted=step.accepted)
     write_png_atomic(ds.path / "viz" / f"{index:06d}.png", img)
-
-
-def main(args) -> int:
-    try:
-        config = load_config(args.config) if args.config else AnnotateConfig()
-    except ValueError as exc:
-        raise CommandError(str(exc)) from None
-    try:
-        summary = label_sessions(args.sessions, args.out, config=config, viz=args.viz, append=args.append,
-                                 overwrite=args.overwrite, progress=sys.stderr.isatty())
-    except SessionError as exc:
-        raise CommandError(str(exc)) from None
-    for line in summary.lines():
-        print(line)
-    rate = summary.steps / summary.seconds if summary.seconds > 0 else float("inf")
-    print(f"wrote {args.out} in {summary.seconds:.1f} s ({rate:.0f} steps/s)")
-    return 0

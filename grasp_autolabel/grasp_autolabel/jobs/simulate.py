@@ -14,9 +14,6 @@ The labelling code never reads gt/.
 from __future__ import annotations
 
 import json
-import shutil
-import sys
-import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
@@ -24,7 +21,6 @@ from typing import Callable
 import numpy as np
 
 from grasp_autolabel import __version__
-from grasp_autolabel.errors import CommandError
 from grasp_autolabel.session import FRAME_NAME, write_camera_info_yaml, write_png_atomic, write_text_atomic
 from grasp_autolabel.sim.cell import CellConfig, SimCell
 
@@ -116,31 +112,3 @@ def simulate(out, *, sequences: int = 1, seed: int = 0, config: CellConfig | Non
             bar.refresh()
             paths.append(path)
     return paths
-
-
-def main(args) -> int:
-    n_logs = (args.logs, args.logs) if args.logs else CellConfig.n_logs
-    try:
-        config = CellConfig(width=args.width, height=args.height, n_logs=n_logs, fault_rate=args.fault_rate,
-                            tilt_max_deg=args.tilt_max)
-    except ValueError as exc:
-        raise CommandError(f"simulate: {exc}") from None
-    existing = [args.out / f"seq_{i:03d}" for i in range(args.sequences)
-                if (args.out / f"seq_{i:03d}").exists() and any((args.out / f"seq_{i:03d}").iterdir())]
-    if existing:
-        if not args.overwrite:
-            raise CommandError(f"{existing[0]} already exists; choose another --out or pass --overwrite")
-        for path in existing:
-            shutil.rmtree(path)
-            bag = args.out / "bags" / path.name
-            if bag.exists():
-                shutil.rmtree(bag)
-    t0 = time.perf_counter()
-    paths = simulate(args.out, sequences=args.sequences, seed=args.seed, config=config,
-                     progress=sys.stderr.isatty() or None, bag=args.bag, storage=args.storage, fps=args.fps,
-                     trigger=args.trigger)
-    frames = sum(len(list((p / "rgb").glob("*.png"))) for p in paths)
-    print(f"wrote {len(paths)} sequence(s), {frames} frames, to {args.out} in {time.perf_counter() - t0:.1f} s")
-    if args.bag:
-        print(f"bags ({args.bag}, {args.storage}): {args.out / 'bags'}")
-    return 0

@@ -9,7 +9,6 @@ DIR/dataset (grasp dataset) and DIR/logs; exits non-zero if a node failed.
 """
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -139,11 +138,3 @@ def _pick(cell, timeout_s: float, progress):
     if not cell.spin_until(lambda: len(cell.labels) > n, timeout_s):
         raise RuntimeError(f"no grasps published within {timeout_s:.0f} s of the pick ({reply.message})")
     return reply
-
-
-def main(args) -> int:
-    summary = run(args.out, picks=args.picks, seed=args.seed, fps=args.fps, width=args.width, height=args.height)
-    print(f"{summary['picks']} picks: {summary['accepted']} labelled ({summary['grasps']} grasps); "
-          f"session in {args.out / 'session'}, dataset in {args.out / 'dataset'}")
-    print(json.dumps(summary))
-    return 0
