@@ -87,19 +87,7 @@ def augment_dataset(source, out, *, factor: int = 100, seed: int = 0, max_shift_
         raise DatasetError(f"{source}: has no accepted item to augment")
     params = {"dataset": str(Path(source).resolve()), "factor": factor, "seed": seed, "max_shift_px": max_shift_px,
               "max_rotation_deg": max_rotation_deg, "items": len(accepted)}
-    out = Path(out)
-    if (out / "dataset.json").exists() and not overwrite:
-        existing = GraspDataset.open(out)
-        if existing.meta.get("augmentation") != params:
-            raise DatasetError(f"{out} already holds a dataset ({len(existing.item_indices())} items) that is not this "
-                               "augmentation; pass --overwrite to replace it")
-        ds = existing  # the same augmentation again: resume
-    else:
-        ds = GraspDataset.create(out, jaw_width_m=src.meta["jaw_width_m"], settings=src.meta.get("settings", {}),
-                                 overwrite=overwrite)
-        ds.meta["sources"] = src.meta.get("sources", [])
-        ds.meta["augmentation"] = params
-        ds.save_meta()
+    ds = _open_output(src, Path(out), params, overwrite)
     done = set(ds.item_indices())
     counts = {"items": 0, "skipped": len(done), "grasps_in": 0, "grasps_out": 0, "grasps_dropped": 0,
               "copies_without_grasps": 0}
@@ -121,30 +109,13 @@ def augment_dataset(source, out, *, factor: int = 100, seed: int = 0, max_shift_
                 if index in done:
                     continue
                 rng = np.random.default_rng([seed, j, c])
-                if c == 0:
-                    m = np.array([[1.0, 0, 0], [0, 1.0, 0]])
-                    out_rgb, out_depth, out_mask, out_g, kept = rgb, depth, mask, grasps, np.ones(len(grasps), bool)
-                else:
-                    for _ in range(MAX_DRAWS):
-                        m = random_transform(rng, w, h, max_shift_px=max_shift_px, max_rotation_deg=max_rotation_deg)
-                        out_rgb, out_depth, out_mask, out_g, kept = augment_item(rgb, depth, mask, grasps, m)
-                        if kept.any() or not len(grasps):
-                            break
-                    else:
-                        counts["copies_without_grasps"] += 1
-                        bar.update()
-                        continue
-                record = {k: v for k, v in label.items() if k not in ("image", "depth", "mask", "poses", "grasps",
-                                                                       "scores", "spine", "later_grasps")}
-                if label.get("later_grasps"):
-                    moved, _ = transform_grasps(label["later_grasps"], m, w, h)
-                    record["later_grasps"] = np.round(moved, 3).tolist()
-                scores = np.asarray(label.get("scores") or [1.0] * len(grasps), dtype=float)
-                record.update(
-                    grasps=np.round(out_g, 3).tolist(), scores=np.round(scores[kept], 4).tolist(), poses=None,
-                    spine=_move_points(label.get("spine"), m), origin=origin,
-                    augmentation={"from_item": i, "copy": c, "matrix": np.round(m, 6).tolist(),
-                                  "rotation_deg": round(math.degrees(math.atan2(m[1, 0], m[0, 0])), 3)})
+                copy = _draw_copy(rng, c, rgb, depth, mask, grasps, max_shift_px, max_rotation_deg)
+                if copy is None:
+                    counts["copies_without_grasps"] += 1
+                    bar.update()
+                    continue
+                m, out_rgb, out_depth, out_mask, out_g, kept = copy
+                record = _copy_label(label, m, out_g, kept, grasps, origin, i, c, w, h)
                 ds.write_item(index, rgb=out_rgb, depth=out_depth, mask=out_mask, label=record)
                 counts["items"] += 1
                 counts["grasps_in"] += len(grasps)
@@ -155,6 +126,52 @@ def augment_dataset(source, out, *, factor: int = 100, seed: int = 0, max_shift_
                   seed=(src.meta.get("splits") or {}).get("seed"))
     counts["seconds"] = time.perf_counter() - t0
     return counts
+
+
+def _open_output(src: GraspDataset, out: Path, params: dict, overwrite: bool) -> GraspDataset:
+    """The output dataset: new, or the same augmentation again (resumed)."""
+    if (out / "dataset.json").exists() and not overwrite:
+        existing = GraspDataset.open(out)
+        if existing.meta.get("augmentation") != params:
+            raise DatasetError(f"{out} already holds a dataset ({len(existing.item_indices())} items) that is not this "
+                               "augmentation; pass --overwrite to replace it")
+        return existing
+    ds = GraspDataset.create(out, jaw_width_m=src.meta["jaw_width_m"], settings=src.meta.get("settings", {}),
+                             overwrite=overwrite)
+    ds.meta["sources"] = src.meta.get("sources", [])
+    ds.meta["augmentation"] = params
+    ds.save_meta()
+    return ds
+
+
+def _draw_copy(rng, c: int, rgb, depth, mask, grasps, max_shift_px: float, max_rotation_deg: float):
+    """Copy ``c`` of an item: ``(matrix, rgb, depth, mask, grasps, kept)`` (copy 0 untouched), or
+    None when no draw keeps a grasp in the image."""
+    h, w = mask.shape
+    if c == 0:
+        return np.array([[1.0, 0, 0], [0, 1.0, 0]]), rgb, depth, mask, grasps, np.ones(len(grasps), bool)
+    for _ in range(MAX_DRAWS):
+        m = random_transform(rng, w, h, max_shift_px=max_shift_px, max_rotation_deg=max_rotation_deg)
+        out_rgb, out_depth, out_mask, out_g, kept = augment_item(rgb, depth, mask, grasps, m)
+        if kept.any() or not len(grasps):
+            return m, out_rgb, out_depth, out_mask, out_g, kept
+    return None
+
+
+def _copy_label(label: dict, m, out_g, kept, grasps, origin: dict, i: int, c: int, w: int, h: int) -> dict:
+    """The labels record of a transformed copy: grasps, later grasps and spine moved."""
+    record = {k: v for k, v in label.items() if k not in ("image", "depth", "mask", "poses", "grasps",
+                                                           "scores", "spine", "later_grasps")}
+    if label.get("later_grasps"):
+        moved, _ = transform_grasps(label["later_grasps"], m, w, h)
+        record["later_grasps"] = np.round(moved, 3).tolist()
+    scores = np.asarray(label.get("scores") or [1.0] * len(grasps), dtype=float)
+    record.update(
+        grasps=np.round(out_g, 3).tolist(), scores=np.round(scores[kept], 4).tolist(), poses=None,
+        spine=_move_points(label.get("spine"), m), origin=origin,
+        augmentation={"from_item": i, "copy": c, "matrix": np.round(m, 6).tolist(),
+                      "rotation_deg": round(math.degrees(math.atan2(m[1, 0], m[0, 0])), 3)})
+    return record
 
 
 def _move_points(points, m):
