@@ -185,19 +185,7 @@ def propose_grasps(mask: np.ndarray, spine: Spine, *, centroid: np.ndarray, jaw_
         return np.zeros((0, 5)), np.zeros(0), float("nan")
     widths = (hi_all - lo_all)[ok_all]
     median_width = float(np.median(widths))
-    # the jaws must stay on the log: keep centres half a jaw (and half a width) from its ends
-    t_c = float((centroid - spine.point) @ spine.direction)
-    margin = 0.5 * median_width
-    t_lo, t_hi = spine.t_min + margin, spine.t_max - margin
-    if t_lo > t_hi:
-        t_lo = t_hi = 0.5 * (spine.t_min + spine.t_max)
-    t_c = min(max(t_c, t_lo), t_hi)
-    sigma = max(spread * spine.length, 1.0)
-    # deterministic quantiles of a normal around the centre of mass
-    q = (np.arange(n) + 0.5) / n
-    z = ndtri(q)
-    t = np.clip(t_c + sigma * z, t_lo, t_hi)
-    t = np.unique(np.round(t, 2))
+    t, t_c, sigma = _positions(spine, centroid, median_width, n, spread)
     centres = spine.point + t[:, None] * spine.direction
     lo, hi, ok = measure_widths(mask, centres, normal, max_half_px=reach)
     width = hi - lo
@@ -215,3 +203,19 @@ def propose_grasps(mask: np.ndarray, spine: Spine, *, centroid: np.ndarray, jaw_
     scores = np.exp(-0.5 * ((t[good] - t_c) / sigma) ** 2)[keep]
     order = np.argsort(-scores, kind="stable")
     return grasps[order], scores[order], median_width
+
+
+def _positions(spine: Spine, centroid: np.ndarray, median_width: float, n: int, spread: float):
+    """``(t, t_c, sigma)``: up to ``n`` positions along the spine, deterministic quantiles of a
+    normal (``sigma`` = ``spread`` of its length) around the centre of mass ``t_c``, kept half a
+    width from the log's ends so the jaws stay on it."""
+    t_c = float((centroid - spine.point) @ spine.direction)
+    margin = 0.5 * median_width
+    t_lo, t_hi = spine.t_min + margin, spine.t_max - margin
+    if t_lo > t_hi:
+        t_lo = t_hi = 0.5 * (spine.t_min + spine.t_max)
+    t_c = min(max(t_c, t_lo), t_hi)
+    sigma = max(spread * spine.length, 1.0)
+    q = (np.arange(n) + 0.5) / n
+    t = np.clip(t_c + sigma * ndtri(q), t_lo, t_hi)
+    return np.unique(np.round(t, 2)), t_c, sigma

@@ -267,22 +267,29 @@ def render(camera: Camera, logs: list[Log] | dict, *, occluders: tuple = (), ray
                 planes[k][hit] = obj.colour[k] * shade
             continue
         lut = _bark_texture(obj.bark_seed)
-        e1 = np.cross(axis, [0.0, 0.0, 1.0])
-        if np.linalg.norm(e1) < 1e-6:
-            e1 = np.cross(axis, [1.0, 0.0, 0.0])
-        e1 /= np.linalg.norm(e1)
-        e2 = np.cross(axis, e1)
-        phi = np.arctan2(rx * e2[0] + ry * e2[1] + rz * e2[2], rx * e1[0] + ry * e1[1] + rz * e1[2])
-        si = np.clip(((ax_c / (2 * half_len) + 0.5) * 255).astype(np.int32), 0, 255)
-        pj = ((phi * (1 / (2 * math.pi)) + 0.5) * 127).astype(np.int32) % 128
-        tex_index = si * 128 + pj
-        if np.any(cap_i):
-            rho = np.sqrt(rx[cap_i] ** 2 + ry[cap_i] ** 2 + rz[cap_i] ** 2) / radius
-            tex_index[cap_i] = _BARK_TEXELS + np.clip((rho * 63).astype(np.int32), 0, 63)
+        tex_index = _bark_index(axis, radius, half_len, rx, ry, rz, ax_c, cap_i)
         for k in range(3):
             planes[k][hit] = lut[k][tex_index] * shade
     rgb = np.clip(np.stack([p.reshape(H, W) for p in planes], axis=2), 0, 255).astype(np.uint8)
     return Render(depth.reshape(H, W), inst.reshape(H, W), rgb)
+
+
+def _bark_index(axis, radius: float, half_len: float, rx, ry, rz, ax_c, cap_i) -> np.ndarray:
+    """Texel of each hit on a log: bark by (position along the axis, angle around it), rings on
+    the end caps by distance from the axis."""
+    e1 = np.cross(axis, [0.0, 0.0, 1.0])
+    if np.linalg.norm(e1) < 1e-6:
+        e1 = np.cross(axis, [1.0, 0.0, 0.0])
+    e1 /= np.linalg.norm(e1)
+    e2 = np.cross(axis, e1)
+    phi = np.arctan2(rx * e2[0] + ry * e2[1] + rz * e2[2], rx * e1[0] + ry * e1[1] + rz * e1[2])
+    si = np.clip(((ax_c / (2 * half_len) + 0.5) * 255).astype(np.int32), 0, 255)
+    pj = ((phi * (1 / (2 * math.pi)) + 0.5) * 127).astype(np.int32) % 128
+    tex_index = si * 128 + pj
+    if np.any(cap_i):
+        rho = np.sqrt(rx[cap_i] ** 2 + ry[cap_i] ** 2 + rz[cap_i] ** 2) / radius
+        tex_index[cap_i] = _BARK_TEXELS + np.clip((rho * 63).astype(np.int32), 0, 63)
+    return tex_index
 
 
 def _shade(normals: np.ndarray) -> np.ndarray:
