@@ -136,33 +136,48 @@ def evaluate(model, dataset, *, part: str = "test", split: str | None = None, ba
         t0 = time.perf_counter()
         grasps, scores = pred.predict(rgb, depth, fx=cam[0].fx if cam else None, decode=decode)
         times.append(time.perf_counter() - t0)
-        truth = frame_truth(ds, i, label)
-        record = {"item": i, "grasps": grasps, "scores": scores, "valid": None}
-        if truth is not None:
-            ok, why, covered = judge(grasps, truth)
-            free = [log for log in truth["logs"] if log["graspable"] and log.get("axis_visible_px")]
-            gt = (np.concatenate([dense_truth(log, pred.decode.jaw_width_m * (cam[0].fx if cam else 615.0)
-                                              / log["depth_m"]) for log in free]) if free else np.zeros((0, 5)))
-            counts["truth_images"] += 1
-            counts["candidates"] += len(grasps)
-            counts["valid"] += int(ok.sum())
-            counts["top1_valid"] += int(len(ok) > 0 and ok[0])
-            counts["free_logs"] += len(covered)
-            counts["covered"] += int(covered.sum())
-            reasons.update(r for r in why if r)
-            record.update(valid=ok, reasons=why)
-        else:
-            gt = as_grasps(item_grasps(label, True))
-        if len(gt):
-            counts["rect_images"] += 1
-            counts["rect_hits"] += int(len(grasps) > 0 and bool(rectangle_metric(grasps[:1], gt)[0]))
+        record = _score_image(ds, i, label, grasps, scores, pred.decode.jaw_width_m * (cam[0].fx if cam else 615.0),
+                              counts, reasons)
         if details:
             per_image.append(record)
+    r = _summary(items, pred, counts, reasons, times)
+    if details:
+        r["per_image"] = per_image
+    return r
 
+
+def _score_image(ds, i: int, label: dict, grasps, scores, jaw_px_m: float, counts: Counter, reasons: Counter) -> dict:
+    """Judge one image's candidates against the simulator's truth (valid, coverage, why not) and
+    the top one by the rectangle metric (dense truth where there is truth, else the labels).
+    ``jaw_px_m``: the jaw size in pixels at 1 m."""
+    truth = frame_truth(ds, i, label)
+    record = {"item": i, "grasps": grasps, "scores": scores, "valid": None}
+    if truth is not None:
+        ok, why, covered = judge(grasps, truth)
+        free = [log for log in truth["logs"] if log["graspable"] and log.get("axis_visible_px")]
+        gt = (np.concatenate([dense_truth(log, jaw_px_m / log["depth_m"]) for log in free]) if free
+              else np.zeros((0, 5)))
+        counts["truth_images"] += 1
+        counts["candidates"] += len(grasps)
+        counts["valid"] += int(ok.sum())
+        counts["top1_valid"] += int(len(ok) > 0 and ok[0])
+        counts["free_logs"] += len(covered)
+        counts["covered"] += int(covered.sum())
+        reasons.update(r for r in why if r)
+        record.update(valid=ok, reasons=why)
+    else:
+        gt = as_grasps(item_grasps(label, True))
+    if len(gt):
+        counts["rect_images"] += 1
+        counts["rect_hits"] += int(len(grasps) > 0 and bool(rectangle_metric(grasps[:1], gt)[0]))
+    return record
+
+
+def _summary(items, pred, counts: Counter, reasons: Counter, times: list) -> dict:
     def pct(a, b):
         return round(100.0 * counts[a] / counts[b], 2) if counts[b] else None
 
-    r = {"images": len(items), "model_id": pred.model_id, "model": pred.network.model,
+    return {"images": len(items), "model_id": pred.model_id, "model": pred.network.model,
          "valid_candidates_pct": pct("valid", "candidates"), "valid_top1_pct": pct("top1_valid", "truth_images"),
          "coverage_pct": pct("covered", "free_logs"), "rectangle_metric_top1_pct": pct("rect_hits", "rect_images"),
          "rectangle_metric_truth": "dense" if counts["truth_images"] else "labels",
@@ -172,6 +187,3 @@ def evaluate(model, dataset, *, part: str = "test", split: str | None = None, ba
          "invalid_by_reason": {k: reasons.get(k, 0) for k in INVALID_REASONS},
          "images_with_truth": counts["truth_images"],
          "latency_ms_p50": round(1000 * float(np.median(times)), 1)}
-    if details:
-        r["per_image"] = per_image
-    return r
