@@ -29,7 +29,6 @@ def export_onnx(run, out, *, opset: int = 17, overwrite: bool = False) -> Path:
     import torch
 
     from grasp_autolabel.detector.models import build_model
-    from grasp_autolabel.detector.models.grasp_map import activate
     from grasp_autolabel.session import write_atomic
 
     out = Path(out)
@@ -42,25 +41,7 @@ def export_onnx(run, out, *, opset: int = 17, overwrite: bool = False) -> Path:
     model = build_model(network)
     load_weights(model, ckpt["state_dict"], ckpt["path"])
     model.eval()
-    w, h = ckpt.get("image_size") or (640, 480)
-    if network.model == "grasp-map":
-        from grasp_autolabel.detector.models.grasp_map import padded_shape
-
-        ph, pw = padded_shape(w, h, network.input_size)
-
-        class Maps(torch.nn.Module):
-            def __init__(self, net):
-                super().__init__()
-                self.net = net
-
-            def forward(self, x):
-                return activate(self.net(x))
-
-        module, args = Maps(model), (torch.rand(1, network.in_channels, ph, pw),)
-        names = {"input_names": ["input"], "output_names": ["maps"]}
-    else:
-        module, args = model, ([torch.rand(3, network.input_size, network.input_size)],)
-        names = {"input_names": ["image"], "output_names": ["boxes", "labels", "scores"]}  # torchvision's order
+    module, args, names = _traced(model, network, ckpt.get("image_size") or (640, 480))
     meta = checkpoint_meta(network, ckpt["decode_obj"])
     props = {"grasp_autolabel_network": json.dumps(meta["network"]),
              "grasp_autolabel_decode": json.dumps(meta["decode"]),
@@ -79,3 +60,26 @@ def export_onnx(run, out, *, opset: int = 17, overwrite: bool = False) -> Path:
         entry.key, entry.value = key, value
     write_atomic(out, lambda f: f.write(m.SerializeToString()))
     return out
+
+
+def _traced(model, network, image_size):
+    """``(module, example inputs, input/output names)`` to trace: the grasp-map network with its
+    maps activated, at the padded size of the training images; Faster R-CNN as torchvision has it."""
+    import torch
+
+    from grasp_autolabel.detector.models.grasp_map import activate, padded_shape
+
+    if network.model != "grasp-map":
+        names = {"input_names": ["image"], "output_names": ["boxes", "labels", "scores"]}  # torchvision's order
+        return model, ([torch.rand(3, network.input_size, network.input_size)],), names
+
+    class Maps(torch.nn.Module):
+        def __init__(self, net):
+            super().__init__()
+            self.net = net
+
+        def forward(self, x):
+            return activate(self.net(x))
+
+    ph, pw = padded_shape(*image_size, network.input_size)
+    return Maps(model), (torch.rand(1, network.in_channels, ph, pw),), {"input_names": ["input"], "output_names": ["maps"]}
