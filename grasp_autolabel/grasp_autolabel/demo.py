@@ -35,7 +35,6 @@ def live_inference(out: Path, model: Path, *, seed: int, frames: int = 80, fps: 
     a few overlays, and one ~/get_grasps answer."""
     import rclpy
     from grasp_autolabel_msgs.msg import GraspRectArray
-    from grasp_autolabel_msgs.srv import GetGrasps
     from rclpy.executors import SingleThreadedExecutor
     from sensor_msgs.msg import Image
 
@@ -68,7 +67,6 @@ def live_inference(out: Path, model: Path, *, seed: int, frames: int = 80, fps: 
     node.create_subscription(GraspRectArray, "/inference_node/grasps", on_grasps, RELIABLE)
     node.create_subscription(Image, "/inference_node/overlay", lambda m: overlays.append(m) if len(overlays) < 40 else None,
                              RELIABLE)
-    answer = None
     try:
         end = time.monotonic() + timeout_s + frames / fps
         while len(latencies) < frames and time.monotonic() < end:
@@ -76,13 +74,7 @@ def live_inference(out: Path, model: Path, *, seed: int, frames: int = 80, fps: 
                 if not p.alive():
                     raise RuntimeError(f"{p.name} exited:\n{p.tail()}")
             ex.spin_once(timeout_sec=0.05)
-        client = node.create_client(GetGrasps, "/inference_node/get_grasps")
-        if client.wait_for_service(timeout_sec=10):
-            fut = client.call_async(GetGrasps.Request(max_grasps=3, timeout_s=2.0))
-            t_end = time.monotonic() + 10
-            while not fut.done() and time.monotonic() < t_end:
-                ex.spin_once(timeout_sec=0.05)
-            answer = fut.result()
+        answer = _ask_for_grasps(node, ex)
     finally:
         node.destroy_node()
         rclpy.shutdown(context=context)
@@ -95,6 +87,20 @@ def live_inference(out: Path, model: Path, *, seed: int, frames: int = 80, fps: 
         paths.append(path)
     return {"latencies_s": latencies, "grasps_per_frame": counts, "overlays": paths,
             "service": {"success": answer.success, "message": answer.message} if answer else None}
+
+
+def _ask_for_grasps(node, ex):
+    """One ~/get_grasps call, as a planner makes it (None when the service does not answer)."""
+    from grasp_autolabel_msgs.srv import GetGrasps
+
+    client = node.create_client(GetGrasps, "/inference_node/get_grasps")
+    if not client.wait_for_service(timeout_sec=10):
+        return None
+    fut = client.call_async(GetGrasps.Request(max_grasps=3, timeout_s=2.0))
+    t_end = time.monotonic() + 10
+    while not fut.done() and time.monotonic() < t_end:
+        ex.spin_once(timeout_sec=0.05)
+    return fut.result()
 
 
 def draw_judged(dataset: Path, per_image: list, out: Path, *, limit: int) -> list:
@@ -131,8 +137,6 @@ DEMO_MARKER = ".grasp_autolabel_demo"
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     out = Path(argv[0] if argv else "demo").resolve()
-    steps = int(os.environ.get("DEMO_STEPS", "180"))
-    minutes = float(os.environ.get("DEMO_MINUTES", "3"))
     if out.exists() and any(out.iterdir()):
         if not (out / DEMO_MARKER).is_file():
             print(f"demo: {out} exists and was not made by the demo; choose another folder", file=sys.stderr)
@@ -140,88 +144,100 @@ def main(argv=None) -> int:
         shutil.rmtree(out)  # the demo's own output from an earlier run
     out.mkdir(parents=True, exist_ok=True)
     (out / DEMO_MARKER).write_text("made by `make demo`; the next run replaces this folder\n")
-    tty = sys.stderr.isatty()
     t0 = time.perf_counter()
-    stats: dict = {"timings_s": {}}
-
-    def lap(name, t):
-        stats["timings_s"][name] = round(time.perf_counter() - t, 1)
-
-    # 1. the nodes, live
-    from grasp_autolabel.ros.run_sim import run
-
-    t = time.perf_counter()
-    print(f"[1/6] node graph live: sim camera -> capture_node -> autolabel_node, 10 picks -> {out / 'cell'}", flush=True)
-    cell = run(out / "cell", picks=10, seed=2026, progress=lambda s: print("      " + s, flush=True))
-    stats["cell"] = {k: v for k, v in cell.items() if k != "exit_codes"}
-    lap("nodes", t)
-
-    # 2. more sequences, labelled offline into the same dataset
-    t = time.perf_counter()
-    print("[2/6] 8 more simulated sequences (with faults) labelled offline into the same dataset", flush=True)
-    sessions = simulate(out / "sessions", sequences=8, seed=2027, config=CellConfig(fault_rate=0.2), progress=tty)
-    summary = label_sessions(sessions, out / "cell" / "dataset", append=True, viz=True, progress=tty)
-    for line in summary.lines():
-        print("      " + line)
-    stats["labels"] = {"steps": summary.steps + cell["steps"], "accepted": summary.accepted + cell["accepted"],
-                       "rejected": dict(summary.rejected)}
-    lap("label", t)
-
-    # 3. train
-    from grasp_autolabel.detector.config import TrainSettings
-    from grasp_autolabel.detector.models import GraspMapNetwork
-    from grasp_autolabel.detector.train import train
-
-    t = time.perf_counter()
-    print(f"[3/6] training the grasp-map network (RGB-D, from random weights) for {steps} steps or {minutes:g} min "
-          "on the CPU", flush=True)
-    settings = TrainSettings(max_steps=steps, max_minutes=minutes, val_every=max(10, steps // 4))
-    r = train(out / "cell" / "dataset", out / "run", GraspMapNetwork(), settings, progress=tty)
-    best = r["best"]
-    print(f"      {r['steps_run']} steps in {r['seconds']:.0f} s on {r['train_items']} images; last loss {r['loss']:.3f}"
-          + (f"; best held-out rectangle metric {best['rectangle_top1_pct']} % at step {best['step']}" if best else ""))
-    stats["train"] = {k: r[k] for k in ("step", "loss", "seconds", "train_items", "held_out_items")}
-    lap("train", t)
-
-    # 4. export + evaluate on held-out sequences
-    from grasp_autolabel.detector.evaluate import evaluate
-    from grasp_autolabel.detector.export import export_onnx
-
-    t = time.perf_counter()
-    print("[4/6] ONNX export and evaluation on 3 held-out sequences", flush=True)
-    onnx = export_onnx(out / "run", out / "model.onnx")
-    held = simulate(out / "heldout", sequences=3, seed=2028, progress=tty)
-    label_sessions(held, out / "heldout_dataset", progress=tty)
-    ev = evaluate(onnx, out / "heldout_dataset", part="all", split="none", progress=tty, details=True)
-    print(f"      valid grasp candidates {ev['valid_candidates_pct']} % (a precision; {ev['candidates_per_image']} per "
-          f"image), top-1 valid {ev['valid_top1_pct']} %, coverage of free logs {ev['coverage_pct']} %, rectangle "
-          f"metric top-1 {ev['rectangle_metric_top1_pct']} %")
-    stats["evaluation"] = {k: v for k, v in ev.items() if k != "per_image"}
-    heldout_viz = draw_judged(out / "heldout_dataset", ev["per_image"], out / "heldout_viz", limit=8)
-    lap("evaluate", t)
-
-    # 5. live inference
-    t = time.perf_counter()
-    print("[5/6] inference_node live on new simulated frames (ONNX Runtime, CPU)", flush=True)
-    live = live_inference(out, onnx, seed=77, frames=60)
-    lat = np.array(live["latencies_s"]) * 1000
-    if len(lat):
-        print(f"      {len(lat)} frames: image stamped -> grasps received p50 {np.percentile(lat, 50):.0f} ms, "
-              f"p99 {np.percentile(lat, 99):.0f} ms; ~/get_grasps: {live['service']}")
-    stats["live"] = {"frames": len(lat), "latency_ms_p50": round(float(np.percentile(lat, 50)), 1) if len(lat) else None,
-                     "latency_ms_p99": round(float(np.percentile(lat, 99)), 1) if len(lat) else None,
-                     "service": live["service"]}
-    lap("live", t)
-
-    # 6. report
+    demo = _Demo(out, sys.stderr.isatty())
+    demo.step("nodes", demo.nodes)
+    demo.step("label", demo.label)
+    demo.step("train", lambda: demo.train(int(os.environ.get("DEMO_STEPS", "180")),
+                                          float(os.environ.get("DEMO_MINUTES", "3"))))
+    onnx, heldout_viz = demo.step("evaluate", demo.evaluate)
+    lat, live = demo.step("live", lambda: demo.live(onnx))
     from grasp_autolabel.report import write_report
 
-    stats["total_s"] = round(time.perf_counter() - t0, 1)
-    (out / "stats.json").write_text(json.dumps(stats, indent=1) + "\n")
-    report = write_report(out, stats, latencies_ms=lat, overlays=live["overlays"], heldout=heldout_viz)
+    demo.stats["total_s"] = round(time.perf_counter() - t0, 1)
+    (out / "stats.json").write_text(json.dumps(demo.stats, indent=1) + "\n")
+    report = write_report(out, demo.stats, latencies_ms=lat, overlays=live["overlays"], heldout=heldout_viz)
     print(f"[6/6] report: {report}")
-    print(f"\ndone in {stats['total_s']:.0f} s. Open {report} in a browser.")
+    print(f"\ndone in {demo.stats['total_s']:.0f} s. Open {report} in a browser.")
     return 0
+
+
+class _Demo:
+    """The demo's steps, each printing what it does and adding its figures to ``stats``."""
+
+    def __init__(self, out: Path, tty: bool):
+        self.out, self.tty = out, tty
+        self.stats: dict = {"timings_s": {}}
+        self.cell: dict = {}
+
+    def step(self, name: str, fn):
+        t = time.perf_counter()
+        result = fn()
+        self.stats["timings_s"][name] = round(time.perf_counter() - t, 1)
+        return result
+
+    def nodes(self) -> None:
+        from grasp_autolabel.ros.run_sim import run
+
+        out = self.out
+        print(f"[1/6] node graph live: sim camera -> capture_node -> autolabel_node, 10 picks -> {out / 'cell'}",
+              flush=True)
+        self.cell = run(out / "cell", picks=10, seed=2026, progress=lambda s: print("      " + s, flush=True))
+        self.stats["cell"] = {k: v for k, v in self.cell.items() if k != "exit_codes"}
+
+    def label(self) -> None:
+        out, tty, cell = self.out, self.tty, self.cell
+        print("[2/6] 8 more simulated sequences (with faults) labelled offline into the same dataset", flush=True)
+        sessions = simulate(out / "sessions", sequences=8, seed=2027, config=CellConfig(fault_rate=0.2), progress=tty)
+        summary = label_sessions(sessions, out / "cell" / "dataset", append=True, viz=True, progress=tty)
+        for line in summary.lines():
+            print("      " + line)
+        self.stats["labels"] = {"steps": summary.steps + cell["steps"], "accepted": summary.accepted + cell["accepted"],
+                                "rejected": dict(summary.rejected)}
+
+    def train(self, steps: int, minutes: float) -> None:
+        from grasp_autolabel.detector.config import TrainSettings
+        from grasp_autolabel.detector.models import GraspMapNetwork
+        from grasp_autolabel.detector.train import train
+
+        print(f"[3/6] training the grasp-map network (RGB-D, from random weights) for {steps} steps or {minutes:g} "
+              "min on the CPU", flush=True)
+        settings = TrainSettings(max_steps=steps, max_minutes=minutes, val_every=max(10, steps // 4))
+        r = train(self.out / "cell" / "dataset", self.out / "run", GraspMapNetwork(), settings, progress=self.tty)
+        best = r["best"]
+        print(f"      {r['steps_run']} steps in {r['seconds']:.0f} s on {r['train_items']} images; last loss "
+              f"{r['loss']:.3f}" + (f"; best held-out rectangle metric {best['rectangle_top1_pct']} % at step "
+                                    f"{best['step']}" if best else ""))
+        self.stats["train"] = {k: r[k] for k in ("step", "loss", "seconds", "train_items", "held_out_items")}
+
+    def evaluate(self):
+        from grasp_autolabel.detector.evaluate import evaluate
+        from grasp_autolabel.detector.export import export_onnx
+
+        out, tty = self.out, self.tty
+        print("[4/6] ONNX export and evaluation on 3 held-out sequences", flush=True)
+        onnx = export_onnx(out / "run", out / "model.onnx")
+        held = simulate(out / "heldout", sequences=3, seed=2028, progress=tty)
+        label_sessions(held, out / "heldout_dataset", progress=tty)
+        ev = evaluate(onnx, out / "heldout_dataset", part="all", split="none", progress=tty, details=True)
+        print(f"      valid grasp candidates {ev['valid_candidates_pct']} % (a precision; {ev['candidates_per_image']} "
+              f"per image), top-1 valid {ev['valid_top1_pct']} %, coverage of free logs {ev['coverage_pct']} %, "
+              f"rectangle metric top-1 {ev['rectangle_metric_top1_pct']} %")
+        self.stats["evaluation"] = {k: v for k, v in ev.items() if k != "per_image"}
+        return onnx, draw_judged(out / "heldout_dataset", ev["per_image"], out / "heldout_viz", limit=8)
+
+    def live(self, onnx: Path):
+        print("[5/6] inference_node live on new simulated frames (ONNX Runtime, CPU)", flush=True)
+        live = live_inference(self.out, onnx, seed=77, frames=60)
+        lat = np.array(live["latencies_s"]) * 1000
+        if len(lat):
+            print(f"      {len(lat)} frames: image stamped -> grasps received p50 {np.percentile(lat, 50):.0f} ms, "
+                  f"p99 {np.percentile(lat, 99):.0f} ms; ~/get_grasps: {live['service']}")
+        self.stats["live"] = {"frames": len(lat),
+                              "latency_ms_p50": round(float(np.percentile(lat, 50)), 1) if len(lat) else None,
+                              "latency_ms_p99": round(float(np.percentile(lat, 99)), 1) if len(lat) else None,
+                              "service": live["service"]}
+        return lat, live
 
 
 if __name__ == "__main__":

@@ -134,3 +134,18 @@ def test_config_files_mirror_the_declared_parameter_defaults(config_file, module
     assert set(values) == {p.name for p in params}
     for p in params:
         assert values[p.name] == p.default and type(values[p.name]) is type(p.default), p.name
+
+
+def test_no_function_over_60_lines_and_no_module_over_400():
+    """Short functions and modules (issue 14): a long one is a composition waiting to be named."""
+    import ast
+
+    long = []
+    for path in sorted((PKG / "grasp_autolabel").rglob("*.py")):
+        src = path.read_text()
+        if src.count("\n") > 400:
+            long.append(f"{path.relative_to(PKG)}: {src.count(chr(10))} lines")
+        for node in ast.walk(ast.parse(src)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 60:
+                long.append(f"{path.relative_to(PKG)}:{node.lineno} {node.name}: {node.end_lineno - node.lineno + 1}")
+    assert not long, long

@@ -229,14 +229,7 @@ def render(camera: Camera, logs: list[Log] | dict, *, occluders: tuple = (), ray
     planes = [c.copy() for c in g.rgb_planes]  # R, G, B as flat float32 arrays
     inst = np.zeros(H * W, np.uint8)
 
-    solids = [(lg.id, lg.centre, lg.axis, lg.radius, lg.length / 2, lg) for lg in logs]
-    for occ in occluders:
-        c = (np.asarray(occ.start) + np.asarray(occ.end)) / 2
-        ax = np.asarray(occ.end, float) - np.asarray(occ.start, float)
-        L = float(np.linalg.norm(ax))
-        solids.append((OCCLUDER_ID, c, ax / L, occ.radius, L / 2, occ))
-
-    for sid, centre, axis, radius, half_len, obj in solids:
+    for sid, centre, axis, radius, half_len, obj in _solids(logs, occluders):
         ends = np.stack([centre - axis * half_len, centre + axis * half_len])
         foot = _footprint(camera, ends, axis, radius)
         if foot is None:
@@ -272,6 +265,17 @@ def render(camera: Camera, logs: list[Log] | dict, *, occluders: tuple = (), ray
             planes[k][hit] = lut[k][tex_index] * shade
     rgb = np.clip(np.stack([p.reshape(H, W) for p in planes], axis=2), 0, 255).astype(np.uint8)
     return Render(depth.reshape(H, W), inst.reshape(H, W), rgb)
+
+
+def _solids(logs, occluders) -> list:
+    """Every cylinder to cast: ``(id, centre, axis, radius, half length, object)``."""
+    solids = [(lg.id, lg.centre, lg.axis, lg.radius, lg.length / 2, lg) for lg in logs]
+    for occ in occluders:
+        c = (np.asarray(occ.start) + np.asarray(occ.end)) / 2
+        ax = np.asarray(occ.end, float) - np.asarray(occ.start, float)
+        L = float(np.linalg.norm(ax))
+        solids.append((OCCLUDER_ID, c, ax / L, occ.radius, L / 2, occ))
+    return solids
 
 
 def _bark_index(axis, radius: float, half_len: float, rx, ry, rz, ax_c, cap_i) -> np.ndarray:
