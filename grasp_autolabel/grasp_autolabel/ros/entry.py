@@ -15,11 +15,10 @@ def _stop_now(signum, frame):
 
 
 def _run(module: str) -> int:
-    previous = {s: signal.signal(s, _stop_now) for s in (signal.SIGINT, signal.SIGTERM)}
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, _stop_now)
     main = importlib.import_module(f"grasp_autolabel.ros.{module}").main
-    for s, handler in previous.items():
-        signal.signal(s, handler)
-    return main()
+    return main()  # run_node takes SIGINT and SIGTERM over before anything is opened
 
 
 def sim_camera_node() -> int:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import faulthandler
 import os
+import signal
 import sys
 import threading
 import time
@@ -14,6 +15,17 @@ from grasp_autolabel.ros.params import ParameterError
 # A stop that has not ended this long after the context went down is hung (in a callback that
 # cannot return, or in DDS): the stacks of every thread are printed and the process exits 3.
 STOP_GRACE_S = 3.0
+
+
+_stop_requests: list[int] = []
+
+
+def _request_stop(signum, frame) -> None:
+    """SIGINT / SIGTERM at the Python level only notes the request: rclpy's own handler (which
+    calls this one after it) shuts the context down and the spin ends; a KeyboardInterrupt
+    raised wherever the main thread happens to be (inside rclpy's Task, a thread start) would
+    turn a clean stop into a traceback."""
+    _stop_requests.append(signum)
 
 
 def _shutting_down(wait_s: float = 1.0) -> bool:
@@ -49,8 +61,13 @@ def run_node(node_class, name: str, args=None, *, multithreaded: bool = False) -
     for SIGKILL. ``multithreaded``: spin a MultiThreadedExecutor (for services that wait while
     subscriptions go on).
     """
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _request_stop)
     rclpy.init(args=args)
     threading.Thread(target=_watch_stop, args=(name,), name="stop-watch", daemon=True).start()
+    if _stop_requests:  # asked to stop before rclpy was listening
+        rclpy.try_shutdown()
+        return 0
     try:
         node = node_class()
     except ParameterError as exc:
@@ -64,6 +81,9 @@ def run_node(node_class, name: str, args=None, *, multithreaded: bool = False) -
         if not _shutting_down():
             raise
         return 0  # shut down under the constructor (SIGTERM while loading a model)
+    if _stop_requests and not rclpy.ok():
+        node.destroy_node()
+        return 0
     try:
         if multithreaded:
             executor = rclpy.executors.MultiThreadedExecutor(num_threads=4)
