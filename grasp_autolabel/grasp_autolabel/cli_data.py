@@ -53,11 +53,7 @@ def label_main(args) -> int:
     config = load_config(args.config) if args.config else AnnotateConfig()
     summary = label_sessions(args.sessions, args.out, config=config, viz=args.viz, append=args.append,
                              overwrite=args.overwrite, progress=sys.stderr.isatty())
-    for line in summary.lines():
-        print(line)
-    rate = summary.steps / summary.seconds if summary.seconds > 0 else float("inf")
-    print(f"wrote {args.out} in {summary.seconds:.1f} s ({rate:.0f} steps/s)")
-    return 0
+    return _report(summary, args.out, summary.steps, "steps")
 
 
 def eval_labels_main(args) -> int:
@@ -108,11 +104,7 @@ def export_main(args) -> int:
                             depth_scale=args.depth_scale, camera_info=camera)
     summary = export_bags(args.bags, args.out, config=config, options=options, append=args.append,
                           overwrite=args.overwrite, progress=sys.stderr.isatty(), viz=args.viz)
-    for line in summary.lines():
-        print(line)
-    rate = summary.frames / summary.seconds if summary.seconds > 0 else float("inf")
-    print(f"wrote {args.out} in {summary.seconds:.1f} s ({rate:.0f} frames/s)")
-    return 0
+    return _report(summary, args.out, summary.frames, "frames")
 
 
 def augment_main(args) -> int:
@@ -137,4 +129,13 @@ def splits_main(args) -> int:
     for kind in ("image", "session"):
         print(f"{kind}-wise: {len(s[kind]['train'])} train, {len(s[kind]['test'])} test")
     print(f"held-out sources: {', '.join(s['session']['test_sources']) or 'none (one source only)'}")
+    return 0
+
+
+def _report(summary, out, n: int, unit: str) -> int:
+    """A label or export summary, then where it went and how fast."""
+    for line in summary.lines():
+        print(line)
+    rate = n / summary.seconds if summary.seconds > 0 else float("inf")
+    print(f"wrote {out} in {summary.seconds:.1f} s ({rate:.0f} {unit}/s)")
     return 0
