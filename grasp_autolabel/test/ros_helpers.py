@@ -83,5 +83,21 @@ def call_service(node, executor, srv_type, name: str, request=None, timeout: flo
     return future.result()
 
 
+def node_status(diagnostics: list, node: str, since: int = 0):
+    """The newest /diagnostics status of ``node`` among the DiagnosticArray messages received
+    from index ``since`` on (None: none yet)."""
+    for msg in reversed(diagnostics[since:]):
+        for status in msg.status:
+            if status.name.endswith(node):
+                return status
+    return None
+
+
+def status_count(diagnostics: list, node: str, key: str, since: int = 0) -> int | None:
+    """An integer value of ``node``'s newest status (0 when the status lacks it, None: no status)."""
+    status = node_status(diagnostics, node, since)
+    return None if status is None else int({kv.key: kv.value for kv in status.values}.get(key, 0))
+
+
 def have_shutil(cmd: str) -> bool:
     return shutil.which(cmd) is not None

@@ -19,7 +19,7 @@ from grasp_autolabel.ros.messages import msg_to_grasps  # noqa: E402
 from grasp_autolabel.ros.qos import RELIABLE  # noqa: E402
 from grasp_autolabel.ros.sim_camera_node import GROUND_TRUTH_QOS  # noqa: E402
 from grasp_autolabel.session import Session  # noqa: E402
-from ros_helpers import NodeProcess, call_service, spin_until  # noqa: E402
+from ros_helpers import NodeProcess, call_service, node_status, spin_until, status_count  # noqa: E402
 
 CAM = "/camera/camera"
 
@@ -59,31 +59,19 @@ class Listener:
         return call_service(self.node, self.ex, Trigger, name)
 
 
-def _capture_pairs(lis, since: int = 0) -> int | None:
-    """Colour+depth pairs the capture node had received, by its newest /diagnostics status
-    among the messages received from index ``since`` on (None: none yet)."""
-    for msg in reversed(lis.diag[since:]):
-        for st in msg.status:
-            if st.name.endswith("capture_node"):
-                return int({kv.key: kv.value for kv in st.values}.get("pairs", 0))
-    return None
-
-
 def _wait_for_frames_after(lis, procs, n: int = 5) -> None:
     """Until the capture node has paired ``n`` frames taken after now (counted from its first
     status published after now, so frames from before cannot count)."""
     since = len(lis.diag)
-    assert spin_until(lis.ex, lambda: _capture_pairs(lis, since) is not None, 10, processes=procs)
-    base = _capture_pairs(lis, since)
-    assert spin_until(lis.ex, lambda: _capture_pairs(lis) >= base + n, 10, processes=procs)
+    assert spin_until(lis.ex, lambda: status_count(lis.diag, "capture_node", "pairs", since) is not None, 10,
+                      processes=procs)
+    base = status_count(lis.diag, "capture_node", "pairs", since)
+    assert spin_until(lis.ex, lambda: status_count(lis.diag, "capture_node", "pairs") >= base + n, 10,
+                      processes=procs)
 
 
 def _autolabel_frames(lis) -> int:
-    for msg in reversed(lis.diag):
-        for st in msg.status:
-            if st.name.endswith("autolabel_node"):
-                return int({kv.key: kv.value for kv in st.values}.get("frames", 0))
-    return 0
+    return status_count(lis.diag, "autolabel_node", "frames") or 0
 
 
 def _capture_when_ready(lis, procs):
@@ -171,7 +159,8 @@ def test_auto_capture_after_the_arm_leaves(rclpy_context, tmp_path):
             n = len(lis.grasps)
             assert lis.call(f"{CAM}/pick").success
             # arm in view 0.8 s (a frame with the arm is not still long enough), then settle 0.6 s
-            assert spin_until(lis.ex, lambda: len(lis.grasps) > n, 20, processes=procs), "no auto capture"
+            assert spin_until(lis.ex, lambda: len(lis.grasps) > n, 20, processes=procs), \
+                f"no auto capture after pick {pick}; capture_node status {node_status(lis.diag, 'capture_node')}:\n{procs[1].output()}"
             assert spin_until(lis.ex, lambda: len(lis.truth) > pick, 5)
             accepted += _check_valid(lis, lis.grasps[-1], json.loads(lis.truth[pick].data))
             if accepted == 2:

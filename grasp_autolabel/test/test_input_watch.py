@@ -12,7 +12,7 @@ from std_msgs.msg import String  # noqa: E402
 
 from grasp_autolabel.ros.qos import RELIABLE, SENSOR  # noqa: E402
 from grasp_autolabel.ros.watch import StreamWatch  # noqa: E402
-from ros_helpers import NodeProcess, spin_until  # noqa: E402
+from ros_helpers import NodeProcess, node_status, spin_until  # noqa: E402
 
 
 def test_a_silent_stream_is_named_resubscribed_and_seen_to_recover(rclpy_context):
@@ -42,14 +42,6 @@ def test_a_silent_stream_is_named_resubscribed_and_seen_to_recover(rclpy_context
     pub_node.destroy_node()
 
 
-def _capture_status(diags):
-    for msg in reversed(diags):
-        for st in msg.status:
-            if st.name.endswith("capture_node"):
-                return st
-    return None
-
-
 @pytest.mark.slow
 def test_capture_node_reports_a_dead_camera_and_recovers_when_it_returns(rclpy_context, tmp_path):
     def camera():
@@ -66,7 +58,7 @@ def test_capture_node_reports_a_dead_camera_and_recovers_when_it_returns(rclpy_c
     node.create_subscription(DiagnosticArray, "/diagnostics", diags.append, RELIABLE)
 
     def level_is(level):
-        st = _capture_status(diags)
+        st = node_status(diags, "capture_node")
         return st is not None and st.level == level
 
     try:
@@ -75,7 +67,7 @@ def test_capture_node_reports_a_dead_camera_and_recovers_when_it_returns(rclpy_c
         t0 = time.monotonic()
         assert spin_until(ex, lambda: level_is(DiagnosticStatus.ERROR), 10, processes=[cap]), cap.output()
         assert time.monotonic() - t0 < 4.0  # timeout 1 s + one diagnostics period + slack
-        message = _capture_status(diags).message
+        message = node_status(diags, "capture_node").message
         assert "color: no message for" in message and "/camera/camera/color/image_raw" in message
         cam = camera()
         assert spin_until(ex, lambda: level_is(DiagnosticStatus.OK), 60, processes=[cap]), cap.output()

@@ -30,7 +30,7 @@ from grasp_autolabel.ros.messages import msg_to_grasps  # noqa: E402
 from grasp_autolabel.ros.qos import LATCHED, RELIABLE  # noqa: E402
 from grasp_autolabel.session import Session  # noqa: E402
 from launch_helpers import HAVE_LAUNCH, SKIP_REASON, Launch  # noqa: E402
-from ros_helpers import REPO, NodeProcess, call_service, spin_until  # noqa: E402
+from ros_helpers import REPO, NodeProcess, call_service, spin_until, status_count  # noqa: E402
 
 pytestmark = [pytest.mark.skipif(not HAVE_LAUNCH, reason=SKIP_REASON), pytest.mark.slow]
 
@@ -60,11 +60,7 @@ class Operator:
                 (t, time.time_ns(), bytes(raw))), LATCHED, raw=True)
 
     def autolabel_frames(self) -> int:
-        for msg in reversed(self.diagnostics):
-            for status in msg.status:
-                if status.name.endswith("autolabel_node"):
-                    return int({kv.key: kv.value for kv in status.values}.get("frames", 0))
-        return 0
+        return status_count(self.diagnostics, "autolabel_node", "frames") or 0
 
     def spin_for(self, seconds):
         end = time.monotonic() + seconds

@@ -10,7 +10,6 @@ subscription that DDS left matched but deaf.
 """
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass, field
 
@@ -41,7 +40,6 @@ class StreamWatch:
         self.node = node
         self.timeout_s = float(timeout_s)
         self.streams: dict[str, _Stream] = {}
-        self.lock = threading.Lock()
 
     def subscribe(self, name: str, msg_type, topic: str, callback, qos, **kwargs):
         """``node.create_subscription`` under the name ``name`` (colour, depth, ...)."""
@@ -91,9 +89,8 @@ class StreamWatch:
                 log.warning(problems[-1])
             if publishers and now - stream.since >= self.timeout_s:
                 # a matched but deaf reader: a new one goes through discovery and matching again
-                with self.lock:
-                    self.node.destroy_subscription(stream.subscription)
-                    self._create(stream)
+                self.node.destroy_subscription(stream.subscription)
+                self._create(stream)
                 stream.resubscribed += 1
         return problems
 
