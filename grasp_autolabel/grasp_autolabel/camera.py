@@ -1,21 +1,23 @@
-"""The camera: pinhole intrinsics with distortion, depth under a pixel, and grasps in 3-D in the
-camera's optical frame (REP 103: +x right, +y down, +z along the optical axis; numpy only)."""
+"""The camera.
+
+Pinhole intrinsics with distortion, depth under a pixel, and grasps in 3-D in the camera's optical
+frame (REP 103: +x right, +y down, +z along the optical axis; numpy only).
+"""
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
-
-import numpy as np
+import math
 
 from grasp_autolabel.geometry import as_grasps
+import numpy as np
 
-__all__ = ["CameraIntrinsics", "same_camera", "depth_at", "GraspPose", "grasp_pose", "grasp_poses"]
+__all__ = ['CameraIntrinsics', 'same_camera', 'depth_at', 'GraspPose', 'grasp_pose', 'grasp_poses']
 
 
 # --------------------------------------------------------------------------------------------
 # Camera geometry
 # --------------------------------------------------------------------------------------------
-_DISTORTION_MODELS = ("plumb_bob", "rational_polynomial")
+_DISTORTION_MODELS = ('plumb_bob', 'rational_polynomial')
 
 
 @dataclass(frozen=True)
@@ -43,34 +45,39 @@ class CameraIntrinsics:
     fy: float
     cx: float
     cy: float
-    distortion_model: str = "plumb_bob"
+    distortion_model: str = 'plumb_bob'
     distortion: tuple = field(default_factory=tuple)
 
     def __post_init__(self):
-        for name in ("width", "height"):
+        for name in ('width', 'height'):
             v = getattr(self, name)
             if not isinstance(v, (int, np.integer)) or v <= 0:
-                raise ValueError(f"CameraIntrinsics.{name}: must be a positive integer, got {v!r}")
-        for name in ("fx", "fy"):
+                raise ValueError(f'CameraIntrinsics.{name}: must be a positive integer, got {v!r}')
+        for name in ('fx', 'fy'):
             v = getattr(self, name)
             if not (np.isfinite(v) and v > 0):
-                raise ValueError(f"CameraIntrinsics.{name}: focal length must be finite and > 0, got {v!r}")
-        for name in ("cx", "cy"):
+                raise ValueError(
+                    f'CameraIntrinsics.{name}: focal length must be finite and > 0, got {v!r}')
+        for name in ('cx', 'cy'):
             if not np.isfinite(getattr(self, name)):
-                raise ValueError(f"CameraIntrinsics.{name}: must be finite")
+                raise ValueError(f'CameraIntrinsics.{name}: must be finite')
         d = tuple(float(c) for c in self.distortion)
-        object.__setattr__(self, "distortion", d)
+        object.__setattr__(self, 'distortion', d)
         if any(d):
             if self.distortion_model not in _DISTORTION_MODELS:
-                raise ValueError(f"CameraIntrinsics.distortion_model: {self.distortion_model!r} is not "
-                                 f"supported (use one of {_DISTORTION_MODELS} or an undistorted image)")
+                raise ValueError(f'CameraIntrinsics.distortion_model: {self.distortion_model!r} '
+                                 'is not '
+                                 f'supported (use one of {_DISTORTION_MODELS} or an undistorted '
+                                 'image)')
             if len(d) < 4 or len(d) > 8:
-                raise ValueError(f"CameraIntrinsics.distortion: expected 4 to 8 coefficients, got {len(d)}")
+                raise ValueError(
+                    f'CameraIntrinsics.distortion: expected 4 to 8 coefficients, got {len(d)}')
 
     @property
     def K(self) -> np.ndarray:
         """The 3x3 camera matrix."""
-        return np.array([[self.fx, 0, self.cx], [0, self.fy, self.cy], [0, 0, 1]], dtype=np.float64)
+        return np.array([[self.fx, 0, self.cx], [0, self.fy, self.cy], [0, 0, 1]],
+                        dtype=np.float64)
 
     @property
     def is_distorted(self) -> bool:
@@ -130,9 +137,9 @@ class CameraIntrinsics:
         """
         p = np.asarray(points, dtype=np.float64)
         if p.shape[-1] != 3:
-            raise ValueError(f"points: expected shape (..., 3), got {p.shape}")
+            raise ValueError(f'points: expected shape (..., 3), got {p.shape}')
         z = p[..., 2]
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(divide='ignore', invalid='ignore'):
             xn = np.where(z > 0, p[..., 0] / z, np.nan)
             yn = np.where(z > 0, p[..., 1] / z, np.nan)
         if self.is_distorted:
@@ -141,7 +148,10 @@ class CameraIntrinsics:
 
 
 def same_camera(a: CameraIntrinsics, b: CameraIntrinsics, tol: float = 1e-6) -> bool:
-    """Same image size and intrinsics (distortion compared with missing coefficients as 0)."""
+    """Tell whether two cameras have the same image size and intrinsics.
+
+    Distortion is compared with missing coefficients as 0.
+    """
     if (a.width, a.height) != (b.width, b.height):
         return False
     if max(abs(a.fx - b.fx), abs(a.fy - b.fy), abs(a.cx - b.cx), abs(a.cy - b.cy)) > tol:
@@ -171,17 +181,17 @@ def depth_at(depth_m, x: float, y: float, *, radius: int = 3) -> float:
     """
     d = np.asarray(depth_m)
     if d.ndim != 2:
-        raise ValueError(f"depth_m: expected a 2-D image, got shape {d.shape}")
+        raise ValueError(f'depth_m: expected a 2-D image, got shape {d.shape}')
     if not (np.isfinite(x) and np.isfinite(y)):
-        return float("nan")
+        return float('nan')
     xi, yi = int(round(x)), int(round(y))
     y0, y1 = max(yi - radius, 0), min(yi + radius + 1, d.shape[0])
     x0, x1 = max(xi - radius, 0), min(xi + radius + 1, d.shape[1])
     if y0 >= y1 or x0 >= x1:
-        return float("nan")
+        return float('nan')
     win = d[y0:y1, x0:x1].astype(np.float64).ravel()
     win = win[np.isfinite(win) & (win > 0)]
-    return float(np.median(win)) if win.size else float("nan")
+    return float(np.median(win)) if win.size else float('nan')
 
 
 @dataclass(frozen=True)
@@ -195,7 +205,7 @@ class GraspPose:
 
 
 def grasp_pose(grasp, z: float, intrinsics: CameraIntrinsics) -> GraspPose:
-    """The 3-D pose of a grasp rectangle seen at depth ``z``.
+    """Return the 3-D pose of a grasp rectangle seen at depth ``z``.
 
     Orientation: z axis along the optical axis (the approach, into the scene), x axis along the
     closing direction, y = z x x. The closing direction in 3-D is the direction between the two
@@ -229,7 +239,7 @@ def grasp_poses(grasps, z, intrinsics: CameraIntrinsics) -> list[GraspPose]:
     g = as_grasps(grasps)
     z = np.asarray(z, dtype=np.float64).reshape(-1)
     if len(z) != len(g):
-        raise ValueError(f"z: {len(z)} depths for {len(g)} grasps")
+        raise ValueError(f'z: {len(z)} depths for {len(g)} grasps')
     if len(g) == 0:
         return []
     d = np.column_stack([np.cos(g[:, 2]), np.sin(g[:, 2])])
@@ -240,12 +250,14 @@ def grasp_poses(grasps, z, intrinsics: CameraIntrinsics) -> list[GraspPose]:
     j1 = intrinsics.deproject(g[:, 0] + half[:, 0], g[:, 1] + half[:, 1], zz)
     closing = j1 - j0
     opening = np.linalg.norm(closing, axis=1)
-    phi = np.where(opening > 0, np.arctan2(closing[:, 1], closing[:, 0]), np.arctan2(d[:, 1], d[:, 0]))
+    phi = np.where(opening > 0, np.arctan2(closing[:, 1], closing[:, 0]),
+                   np.arctan2(d[:, 1], d[:, 0]))
     out = []
     for i in range(len(g)):
         if np.isfinite(z[i]) and z[i] > 0:
             quat = np.array([0.0, 0.0, math.sin(phi[i] / 2), math.cos(phi[i] / 2)])
             out.append(GraspPose(centre[i], quat, float(opening[i]), True))
         else:
-            out.append(GraspPose(np.full(3, np.nan), np.array([0.0, 0.0, 0.0, 1.0]), float("nan"), False))
+            out.append(GraspPose(np.full(3, np.nan), np.array([0.0, 0.0, 0.0, 1.0]), float('nan'),
+                                 False))
     return out

@@ -9,25 +9,19 @@
 """
 from __future__ import annotations
 
-import os
 from collections import deque
 from dataclasses import dataclass
+import os
 from pathlib import Path
 
 import cv2
+from grasp_autolabel.camera import CameraIntrinsics, same_camera
+from grasp_autolabel.depth import noise_sigma
+from grasp_autolabel.session import (FRAME_NAME, read_camera_info_yaml, SessionError,
+                                     write_camera_info_yaml, write_png_atomic)
 import numpy as np
 
-from grasp_autolabel.depth import noise_sigma
-from grasp_autolabel.camera import CameraIntrinsics, same_camera
-from grasp_autolabel.session import (
-    FRAME_NAME,
-    SessionError,
-    read_camera_info_yaml,
-    write_camera_info_yaml,
-    write_png_atomic,
-)
-
-__all__ = ["SessionWriter", "StampPairer", "SettleDetector"]
+__all__ = ['SessionWriter', 'StampPairer', 'SettleDetector']
 
 
 class SessionWriter:
@@ -51,12 +45,13 @@ class SessionWriter:
         self.path = Path(path)
         self.intrinsics = intrinsics
         self.depth_scale = float(depth_scale)
-        info = self.path / "camera_info.yaml"
+        info = self.path / 'camera_info.yaml'
         if info.exists():
             old, old_scale = read_camera_info_yaml(info)
             if not same_camera(old, intrinsics) or abs(old_scale - self.depth_scale) > 1e-12:
-                raise SessionError(f"{info}: the session was captured with another camera "
-                                   f"({old.width}x{old.height}, fx={old.fx:.1f}); start a new session folder")
+                raise SessionError(f'{info}: the session was captured with another camera '
+                                   f'({old.width}x{old.height}, fx={old.fx:.1f}); start a new '
+                                   'session folder')
         else:
             write_camera_info_yaml(info, intrinsics, depth_scale=self.depth_scale)
         self.removed = self._recover()
@@ -65,26 +60,27 @@ class SessionWriter:
     def _recover(self) -> list[Path]:
         """Delete temporary files and frames that have only one of their two images."""
         removed = []
-        for sub in ("rgb", "depth"):
+        for sub in ('rgb', 'depth'):
             folder = self.path / sub
             folder.mkdir(parents=True, exist_ok=True)
             for name in os.listdir(folder):
-                if name.endswith(".tmp"):
+                if name.endswith('.tmp'):
                     (folder / name).unlink()
                     removed.append(folder / name)
-        rgb = {n for n in os.listdir(self.path / "rgb") if n.endswith(".png")}
-        depth = {n for n in os.listdir(self.path / "depth") if n.endswith(".png")}
+        rgb = {n for n in os.listdir(self.path / 'rgb') if n.endswith('.png')}
+        depth = {n for n in os.listdir(self.path / 'depth') if n.endswith('.png')}
         for name in rgb ^ depth:
-            target = self.path / ("rgb" if name in rgb else "depth") / name
+            target = self.path / ('rgb' if name in rgb else 'depth') / name
             target.unlink()
             removed.append(target)
         return removed
 
     def _count(self) -> int:
-        names = sorted(n for n in os.listdir(self.path / "rgb") if n.endswith(".png"))
+        names = sorted(n for n in os.listdir(self.path / 'rgb') if n.endswith('.png'))
         indices = [int(n[:-4]) for n in names if n[:-4].isdigit()]
         if indices != list(range(len(indices))):
-            raise SessionError(f"{self.path}: frames are not numbered 0..{len(indices) - 1} without gaps")
+            raise SessionError(
+                f'{self.path}: frames are not numbered 0..{len(indices) - 1} without gaps')
         return len(indices)
 
     def write(self, rgb: np.ndarray, depth: np.ndarray) -> int:
@@ -94,55 +90,71 @@ class SessionWriter:
         """
         h, w = self.intrinsics.height, self.intrinsics.width
         if rgb.shape[:2] != (h, w) or depth.shape[:2] != (h, w):
-            raise ValueError(f"frame size: colour {rgb.shape[1]}x{rgb.shape[0]} and depth "
-                             f"{depth.shape[1]}x{depth.shape[0]} must both be {w}x{h}")
+            raise ValueError(f'frame size: colour {rgb.shape[1]}x{rgb.shape[0]} and depth '
+                             f'{depth.shape[1]}x{depth.shape[0]} must both be {w}x{h}')
         if depth.dtype != np.uint16:
-            raise ValueError(f"depth: expected uint16 units of {self.depth_scale} m, got {depth.dtype}")
+            raise ValueError(
+                f'depth: expected uint16 units of {self.depth_scale} m, got {depth.dtype}')
         k = self.next_index
-        write_png_atomic(self.path / "depth" / FRAME_NAME.format(k), depth)
-        write_png_atomic(self.path / "rgb" / FRAME_NAME.format(k), rgb)
+        write_png_atomic(self.path / 'depth' / FRAME_NAME.format(k), depth)
+        write_png_atomic(self.path / 'rgb' / FRAME_NAME.format(k), rgb)
         self.next_index += 1
         return k
 
 
 class StampPairer:
-    """Pair colour and depth frames whose stamps differ by at most ``max_dt`` seconds.
+    """Match the frames of several streams by stamp: the one pairer of the package.
 
-    Keeps the last few of each; :meth:`add_colour` / :meth:`add_depth` return a pair
-    ``(colour, depth)`` as soon as one matches, else None. Items are ``(stamp_s, payload)``.
+    Colour and depth (capture node, bag export), the three parts of a captured frame (autolabel
+    node, ``max_dt=0``), or a depth frame for a colour frame (inference node, :meth:`take`).
+    Keeps the last ``keep`` unmatched items ``(stamp, payload)`` of each stream; :meth:`add`
+    returns ``{stream: (stamp, payload)}`` as soon as every other stream holds an item within
+    ``max_dt`` of the new one (the nearest is taken), else None. ``dropped`` counts items that
+    left unmatched (a lost or late message).
     """
 
-    def __init__(self, max_dt: float = 0.02, keep: int = 5):
+    def __init__(self, streams=('colour', 'depth'), max_dt: float = 0.02, keep: int = 5):
         self.max_dt = max_dt
-        self.colour: deque = deque(maxlen=keep)
-        self.depth: deque = deque(maxlen=keep)
+        self.queues = {name: deque(maxlen=keep) for name in streams}
+        self.dropped = 0
 
-    def _match(self, stamp: float, others: deque):
-        best = min(others, key=lambda it: abs(it[0] - stamp), default=None)
-        if best is not None and abs(best[0] - stamp) <= self.max_dt:
-            others.remove(best)
-            return best
-        return None
+    def _nearest(self, stream: str, stamp):
+        best = min(self.queues[stream], key=lambda it: abs(it[0] - stamp), default=None)
+        return best if best is not None and abs(best[0] - stamp) <= self.max_dt else None
 
-    def add_colour(self, stamp: float, payload):
-        other = self._match(stamp, self.depth)
-        if other is None:
-            self.colour.append((stamp, payload))
-            return None
-        return (stamp, payload), other
+    def _remove(self, stream: str, item) -> None:
+        queue = self.queues[stream]
+        del queue[next(i for i, it in enumerate(queue) if it is item)]
 
-    def add_depth(self, stamp: float, payload):
-        other = self._match(stamp, self.colour)
-        if other is None:
-            self.depth.append((stamp, payload))
-            return None
-        return other, (stamp, payload)
+    def take(self, stream: str, stamp):
+        """Remove and return ``stream``'s item nearest ``stamp`` (within ``max_dt``), or None."""
+        best = self._nearest(stream, stamp)
+        if best is not None:
+            self._remove(stream, best)
+        return best
+
+    def add(self, stream: str, stamp, payload):
+        """Add an item; return the matched set of every stream, or None (the item is kept)."""
+        found = {}
+        for other in self.queues:
+            if other != stream:
+                found[other] = self._nearest(other, stamp)
+                if found[other] is None:
+                    queue = self.queues[stream]
+                    self.dropped += len(queue) == queue.maxlen
+                    queue.append((stamp, payload))
+                    return None
+        for other, item in found.items():
+            self._remove(other, item)
+        found[stream] = (stamp, payload)
+        return found
 
 
 @dataclass
 class SettleDetector:
-    """When to capture without a button: the scene changed since the last capture, then stayed
-    still for ``settle_s`` seconds.
+    """When to capture without a button.
+
+    The scene changed since the last capture, then stayed still for ``settle_s`` seconds.
 
     Frames are compared on a coarse grid (every ``stride``-th pixel) in metres: a pixel
     "changed" when both frames are valid there and differ by more than ``change_m``.
@@ -179,8 +191,10 @@ class SettleDetector:
         self.still_since: float | None = None
 
     def _differs(self, a: np.ndarray, b: np.ndarray, *, learn: bool = False) -> float:
-        """Share of the grid where ``a`` and ``b`` differ, counting only changes at least 2x2 grid
-        cells across (an object, an arm), not the isolated flicker of noisy pixels at edges.
+        """Return the share of the grid where ``a`` and ``b`` differ.
+
+        Only changes at least 2x2 grid cells across count (an object, an arm), not the isolated
+        flicker of noisy pixels at edges.
 
         Noise-aware, as the annotation: at 2.5 m a D4xx frame pair differs by centimetres at a
         few per cent of the pixels from noise alone. The noise is the sensor's, learnt from
@@ -200,7 +214,7 @@ class SettleDetector:
         return float(np.mean(changed))
 
     def captured(self, depth_m: np.ndarray) -> None:
-        """Tell the detector a frame was captured (by it or by the button)."""
+        """Note a capture, made by this detector or by the button."""
         self.reference = self._grid(depth_m)
         self.still_since = None
 
@@ -208,7 +222,7 @@ class SettleDetector:
         return np.asarray(depth_m)[::self.stride, ::self.stride].astype(np.float32)
 
     def settled(self, stamp: float, depth_m: np.ndarray) -> bool:
-        """Feed the next depth frame (metres); True while the scene has been still for ``settle_s``.
+        """Feed the next depth frame (metres); True once the scene has been still ``settle_s``.
 
         Still: the frame differs neither from the one before nor from the first frame of the
         still period (which catches an arm creeping in a little per frame).

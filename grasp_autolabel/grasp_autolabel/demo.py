@@ -17,46 +17,42 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 import shutil
 import sys
 import time
-from pathlib import Path
-
-import numpy as np
 
 from grasp_autolabel.jobs.label import label_sessions
 from grasp_autolabel.jobs.simulate import simulate
 from grasp_autolabel.sim import CellConfig
+import numpy as np
 
 
-def live_inference(out: Path, model: Path, *, seed: int, frames: int = 80, fps: float = 5.0, width: int = 640,
-                   height: int = 480, timeout_s: float = 60.0) -> dict:
-    """Run sim_camera_node + inference_node; per-frame latency (image stamp -> grasps received),
-    a few overlays, and one ~/get_grasps answer."""
-    import rclpy
-    from grasp_autolabel_msgs.msg import GraspRectArray
-    from rclpy.executors import SingleThreadedExecutor
-    from sensor_msgs.msg import Image
+def live_inference(out: Path, model: Path, *, seed: int, frames: int = 80, fps: float = 5.0,
+                   width: int = 640, height: int = 480, timeout_s: float = 60.0) -> dict:
+    """Run sim_camera_node + inference_node as a planner sees them.
 
-    from grasp_autolabel.codecs import image_to_numpy
+    Per-frame latency (image stamp -> grasps received), a few overlays, and one ~/get_grasps
+    answer.
+    """
+    from grasp_autolabel.msg_codecs import image_to_numpy
+    from grasp_autolabel.ros.cell_client import CellClient
     from grasp_autolabel.ros.qos import RELIABLE
     from grasp_autolabel.ros.run_sim import node_command, NodeProc
     from grasp_autolabel.session import write_png_atomic
+    from grasp_autolabel_msgs.msg import GraspRectArray
+    from grasp_autolabel_msgs.srv import GetGrasps
+    from sensor_msgs.msg import Image
 
-    logs = out / "logs"
+    logs = out / 'logs'
     logs.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    procs = [
-        NodeProc("sim_camera_live", node_command("sim_camera_node", "-r", "__node:=camera", "-r", "__ns:=/camera",
-                                               "-p", f"fps:={fps}", "-p", f"seed:={seed}", "-p", f"width:={width}",
-                                               "-p", f"height:={height}"), logs, env),
-        NodeProc("inference_node", node_command("inference_node", "-p", f"model_path:={model}"), logs, env),
-    ]
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    node = rclpy.create_node("demo_planner", context=context)
-    ex = SingleThreadedExecutor(context=context)
-    ex.add_node(node)
+    env = {**os.environ, 'PYTHONUNBUFFERED': '1'}
+    camera = node_command('sim_camera_node', '-r', '__node:=camera', '-r', '__ns:=/camera',
+                          '-p', f'fps:={fps}', '-p', f'seed:={seed}', '-p', f'width:={width}',
+                          '-p', f'height:={height}')
+    procs = [NodeProc('sim_camera_live', camera, logs, env),
+             NodeProc('inference_node',
+                      node_command('inference_node', '-p', f'model_path:={model}'), logs, env)]
     latencies, overlays, counts = [], [], []
 
     def on_grasps(msg):
@@ -64,49 +60,34 @@ def live_inference(out: Path, model: Path, *, seed: int, frames: int = 80, fps: 
         latencies.append(time.time() - stamp)
         counts.append(len(msg.grasps))
 
-    node.create_subscription(GraspRectArray, "/inference_node/grasps", on_grasps, RELIABLE)
-    node.create_subscription(Image, "/inference_node/overlay", lambda m: overlays.append(m) if len(overlays) < 40 else None,
-                             RELIABLE)
+    client = CellClient(procs, timeout_s=10.0, name='demo_planner')
+    client.node.create_subscription(GraspRectArray, '/inference_node/grasps', on_grasps, RELIABLE)
+    client.node.create_subscription(
+        Image, '/inference_node/overlay',
+        lambda m: overlays.append(m) if len(overlays) < 40 else None, RELIABLE)
     try:
-        end = time.monotonic() + timeout_s + frames / fps
-        while len(latencies) < frames and time.monotonic() < end:
-            for p in procs:
-                if not p.alive():
-                    raise RuntimeError(f"{p.name} exited:\n{p.tail()}")
-            ex.spin_once(timeout_sec=0.05)
-        answer = _ask_for_grasps(node, ex)
+        client.spin_until(lambda: len(latencies) >= frames, timeout_s + frames / fps)
+        try:  # one ~/get_grasps call, as a planner makes it
+            answer = client.call('/inference_node/get_grasps', GetGrasps,
+                                 GetGrasps.Request(max_grasps=3, timeout_s=2.0))
+        except RuntimeError:
+            answer = None
     finally:
-        node.destroy_node()
-        rclpy.shutdown(context=context)
+        client.close()
         for p in procs:
             p.stop()
     paths = []
     for i, m in enumerate(overlays[-4:]):
-        path = out / "live" / f"overlay_{i}.png"
+        path = out / 'live' / f'overlay_{i}.png'
         write_png_atomic(path, image_to_numpy(m))
         paths.append(path)
-    return {"latencies_s": latencies, "grasps_per_frame": counts, "overlays": paths,
-            "service": {"success": answer.success, "message": answer.message} if answer else None}
-
-
-def _ask_for_grasps(node, ex):
-    """One ~/get_grasps call, as a planner makes it (None when the service does not answer)."""
-    from grasp_autolabel_msgs.srv import GetGrasps
-
-    client = node.create_client(GetGrasps, "/inference_node/get_grasps")
-    if not client.wait_for_service(timeout_sec=10):
-        return None
-    fut = client.call_async(GetGrasps.Request(max_grasps=3, timeout_s=2.0))
-    t_end = time.monotonic() + 10
-    while not fut.done() and time.monotonic() < t_end:
-        ex.spin_once(timeout_sec=0.05)
-    return fut.result()
+    return {'latencies_s': latencies, 'grasps_per_frame': counts, 'overlays': paths,
+            'service': {'success': answer.success, 'message': answer.message} if answer else None}
 
 
 def draw_judged(dataset: Path, per_image: list, out: Path, *, limit: int) -> list:
     """Held-out images with their candidates: green valid, red invalid (with the reason)."""
     import cv2
-
     from grasp_autolabel.dataset.store import GraspDataset
     from grasp_autolabel.geometry import rect_to_corners
     from grasp_autolabel.session import write_png_atomic
@@ -115,49 +96,53 @@ def draw_judged(dataset: Path, per_image: list, out: Path, *, limit: int) -> lis
     step = max(1, len(per_image) // limit)
     paths = []
     for rec in per_image[::step][:limit]:
-        img = ds.read_rgb(rec["item"]).copy()
-        for k, g in enumerate(rec["grasps"]):
-            ok = rec["valid"] is not None and bool(rec["valid"][k])
+        img = ds.read_rgb(rec['item']).copy()
+        for k, g in enumerate(rec['grasps']):
+            ok = rec['valid'] is not None and bool(rec['valid'][k])
             colour = (40, 200, 40) if ok else (230, 40, 40)
             pts = np.round(rect_to_corners(g)).astype(np.int32)
             cv2.polylines(img, [pts], True, colour, 2, cv2.LINE_AA)
-            if not ok and rec["valid"] is not None:
-                cv2.putText(img, rec["reasons"][k], tuple(int(v) for v in g[:2]), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
+            if not ok and rec['valid'] is not None:
+                cv2.putText(img, rec['reasons'][k], tuple(int(v) for v in g[:2]),
+                            cv2.FONT_HERSHEY_SIMPLEX, 0.4,
                             colour, 1, cv2.LINE_AA)
-        n_ok = int(np.sum(rec["valid"])) if rec["valid"] is not None else 0
+        n_ok = int(np.sum(rec['valid'])) if rec['valid'] is not None else 0
         path = out / f"{rec['item']:06d}.png"
         write_png_atomic(path, img)
-        paths.append((path, f"item {rec['item']}: {n_ok} of {len(rec['grasps'])} candidates valid"))
+        paths.append((path,
+                      f"item {rec['item']}: {n_ok} of {len(rec['grasps'])} candidates valid"))
     return paths
 
 
-DEMO_MARKER = ".grasp_autolabel_demo"
+DEMO_MARKER = '.grasp_autolabel_demo'
 
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    out = Path(argv[0] if argv else "demo").resolve()
+    out = Path(argv[0] if argv else 'demo').resolve()
     if out.exists() and any(out.iterdir()):
         if not (out / DEMO_MARKER).is_file():
-            print(f"demo: {out} exists and was not made by the demo; choose another folder", file=sys.stderr)
+            print(f'demo: {out} exists and was not made by the demo; choose another folder',
+                  file=sys.stderr)
             return 2
         shutil.rmtree(out)  # the demo's own output from an earlier run
     out.mkdir(parents=True, exist_ok=True)
-    (out / DEMO_MARKER).write_text("made by `make demo`; the next run replaces this folder\n")
+    (out / DEMO_MARKER).write_text('made by `make demo`; the next run replaces this folder\n')
     t0 = time.perf_counter()
     demo = _Demo(out, sys.stderr.isatty())
-    demo.step("nodes", demo.nodes)
-    demo.step("label", demo.label)
-    demo.step("train", lambda: demo.train(int(os.environ.get("DEMO_STEPS", "180")),
-                                          float(os.environ.get("DEMO_MINUTES", "3"))))
-    onnx, heldout_viz = demo.step("evaluate", demo.evaluate)
-    lat, live = demo.step("live", lambda: demo.live(onnx))
+    demo.step('nodes', demo.nodes)
+    demo.step('label', demo.label)
+    demo.step('train', lambda: demo.train(int(os.environ.get('DEMO_STEPS', '180')),
+                                          float(os.environ.get('DEMO_MINUTES', '3'))))
+    onnx, heldout_viz = demo.step('evaluate', demo.evaluate)
+    lat, live = demo.step('live', lambda: demo.live(onnx))
     from grasp_autolabel.report import write_report
 
-    demo.stats["total_s"] = round(time.perf_counter() - t0, 1)
-    (out / "stats.json").write_text(json.dumps(demo.stats, indent=1) + "\n")
-    report = write_report(out, demo.stats, latencies_ms=lat, overlays=live["overlays"], heldout=heldout_viz)
-    print(f"[6/6] report: {report}")
+    demo.stats['total_s'] = round(time.perf_counter() - t0, 1)
+    (out / 'stats.json').write_text(json.dumps(demo.stats, indent=1) + '\n')
+    report = write_report(out, demo.stats, latencies_ms=lat, overlays=live['overlays'],
+                          heldout=heldout_viz)
+    print(f'[6/6] report: {report}')
     print(f"\ndone in {demo.stats['total_s']:.0f} s. Open {report} in a browser.")
     return 0
 
@@ -167,78 +152,100 @@ class _Demo:
 
     def __init__(self, out: Path, tty: bool):
         self.out, self.tty = out, tty
-        self.stats: dict = {"timings_s": {}}
+        self.stats: dict = {'timings_s': {}}
         self.cell: dict = {}
 
     def step(self, name: str, fn):
         t = time.perf_counter()
         result = fn()
-        self.stats["timings_s"][name] = round(time.perf_counter() - t, 1)
+        self.stats['timings_s'][name] = round(time.perf_counter() - t, 1)
         return result
 
     def nodes(self) -> None:
         from grasp_autolabel.ros.run_sim import run
 
         out = self.out
-        print(f"[1/6] node graph live: sim camera -> capture_node -> autolabel_node, 10 picks -> {out / 'cell'}",
+        print('[1/6] node graph live: sim camera -> capture_node -> autolabel_node, 10 picks -> '
+              f"{out / 'cell'}",
               flush=True)
-        self.cell = run(out / "cell", picks=10, seed=2026, progress=lambda s: print("      " + s, flush=True))
-        self.stats["cell"] = {k: v for k, v in self.cell.items() if k != "exit_codes"}
+        self.cell = run(out / 'cell', picks=10, seed=2026,
+                        progress=lambda s: print('      ' + s, flush=True))
+        self.stats['cell'] = {k: v for k, v in self.cell.items() if k != 'exit_codes'}
 
     def label(self) -> None:
         out, tty, cell = self.out, self.tty, self.cell
-        print("[2/6] 8 more simulated sequences (with faults) labelled offline into the same dataset", flush=True)
-        sessions = simulate(out / "sessions", sequences=8, seed=2027, config=CellConfig(fault_rate=0.2), progress=tty)
-        summary = label_sessions(sessions, out / "cell" / "dataset", append=True, viz=True, progress=tty)
+        print(
+            '[2/6] 8 more simulated sequences (with faults) labelled offline into the same '
+            'dataset',
+            flush=True,
+        )
+        sessions = simulate(out / 'sessions', sequences=8, seed=2027,
+                            config=CellConfig(fault_rate=0.2), progress=tty)
+        summary = label_sessions(sessions, out / 'cell' / 'dataset', append=True, viz=True,
+                                 progress=tty)
         for line in summary.lines():
-            print("      " + line)
-        self.stats["labels"] = {"steps": summary.steps + cell["steps"], "accepted": summary.accepted + cell["accepted"],
-                                "rejected": dict(summary.rejected)}
+            print('      ' + line)
+        self.stats['labels'] = {'steps': summary.steps + cell['steps'],
+                                'accepted': summary.accepted + cell['accepted'],
+                                'rejected': dict(summary.rejected)}
 
     def train(self, steps: int, minutes: float) -> None:
         from grasp_autolabel.detector.config import TrainSettings
         from grasp_autolabel.detector.models import GraspMapNetwork
         from grasp_autolabel.detector.train import train
 
-        print(f"[3/6] training the grasp-map network (RGB-D, from random weights) for {steps} steps or {minutes:g} "
-              "min on the CPU", flush=True)
-        settings = TrainSettings(max_steps=steps, max_minutes=minutes, val_every=max(10, steps // 4))
-        r = train(self.out / "cell" / "dataset", self.out / "run", GraspMapNetwork(), settings, progress=self.tty)
-        best = r["best"]
-        print(f"      {r['steps_run']} steps in {r['seconds']:.0f} s on {r['train_items']} images; last loss "
-              f"{r['loss']:.3f}" + (f"; best held-out rectangle metric {best['rectangle_top1_pct']} % at step "
-                                    f"{best['step']}" if best else ""))
-        self.stats["train"] = {k: r[k] for k in ("step", "loss", "seconds", "train_items", "held_out_items")}
+        print(f'[3/6] training the grasp-map network (RGB-D, from random weights) for {steps} '
+              f'steps or {minutes:g} '
+              'min on the CPU', flush=True)
+        settings = TrainSettings(max_steps=steps, max_minutes=minutes,
+                                 val_every=max(10, steps // 4))
+        r = train(self.out / 'cell' / 'dataset', self.out / 'run', GraspMapNetwork(), settings,
+                  progress=self.tty)
+        best = r['best']
+        print(f"      {r['steps_run']} steps in {r['seconds']:.0f} s on {r['train_items']} "
+              'images; last loss '
+              f"{r['loss']:.3f}" + ('; best held-out rectangle metric '
+                                    f"{best['rectangle_top1_pct']} % at step "
+                                    f"{best['step']}" if best else ''))
+        self.stats['train'] = {k: r[k] for k in ('step', 'loss', 'seconds', 'train_items',
+                                                 'held_out_items')}
 
     def evaluate(self):
         from grasp_autolabel.detector.evaluate import evaluate
         from grasp_autolabel.detector.export import export_onnx
 
         out, tty = self.out, self.tty
-        print("[4/6] ONNX export and evaluation on 3 held-out sequences", flush=True)
-        onnx = export_onnx(out / "run", out / "model.onnx")
-        held = simulate(out / "heldout", sequences=3, seed=2028, progress=tty)
-        label_sessions(held, out / "heldout_dataset", progress=tty)
-        ev = evaluate(onnx, out / "heldout_dataset", part="all", split="none", progress=tty, details=True)
-        print(f"      valid grasp candidates {ev['valid_candidates_pct']} % (a precision; {ev['candidates_per_image']} "
-              f"per image), top-1 valid {ev['valid_top1_pct']} %, coverage of free logs {ev['coverage_pct']} %, "
+        print('[4/6] ONNX export and evaluation on 3 held-out sequences', flush=True)
+        onnx = export_onnx(out / 'run', out / 'model.onnx')
+        held = simulate(out / 'heldout', sequences=3, seed=2028, progress=tty)
+        label_sessions(held, out / 'heldout_dataset', progress=tty)
+        ev = evaluate(onnx, out / 'heldout_dataset', part='all', split='none', progress=tty,
+                      details=True)
+        print(f"      valid grasp candidates {ev['valid_candidates_pct']} % (a precision; "
+              f"{ev['candidates_per_image']} "
+              f"per image), top-1 valid {ev['valid_top1_pct']} %, coverage of free logs "
+              f"{ev['coverage_pct']} %, "
               f"rectangle metric top-1 {ev['rectangle_metric_top1_pct']} %")
-        self.stats["evaluation"] = {k: v for k, v in ev.items() if k != "per_image"}
-        return onnx, draw_judged(out / "heldout_dataset", ev["per_image"], out / "heldout_viz", limit=8)
+        self.stats['evaluation'] = {k: v for k, v in ev.items() if k != 'per_image'}
+        return onnx, draw_judged(out / 'heldout_dataset', ev['per_image'], out / 'heldout_viz',
+                                 limit=8)
 
     def live(self, onnx: Path):
-        print("[5/6] inference_node live on new simulated frames (ONNX Runtime, CPU)", flush=True)
+        print('[5/6] inference_node live on new simulated frames (ONNX Runtime, CPU)', flush=True)
         live = live_inference(self.out, onnx, seed=77, frames=60)
-        lat = np.array(live["latencies_s"]) * 1000
+        lat = np.array(live['latencies_s']) * 1000
         if len(lat):
-            print(f"      {len(lat)} frames: image stamped -> grasps received p50 {np.percentile(lat, 50):.0f} ms, "
+            print(f'      {len(lat)} frames: image stamped -> grasps received p50 '
+                  f'{np.percentile(lat, 50):.0f} ms, '
                   f"p99 {np.percentile(lat, 99):.0f} ms; ~/get_grasps: {live['service']}")
-        self.stats["live"] = {"frames": len(lat),
-                              "latency_ms_p50": round(float(np.percentile(lat, 50)), 1) if len(lat) else None,
-                              "latency_ms_p99": round(float(np.percentile(lat, 99)), 1) if len(lat) else None,
-                              "service": live["service"]}
+        self.stats['live'] = {'frames': len(lat),
+                              'latency_ms_p50': round(float(np.percentile(lat, 50)),
+                                                      1) if len(lat) else None,
+                              'latency_ms_p99': round(float(np.percentile(lat, 99)),
+                                                      1) if len(lat) else None,
+                              'service': live['service']}
         return lat, live
 
 
-if __name__ == "__main__":
+if __name__ == '__main__':
     sys.exit(main())

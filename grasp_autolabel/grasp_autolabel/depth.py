@@ -1,10 +1,13 @@
-"""Depth units and the sensor's noise: integer units <-> metres, and the robust noise estimate
-the annotation, the capture node's settle detector and the carrying-back of labels share."""
+"""Depth units and the sensor's noise.
+
+Integer units <-> metres, and the robust noise estimate the annotation, the capture node's settle
+detector and the carrying-back of labels share.
+"""
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["depth_to_metres", "metres_to_depth_units", "noise_sigma"]
+__all__ = ['depth_to_metres', 'metres_to_depth_units', 'noise_sigma']
 
 
 def depth_to_metres(array: np.ndarray, encoding: str, *, depth_scale: float = 0.001) -> np.ndarray:
@@ -19,22 +22,25 @@ def depth_to_metres(array: np.ndarray, encoding: str, *, depth_scale: float = 0.
     depth_scale : float
         Metres per unit for integer depth (RealSense: 0.001).
     """
-    if encoding in ("16UC1", "mono16"):
+    if encoding in ('16UC1', 'mono16'):
         return np.asarray(array, dtype=np.float32) * np.float32(depth_scale)
-    if encoding == "32FC1":
+    if encoding == '32FC1':
         d = np.asarray(array, dtype=np.float32)
         return np.where(np.isfinite(d) & (d > 0), d, np.float32(0))
-    raise ValueError(f"Image.encoding: {encoding!r} is not a depth encoding (16UC1, mono16, 32FC1)")
+    raise ValueError(
+        f'Image.encoding: {encoding!r} is not a depth encoding (16UC1, mono16, 32FC1)')
 
 
 def metres_to_depth_units(depth_m: np.ndarray, *, depth_scale: float = 0.001) -> np.ndarray:
-    """Depth in metres (0 = invalid) -> uint16 units of ``depth_scale`` metres, clipped to range."""
+    """Depth in metres (0 = invalid) -> uint16 units of ``depth_scale`` metres, clipped."""
     return np.clip(np.rint(np.asarray(depth_m) / depth_scale), 0, 65535).astype(np.uint16)
 
 
 def noise_sigma(values: np.ndarray) -> float:
-    """Robust standard deviation (1.4826 x median absolute deviation) of depth differences;
-    the unchanged majority of an image pair is pure sensor noise, whatever else changed."""
+    """Robust standard deviation (1.4826 x median absolute deviation) of depth differences.
+
+    The unchanged majority of an image pair is pure sensor noise, whatever else changed.
+    """
     v = np.asarray(values, dtype=np.float64).ravel()
     if v.size == 0:
         return 0.0

@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import math
 
+from grasp_autolabel.geometry import angle_difference, as_grasps, point_segment_distance
 import numpy as np
 
-from grasp_autolabel.geometry import angle_difference, as_grasps, point_segment_distance
-
-__all__ = ["ValidityRule", "valid_for_log", "mask_iou", "gt_grasps"]
+__all__ = ['ValidityRule', 'valid_for_log', 'mask_iou', 'gt_grasps']
 
 
 class ValidityRule:
@@ -47,8 +46,8 @@ def valid_for_log(grasps, log: dict, rule: ValidityRule | None = None) -> np.nda
     g = as_grasps(grasps)
     if len(g) == 0:
         return np.zeros(0, dtype=bool)
-    a, b = (np.asarray(p, dtype=np.float64) for p in log["axis_px"])
-    diameter = float(log["diameter_px"])
+    a, b = (np.asarray(p, dtype=np.float64) for p in log['axis_px'])
+    diameter = float(log['diameter_px'])
     axis_angle = math.atan2(b[1] - a[1], b[0] - a[0])
     on_spine = point_segment_distance(g[:, :2], a, b)[0] <= rule.centre_tolerance * diameter
     across = np.abs(angle_difference(g[:, 2], axis_angle) - math.pi / 2) <= rule.angle_tolerance
@@ -65,14 +64,17 @@ def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.count_nonzero(a & b) / union) if union else 1.0
 
 
-def gt_grasps(log: dict, jaw_px: float, *, n: int = 7, margin: float = 1.3, span: float = 0.4) -> np.ndarray:
-    """Perfect labels for one log from the simulator's truth: ``n`` grasps centred on the middle
-    ``span`` of its visible axis, closing across it, opening ``margin`` diameters, jaw ``jaw_px``.
+def gt_grasps(log: dict, jaw_px: float, *, n: int = 7, margin: float = 1.3,
+              span: float = 0.4) -> np.ndarray:
+    """Perfect labels for one log from the simulator's truth.
+
+    ``n`` grasps centred on the middle ``span`` of its visible axis, closing across it, opening
+    ``margin`` diameters, jaw ``jaw_px``.
 
     The same shape of label as the annotator gives (DESIGN.md step 3), from the true axis
     instead of the depth difference: what "trained on ground-truth labels" trains on.
     """
-    ends = log.get("axis_visible_px") or log["axis_px"]
+    ends = log.get('axis_visible_px') or log['axis_px']
     a, b = (np.asarray(p, dtype=np.float64) for p in ends)
     t = np.linspace(0.5 - span / 2, 0.5 + span / 2, n)[:, None]
     centres = a + t * (b - a)
@@ -82,6 +84,6 @@ def gt_grasps(log: dict, jaw_px: float, *, n: int = 7, margin: float = 1.3, span
     out = np.zeros((n, 5))
     out[:, :2] = centres
     out[:, 2] = normalize_angle(theta)
-    out[:, 3] = margin * float(log["diameter_px"])
+    out[:, 3] = margin * float(log['diameter_px'])
     out[:, 4] = jaw_px
     return out

@@ -1,4 +1,6 @@
-"""Grasp rectangles, their corners, rotated IoU and angles (numpy only; the camera is in camera.py).
+"""Grasp rectangles, their corners, rotated IoU and angles (numpy only.
+
+The camera is in camera.py).
 
 The grasp convention (Cornell/Jacquard, used everywhere in grasp_autolabel)
 -----------------------------------------------------------------------------
@@ -25,20 +27,9 @@ import math
 
 import numpy as np
 
-__all__ = [
-    "HALF_PI",
-    "normalize_angle",
-    "angle_difference",
-    "as_grasps",
-    "rect_to_corners",
-    "corners_to_rect",
-    "polygon_area",
-    "convex_polygon_intersection",
-    "rotated_iou",
-    "iou_matrix",
-    "rectangle_metric",
-    "point_segment_distance",
-]
+__all__ = ['HALF_PI', 'normalize_angle', 'angle_difference', 'as_grasps', 'rect_to_corners',
+           'corners_to_rect', 'polygon_area', 'convex_polygon_intersection', 'rotated_iou',
+           'iou_matrix', 'rectangle_metric', 'point_segment_distance']
 
 HALF_PI = math.pi / 2
 
@@ -74,7 +65,8 @@ def normalize_angle(theta):
 def angle_difference(a, b):
     """Smallest difference between grasp angles, modulo pi, in ``[0, pi/2]`` radians.
 
-    >>> round(angle_difference(math.radians(85), math.radians(-85)), 6) == round(math.radians(10), 6)
+    >>> round(angle_difference(math.radians(85), math.radians(-85)), 6) == round(math.radians(10),
+    6)
     True
     """
     d = np.abs(np.mod(np.asarray(a, np.float64) - np.asarray(b, np.float64), math.pi))
@@ -85,7 +77,7 @@ def angle_difference(a, b):
 # --------------------------------------------------------------------------------------------
 # Rectangles and corners
 # --------------------------------------------------------------------------------------------
-def as_grasps(grasps, *, name: str = "grasps") -> np.ndarray:
+def as_grasps(grasps, *, name: str = 'grasps') -> np.ndarray:
     """Check and convert grasps to a float64 array of shape ``(N, 5)``.
 
     Raises
@@ -99,11 +91,11 @@ def as_grasps(grasps, *, name: str = "grasps") -> np.ndarray:
     if g.ndim == 1 and g.shape[0] == 0:
         g = g.reshape(0, 5)
     if g.ndim != 2 or g.shape[1] != 5:
-        raise ValueError(f"{name}: expected shape (N, 5) as [x, y, theta, w, h], got {g.shape}")
+        raise ValueError(f'{name}: expected shape (N, 5) as [x, y, theta, w, h], got {g.shape}')
     if not np.all(np.isfinite(g)):
-        raise ValueError(f"{name}: contains NaN or infinite values")
+        raise ValueError(f'{name}: contains NaN or infinite values')
     if np.any(g[:, 3:5] < 0):
-        raise ValueError(f"{name}: opening w and jaw size h must be >= 0")
+        raise ValueError(f'{name}: opening w and jaw size h must be >= 0')
     return g
 
 
@@ -158,9 +150,9 @@ def corners_to_rect(corners) -> np.ndarray:
     if single:
         p = p[None]
     if p.ndim != 3 or p.shape[1:] != (4, 2):
-        raise ValueError(f"corners: expected shape (N, 4, 2), got {np.shape(corners)}")
+        raise ValueError(f'corners: expected shape (N, 4, 2), got {np.shape(corners)}')
     if not np.all(np.isfinite(p)):
-        raise ValueError("corners: contains NaN or infinite values")
+        raise ValueError('corners: contains NaN or infinite values')
     e1 = p[:, 1] - p[:, 0]
     e2 = p[:, 2] - p[:, 3]
     # Sum the two opening edges as vectors; for a rectangle they are parallel and equal.
@@ -223,7 +215,8 @@ def convex_polygon_intersection(subject, clip) -> np.ndarray:
             if s_cur >= 0:
                 if s_prev < 0:
                     t = s_prev / (s_prev - s_cur)
-                    out.append((prev[0] + t * (cur[0] - prev[0]), prev[1] + t * (cur[1] - prev[1])))
+                    out.append((prev[0] + t * (cur[0] - prev[0]),
+                                prev[1] + t * (cur[1] - prev[1])))
                 out.append(cur)
             elif s_prev >= 0:
                 t = s_prev / (s_prev - s_cur)
@@ -273,7 +266,7 @@ def iou_matrix(a, b) -> np.ndarray:
     -------
     ndarray, shape (N, M)
     """
-    ga, gb = as_grasps(a, name="a"), as_grasps(b, name="b")
+    ga, gb = as_grasps(a, name='a'), as_grasps(b, name='b')
     out = np.zeros((len(ga), len(gb)))
     if len(ga) == 0 or len(gb) == 0:
         return out
@@ -289,7 +282,9 @@ def iou_matrix(a, b) -> np.ndarray:
 
 def rectangle_metric(predicted, ground_truth, *, iou_threshold: float = 0.25,
                      angle_threshold: float = math.radians(30)) -> np.ndarray:
-    """The rectangle metric: is each predicted grasp correct against any ground-truth grasp?
+    """Return the rectangle metric.
+
+    Is each predicted grasp correct against any ground-truth grasp?
 
     A prediction is correct when some ground-truth rectangle has IoU > ``iou_threshold`` with
     it and an angle difference (modulo pi) < ``angle_threshold`` (Jiang et al. 2011; the
@@ -307,7 +302,7 @@ def rectangle_metric(predicted, ground_truth, *, iou_threshold: float = 0.25,
     -------
     ndarray of bool, shape (N,)
     """
-    p, g = as_grasps(predicted, name="predicted"), as_grasps(ground_truth, name="ground_truth")
+    p, g = as_grasps(predicted, name='predicted'), as_grasps(ground_truth, name='ground_truth')
     if len(p) == 0 or len(g) == 0:
         return np.zeros(len(p), dtype=bool)
     angle_ok = angle_difference(p[:, None, 2], g[None, :, 2]) < angle_threshold
@@ -316,8 +311,10 @@ def rectangle_metric(predicted, ground_truth, *, iou_threshold: float = 0.25,
 
 
 def point_segment_distance(points, a, b) -> tuple[np.ndarray, np.ndarray]:
-    """Distance from points ``(K, D)`` to the segment ``a``-``b``, and the segment parameter
-    ``t`` in [0, 1] of each point's nearest point on it."""
+    """Return the distance from points ``(K, D)`` to the segment ``a``-``b``, and ``t``.
+
+    ``t`` in [0, 1] is the segment parameter of each point's nearest point on it.
+    """
     p = np.asarray(points, dtype=np.float64)
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     ab = b - a

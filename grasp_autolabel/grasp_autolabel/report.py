@@ -9,24 +9,28 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["write_report"]
+__all__ = ['write_report']
 
 
-def _img(path_or_png, width: int = 400, caption: str = "") -> str:
-    """An embedded image: plots as PNG, photos (files) scaled to ``width`` and JPEG-encoded (the
-    report stays a few MB)."""
+def _img(path_or_png, width: int = 400, caption: str = '') -> str:
+    """Return an embedded image.
+
+    Plots as PNG, photos (files) scaled to ``width`` and JPEG-encoded (the report stays a few MB).
+    """
     import cv2
 
     if isinstance(path_or_png, bytes):
-        data, mime = path_or_png, "png"
+        data, mime = path_or_png, 'png'
     else:
         img = cv2.imread(str(path_or_png), cv2.IMREAD_COLOR)
         if img is not None and img.shape[1] > width:
-            img = cv2.resize(img, (width, round(img.shape[0] * width / img.shape[1])), interpolation=cv2.INTER_AREA)
-        ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 88]) if img is not None else (False, None)
-        data, mime = (buf.tobytes(), "jpeg") if ok else (Path(path_or_png).read_bytes(), "png")
+            img = cv2.resize(img, (width, round(img.shape[0] * width / img.shape[1])),
+                             interpolation=cv2.INTER_AREA)
+        ok, buf = cv2.imencode('.jpg', img, [cv2.IMWRITE_JPEG_QUALITY,
+                                             88]) if img is not None else (False, None)
+        data, mime = (buf.tobytes(), 'jpeg') if ok else (Path(path_or_png).read_bytes(), 'png')
     b64 = base64.b64encode(data).decode()
-    cap = f"<figcaption>{html.escape(caption)}</figcaption>" if caption else ""
+    cap = f'<figcaption>{html.escape(caption)}</figcaption>' if caption else ''
     return f'<figure><img src="data:image/{mime};base64,{b64}" width="{width}">{cap}</figure>'
 
 
@@ -34,86 +38,112 @@ def _histogram(latencies_ms) -> bytes | None:
     try:
         import matplotlib
 
-        matplotlib.use("Agg")
+        matplotlib.use('Agg')
         import matplotlib.pyplot as plt
     except ImportError:
         return None
     fig, ax = plt.subplots(figsize=(6, 3), dpi=100)
-    ax.hist(latencies_ms, bins=30, color="#3b7dd8")
-    for q, style in ((50, "--"), (99, ":")):
+    ax.hist(latencies_ms, bins=30, color='#3b7dd8')
+    for q, style in ((50, '--'), (99, ':')):
         v = float(np.percentile(latencies_ms, q))
-        ax.axvline(v, color="k", ls=style, lw=1, label=f"p{q} {v:.0f} ms")
-    ax.set_xlabel("image stamped -> grasps received, ms")
-    ax.set_ylabel("frames")
+        ax.axvline(v, color='k', ls=style, lw=1, label=f'p{q} {v:.0f} ms')
+    ax.set_xlabel('image stamped -> grasps received, ms')
+    ax.set_ylabel('frames')
     ax.legend()
     fig.tight_layout()
     buf = io.BytesIO()
-    fig.savefig(buf, format="png")
+    fig.savefig(buf, format='png')
     plt.close(fig)
     return buf.getvalue()
 
 
 def _table(rows) -> str:
-    body = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows)
-    return f"<table>{body}</table>"
+    body = ''.join(f'<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>' for k,
+                   v in rows)
+    return f'<table>{body}</table>'
+
+
+_STYLE = ('<style>body{font-family:sans-serif;max-width:1300px;margin:2em auto;color:#222}'
+          'figure{display:inline-block;margin:4px}figcaption{font-size:12px;color:#555}'
+          'table{border-collapse:collapse;margin:8px 0}'
+          'th,td{border:1px solid #ccc;padding:3px 8px;text-align:left}'
+          'h2{border-bottom:1px solid #ddd}</style>')
 
 
 def write_report(out: Path, stats: dict, *, latencies_ms, overlays, heldout=()) -> Path:
     out = Path(out)
-    viz = sorted((out / "cell" / "dataset" / "viz").glob("*.png"))
-    labels_dir = out / "cell" / "dataset" / "labels"
-    accepted, rejected = [], []
-    for p in viz:
-        lab = json.loads((labels_dir / f"{p.stem}.json").read_text())
-        (accepted if lab["accepted"] else rejected).append((p, lab))
-    parts = ["<!doctype html><meta charset='utf-8'><title>grasp_autolabel demo</title>",
-             "<style>body{font-family:sans-serif;max-width:1300px;margin:2em auto;color:#222}"
-             "figure{display:inline-block;margin:4px}figcaption{font-size:12px;color:#555}"
-             "table{border-collapse:collapse;margin:8px 0}th,td{border:1px solid #ccc;padding:3px 8px;text-align:left}"
-             "h2{border-bottom:1px solid #ddd}</style>",
-             "<h1>grasp_autolabel: the simulated cell, end to end</h1>",
+    parts = ["<!doctype html><meta charset='utf-8'><title>grasp_autolabel demo</title>", _STYLE,
+             '<h1>grasp_autolabel: the simulated cell, end to end</h1>',
              f"<p>Total {stats.get('total_s')} s on this machine. Stages (s): "
              f"{html.escape(json.dumps(stats.get('timings_s', {})))}</p>"]
-    lab = stats.get("labels", {})
-    parts += ["<h2>1. Automatic labels</h2>",
-              "<p>The capture and autolabel nodes labelled a pile live; more simulated sequences were labelled "
-              "offline with the same code. Mask outline yellow, spine cyan, jaw edges green, opening edges red.</p>",
-              _table([("steps", lab.get("steps")), ("accepted", lab.get("accepted"))] +
-                     [(f"rejected: {k}", v) for k, v in sorted(lab.get("rejected", {}).items())]),
-              "".join(_img(p, 300, f"item {p.stem}: {len(l_['grasps'])} grasps") for p, l_ in accepted[:8]),
-              "<p>Rejected by the quality gate (faults the simulator injected):</p>",
-              "".join(_img(p, 300, f"item {p.stem}: {l_['reason']}") for p, l_ in rejected[:4]) or "<p>none</p>"]
-    tr = stats.get("train", {})
-    loss_png = out / "run" / "loss.png"
-    parts += ["<h2>2. Training</h2>",
-              _table([("model", "grasp-map network (RGB-D, 320 px input, from random weights), AdamW 2e-3, cosine"),
-                      ("steps", tr.get("step")), ("held-out images (validation)", tr.get("held_out_items")),
-                      ("images", tr.get("train_items")), ("seconds", round(tr.get("seconds", 0), 1)),
-                      ("last loss", round(tr.get("loss", 0), 4))]),
-              _img(loss_png.read_bytes(), 600, "loss per step") if loss_png.is_file() else ""]
-    ev = stats.get("evaluation", {})
-    reasons = ev.get("invalid_by_reason") or {}
-    parts += ["<h2>3. Evaluation on held-out sequences (ONNX Runtime)</h2>",
-              _table([("images", ev.get("images")),
-                      ("valid grasp candidates (a precision)", f"{ev.get('valid_candidates_pct')} %"),
-                      ("top-1 candidate valid", f"{ev.get('valid_top1_pct')} %"),
-                      ("coverage: free logs with a valid candidate", f"{ev.get('coverage_pct')} %"),
-                      ("rectangle metric, top-1 (IoU > 0.25, angle < 30 deg, dense truth)",
-                       f"{ev.get('rectangle_metric_top1_pct')} %"),
-                      ("candidates per image", ev.get("candidates_per_image")),
-                      ("invalid candidates by reason", ", ".join(f"{k}: {v}" for k, v in reasons.items())),
-                      ("predict latency p50", f"{ev.get('latency_ms_p50')} ms")]),
-              "<p>Every candidate on held-out images: green valid, red invalid with the reason.</p>",
-              "".join(_img(p, 400, cap) for p, cap in heldout),
-              "<p>A brief CPU training: see bench/table1.py and the README for the full experiment.</p>"]
-    live = stats.get("live", {})
-    hist = _histogram(latencies_ms) if len(latencies_ms) else None
-    parts += ["<h2>4. Live: inference_node on new frames</h2>",
-              _table([("frames", live.get("frames")), ("latency p50", f"{live.get('latency_ms_p50')} ms"),
-                      ("latency p99", f"{live.get('latency_ms_p99')} ms"),
-                      ("~/get_grasps", (live.get("service") or {}).get("message"))]),
-              _img(hist, 600, "latency histogram") if hist else "",
-              "".join(_img(p, 400, "~/overlay") for p in overlays)]
-    path = out / "report.html"
-    path.write_text("\n".join(parts) + "\n")
+    parts += _labels_section(out, stats.get('labels', {}))
+    parts += _training_section(out, stats.get('train', {}))
+    parts += _evaluation_section(stats.get('evaluation', {}), heldout)
+    parts += _live_section(stats.get('live', {}), latencies_ms, overlays)
+    path = out / 'report.html'
+    path.write_text('\n'.join(parts) + '\n')
     return path
+
+
+def _labels_section(out: Path, lab: dict) -> list[str]:
+    viz = sorted((out / 'cell' / 'dataset' / 'viz').glob('*.png'))
+    labels_dir = out / 'cell' / 'dataset' / 'labels'
+    accepted, rejected = [], []
+    for p in viz:
+        label = json.loads((labels_dir / f'{p.stem}.json').read_text())
+        (accepted if label['accepted'] else rejected).append((p, label))
+    return ['<h2>1. Automatic labels</h2>',
+            '<p>The capture and autolabel nodes labelled a pile live; more simulated sequences '
+            'were labelled offline with the same code. Mask outline yellow, spine cyan, jaw '
+            'edges green, opening edges red.</p>',
+            _table([('steps', lab.get('steps')), ('accepted', lab.get('accepted'))]
+                   + [(f'rejected: {k}', v) for k, v in sorted(lab.get('rejected', {}).items())]),
+            ''.join(_img(p, 300, f"item {p.stem}: {len(l_['grasps'])} grasps")
+                    for p, l_ in accepted[:8]),
+            '<p>Rejected by the quality gate (faults the simulator injected):</p>',
+            ''.join(_img(p, 300, f"item {p.stem}: {l_['reason']}")
+                    for p, l_ in rejected[:4]) or '<p>none</p>']
+
+
+def _training_section(out: Path, tr: dict) -> list[str]:
+    loss_png = out / 'run' / 'loss.png'
+    return ['<h2>2. Training</h2>',
+            _table([('model', 'grasp-map network (RGB-D, 320 px input, from random weights), '
+                     'AdamW 2e-3, cosine'),
+                    ('steps', tr.get('step')),
+                    ('held-out images (validation)', tr.get('held_out_items')),
+                    ('images', tr.get('train_items')),
+                    ('seconds', round(tr.get('seconds', 0), 1)),
+                    ('last loss', round(tr.get('loss', 0), 4))]),
+            _img(loss_png.read_bytes(), 600, 'loss per step') if loss_png.is_file() else '']
+
+
+def _evaluation_section(ev: dict, heldout) -> list[str]:
+    reasons = ev.get('invalid_by_reason') or {}
+    return ['<h2>3. Evaluation on held-out sequences (ONNX Runtime)</h2>',
+            _table([('images', ev.get('images')),
+                    ('valid grasp candidates (a precision)',
+                     f"{ev.get('valid_candidates_pct')} %"),
+                    ('top-1 candidate valid', f"{ev.get('valid_top1_pct')} %"),
+                    ('coverage: free logs with a valid candidate', f"{ev.get('coverage_pct')} %"),
+                    ('rectangle metric, top-1 (IoU > 0.25, angle < 30 deg, dense truth)',
+                     f"{ev.get('rectangle_metric_top1_pct')} %"),
+                    ('candidates per image', ev.get('candidates_per_image')),
+                    ('invalid candidates by reason',
+                     ', '.join(f'{k}: {v}' for k, v in reasons.items())),
+                    ('predict latency p50', f"{ev.get('latency_ms_p50')} ms")]),
+            '<p>Every candidate on held-out images: green valid, red invalid with the reason.</p>',
+            ''.join(_img(p, 400, cap) for p, cap in heldout),
+            '<p>A brief CPU training: see bench/table1.py and the README for the full '
+            'experiment.</p>']
+
+
+def _live_section(live: dict, latencies_ms, overlays) -> list[str]:
+    hist = _histogram(latencies_ms) if len(latencies_ms) else None
+    return ['<h2>4. Live: inference_node on new frames</h2>',
+            _table([('frames', live.get('frames')),
+                    ('latency p50', f"{live.get('latency_ms_p50')} ms"),
+                    ('latency p99', f"{live.get('latency_ms_p99')} ms"),
+                    ('~/get_grasps', (live.get('service') or {}).get('message'))]),
+            _img(hist, 600, 'latency histogram') if hist else '',
+            ''.join(_img(p, 400, '~/overlay') for p in overlays)]

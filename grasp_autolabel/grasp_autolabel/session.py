@@ -11,34 +11,23 @@ crash never leaves a partial frame, and a frame counts only when both its images
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 import os
+from pathlib import Path
 import re
 import tempfile
-from dataclasses import dataclass
-from pathlib import Path
 
 import cv2
+from grasp_autolabel.camera import CameraIntrinsics
 import numpy as np
 import yaml
 
-from grasp_autolabel.camera import CameraIntrinsics
+__all__ = ['write_atomic', 'Session', 'SessionError', 'read_camera_info_yaml',
+           'write_camera_info_yaml', 'write_png_atomic', 'read_png', 'write_text_atomic',
+           'FRAME_NAME', 'png_size', 'read_json']
 
-__all__ = [
-    "write_atomic",
-    "Session",
-    "SessionError",
-    "read_camera_info_yaml",
-    "write_camera_info_yaml",
-    "write_png_atomic",
-    "read_png",
-    "write_text_atomic",
-    "FRAME_NAME",
-    "png_size",
-    "read_json",
-]
-
-FRAME_NAME = "{:06d}.png"
-_FRAME_RE = re.compile(r"^(\d{6})\.png$")
+FRAME_NAME = '{:06d}.png'
+_FRAME_RE = re.compile(r'^(\d{6})\.png$')
 
 
 class SessionError(ValueError):
@@ -51,14 +40,14 @@ class SessionError(ValueError):
 def _atomic_write(path: Path, write) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as f:
+        with os.fdopen(fd, 'wb') as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException:  # noqa: B902 (cleaned up, then re-raised)
         try:
             os.unlink(tmp)
         except FileNotFoundError:
@@ -67,14 +56,17 @@ def _atomic_write(path: Path, write) -> None:
 
 
 def write_atomic(path, write) -> None:
-    """Write a file atomically: ``write(f)`` fills a temporary binary file in the same folder,
-    which is fsync'd and renamed over ``path`` (removed if ``write`` fails)."""
+    """Write a file atomically.
+
+    ``write(f)`` fills a temporary binary file in the same folder, which is fsync'd and renamed
+    over ``path`` (removed if ``write`` fails).
+    """
     _atomic_write(Path(path), write)
 
 
 def write_text_atomic(path, text: str) -> None:
     """Write a text file atomically (temporary file in the same folder, then rename)."""
-    _atomic_write(Path(path), lambda f: f.write(text.encode("utf-8")))
+    _atomic_write(Path(path), lambda f: f.write(text.encode('utf-8')))
 
 
 def write_png_atomic(path, image: np.ndarray, *, rgb: bool = True, compression: int = 1) -> None:
@@ -94,9 +86,11 @@ def write_png_atomic(path, image: np.ndarray, *, rgb: bool = True, compression: 
     a = np.asarray(image)
     if a.ndim == 3 and a.shape[2] == 3 and rgb:
         a = a[:, :, ::-1]
-    ok, buf = cv2.imencode(".png", np.ascontiguousarray(a), [cv2.IMWRITE_PNG_COMPRESSION, compression])
+    ok, buf = cv2.imencode('.png', np.ascontiguousarray(a),
+                           [cv2.IMWRITE_PNG_COMPRESSION, compression])
     if not ok:
-        raise SessionError(f"{path}: could not encode image of shape {a.shape} and dtype {a.dtype} as PNG")
+        raise SessionError(
+            f'{path}: could not encode image of shape {a.shape} and dtype {a.dtype} as PNG')
     _atomic_write(Path(path), lambda f: f.write(buf.tobytes()))
 
 
@@ -116,27 +110,32 @@ def read_png(path, *, kind: str) -> np.ndarray:
     """
     path = Path(path)
     if not path.is_file():
-        raise SessionError(f"{path}: file not found")
+        raise SessionError(f'{path}: file not found')
     data = np.fromfile(path, dtype=np.uint8)
     img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
     if img is None:
-        raise SessionError(f"{path}: not a readable image (truncated or corrupt PNG?)")
-    if kind == "rgb":
+        raise SessionError(f'{path}: not a readable image (truncated or corrupt PNG?)')
+    if kind == 'rgb':
         if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] not in (3, 4):
-            raise SessionError(f"{path}: expected 8-bit colour, got {img.dtype} with shape {img.shape}")
+            raise SessionError(
+                f'{path}: expected 8-bit colour, got {img.dtype} with shape {img.shape}')
         return np.ascontiguousarray(img[:, :, 2::-1])
-    if kind == "depth":
+    if kind == 'depth':
         if img.dtype != np.uint16 or img.ndim != 2:
-            raise SessionError(f"{path}: expected 16-bit single-channel depth, got {img.dtype} with shape {img.shape}")
+            raise SessionError(
+                f'{path}: expected 16-bit single-channel depth, got {img.dtype} with shape '
+                f'{img.shape}')
         return img
-    if kind == "mask":
+    if kind == 'mask':
         if img.dtype != np.uint8 or img.ndim != 2:
-            raise SessionError(f"{path}: expected 8-bit single-channel mask, got {img.dtype} with shape {img.shape}")
+            raise SessionError(
+                f'{path}: expected 8-bit single-channel mask, got {img.dtype} with shape '
+                f'{img.shape}')
         return img
     raise ValueError(f"kind: expected 'rgb', 'depth' or 'mask', got {kind!r}")
 
 
-def read_json(path, *, what: str = "file"):
+def read_json(path, *, what: str = 'file'):
     """Read a JSON file; a missing or malformed one raises SessionError naming it."""
     import json
 
@@ -144,9 +143,9 @@ def read_json(path, *, what: str = "file"):
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
-        raise SessionError(f"{path}: {what} not found") from None
+        raise SessionError(f'{path}: {what} not found') from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise SessionError(f"{path}: not valid JSON ({exc})") from None
+        raise SessionError(f'{path}: not valid JSON ({exc})') from None
 
 
 def png_size(path) -> tuple[int, int]:
@@ -159,36 +158,36 @@ def png_size(path) -> tuple[int, int]:
     """
     path = Path(path)
     try:
-        with open(path, "rb") as f:
+        with open(path, 'rb') as f:
             head = f.read(24)
     except FileNotFoundError:
-        raise SessionError(f"{path}: file not found") from None
-    if len(head) < 24 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
-        raise SessionError(f"{path}: not a PNG file")
-    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+        raise SessionError(f'{path}: file not found') from None
+    if len(head) < 24 or head[:8] != b'\x89PNG\r\n\x1a\n' or head[12:16] != b'IHDR':
+        raise SessionError(f'{path}: not a PNG file')
+    return int.from_bytes(head[16:20], 'big'), int.from_bytes(head[20:24], 'big')
 
 
 # --------------------------------------------------------------------------------------------
 # camera_info.yaml (camera_calibration_parsers format + depth_scale)
 # --------------------------------------------------------------------------------------------
 def _matrix(rows: int, cols: int, data) -> dict:
-    return {"rows": rows, "cols": cols, "data": [float(v) for v in data]}
+    return {'rows': rows, 'cols': cols, 'data': [float(v) for v in data]}
 
 
 def write_camera_info_yaml(path, intrinsics: CameraIntrinsics, *, depth_scale: float,
-                           camera_name: str = "camera") -> None:
+                           camera_name: str = 'camera') -> None:
     """Write ``camera_info.yaml`` as camera_calibration_parsers does, plus ``depth_scale``."""
     i = intrinsics
     doc = {
-        "image_width": int(i.width),
-        "image_height": int(i.height),
-        "camera_name": camera_name,
-        "camera_matrix": _matrix(3, 3, i.K.ravel()),
-        "distortion_model": i.distortion_model,
-        "distortion_coefficients": _matrix(1, len(i.distortion) or 5, i.distortion or [0.0] * 5),
-        "rectification_matrix": _matrix(3, 3, np.eye(3).ravel()),
-        "projection_matrix": _matrix(3, 4, [i.fx, 0, i.cx, 0, 0, i.fy, i.cy, 0, 0, 0, 1, 0]),
-        "depth_scale": float(depth_scale),
+        'image_width': int(i.width),
+        'image_height': int(i.height),
+        'camera_name': camera_name,
+        'camera_matrix': _matrix(3, 3, i.K.ravel()),
+        'distortion_model': i.distortion_model,
+        'distortion_coefficients': _matrix(1, len(i.distortion) or 5, i.distortion or [0.0] * 5),
+        'rectification_matrix': _matrix(3, 3, np.eye(3).ravel()),
+        'projection_matrix': _matrix(3, 4, [i.fx, 0, i.cx, 0, 0, i.fy, i.cy, 0, 0, 0, 1, 0]),
+        'depth_scale': float(depth_scale),
     }
     write_text_atomic(path, yaml.safe_dump(doc, sort_keys=False, default_flow_style=None))
 
@@ -201,31 +200,29 @@ def read_camera_info_yaml(path) -> tuple[CameraIntrinsics, float]:
     """
     path = Path(path)
     if not path.is_file():
-        raise SessionError(f"{path}: file not found (every session needs its camera_info.yaml)")
+        raise SessionError(f'{path}: file not found (every session needs its camera_info.yaml)')
     try:
         doc = yaml.safe_load(path.read_text())
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise SessionError(f"{path}: not valid YAML ({exc})") from None
+        raise SessionError(f'{path}: not valid YAML ({exc})') from None
     if not isinstance(doc, dict):
-        raise SessionError(f"{path}: expected a mapping of camera_calibration_parsers fields")
+        raise SessionError(f'{path}: expected a mapping of camera_calibration_parsers fields')
     try:
-        k = [float(v) for v in doc["camera_matrix"]["data"]]
+        k = [float(v) for v in doc['camera_matrix']['data']]
         if len(k) != 9:
-            raise SessionError(f"{path}: camera_matrix.data has {len(k)} values, expected 9")
-        dist = doc.get("distortion_coefficients") or {}
-        intr = CameraIntrinsics(
-            width=int(doc["image_width"]), height=int(doc["image_height"]),
-            fx=k[0], fy=k[4], cx=k[2], cy=k[5],
-            distortion_model=str(doc.get("distortion_model") or "plumb_bob"),
-            distortion=tuple(float(v) for v in (dist.get("data") or [])),
-        )
+            raise SessionError(f'{path}: camera_matrix.data has {len(k)} values, expected 9')
+        dist = doc.get('distortion_coefficients') or {}
+        intr = CameraIntrinsics(width=int(doc['image_width']), height=int(doc['image_height']),
+                                fx=k[0], fy=k[4], cx=k[2], cy=k[5],
+                                distortion_model=str(doc.get('distortion_model') or 'plumb_bob'),
+                                distortion=tuple(float(v) for v in (dist.get('data') or [])))
     except KeyError as exc:
-        raise SessionError(f"{path}: missing field {exc.args[0]!r}") from None
+        raise SessionError(f'{path}: missing field {exc.args[0]!r}') from None
     except (TypeError, ValueError) as exc:
-        raise SessionError(f"{path}: {exc}") from None
-    scale = float(doc.get("depth_scale", 0.001))
+        raise SessionError(f'{path}: {exc}') from None
+    scale = float(doc.get('depth_scale', 0.001))
     if not (np.isfinite(scale) and scale > 0):
-        raise SessionError(f"{path}: depth_scale must be > 0 metres per unit, got {scale}")
+        raise SessionError(f'{path}: depth_scale must be > 0 metres per unit, got {scale}')
     return intr, scale
 
 
@@ -242,7 +239,7 @@ class Session:
     frames: list[int]
 
     @classmethod
-    def open(cls, path) -> "Session":
+    def open(cls, path) -> 'Session':  # noqa: A003
         """Open and check a session folder (frame files are read lazily).
 
         Raises
@@ -252,44 +249,46 @@ class Session:
         """
         path = Path(path)
         if not path.is_dir():
-            raise SessionError(f"{path}: session folder not found")
-        intr, scale = read_camera_info_yaml(path / "camera_info.yaml")
-        rgb = _frame_indices(path / "rgb")
-        depth = _frame_indices(path / "depth")
+            raise SessionError(f'{path}: session folder not found')
+        intr, scale = read_camera_info_yaml(path / 'camera_info.yaml')
+        rgb = _frame_indices(path / 'rgb')
+        depth = _frame_indices(path / 'depth')
         if not rgb and not depth:
-            raise SessionError(f"{path}: no frames (expected rgb/000000.png and depth/000000.png)")
+            raise SessionError(f'{path}: no frames (expected rgb/000000.png and depth/000000.png)')
         lonely = sorted(set(rgb) ^ set(depth))
         if lonely:
             k = lonely[0]
-            which = "depth" if k in rgb else "rgb"
-            raise SessionError(f"{path}: frame {k} has no {which}/{FRAME_NAME.format(k)}")
+            which = 'depth' if k in rgb else 'rgb'
+            raise SessionError(f'{path}: frame {k} has no {which}/{FRAME_NAME.format(k)}')
         return cls(path, intr, scale, sorted(rgb))
 
     def rgb_path(self, k: int) -> Path:
-        return self.path / "rgb" / FRAME_NAME.format(k)
+        return self.path / 'rgb' / FRAME_NAME.format(k)
 
     def depth_path(self, k: int) -> Path:
-        return self.path / "depth" / FRAME_NAME.format(k)
+        return self.path / 'depth' / FRAME_NAME.format(k)
 
     def read_rgb(self, k: int) -> np.ndarray:
         """Frame k's colour image, ``(H, W, 3)`` uint8 RGB, checked against camera_info."""
-        img = read_png(self.rgb_path(k), kind="rgb")
+        img = read_png(self.rgb_path(k), kind='rgb')
         self._check_size(self.rgb_path(k), img)
         return img
 
     def check_rgb(self, k: int) -> Path:
-        """Frame k's colour file, checked for size against camera_info from its header only
-        (for copying it without decoding). Returns its path."""
+        """Return frame k's colour file path, its size checked against camera_info.
+
+        Only the header is read (for copying it without decoding).
+        """
         path = self.rgb_path(k)
         w, h = png_size(path)
         if (w, h) != (self.intrinsics.width, self.intrinsics.height):
-            raise SessionError(f"{path}: image is {w}x{h} but camera_info.yaml says "
-                               f"{self.intrinsics.width}x{self.intrinsics.height}")
+            raise SessionError(f'{path}: image is {w}x{h} but camera_info.yaml says '
+                               f'{self.intrinsics.width}x{self.intrinsics.height}')
         return path
 
     def read_depth(self, k: int) -> np.ndarray:
         """Frame k's raw depth, ``(H, W)`` uint16 in units of ``depth_scale`` metres."""
-        img = read_png(self.depth_path(k), kind="depth")
+        img = read_png(self.depth_path(k), kind='depth')
         self._check_size(self.depth_path(k), img)
         return img
 
@@ -300,8 +299,8 @@ class Session:
     def _check_size(self, path: Path, img: np.ndarray) -> None:
         h, w = img.shape[:2]
         if (w, h) != (self.intrinsics.width, self.intrinsics.height):
-            raise SessionError(f"{path}: image is {w}x{h} but camera_info.yaml says "
-                               f"{self.intrinsics.width}x{self.intrinsics.height}")
+            raise SessionError(f'{path}: image is {w}x{h} but camera_info.yaml says '
+                               f'{self.intrinsics.width}x{self.intrinsics.height}')
 
 
 def _frame_indices(folder: Path) -> list[int]:

@@ -1,5 +1,6 @@
-"""The node suite at a real cell: realsense2_camera (aligned depth), capture, autolabel and
-inference.
+"""The node suite at a real cell.
+
+Realsense2_camera (aligned depth), capture, autolabel and inference.
 
     ros2 launch grasp_autolabel cell.launch.py [camera:=true] [auto_capture:=false]
         [session_dir:=...] [dataset_dir:=...] [model_path:=model.onnx] [inference:=true]
@@ -12,6 +13,8 @@ realsense2_camera need not be installed then. Press the button that calls
 serves grasps from ``model_path`` (an ONNX model from ``grasp-autolabel export-onnx``); started
 without one it waits for ``/inference_node/load_model``.
 """
+from grasp_autolabel.ros.launch_args import (argument, config, DEFAULT_DATASET_DIR,
+                                             DEFAULT_SESSION_DIR, param)
 from launch import LaunchDescription
 from launch.actions import IncludeLaunchDescription
 from launch.conditions import IfCondition
@@ -20,42 +23,41 @@ from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
-from grasp_autolabel.ros.launch_args import DEFAULT_DATASET_DIR, DEFAULT_SESSION_DIR, argument, config, param
-
 
 def generate_launch_description():
     args = [
-        argument("camera", True, "include realsense2_camera's rs_launch.py with aligned depth"),
-        argument("auto_capture", False, "capture when the scene changed and then stayed still (no button)"),
-        argument("session_dir", DEFAULT_SESSION_DIR, "capture session folder (created; continued if it holds frames)"),
-        argument("dataset_dir", DEFAULT_DATASET_DIR, "grasp dataset folder every labelled step is appended to"),
-        argument("inference", True, "start the inference node"),
-        argument("model_path", "", "detector for the inference node (.onnx, .pt or run folder); empty: "
-                                   "wait for /inference_node/load_model"),
+        argument('camera', True, "include realsense2_camera's rs_launch.py with aligned depth"),
+        argument('auto_capture', False,
+                 'capture when the scene changed and then stayed still (no button)'),
+        argument('session_dir', DEFAULT_SESSION_DIR,
+                 'capture session folder (created; continued if it holds frames)'),
+        argument('dataset_dir', DEFAULT_DATASET_DIR,
+                 'grasp dataset folder every labelled step is appended to'),
+        argument('inference', True, 'start the inference node'),
+        argument(
+            'model_path',
+            '',
+            'detector for the inference node (.onnx, .pt or run folder); empty: wait for '
+            '/inference_node/load_model',
+        ),
     ]
     # FindPackageShare is looked up when the include runs, i.e. only with camera:=true
     realsense = IncludeLaunchDescription(
-        PythonLaunchDescriptionSource(PathJoinSubstitution([FindPackageShare("realsense2_camera"), "launch",
-                                                            "rs_launch.py"])),
-        launch_arguments={"align_depth.enable": "true", "enable_color": "true", "enable_depth": "true",
-                          "pointcloud.enable": "false"}.items(),
-        condition=IfCondition(LaunchConfiguration("camera")),
-    )
-    capture = Node(
-        package="grasp_autolabel", executable="capture_node", name="capture_node",
-        parameters=[config("capture.yaml"), {"auto_capture": param("auto_capture", bool),
-                                             "session_dir": LaunchConfiguration("session_dir")}],
-        output="screen",
-    )
-    autolabel = Node(
-        package="grasp_autolabel", executable="autolabel_node", name="autolabel_node",
-        parameters=[config("autolabel.yaml"), {"dataset_dir": LaunchConfiguration("dataset_dir")}],
-        output="screen",
-    )
-    inference = Node(
-        package="grasp_autolabel", executable="inference_node", name="inference_node",
-        parameters=[config("inference.yaml"), {"model_path": LaunchConfiguration("model_path")}],
-        condition=IfCondition(LaunchConfiguration("inference")),
-        output="screen",
-    )
+        PythonLaunchDescriptionSource(PathJoinSubstitution([
+            FindPackageShare('realsense2_camera'), 'launch', 'rs_launch.py'])),
+        launch_arguments={'align_depth.enable': 'true', 'enable_color': 'true',
+                          'enable_depth': 'true', 'pointcloud.enable': 'false'}.items(),
+        condition=IfCondition(LaunchConfiguration('camera')))
+    capture = Node(package='grasp_autolabel', executable='capture_node', name='capture_node',
+                   parameters=[config('capture.yaml'),
+                               {'auto_capture': param('auto_capture', bool),
+                                'session_dir': LaunchConfiguration('session_dir')}],
+                   output='screen')
+    autolabel = Node(package='grasp_autolabel', executable='autolabel_node', name='autolabel_node',
+                     parameters=[config('autolabel.yaml'), {'dataset_dir': LaunchConfiguration(
+                         'dataset_dir')}], output='screen')
+    inference = Node(package='grasp_autolabel', executable='inference_node', name='inference_node',
+                     parameters=[config('inference.yaml'),
+                                 {'model_path': LaunchConfiguration('model_path')}],
+                     condition=IfCondition(LaunchConfiguration('inference')), output='screen')
     return LaunchDescription(args + [realsense, capture, autolabel, inference])

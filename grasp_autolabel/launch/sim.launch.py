@@ -1,4 +1,6 @@
-"""The simulated cell: sim_camera_node in place of realsense2_camera, plus capture and autolabel.
+"""The simulated cell.
+
+Sim_camera_node in place of realsense2_camera, plus capture and autolabel.
 
     ros2 launch grasp_autolabel sim.launch.py [auto_capture:=true] [session_dir:=...]
         [dataset_dir:=...] [fps:=30.0] [seed:=0] [arm_in_view_s:=1.0]
@@ -9,37 +11,36 @@ which are the capture node's defaults. Call ``/camera/camera/pick`` (std_srvs/Tr
 the next pick; with ``auto_capture:=true`` (default) the capture node captures the pile once it
 is still and again after every pick; with ``auto_capture:=false`` call ``/capture_node/capture``.
 """
+from grasp_autolabel.ros.launch_args import (argument, config, DEFAULT_DATASET_DIR,
+                                             DEFAULT_SESSION_DIR, param)
 from launch import LaunchDescription
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-from grasp_autolabel.ros.launch_args import DEFAULT_DATASET_DIR, DEFAULT_SESSION_DIR, argument, config, param
-
 
 def generate_launch_description():
     args = [
-        argument("fps", 30.0, "frame rate of the simulated camera, Hz"),
-        argument("seed", 0, "random seed of the pile"),
-        argument("arm_in_view_s", 1.0, "seconds the operator's arm stays in view after each pick"),
-        argument("auto_capture", True, "capture when the scene changed and then stayed still (no button)"),
-        argument("session_dir", DEFAULT_SESSION_DIR, "capture session folder (created; continued if it holds frames)"),
-        argument("dataset_dir", DEFAULT_DATASET_DIR, "grasp dataset folder every labelled step is appended to"),
+        argument('fps', 30.0, 'frame rate of the simulated camera, Hz'),
+        argument('seed', 0, 'random seed of the pile'),
+        argument('arm_in_view_s', 1.0, "seconds the operator's arm stays in view after each pick"),
+        argument('auto_capture', True,
+                 'capture when the scene changed and then stayed still (no button)'),
+        argument('session_dir', DEFAULT_SESSION_DIR,
+                 'capture session folder (created; continued if it holds frames)'),
+        argument('dataset_dir', DEFAULT_DATASET_DIR,
+                 'grasp dataset folder every labelled step is appended to'),
     ]
-    camera = Node(
-        package="grasp_autolabel", executable="sim_camera_node", name="camera", namespace="camera",
-        parameters=[config("sim_camera.yaml"), {"fps": param("fps", float), "seed": param("seed", int),
-                                                "arm_in_view_s": param("arm_in_view_s", float)}],
-        output="screen",
-    )
-    capture = Node(
-        package="grasp_autolabel", executable="capture_node", name="capture_node",
-        parameters=[config("capture.yaml"), {"auto_capture": param("auto_capture", bool),
-                                             "session_dir": LaunchConfiguration("session_dir")}],
-        output="screen",
-    )
-    autolabel = Node(
-        package="grasp_autolabel", executable="autolabel_node", name="autolabel_node",
-        parameters=[config("autolabel.yaml"), {"dataset_dir": LaunchConfiguration("dataset_dir")}],
-        output="screen",
-    )
+    camera = Node(package='grasp_autolabel', executable='sim_camera_node', name='camera',
+                  namespace='camera',
+                  parameters=[config('sim_camera.yaml'),
+                              {'fps': param('fps', float), 'seed': param('seed', int),
+                               'arm_in_view_s': param('arm_in_view_s', float)}], output='screen')
+    capture = Node(package='grasp_autolabel', executable='capture_node', name='capture_node',
+                   parameters=[config('capture.yaml'),
+                               {'auto_capture': param('auto_capture', bool),
+                                'session_dir': LaunchConfiguration('session_dir')}],
+                   output='screen')
+    autolabel = Node(package='grasp_autolabel', executable='autolabel_node', name='autolabel_node',
+                     parameters=[config('autolabel.yaml'), {'dataset_dir': LaunchConfiguration(
+                         'dataset_dir')}], output='screen')
     return LaunchDescription(args + [camera, capture, autolabel])

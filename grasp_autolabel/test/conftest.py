@@ -1,22 +1,25 @@
-"""Shared fixtures. Every test process gets its own ROS 2 domain so parallel runs (and other
-ROS users on the machine) never hear each other."""
+"""Shared fixtures.
+
+Every test process gets its own ROS 2 domain so parallel runs (and other ROS users on the machine)
+never hear each other.
+"""
 import os
 
-os.environ.setdefault("ROS_DOMAIN_ID", str(1 + os.getpid() % 100))
-os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-os.environ.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "LARGE_DATA")  # ~1 MB images at 30 Hz
-os.environ.setdefault("RCUTILS_LOGGING_BUFFERED_STREAM", "0")
+os.environ.setdefault('ROS_DOMAIN_ID', str(1 + os.getpid() % 100))
+os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')
+os.environ.setdefault('FASTDDS_BUILTIN_TRANSPORTS', 'LARGE_DATA')  # ~1 MB images at 30 Hz
+os.environ.setdefault('RCUTILS_LOGGING_BUFFERED_STREAM', '0')
 
-import pytest  # noqa: E402
 from hypothesis import HealthCheck, settings  # noqa: E402
+import pytest  # noqa: E402
 
 # Deterministic property tests: CI never fails on an example a previous run did not see.
 # Set HYPOTHESIS_PROFILE=explore to search with fresh random examples.
 # (too_slow: on a loaded CI machine data generation speed says nothing about the code)
-settings.register_profile("ci", derandomize=True, deadline=None, max_examples=200,
+settings.register_profile('ci', derandomize=True, deadline=None, max_examples=200,
                           suppress_health_check=[HealthCheck.too_slow])
-settings.register_profile("explore", deadline=None, max_examples=2000)
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+settings.register_profile('explore', deadline=None, max_examples=2000)
+settings.load_profile(os.environ.get('HYPOTHESIS_PROFILE', 'ci'))
 
 
 _domains = iter(range(10_000))
@@ -24,18 +27,20 @@ _domains = iter(range(10_000))
 
 @pytest.fixture(autouse=True)
 def ros_domain(monkeypatch):
-    """A ROS 2 domain of its own for every test: nodes a previous test killed (their DDS
-    participants linger for a lease period) or left behind are never heard. Processes the test
-    starts inherit it through ROS_DOMAIN_ID."""
+    """Return a ROS 2 domain of its own for every test.
+
+    Nodes a previous test killed (their DDS participants linger for a lease period) or left behind
+    are never heard. Processes the test starts inherit it through ROS_DOMAIN_ID.
+    """
     domain = 1 + (os.getpid() * 7 + next(_domains)) % 100
-    monkeypatch.setenv("ROS_DOMAIN_ID", str(domain))
+    monkeypatch.setenv('ROS_DOMAIN_ID', str(domain))
     return domain
 
 
 @pytest.fixture
 def rclpy_context(ros_domain):
-    """An initialised rclpy context on the test's own domain, shut down after the test."""
-    rclpy = pytest.importorskip("rclpy")
+    """Yield an initialised rclpy context on the test's own domain, shut down after the test."""
+    rclpy = pytest.importorskip('rclpy')
     context = rclpy.Context()
     rclpy.init(context=context, domain_id=ros_domain)
     try:

@@ -4,10 +4,7 @@ import subprocess
 import sys
 
 import cv2
-import numpy as np
-import pytest
-
-from grasp_autolabel.annotate import AnnotateConfig, annotate_step, load_config
+from grasp_autolabel.annotate import annotate_step, AnnotateConfig, load_config
 from grasp_autolabel.annotate.grasps import fit_spine, measure_widths
 from grasp_autolabel.annotate.segment import depth_change, refine
 from grasp_autolabel.camera import CameraIntrinsics
@@ -15,6 +12,8 @@ from grasp_autolabel.geometry import angle_difference
 from grasp_autolabel.sim import CellConfig, SimCell
 from grasp_autolabel.sim.render import Camera, look_at, render
 from grasp_autolabel.sim.scene import Log
+import numpy as np
+import pytest
 
 INTR = CameraIntrinsics(640, 480, fx=615.0, fy=615.0, cx=319.5, cy=239.5)
 TOP = Camera(INTR, np.array([0.0, 0.0, 2.0]), look_at([0.0, 0.0, 2.0], [0.0, 0.0, 0.0]))
@@ -37,20 +36,22 @@ def test_depth_change_signs_invalid_pixels_and_noise_aware_threshold():
     c = depth_change(b, a, min_change_m=0.02, noise_k=5)
     assert c.threshold_m == pytest.approx(0.02)
     assert c.noise_m == pytest.approx(0.002 * math.sqrt(2), rel=0.25)
-    assert c.increased[40:60, 20:140].mean() > 0.99 and c.increased[45, 50] == 0 and not c.valid[45, 50]
+    assert c.increased[40:60,
+                       20:140].mean() > 0.99 and c.increased[45, 50] == 0 and not c.valid[45, 50]
     assert c.decreased[90:110, 10:40].all()
     assert c.increased.sum() < 20 * 120 + 5
     # a noisy camera raises the threshold by itself
-    noisy = depth_change(_noisy(before, rng, 0.01), _noisy(after, rng, 0.01), min_change_m=0.02, noise_k=5)
+    noisy = depth_change(_noisy(before, rng, 0.01), _noisy(after, rng, 0.01), min_change_m=0.02,
+                         noise_k=5)
     assert noisy.threshold_m > 0.06
 
 
 def test_depth_change_rejects_bad_input():
-    with pytest.raises(ValueError, match="shapes differ"):
+    with pytest.raises(ValueError, match='shapes differ'):
         depth_change(np.ones((4, 4)), np.ones((4, 5)))
-    with pytest.raises(ValueError, match="2-D depth image"):
+    with pytest.raises(ValueError, match='2-D depth image'):
         depth_change(np.ones((4, 4, 3)), np.ones((4, 4, 3)))
-    with pytest.raises(ValueError, match="dtype"):
+    with pytest.raises(ValueError, match='dtype'):
         depth_change(np.ones((4, 4), bool), np.ones((4, 4), bool))
 
 
@@ -81,7 +82,7 @@ def test_spine_and_widths_of_a_rotated_bar():
 
 
 # ---------------------------------------------------------------- stage 3 on a constructed scene
-@pytest.mark.parametrize("yaw_deg", [0, 30, 75, -50])
+@pytest.mark.parametrize('yaw_deg', [0, 30, 75, -50])
 def test_a_cylinder_removed_from_a_flat_scene_gives_the_known_axis_angle_and_opening(yaw_deg):
     r, L = 0.08, 1.0
     yaw = math.radians(yaw_deg)
@@ -137,19 +138,19 @@ def _first_seed(fault, check, seeds=range(40)):
         truth, out = _step(cell, fault)
         if check(truth, cell):
             return truth, out
-    pytest.fail(f"no seed gives a usable {fault} step")
+    pytest.fail(f'no seed gives a usable {fault} step')
 
 
 def _in_view(truth, cell):
     return all(t.in_view for t in truth.removed_logs)
 
 
-@pytest.mark.parametrize("fault, reasons", [
-    ("failed_pick", {"nothing_removed"}),
-    ("double_removal", {"multiple_objects_removed", "skeleton_not_line_like"}),
-    ("camera_moved", {"camera_moved"}),
-    ("arm_in_view", {"new_object_in_view"}),
-])
+@pytest.mark.parametrize(
+    'fault, reasons',
+    [('failed_pick', {'nothing_removed'}),
+     ('double_removal', {'multiple_objects_removed', 'skeleton_not_line_like'}),
+     ('camera_moved', {'camera_moved'}), ('arm_in_view', {'new_object_in_view'})],
+)
 def test_gate_rejects_each_fault_with_its_reason(fault, reasons):
     truth, out = _first_seed(fault, _in_view)
     assert not out.accepted
@@ -158,10 +159,11 @@ def test_gate_rejects_each_fault_with_its_reason(fault, reasons):
 
 def test_gate_rejects_the_step_after_the_arm_left():
     cell = SimCell(CellConfig(), seed=4)
-    _step(cell, "arm_in_view")
+    _step(cell, 'arm_in_view')
     truth, out = _step(cell, None)
-    assert truth.fault == "arm_in_previous"
-    assert not out.accepted and out.reason in {"multiple_objects_removed", "mask_touches_border", "mask_too_large"}
+    assert truth.fault == 'arm_in_previous'
+    assert not out.accepted and out.reason in {'multiple_objects_removed', 'mask_touches_border',
+                                               'mask_too_large'}
 
 
 def test_gate_accepts_clean_picks_in_view():
@@ -176,72 +178,83 @@ def test_gate_accepts_clean_picks_in_view():
 
 
 def test_gate_rejects_a_log_cut_by_the_image_border():
-    log = Log(1, np.array([0.9, 0.0, 0.06]), np.array([1.0, 0.0, 0.0]), 0.06, 1.0)  # runs out of the view
-    out = annotate_step(render(TOP, [log]).depth.astype(np.float32), render(TOP, []).depth.astype(np.float32), INTR)
-    assert out.reason == "mask_touches_border"
+    log = Log(1, np.array([0.9, 0.0, 0.06]), np.array([1.0, 0.0, 0.0]), 0.06,
+              1.0)  # runs out of the view
+    out = annotate_step(render(TOP, [log]).depth.astype(np.float32),
+                        render(TOP, []).depth.astype(np.float32), INTR)
+    assert out.reason == 'mask_touches_border'
 
 
 def test_gate_rejects_an_object_too_small_for_a_log():
     stub = Log(1, np.array([0.0, 0.0, 0.03]), np.array([1.0, 0.0, 0.0]), 0.03, 0.08)  # 6 cm x 8 cm
-    out = annotate_step(render(TOP, [stub]).depth.astype(np.float32), render(TOP, []).depth.astype(np.float32), INTR)
-    assert not out.accepted and out.reason in {"nothing_removed", "mask_too_small"}
+    out = annotate_step(render(TOP, [stub]).depth.astype(np.float32),
+                        render(TOP, []).depth.astype(np.float32), INTR)
+    assert not out.accepted and out.reason in {'nothing_removed', 'mask_too_small'}
 
 
 def test_gate_rejects_two_crossed_logs_removed_together():
     a = Log(1, np.array([0.0, 0.0, 0.06]), np.array([1.0, 0.0, 0.0]), 0.06, 0.9)
     b = Log(2, np.array([0.0, 0.0, 0.18]), np.array([0.0, 1.0, 0.0]), 0.06, 0.8)
-    out = annotate_step(render(TOP, [a, b]).depth.astype(np.float32), render(TOP, []).depth.astype(np.float32), INTR)
-    assert not out.accepted and out.reason in {"skeleton_not_line_like", "multiple_objects_removed"}
+    out = annotate_step(render(TOP, [a, b]).depth.astype(np.float32),
+                        render(TOP, []).depth.astype(np.float32), INTR)
+    assert not out.accepted and out.reason in {'skeleton_not_line_like',
+                                               'multiple_objects_removed'}
 
 
 def test_gate_rejects_two_logs_side_by_side_removed_together():
     a = Log(1, np.array([0.0, -0.065, 0.06]), np.array([1.0, 0.0, 0.0]), 0.06, 0.9)
     b = Log(2, np.array([0.05, 0.065, 0.06]), np.array([1.0, 0.0, 0.0]), 0.06, 0.8)
-    out = annotate_step(render(TOP, [a, b]).depth.astype(np.float32), render(TOP, []).depth.astype(np.float32), INTR)
-    assert not out.accepted and out.reason == "multiple_objects_removed", out.info
+    out = annotate_step(render(TOP, [a, b]).depth.astype(np.float32),
+                        render(TOP, []).depth.astype(np.float32), INTR)
+    assert not out.accepted and out.reason == 'multiple_objects_removed', out.info
 
 
 def test_no_valid_depth_and_size_mismatches():
     z = np.zeros((480, 640), np.float32)
-    assert annotate_step(z, z, INTR).reason == "no_valid_depth"
-    with pytest.raises(ValueError, match="differ in size"):
+    assert annotate_step(z, z, INTR).reason == 'no_valid_depth'
+    with pytest.raises(ValueError, match='differ in size'):
         annotate_step(np.ones((480, 640)), np.ones((240, 320)), INTR)
-    with pytest.raises(ValueError, match="intrinsics are 640x480"):
+    with pytest.raises(ValueError, match='intrinsics are 640x480'):
         annotate_step(np.ones((240, 320)), np.ones((240, 320)), INTR)
 
 
 # ---------------------------------------------------------------- settings
 def test_config_from_yaml_plain_and_ros_parameter_file(tmp_path):
-    plain = tmp_path / "plain.yaml"
-    plain.write_text("jaw_width_m: 0.05\nn_grasps: 5\n")
+    plain = tmp_path / 'plain.yaml'
+    plain.write_text('jaw_width_m: 0.05\nn_grasps: 5\n')
     assert load_config(plain).jaw_width_m == 0.05
-    ros = tmp_path / "ros.yaml"
-    ros.write_text("/autolabel_node:\n  ros__parameters:\n    jaw_width_m: 0.06\n    dataset_dir: /tmp/x\n")
+    ros = tmp_path / 'ros.yaml'
+    ros.write_text(
+        '/autolabel_node:\n  ros__parameters:\n    jaw_width_m: 0.06\n    dataset_dir: /tmp/x\n')
     assert load_config(ros).jaw_width_m == 0.06
-    bad = tmp_path / "bad.yaml"
-    bad.write_text("jaw_width: 0.05\n")
-    with pytest.raises(ValueError, match="unknown setting.*jaw_width"):
+    bad = tmp_path / 'bad.yaml'
+    bad.write_text('jaw_width: 0.05\n')
+    with pytest.raises(ValueError, match='unknown setting.*jaw_width'):
         load_config(bad)
-    bad.write_text("jaw_width_m: -1\n")
-    with pytest.raises(ValueError, match=r"jaw_width_m: must be a number in \(0.0, 1.0\], got -1.0"):
+    bad.write_text('jaw_width_m: -1\n')
+    with pytest.raises(ValueError,
+                       match=r'jaw_width_m: must be a number in \(0.0, 1.0\], got -1.0'):
         load_config(bad)
-    bad.write_text("n_grasps: many\n")
-    with pytest.raises(ValueError, match="n_grasps must be int"):
+    bad.write_text('n_grasps: many\n')
+    with pytest.raises(ValueError, match='n_grasps must be int'):
         load_config(bad)
 
 
 def test_the_label_cli_does_not_import_torch():
-    code = ("import sys, grasp_autolabel.cli, grasp_autolabel.jobs.label, grasp_autolabel.jobs.eval_labels; "
-            "sys.exit(1 if 'torch' in sys.modules else 0)")
-    assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0
+    code = ('import sys, grasp_autolabel.cli, grasp_autolabel.jobs.label, '
+            "grasp_autolabel.jobs.eval_labels; sys.exit(1 if 'torch' in sys.modules else 0)")
+    assert subprocess.run([sys.executable, '-c', code], timeout=60).returncode == 0
 
 
 def test_every_setting_has_a_description_and_a_range_that_the_node_declares():
-    """AnnotateConfig is the one source: each setting's description and range are the autolabel
-    node's parameter descriptor; values just outside the range are refused, naming the setting."""
+    """AnnotateConfig is the one source.
+
+    Each setting's description and range are the autolabel node's parameter descriptor; values just
+    outside the range are refused, naming the setting.
+    """
     from dataclasses import fields
 
-    pytest.importorskip("rclpy")
+    pytest.importorskip('rclpy')
     from grasp_autolabel.ros.autolabel_node import PARAMS
 
     declared = {p.name: p for p in PARAMS}
@@ -251,8 +264,9 @@ def test_every_setting_has_a_description_and_a_range_that_the_node_declares():
         p = declared[f.name]
         assert (p.description, p.min, p.max, p.default) == (doc, lo, hi, f.default)
         step = 1 if isinstance(f.default, int) else 1e-6 * max(1.0, abs(hi))
-        with pytest.raises(ValueError, match=f"^{f.name}: must be"):
-            AnnotateConfig(**{f.name: type(f.default)(hi + step) if isinstance(f.default, int) else hi + step})
-        below = lo - step if isinstance(f.default, int) or not f.metadata["low_open"] else lo
-        with pytest.raises(ValueError, match=f"^{f.name}: must be"):
+        with pytest.raises(ValueError, match=f'^{f.name}: must be'):
+            AnnotateConfig(**{f.name: type(f.default)(hi + step) if isinstance(
+                f.default, int) else hi + step})
+        below = lo - step if isinstance(f.default, int) or not f.metadata['low_open'] else lo
+        with pytest.raises(ValueError, match=f'^{f.name}: must be'):
             AnnotateConfig(**{f.name: below})

@@ -6,49 +6,55 @@ import time
 import numpy as np
 import pytest
 
-rclpy = pytest.importorskip("rclpy")
-from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
-from grasp_autolabel_msgs.msg import GraspRectArray  # noqa: E402
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
-from std_msgs.msg import String  # noqa: E402
-from std_srvs.srv import Trigger  # noqa: E402
-
+rclpy = pytest.importorskip('rclpy')
+from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402, I100
 from grasp_autolabel.dataset import GraspDataset  # noqa: E402
 from grasp_autolabel.evaluation import valid_for_log  # noqa: E402
 from grasp_autolabel.ros.messages import msg_to_grasps  # noqa: E402
 from grasp_autolabel.ros.qos import RELIABLE  # noqa: E402
 from grasp_autolabel.ros.sim_camera_node import GROUND_TRUTH_QOS  # noqa: E402
 from grasp_autolabel.session import Session  # noqa: E402
-from ros_helpers import NodeProcess, call_service, node_status, spin_until, status_count  # noqa: E402
+from grasp_autolabel_msgs.msg import GraspRectArray  # noqa: E402
+from rclpy.executors import SingleThreadedExecutor  # noqa: E402
+from ros_helpers import (  # noqa: E402
+    call_service, node_status, NodeProcess, spin_until, status_count)
+from std_msgs.msg import String  # noqa: E402
+from std_srvs.srv import Trigger  # noqa: E402
 
-CAM = "/camera/camera"
+CAM = '/camera/camera'
 
 
 def start_cell(tmp_path, *, auto: bool, arm_s: float = 0.0, seed: int = 5):
-    sim = NodeProcess("sim_camera_node", "-r", "__node:=camera", "-r", "__ns:=/camera", "-p", "width:=320",
-                      "-p", "height:=240", "-p", "fps:=15.0", "-p", "logs:=6", "-p", f"seed:={seed}",
-                      "-p", f"arm_in_view_s:={arm_s}", "-p", "tilt_max_deg:=0.0", log_dir=tmp_path)
-    cap = NodeProcess("capture_node", "-p", f"session_dir:={tmp_path / 'session'}", "-p",
-                      f"auto_capture:={'true' if auto else 'false'}", "-p", "settle_s:=0.6", log_dir=tmp_path)
-    lab = NodeProcess("autolabel_node", "-p", f"dataset_dir:={tmp_path / 'dataset'}", log_dir=tmp_path)
+    sim = NodeProcess('sim_camera_node', '-r', '__node:=camera', '-r', '__ns:=/camera', '-p',
+                      'width:=320',
+                      '-p', 'height:=240', '-p', 'fps:=15.0', '-p', 'logs:=6', '-p',
+                      f'seed:={seed}',
+                      '-p', f'arm_in_view_s:={arm_s}', '-p', 'tilt_max_deg:=0.0', log_dir=tmp_path)
+    cap = NodeProcess('capture_node', '-p', f"session_dir:={tmp_path / 'session'}", '-p',
+                      f"auto_capture:={'true' if auto else 'false'}", '-p', 'settle_s:=0.6',
+                      log_dir=tmp_path)
+    lab = NodeProcess('autolabel_node', '-p', f"dataset_dir:={tmp_path / 'dataset'}",
+                      log_dir=tmp_path)
     return [sim, cap, lab]
 
 
 def stop_all(procs):
     codes = [p.stop() for p in procs]
     for p, code in zip(procs, codes):
-        assert code in (0, -2), f"{p.name} exited with {code}:\n{p.output()}"
+        assert code in (0, -2), f'{p.name} exited with {code}:\n{p.output()}'
 
 
 class Listener:
     def __init__(self, context):
-        self.node = rclpy.create_node("cell_test", context=context)
+        self.node = rclpy.create_node('cell_test', context=context)
         self.ex = SingleThreadedExecutor(context=context)
         self.ex.add_node(self.node)
         self.grasps, self.truth, self.diag = [], [], []
-        self.node.create_subscription(GraspRectArray, "/autolabel_node/grasps", self.grasps.append, RELIABLE)
-        self.node.create_subscription(String, f"{CAM}/ground_truth", self.truth.append, GROUND_TRUTH_QOS)
-        self.node.create_subscription(DiagnosticArray, "/diagnostics", self.diag.append, RELIABLE)
+        self.node.create_subscription(GraspRectArray, '/autolabel_node/grasps', self.grasps.append,
+                                      RELIABLE)
+        self.node.create_subscription(String, f'{CAM}/ground_truth', self.truth.append,
+                                      GROUND_TRUTH_QOS)
+        self.node.create_subscription(DiagnosticArray, '/diagnostics', self.diag.append, RELIABLE)
 
     def spin_for(self, seconds):
         end = time.monotonic() + seconds
@@ -63,30 +69,34 @@ def _wait_for_frames_after(lis, procs, n: int = 5) -> None:
     """Until the capture node has paired ``n`` frames taken after now (counted from its first
     status published after now, so frames from before cannot count)."""
     since = len(lis.diag)
-    assert spin_until(lis.ex, lambda: status_count(lis.diag, "capture_node", "pairs", since) is not None, 10,
+    assert spin_until(lis.ex, lambda: status_count(lis.diag, 'capture_node', 'pairs',
+                                                   since) is not None, 10,
                       processes=procs)
-    base = status_count(lis.diag, "capture_node", "pairs", since)
-    assert spin_until(lis.ex, lambda: status_count(lis.diag, "capture_node", "pairs") >= base + n, 10,
+    base = status_count(lis.diag, 'capture_node', 'pairs', since)
+    assert spin_until(lis.ex, lambda: status_count(lis.diag, 'capture_node', 'pairs') >= base + n,
+                      10,
                       processes=procs)
 
 
 def _autolabel_frames(lis) -> int:
-    return status_count(lis.diag, "autolabel_node", "frames") or 0
+    return status_count(lis.diag, 'autolabel_node', 'frames') or 0
 
 
 def _capture_when_ready(lis, procs):
     """The first capture, once the autolabel node really receives captured frames (each of its
-    three subscriptions must have matched: the topics keep only the last frame for late joiners)."""
+    three subscriptions must have matched: the topics keep only the last frame for late
+    joiners)."""
     g = lis.node
-    assert spin_until(lis.ex, lambda: g.count_subscribers("/capture_node/captured/rgb") >= 1
-                      and g.count_publishers("/autolabel_node/grasps") >= 1, 30, processes=procs)
+    assert spin_until(lis.ex, lambda: g.count_subscribers('/capture_node/captured/rgb') >= 1
+                      and g.count_publishers('/autolabel_node/grasps') >= 1, 30, processes=procs)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        reply = lis.call("/capture_node/capture")
-        if reply.success and spin_until(lis.ex, lambda: _autolabel_frames(lis) >= 1, 3, processes=procs):
+        reply = lis.call('/capture_node/capture')
+        if reply.success and spin_until(lis.ex, lambda: _autolabel_frames(lis) >= 1, 3,
+                                        processes=procs):
             return reply
         lis.spin_for(0.3)
-    raise AssertionError("the autolabel node never received a captured frame")
+    raise AssertionError('the autolabel node never received a captured frame')
 
 
 def _check_valid(lis, msg, truth):
@@ -96,7 +106,7 @@ def _check_valid(lis, msg, truth):
         return False
     assert np.all(np.diff(decoded.scores) <= 0)  # sorted by score
     valid = np.zeros(len(decoded.grasps), bool)
-    for log in truth["removed_logs"]:
+    for log in truth['removed_logs']:
         valid |= valid_for_log(decoded.grasps, log)
     assert valid.all(), "a published grasp is not valid against the simulator's ground truth"
     assert decoded.pose_valid.all() and np.all(decoded.positions[:, 2] > 1.0)
@@ -110,40 +120,44 @@ def test_pick_then_capture_gives_valid_grasps(rclpy_context, tmp_path):
         _capture_when_ready(lis, procs)
         accepted = 0
         for pick in range(5):
-            assert lis.call(f"{CAM}/pick").success
-            _wait_for_frames_after(lis, procs)  # fresh frames of the scene after the pick reached the capture node
+            assert lis.call(f'{CAM}/pick').success
+            _wait_for_frames_after(
+                lis, procs)  # fresh frames of the scene after the pick reached the capture node
             n = len(lis.grasps)
-            assert lis.call("/capture_node/capture").success
-            assert spin_until(lis.ex, lambda: len(lis.grasps) > n, 20, processes=procs), "no GraspRectArray"
-            assert spin_until(lis.ex, lambda: len(lis.truth) > pick, 5), "no ground truth"
+            assert lis.call('/capture_node/capture').success
+            assert spin_until(lis.ex, lambda: len(lis.grasps) > n, 20,
+                              processes=procs), 'no GraspRectArray'
+            assert spin_until(lis.ex, lambda: len(lis.truth) > pick, 5), 'no ground truth'
             truth = json.loads(lis.truth[pick].data)
             accepted += _check_valid(lis, lis.grasps[-1], truth)
             if accepted >= 2 and pick >= 3:
                 break
         # every published grasp is valid (checked above); most picks of a 6-log pile seen
         # straight down pass the gate
-        assert accepted >= 2, f"{accepted} of {pick + 1} picks gave grasps"
-        assert spin_until(lis.ex, lambda: any("autolabel" in s.name for d in lis.diag for s in d.status), 5)
+        assert accepted >= 2, f'{accepted} of {pick + 1} picks gave grasps'
+        assert spin_until(lis.ex, lambda: any(
+            'autolabel' in s.name for d in lis.diag for s in d.status), 5)
     finally:
         stop_all(procs)
-    s = Session.open(tmp_path / "session")
-    ds = GraspDataset.open(tmp_path / "dataset")
+    s = Session.open(tmp_path / 'session')
+    ds = GraspDataset.open(tmp_path / 'dataset')
     # every capture after the first the autolabel node saw is one labelled step (the start-up
     # loop may have captured more than one first frame)
     assert 4 <= len(ds.item_indices()) <= len(s.frames) - 1
-    assert ds.meta["sources"][0]["complete"]
+    assert ds.meta['sources'][0]['complete']
 
 
 def test_capture_before_any_frame_is_refused_with_the_reason(rclpy_context, tmp_path):
-    cap = NodeProcess("capture_node", "-p", f"session_dir:={tmp_path / 'session'}", log_dir=tmp_path)
+    cap = NodeProcess('capture_node', '-p', f"session_dir:={tmp_path / 'session'}",
+                      log_dir=tmp_path)
     lis = Listener(rclpy_context)
     try:
-        reply = lis.call("/capture_node/capture")
-        assert not reply.success and "no colour+depth pair received yet" in reply.message
+        reply = lis.call('/capture_node/capture')
+        assert not reply.success and 'no colour+depth pair received yet' in reply.message
         assert cap.alive()
     finally:
         stop_all([cap])
-    assert not (tmp_path / "session" / "rgb").exists()
+    assert not (tmp_path / 'session' / 'rgb').exists()
 
 
 def test_auto_capture_after_the_arm_leaves(rclpy_context, tmp_path):
@@ -152,20 +166,22 @@ def test_auto_capture_after_the_arm_leaves(rclpy_context, tmp_path):
     try:
         # no button at all: the untouched pile is captured once it is still, then every pick
         assert spin_until(lis.ex, lambda: _autolabel_frames(lis) >= 1, 30, processes=procs), \
-            "the first still scene was not captured by itself"
-        assert "captured frame 0 (auto)" in procs[1].output()
+            'the first still scene was not captured by itself'
+        assert 'captured frame 0 (auto)' in procs[1].output()
         accepted = 0
         for pick in range(5):
             n = len(lis.grasps)
-            assert lis.call(f"{CAM}/pick").success
+            assert lis.call(f'{CAM}/pick').success
             # arm in view 0.8 s (a frame with the arm is not still long enough), then settle 0.6 s
-            assert spin_until(lis.ex, lambda: len(lis.grasps) > n, 20, processes=procs), \
-                f"no auto capture after pick {pick}; capture_node status {node_status(lis.diag, 'capture_node')}:\n{procs[1].output()}"
+            assert spin_until(lis.ex, lambda: len(lis.grasps) > n, 20, processes=procs), (
+                f'no auto capture after pick {pick}; capture_node status '
+                f'{node_status(lis.diag, "capture_node")}:\n{procs[1].output()}'
+            )
             assert spin_until(lis.ex, lambda: len(lis.truth) > pick, 5)
             accepted += _check_valid(lis, lis.grasps[-1], json.loads(lis.truth[pick].data))
             if accepted == 2:
                 break
-        assert accepted >= 2, f"{accepted} of {pick + 1} auto-captured picks gave grasps"
+        assert accepted >= 2, f'{accepted} of {pick + 1} auto-captured picks gave grasps'
     finally:
         stop_all(procs)
-    assert re.search(r"captured frame \d+ \(auto\)", procs[1].output())
+    assert re.search(r'captured frame \d+ \(auto\)', procs[1].output())

@@ -1,14 +1,14 @@
 import math
 
-import numpy as np
-import pytest
+from grasp_autolabel.camera import CameraIntrinsics, depth_at, grasp_pose
+from grasp_autolabel.geometry import (angle_difference, as_grasps, convex_polygon_intersection,
+                                      corners_to_rect, iou_matrix, normalize_angle, polygon_area,
+                                      rect_to_corners, rectangle_metric, rotated_iou)
 from hypothesis import given, settings
 from hypothesis import strategies as st
+import numpy as np
+import pytest
 from shapely.geometry import Polygon
-
-from grasp_autolabel.camera import CameraIntrinsics, depth_at, grasp_pose
-
-from grasp_autolabel.geometry import angle_difference, as_grasps, convex_polygon_intersection, corners_to_rect, iou_matrix, normalize_angle, polygon_area, rect_to_corners, rectangle_metric, rotated_iou
 
 coord = st.floats(-500, 500, allow_nan=False)
 size = st.floats(1.0, 200.0, allow_nan=False)
@@ -74,7 +74,7 @@ def test_theta_and_theta_plus_pi_are_the_same_grasp(g):
 
 
 def test_corners_to_rect_of_real_cornell_labels(cornell_dir):
-    lines = (cornell_dir / "pcd0100cpos.txt").read_text().split()
+    lines = (cornell_dir / 'pcd0100cpos.txt').read_text().split()
     pts = np.array(lines, dtype=float).reshape(-1, 4, 2)
     rects = corners_to_rect(pts)
     # first edge of a Cornell rectangle is the opening: longer than the jaw edge here
@@ -90,15 +90,15 @@ def test_corners_to_rect_of_real_cornell_labels(cornell_dir):
 def cornell_dir():
     from pathlib import Path
 
-    d = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "cornell"
+    d = Path(__file__).resolve().parents[2].parent / 'shared' / 'data' / 'cornell'
     if not d.is_dir():
-        pytest.skip("../shared/data/cornell not present")
+        pytest.skip('../shared/data/cornell not present')
     return d
 
 
 # ---------------------------------------------------------------- IoU, hand-computed
 @pytest.mark.parametrize(
-    "a, b, expected",
+    'a, b, expected',
     [
         ([0, 0, 0, 2, 2], [0, 0, 0, 2, 2], 1.0),
         ([0, 0, 0, 2, 2], [1, 0, 0, 2, 2], 2 / 6),  # half overlap
@@ -117,7 +117,8 @@ def test_rotated_iou_hand_computed(a, b, expected):
 
 
 def test_octagon_polygon_is_exact():
-    poly = convex_polygon_intersection(rect_to_corners([0, 0, 0, 2, 2]), rect_to_corners([0, 0, math.pi / 4, 2, 2]))
+    poly = convex_polygon_intersection(rect_to_corners([0, 0, 0, 2, 2]),
+                                       rect_to_corners([0, 0, math.pi / 4, 2, 2]))
     assert len(poly) == 8
     assert polygon_area(poly) == pytest.approx(8 * (math.sqrt(2) - 1), abs=1e-12)
 
@@ -128,7 +129,8 @@ offset = st.floats(-150, 150, allow_nan=False)
 @settings(max_examples=300)
 @given(grasp, offset, offset, angle, size, size)
 def test_iou_symmetric_bounded_and_matches_shapely(a, dx, dy, theta, w, h):
-    # b near a (generated so, not filtered: filtering most pairs away trips Hypothesis' health check)
+    # b near a (generated so, not filtered: filtering most pairs away trips Hypothesis' health
+    # check)
     b = np.array([a[0] + dx, a[1] + dy, theta, w, h])
     ab, ba = rotated_iou(a, b), rotated_iou(b, a)
     assert ab == pytest.approx(ba, abs=1e-9)
@@ -160,8 +162,10 @@ def test_rectangle_metric_thresholds():
     assert rectangle_metric([[100, 100, math.radians(29), 40, 20]], gt)[0]
     assert not rectangle_metric([[100, 100, math.radians(31), 40, 20]], gt)[0]
     # angle modulo 180: -89 deg and +89 deg are 2 deg apart
-    assert rectangle_metric([[100, 100, math.radians(-89), 40, 20]], [[100, 100, math.radians(89), 40, 20]])[0]
-    # shifted 13 px across: overlap 40x7 = 280, IoU 280/1320 = 0.21 fails; 8 px: 480/1120 = 0.43 passes
+    assert rectangle_metric([[100, 100, math.radians(-89), 40, 20]],
+                            [[100, 100, math.radians(89), 40, 20]])[0]
+    # shifted 13 px across: overlap 40x7 = 280, IoU 280/1320 = 0.21 fails; 8 px: 480/1120 = 0.43
+    # passes
     assert not rectangle_metric([[100, 113, 0.0, 40, 20]], gt)[0]
     assert rectangle_metric([[100, 108, 0.0, 40, 20]], gt)[0]
     assert rectangle_metric(np.zeros((0, 5)), gt).shape == (0,)
@@ -169,13 +173,13 @@ def test_rectangle_metric_thresholds():
 
 
 def test_as_grasps_errors_name_the_problem():
-    with pytest.raises(ValueError, match=r"shape \(N, 5\)"):
+    with pytest.raises(ValueError, match=r'shape \(N, 5\)'):
         as_grasps([1, 2, 3])
-    with pytest.raises(ValueError, match="NaN"):
-        as_grasps([1, 2, float("nan"), 3, 4])
-    with pytest.raises(ValueError, match="must be >= 0"):
+    with pytest.raises(ValueError, match='NaN'):
+        as_grasps([1, 2, float('nan'), 3, 4])
+    with pytest.raises(ValueError, match='must be >= 0'):
         as_grasps([1, 2, 0, -3, 4])
-    with pytest.raises(ValueError, match="corners"):
+    with pytest.raises(ValueError, match='corners'):
         corners_to_rect(np.zeros((3, 2)))
 
 
@@ -185,7 +189,7 @@ DISTORTED = CameraIntrinsics(640, 480, fx=600.0, fy=605.0, cx=320.0, cy=240.0,
                              distortion=(0.08, -0.2, 0.001, -0.0015, 0.05))
 
 
-@pytest.mark.parametrize("cam", [D435_COLOR, DISTORTED])
+@pytest.mark.parametrize('cam', [D435_COLOR, DISTORTED])
 @given(u=st.floats(0, 639), v=st.floats(0, 479), z=st.floats(0.2, 5.0))
 def test_deproject_project_roundtrip(cam, u, v, z):
     p = cam.deproject(u, v, z)
@@ -200,12 +204,12 @@ def test_deproject_known_point():
 
 
 def test_intrinsics_validation():
-    with pytest.raises(ValueError, match="fx"):
+    with pytest.raises(ValueError, match='fx'):
         CameraIntrinsics(640, 480, fx=0.0, fy=1.0, cx=0, cy=0)
-    with pytest.raises(ValueError, match="width"):
+    with pytest.raises(ValueError, match='width'):
         CameraIntrinsics(0, 480, fx=1.0, fy=1.0, cx=0, cy=0)
-    with pytest.raises(ValueError, match="distortion_model"):
-        CameraIntrinsics(640, 480, fx=1.0, fy=1.0, cx=0, cy=0, distortion_model="equidistant",
+    with pytest.raises(ValueError, match='distortion_model'):
+        CameraIntrinsics(640, 480, fx=1.0, fy=1.0, cx=0, cy=0, distortion_model='equidistant',
                          distortion=(0.1, 0, 0, 0))
 
 
@@ -232,7 +236,7 @@ def test_grasp_pose_orientation_and_opening():
     x, y, z, w = pose.orientation
     rot_x = np.array([1 - 2 * (y * y + z * z), 2 * (x * y + z * w), 2 * (x * z - y * w)])
     np.testing.assert_allclose(rot_x, [math.cos(theta), math.sin(theta), 0], atol=1e-12)
-    assert not grasp_pose([320, 240, 0, 10, 10], float("nan"), cam).valid
+    assert not grasp_pose([320, 240, 0, 10, 10], float('nan'), cam).valid
     assert not grasp_pose([320, 240, 0, 10, 10], 0.0, cam).valid
 
 
@@ -240,7 +244,7 @@ def test_grasp_poses_matches_grasp_pose():
     from grasp_autolabel.camera import grasp_poses
 
     g = np.array([[320, 240, 0.3, 80, 20], [100, 50, -1.2, 40, 10], [600, 400, 1.5, 10, 5]], float)
-    z = [1.5, float("nan"), 2.2]
+    z = [1.5, float('nan'), 2.2]
     for cam in (D435_COLOR, DISTORTED):
         many = grasp_poses(g, z, cam)
         for gi, zi, p in zip(g, z, many):

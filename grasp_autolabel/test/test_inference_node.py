@@ -1,22 +1,18 @@
-"""inference_node in a real process over DDS (issue 8): sim camera -> inference node with a tiny
-trained model -> grasps with valid 3-D poses; ~/get_grasps; a model swap at run time; starting
-without a model; bad input counted, never a crash."""
+"""inference_node in a real process over DDS (issue 8).
+
+Sim camera -> inference node with a tiny trained model -> grasps with valid 3-D poses;
+~/get_grasps; a model swap at run time; starting without a model; bad input counted, never a crash.
+"""
 import time
 
 import numpy as np
 import pytest
 
-rclpy = pytest.importorskip("rclpy")
-pytest.importorskip("torch")
-pytest.importorskip("onnxruntime")
-from builtin_interfaces.msg import Time  # noqa: E402
+rclpy = pytest.importorskip('rclpy')
+pytest.importorskip('torch')
+pytest.importorskip('onnxruntime')
+from builtin_interfaces.msg import Time  # noqa: E402, I100
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
-from grasp_autolabel_msgs.msg import GraspRectArray  # noqa: E402
-from grasp_autolabel_msgs.srv import GetGrasps, LoadModel  # noqa: E402
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
-from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
-from std_msgs.msg import Header  # noqa: E402
-
 from grasp_autolabel.detector.config import DecodeSettings, TrainSettings  # noqa: E402
 from grasp_autolabel.detector.export import export_onnx  # noqa: E402
 from grasp_autolabel.detector.models import GraspMapNetwork  # noqa: E402
@@ -27,36 +23,46 @@ from grasp_autolabel.ros.convert import intrinsics_to_camera_info, numpy_to_imag
 from grasp_autolabel.ros.qos import RELIABLE, SENSOR  # noqa: E402
 from grasp_autolabel.sim import CellConfig  # noqa: E402
 from grasp_autolabel.sim.cell import default_intrinsics  # noqa: E402
-from ros_helpers import NodeProcess, call_service, spin_until  # noqa: E402
+from grasp_autolabel_msgs.msg import GraspRectArray  # noqa: E402
+from grasp_autolabel_msgs.srv import GetGrasps, LoadModel  # noqa: E402
+from rclpy.executors import SingleThreadedExecutor  # noqa: E402
+from ros_helpers import call_service, NodeProcess, spin_until  # noqa: E402
+from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
+from std_msgs.msg import Header  # noqa: E402
 
 W, H = 160, 120
 TINY = GraspMapNetwork(input_size=96, width=8)
-ANY = DecodeSettings(score_threshold=0.0)  # a tiny, briefly trained model: every peak is a candidate
+ANY = DecodeSettings(
+    score_threshold=0.0)  # a tiny, briefly trained model: every peak is a candidate
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope='module')
 def models(tmp_path_factory):
-    root = tmp_path_factory.mktemp("models")
-    paths = simulate(root / "sim", sequences=1, seed=51, progress=False,
+    root = tmp_path_factory.mktemp('models')
+    paths = simulate(root / 'sim', sequences=1, seed=51, progress=False,
                      config=CellConfig(width=W, height=H, n_logs=(4, 4), tilt_max_deg=0.0))
-    label_sessions(paths, root / "ds", progress=False)
-    train(root / "ds", root / "run_a", TINY, TrainSettings(batch_size=2, split="none", max_steps=4), decode=ANY,
+    label_sessions(paths, root / 'ds', progress=False)
+    train(root / 'ds', root / 'run_a', TINY,
+          TrainSettings(batch_size=2, split='none', max_steps=4), decode=ANY,
           progress=False)
-    train(root / "ds", root / "run_b", TINY, TrainSettings(batch_size=2, split="none", max_steps=6), decode=ANY,
+    train(root / 'ds', root / 'run_b', TINY,
+          TrainSettings(batch_size=2, split='none', max_steps=6), decode=ANY,
           progress=False)
-    onnx = export_onnx(root / "run_a", root / "a.onnx")
-    (root / "broken.onnx").write_bytes(onnx.read_bytes()[:4000])
-    return {"onnx": onnx, "pt": root / "run_b" / "checkpoints" / "last.pt", "broken": root / "broken.onnx"}
+    onnx = export_onnx(root / 'run_a', root / 'a.onnx')
+    (root / 'broken.onnx').write_bytes(onnx.read_bytes()[:4000])
+    return {'onnx': onnx, 'pt': root / 'run_b' / 'checkpoints' / 'last.pt',
+            'broken': root / 'broken.onnx'}
 
 
 class Client:
-    def __init__(self, context, name="client"):
+    def __init__(self, context, name='client'):
         self.node = rclpy.create_node(name, context=context)
         self.ex = SingleThreadedExecutor(context=context)
         self.ex.add_node(self.node)
         self.grasps, self.diag = [], []
-        self.node.create_subscription(GraspRectArray, "/inference_node/grasps", self.grasps.append, RELIABLE)
-        self.node.create_subscription(DiagnosticArray, "/diagnostics", self.diag.append, RELIABLE)
+        self.node.create_subscription(GraspRectArray, '/inference_node/grasps', self.grasps.append,
+                                      RELIABLE)
+        self.node.create_subscription(DiagnosticArray, '/diagnostics', self.diag.append, RELIABLE)
 
     def spin(self, seconds):
         end = time.monotonic() + seconds
@@ -66,7 +72,7 @@ class Client:
     def status(self):
         for msg in reversed(self.diag):
             for s in msg.status:
-                if s.name.endswith("inference_node"):
+                if s.name.endswith('inference_node'):
                     return s, {kv.key: kv.value for kv in s.values}
         return None, {}
 
@@ -75,94 +81,111 @@ class Client:
 
 
 def _inference(tmp_path, *extra):
-    return NodeProcess("inference_node", "-p", "diagnostics_period_s:=0.3", *extra, log_dir=tmp_path)
+    return NodeProcess('inference_node', '-p', 'diagnostics_period_s:=0.3', *extra,
+                       log_dir=tmp_path)
 
 
 def test_sim_camera_to_grasps_service_and_model_swap(rclpy_context, tmp_path, models):
-    camera = NodeProcess("sim_camera_node", "-r", "__node:=camera", "-r", "__ns:=/camera", "-p", f"width:={W}",
-                         "-p", f"height:={H}", "-p", "fps:=10.0", "-p", "logs:=5", "-p", "seed:=3",
-                         "-p", "tilt_max_deg:=0.0", log_dir=tmp_path)
-    node = _inference(tmp_path, "-p", f"model_path:={models['onnx']}")
+    camera = NodeProcess('sim_camera_node', '-r', '__node:=camera', '-r', '__ns:=/camera', '-p',
+                         f'width:={W}',
+                         '-p', f'height:={H}', '-p', 'fps:=10.0', '-p', 'logs:=5', '-p', 'seed:=3',
+                         '-p', 'tilt_max_deg:=0.0', log_dir=tmp_path)
+    node = _inference(tmp_path, '-p', f"model_path:={models['onnx']}")
     c = Client(rclpy_context)
     procs = [camera, node]
     try:
         # (a tiny model's candidates must pass the depth check: wait for frames that have some)
-        assert spin_until(c.ex, lambda: sum(1 for m in c.grasps if m.grasps) >= 3, 60, processes=procs), \
+        assert spin_until(c.ex, lambda: sum(1 for m in c.grasps if m.grasps) >= 3, 60,
+                          processes=procs), \
             node.output()
         msg = [m for m in c.grasps if m.grasps][-1]
-        assert msg.source == GraspRectArray.SOURCE_DETECTOR and msg.model_id == "grasp-map-rgbd-step4"
+        assert (
+            msg.source == GraspRectArray.SOURCE_DETECTOR and msg.model_id == 'grasp-map-rgbd-step4'
+        )
         assert msg.header.frame_id and len(msg.grasps) > 0
         scores = [g.score for g in msg.grasps]
         assert scores == sorted(scores, reverse=True)
         valid = [g for g in msg.grasps if g.pose_valid]
-        assert valid, "no grasp got a 3-D pose although the sim camera publishes depth"
+        assert valid, 'no grasp got a 3-D pose although the sim camera publishes depth'
         fx = default_intrinsics(W, H).fx
         for g in valid:  # the pile lies 1.5-2.5 m below the camera; the opening is w at that depth
             assert 1.0 < g.pose.position.z < 3.0
             assert g.opening_m == pytest.approx(g.w * g.pose.position.z / fx, rel=0.05)
         # the service: the newest frame, then one newer than it
-        r = c.call(GetGrasps, "/inference_node/get_grasps", GetGrasps.Request(max_grasps=2))
+        r = c.call(GetGrasps, '/inference_node/get_grasps', GetGrasps.Request(max_grasps=2))
         assert r.success and 0 < len(r.grasps.grasps) <= 2, r.message
         stamp = r.grasps.header.stamp
-        r2 = c.call(GetGrasps, "/inference_node/get_grasps", GetGrasps.Request(newer_than=stamp, timeout_s=5.0))
+        r2 = c.call(GetGrasps, '/inference_node/get_grasps',
+                    GetGrasps.Request(newer_than=stamp, timeout_s=5.0))
         assert r2.success, r2.message
         t1 = stamp.sec * 10**9 + stamp.nanosec
         t2 = r2.grasps.header.stamp.sec * 10**9 + r2.grasps.header.stamp.nanosec
         assert t2 > t1
         # a broken model is refused and the old one keeps serving
-        r = c.call(LoadModel, "/inference_node/load_model", LoadModel.Request(model_path=str(models["broken"])))
-        assert not r.success and "not loaded" in r.message and r.model_id == "grasp-map-rgbd-step4"
+        r = c.call(LoadModel, '/inference_node/load_model',
+                   LoadModel.Request(model_path=str(models['broken'])))
+        assert not r.success and 'not loaded' in r.message and r.model_id == 'grasp-map-rgbd-step4'
         # a swap to a torch checkpoint takes effect without a restart
-        r = c.call(LoadModel, "/inference_node/load_model",
-                   LoadModel.Request(model_path=str(models["pt"]), backend="torch"))
-        assert r.success and r.model_id == "grasp-map-rgbd-step6", r.message
+        r = c.call(LoadModel, '/inference_node/load_model',
+                   LoadModel.Request(model_path=str(models['pt']), backend='torch'))
+        assert r.success and r.model_id == 'grasp-map-rgbd-step6', r.message
         n = len(c.grasps)
-        assert spin_until(c.ex, lambda: len(c.grasps) > n + 2 and c.grasps[-1].model_id == "grasp-map-rgbd-step6", 30,
-                          processes=procs)
-        assert spin_until(c.ex, lambda: c.status()[1].get("model_id") == "grasp-map-rgbd-step6", 10, processes=procs)
+        assert spin_until(
+            c.ex,
+            lambda: len(c.grasps) > n + 2 and c.grasps[-1].model_id == 'grasp-map-rgbd-step6',
+            30,
+            processes=procs,
+        )
+        assert spin_until(c.ex, lambda: c.status()[1].get('model_id') == 'grasp-map-rgbd-step6',
+                          10, processes=procs)
         s, values = c.status()
-        assert float(values["latency_ms_p50"]) > 0 and float(values["rate_hz"]) > 0
+        assert float(values['latency_ms_p50']) > 0 and float(values['rate_hz']) > 0
     finally:
         for p in procs:
             assert p.stop() in (0, -2), p.output()
 
 
 def test_starts_without_a_model_and_serves_once_one_is_loaded(rclpy_context, tmp_path, models):
-    node = _inference(tmp_path, "-p", "color_topic:=/t/color", "-p", "depth_topic:=/t/depth",
-                      "-p", "camera_info_topic:=/t/info", "-p", f"model_path:={tmp_path / 'missing.onnx'}")
+    node = _inference(tmp_path, '-p', 'color_topic:=/t/color', '-p', 'depth_topic:=/t/depth',
+                      '-p', 'camera_info_topic:=/t/info', '-p',
+                      f"model_path:={tmp_path / 'missing.onnx'}")
     c = Client(rclpy_context)
-    color = c.node.create_publisher(Image, "/t/color", SENSOR)
-    depth = c.node.create_publisher(Image, "/t/depth", SENSOR)
-    info = c.node.create_publisher(CameraInfo, "/t/info", SENSOR)
+    color = c.node.create_publisher(Image, '/t/color', SENSOR)
+    depth = c.node.create_publisher(Image, '/t/depth', SENSOR)
+    info = c.node.create_publisher(CameraInfo, '/t/info', SENSOR)
     intr = default_intrinsics(W, H)
     rgb = np.full((H, W, 3), 90, np.uint8)
     rgb[40:80, 20:140] = (150, 90, 40)
 
-    def send(sec, *, with_depth=True, with_info=True, encoding="rgb8", image=None, depth_units=1800):
-        h = Header(stamp=Time(sec=sec), frame_id="cam")
+    def send(sec, *, with_depth=True, with_info=True, encoding='rgb8', image=None,
+             depth_units=1800):
+        h = Header(stamp=Time(sec=sec), frame_id='cam')
         if with_info:
             info.publish(intrinsics_to_camera_info(intr, header=h))
         if with_depth:
             d = np.full((H, W), depth_units, np.uint16)
-            d[40:80, 20:140] = depth_units * 17 // 18  # a 10 cm high bar where the colour shows one
-            depth.publish(numpy_to_image(d, "16UC1", header=h))
+            d[40:80,
+              20:140] = depth_units * 17 // 18  # a 10 cm high bar where the colour shows one
+            depth.publish(numpy_to_image(d, '16UC1', header=h))
         c.spin(0.05)
-        m = numpy_to_image(image if image is not None else rgb, "rgb8", header=h)
+        m = numpy_to_image(image if image is not None else rgb, 'rgb8', header=h)
         m.encoding = encoding
         color.publish(m)
         c.spin(0.25)
 
     try:
-        assert spin_until(c.ex, lambda: c.node.count_subscribers("/t/color") >= 1, 30, processes=[node])
+        assert spin_until(c.ex, lambda: c.node.count_subscribers('/t/color') >= 1, 30,
+                          processes=[node])
         assert spin_until(c.ex, lambda: c.status()[0] is not None, 15, processes=[node])
         s, values = c.status()
-        assert s.level == s.ERROR and "missing.onnx" in s.message
-        r = c.call(GetGrasps, "/inference_node/get_grasps", GetGrasps.Request())
-        assert not r.success and "no model" in r.message
+        assert s.level == s.ERROR and 'missing.onnx' in s.message
+        r = c.call(GetGrasps, '/inference_node/get_grasps', GetGrasps.Request())
+        assert not r.success and 'no model' in r.message
         for sec in range(1, 4):
             send(sec)
         assert not c.grasps and node.alive()
-        r = c.call(LoadModel, "/inference_node/load_model", LoadModel.Request(model_path=str(models["onnx"])))
+        r = c.call(LoadModel, '/inference_node/load_model',
+                   LoadModel.Request(model_path=str(models['onnx'])))
         assert r.success, r.message
         sec = 10
         while not any(m.grasps for m in c.grasps) and sec < 60:
@@ -174,20 +197,27 @@ def test_starts_without_a_model_and_serves_once_one_is_loaded(rclpy_context, tmp
         n = len(c.grasps)
         for k in range(5):
             send(100 + k, depth_units=0)
-        assert len(c.grasps) > n and c.grasps[-1].grasps and not any(g.pose_valid for g in c.grasps[-1].grasps)
+        assert len(c.grasps) > n and c.grasps[-1].grasps and not any(
+            g.pose_valid for g in c.grasps[-1].grasps)
         # no depth: an RGB-D model cannot run; counted, nothing published for those frames
         n = len(c.grasps)
         for k in range(3):
             send(150 + k, with_depth=False)
-        assert spin_until(c.ex, lambda: int(c.status()[1].get("skipped_no_depth", 0)) >= 1, 10, processes=[node])
+        assert spin_until(c.ex, lambda: int(c.status()[1].get('skipped_no_depth', 0)) >= 1, 10,
+                          processes=[node])
         assert len(c.grasps) == n
         # an unknown encoding and an image of another size: counted, never a crash
         for k in range(3):
-            send(200 + k, encoding="yuv422")
-            send(300 + k, image=np.zeros((2 * H, 2 * W, 3), np.uint8), with_depth=False, with_info=False)
-        assert spin_until(c.ex, lambda: int(c.status()[1].get("bad_image", 0)) >= 1
-                          and int(c.status()[1].get("unexpected_input", 0)) >= 1
-                          and int(c.status()[1].get("no_depth", 0)) >= 1, 10, processes=[node]), c.status()
+            send(200 + k, encoding='yuv422')
+            send(300 + k, image=np.zeros((2 * H, 2 * W, 3), np.uint8), with_depth=False,
+                 with_info=False)
+        assert spin_until(
+            c.ex,
+            lambda: (int(c.status()[1].get('bad_image', 0)) >= 1 and int(c.status()[1].get(
+                'unexpected_input', 0)) >= 1 and int(c.status()[1].get('no_depth', 0)) >= 1),
+            10,
+            processes=[node],
+        ), c.status()
         s, values = c.status()
         assert s.level == s.WARN and node.alive()
     finally:

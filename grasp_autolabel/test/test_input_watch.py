@@ -1,43 +1,45 @@
-"""Inputs that stop flowing are reported on /diagnostics within seconds and recovered: in
-process (a publisher that matches but delivers nothing: the subscription is made afresh) and
-with real nodes (the camera dies and comes back)."""
+"""Inputs that stop flowing are reported on /diagnostics within seconds and recovered.
+
+In process (a publisher that matches but delivers nothing: the subscription is made afresh) and
+with real nodes (the camera dies and comes back).
+"""
 import time
 
 import pytest
 
-rclpy = pytest.importorskip("rclpy")
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus  # noqa: E402
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
-from std_msgs.msg import String  # noqa: E402
-
+rclpy = pytest.importorskip('rclpy')
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus  # noqa: E402, I100
 from grasp_autolabel.ros.qos import RELIABLE, SENSOR  # noqa: E402
 from grasp_autolabel.ros.watch import StreamWatch  # noqa: E402
-from ros_helpers import NodeProcess, node_status, spin_until  # noqa: E402
+from rclpy.executors import SingleThreadedExecutor  # noqa: E402
+from ros_helpers import node_status, NodeProcess, spin_until  # noqa: E402
+from std_msgs.msg import String  # noqa: E402
 
 
 def test_a_silent_stream_is_named_resubscribed_and_seen_to_recover(rclpy_context):
-    pub_node = rclpy.create_node("silent_publisher", context=rclpy_context)
-    sub_node = rclpy.create_node("watched", context=rclpy_context)
+    pub_node = rclpy.create_node('silent_publisher', context=rclpy_context)
+    sub_node = rclpy.create_node('watched', context=rclpy_context)
     ex = SingleThreadedExecutor(context=rclpy_context)
     ex.add_node(pub_node)
     ex.add_node(sub_node)
-    pub = pub_node.create_publisher(String, "/watched/in", SENSOR)
+    pub = pub_node.create_publisher(String, '/watched/in', SENSOR)
     got = []
     watch = StreamWatch(sub_node, timeout_s=0.5)
-    watch.subscribe("color", String, "/watched/in", got.append, SENSOR)
-    watch.subscribe("depth", String, "/watched/nobody", got.append, SENSOR)
-    assert spin_until(ex, lambda: sub_node.count_publishers("/watched/in") == 1, 10)
+    watch.subscribe('color', String, '/watched/in', got.append, SENSOR)
+    watch.subscribe('depth', String, '/watched/nobody', got.append, SENSOR)
+    assert spin_until(ex, lambda: sub_node.count_publishers('/watched/in') == 1, 10)
     assert watch.check() == []  # not silent for long yet
     spin_until(ex, lambda: False, 0.7)
     problems = watch.check()
     assert len(problems) == 2
-    assert problems[0].startswith("color: no message yet on /watched/in although 1 publisher(s) match")
-    assert problems[1] == "depth: no message yet, no publisher on /watched/nobody"
-    assert watch.values()["resubscribed"] == "1"  # only where a publisher exists
+    assert problems[0].startswith(
+        'color: no message yet on /watched/in although 1 publisher(s) match')
+    assert problems[1] == 'depth: no message yet, no publisher on /watched/nobody'
+    assert watch.values()['resubscribed'] == '1'  # only where a publisher exists
     # the new subscription works: messages flow and the stream is no longer reported
-    assert spin_until(ex, lambda: (pub.publish(String(data="x")), bool(got))[1], 10)
-    assert [p.split(":")[0] for p in watch.check()] == ["depth"]
-    assert float(watch.values()["color_silent_s"]) < 0.5
+    assert spin_until(ex, lambda: (pub.publish(String(data='x')), bool(got))[1], 10)
+    assert [p.split(':')[0] for p in watch.check()] == ['depth']
+    assert float(watch.values()['color_silent_s']) < 0.5
     sub_node.destroy_node()
     pub_node.destroy_node()
 
@@ -45,33 +47,38 @@ def test_a_silent_stream_is_named_resubscribed_and_seen_to_recover(rclpy_context
 @pytest.mark.slow
 def test_capture_node_reports_a_dead_camera_and_recovers_when_it_returns(rclpy_context, tmp_path):
     def camera():
-        return NodeProcess("sim_camera_node", "-r", "__node:=camera", "-r", "__ns:=/camera", "-p", "width:=160",
-                           "-p", "height:=120", "-p", "fps:=15.0", log_dir=tmp_path)
+        return NodeProcess('sim_camera_node', '-r', '__node:=camera', '-r', '__ns:=/camera', '-p',
+                           'width:=160',
+                           '-p', 'height:=120', '-p', 'fps:=15.0', log_dir=tmp_path)
 
     cam = camera()
-    cap = NodeProcess("capture_node", "-p", f"session_dir:={tmp_path / 'session'}", "-p", "input_timeout_s:=1.0",
+    cap = NodeProcess('capture_node', '-p', f"session_dir:={tmp_path / 'session'}", '-p',
+                      'input_timeout_s:=1.0',
                       log_dir=tmp_path)
-    node = rclpy.create_node("diag_listener", context=rclpy_context)
+    node = rclpy.create_node('diag_listener', context=rclpy_context)
     ex = SingleThreadedExecutor(context=rclpy_context)
     ex.add_node(node)
     diags = []
-    node.create_subscription(DiagnosticArray, "/diagnostics", diags.append, RELIABLE)
+    node.create_subscription(DiagnosticArray, '/diagnostics', diags.append, RELIABLE)
 
     def level_is(level):
-        st = node_status(diags, "capture_node")
+        st = node_status(diags, 'capture_node')
         return st is not None and st.level == level
 
     try:
-        assert spin_until(ex, lambda: level_is(DiagnosticStatus.OK), 60, processes=[cap]), cap.output()
+        assert spin_until(ex, lambda: level_is(DiagnosticStatus.OK), 60,
+                          processes=[cap]), cap.output()
         assert cam.stop() in (0, -2)
         t0 = time.monotonic()
-        assert spin_until(ex, lambda: level_is(DiagnosticStatus.ERROR), 10, processes=[cap]), cap.output()
+        assert spin_until(ex, lambda: level_is(DiagnosticStatus.ERROR), 10,
+                          processes=[cap]), cap.output()
         assert time.monotonic() - t0 < 4.0  # timeout 1 s + one diagnostics period + slack
-        message = node_status(diags, "capture_node").message
-        assert "color: no message for" in message and "/camera/camera/color/image_raw" in message
+        message = node_status(diags, 'capture_node').message
+        assert 'color: no message for' in message and '/camera/camera/color/image_raw' in message
         cam = camera()
-        assert spin_until(ex, lambda: level_is(DiagnosticStatus.OK), 60, processes=[cap]), cap.output()
-        assert "flow again" in cap.output()
+        assert spin_until(ex, lambda: level_is(DiagnosticStatus.OK), 60,
+                          processes=[cap]), cap.output()
+        assert 'flow again' in cap.output()
     finally:
         cam.stop()
         assert cap.stop() in (0, -2), cap.output()
@@ -103,10 +110,11 @@ def test_a_stop_that_hangs_prints_the_stacks_and_exits_within_seconds(tmp_path):
     import subprocess
     import sys
 
-    proc = subprocess.Popen([sys.executable, "-c", HUNG_NODE], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, '-c', HUNG_NODE], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE,
                             text=True)
     try:
-        assert proc.stdout.readline().strip() == "spinning"
+        assert proc.stdout.readline().strip() == 'spinning'
         time.sleep(0.5)  # the timer has fired: the main thread is stuck in tick
         t0 = time.monotonic()
         proc.send_signal(signal.SIGINT)
@@ -116,4 +124,4 @@ def test_a_stop_that_hangs_prints_the_stacks_and_exits_within_seconds(tmp_path):
             proc.kill()
     assert proc.returncode == 3, err
     assert time.monotonic() - t0 < 3.0 + 2.0
-    assert "hung_node: still running 3 s after shutdown" in err and "in tick" in err
+    assert 'hung_node: still running 3 s after shutdown' in err and 'in tick' in err

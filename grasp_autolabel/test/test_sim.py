@@ -2,19 +2,18 @@
 import hashlib
 import json
 import math
+from pathlib import Path
 import subprocess
 import sys
-from pathlib import Path
-
-import numpy as np
-import pytest
 
 from grasp_autolabel.camera import CameraIntrinsics
 from grasp_autolabel.jobs.simulate import simulate
-from grasp_autolabel.session import Session, read_png
-from grasp_autolabel.sim import FAULT_KINDS, CellConfig, SimCell
+from grasp_autolabel.session import read_png, Session
+from grasp_autolabel.sim import CellConfig, FAULT_KINDS, SimCell
 from grasp_autolabel.sim.render import Camera, look_at, render
-from grasp_autolabel.sim.scene import Log, build_pile
+from grasp_autolabel.sim.scene import build_pile, Log
+import numpy as np
+import pytest
 
 SMALL = CellConfig(width=320, height=240)
 
@@ -61,20 +60,20 @@ def test_end_faces_and_occlusion_order():
 
 
 # ---------------------------------------------------------------- pile physics
-@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize('seed', range(5))
 def test_piles_rest_above_ground_and_supports_are_consistent(seed):
     rng = np.random.default_rng(seed)
     pile = build_pile(rng, 14)
     for log in pile.logs.values():
         ends = log.ends
-        assert np.all(ends[:, 2] >= log.radius - 1e-6), "a log sinks into the ground"
+        assert np.all(ends[:, 2] >= log.radius - 1e-6), 'a log sinks into the ground'
         assert 0.04 <= log.radius <= 0.12 and 0.5 <= log.length <= 1.5
         assert abs(np.linalg.norm(log.axis) - 1) < 1e-9
         # a log rests on logs it touches
         for s in pile.supports[log.id]:
             assert s in pile.touching(log.id, gap=0.01)
     heights = [g.centre[2] + g.radius for g in pile.logs.values()]
-    assert max(heights) < 0.8, "piles are a few layers high, not towers"
+    assert max(heights) < 0.8, 'piles are a few layers high, not towers'
     for g in pile.graspable():
         assert not pile.resting_on(g)
 
@@ -88,11 +87,11 @@ def test_each_clean_pick_removes_one_graspable_log_until_the_pile_is_empty():
         assert step.step == k and step.fault is None
         assert len(step.removed) == 1 and step.removed[0] in graspable
     assert cell.done
-    with pytest.raises(RuntimeError, match="no logs left"):
+    with pytest.raises(RuntimeError, match='no logs left'):
         cell.pick(None)
 
 
-@pytest.mark.parametrize("fault", FAULT_KINDS)
+@pytest.mark.parametrize('fault', FAULT_KINDS)
 def test_fault_steps(fault):
     cell = SimCell(SMALL, seed=11)
     before_rgb, before_depth = cell.frame()
@@ -100,34 +99,34 @@ def test_fault_steps(fault):
     step = cell.pick(fault)
     after = cell.clean()
     assert step.fault == fault
-    if fault == "failed_pick":
+    if fault == 'failed_pick':
         assert step.removed == [] and not step.mask.any()
-    elif fault == "double_removal":
+    elif fault == 'double_removal':
         assert len(step.removed) == 2
     else:
         assert len(step.removed) == 1
-    if fault == "camera_moved":
+    if fault == 'camera_moved':
         # the whole view shifts: the ground far from the pile changes depth or position
         changed = np.abs(after.depth - before.depth) > 0.005
         assert changed.mean() > 0.3
-    if fault == "arm_in_view":
+    if fault == 'arm_in_view':
         assert np.any(after.instances == 255)
         nxt = cell.pick(None)
-        assert nxt.fault == "arm_in_previous"
+        assert nxt.fault == 'arm_in_previous'
         assert not np.any(cell.clean().instances == 255)
 
 
 def test_unknown_fault_is_refused():
-    with pytest.raises(ValueError, match="fault: expected one of"):
-        SimCell(SMALL, seed=0).pick("earthquake")
+    with pytest.raises(ValueError, match='fault: expected one of'):
+        SimCell(SMALL, seed=0).pick('earthquake')
 
 
 def test_config_validation():
-    with pytest.raises(ValueError, match="n_logs"):
+    with pytest.raises(ValueError, match='n_logs'):
         CellConfig(n_logs=(5, 3))
-    with pytest.raises(ValueError, match="fault_rate"):
+    with pytest.raises(ValueError, match='fault_rate'):
         CellConfig(fault_rate=2.0)
-    with pytest.raises(ValueError, match="width/height"):
+    with pytest.raises(ValueError, match='width/height'):
         CellConfig(width=10, height=10)
 
 
@@ -161,10 +160,11 @@ def test_occlusion_band_is_on_the_left_of_near_objects():
 
 
 # ---------------------------------------------------------------- sessions and ground truth
-@pytest.fixture(scope="module")
+@pytest.fixture(scope='module')
 def sessions(tmp_path_factory):
-    out = tmp_path_factory.mktemp("sim")
-    paths = simulate(out, sequences=2, seed=5, config=CellConfig(width=320, height=240, fault_rate=0.3), progress=False)
+    out = tmp_path_factory.mktemp('sim')
+    paths = simulate(out, sequences=2, seed=5,
+                     config=CellConfig(width=320, height=240, fault_rate=0.3), progress=False)
     return out, paths
 
 
@@ -173,22 +173,23 @@ def test_session_layout_and_truth_files(sessions):
     for path in paths:
         s = Session.open(path)
         assert s.intrinsics.width == 320 and s.depth_scale == 0.001
-        steps = json.loads((path / "gt" / "sequence.json").read_text())["steps"]
+        steps = json.loads((path / 'gt' / 'sequence.json').read_text())['steps']
         assert len(s.frames) == len(steps) + 1
         for k in s.frames[:-1]:
-            assert (path / "gt" / f"{k:06d}.json").is_file()
-            assert (path / "gt" / "masks" / f"{k:06d}.png").is_file()
+            assert (path / 'gt' / f'{k:06d}.json').is_file()
+            assert (path / 'gt' / 'masks' / f'{k:06d}.png').is_file()
         for k in s.frames:
-            truth = json.loads((path / "gt" / "frames" / f"{k:06d}.json").read_text())
-            assert all(set(t) >= {"id", "axis_px", "diameter_px", "graspable"} for t in truth["logs"])
+            truth = json.loads((path / 'gt' / 'frames' / f'{k:06d}.json').read_text())
+            assert all(set(t) >= {'id', 'axis_px', 'diameter_px',
+                                  'graspable'} for t in truth['logs'])
 
 
 def _clean_steps(paths):
     for path in paths:
         s = Session.open(path)
         for k in s.frames[:-1]:
-            truth = json.loads((path / "gt" / f"{k:06d}.json").read_text())
-            if truth["fault"] is None:
+            truth = json.loads((path / 'gt' / f'{k:06d}.json').read_text())
+            if truth['fault'] is None:
                 yield s, k, truth
 
 
@@ -196,19 +197,19 @@ def test_gt_mask_lies_where_depth_changed(sessions):
     _, paths = sessions
     checked = 0
     for s, k, truth in _clean_steps(paths):
-        mask = read_png(s.path / "gt" / "masks" / f"{k:06d}.png", kind="mask") > 0
+        mask = read_png(s.path / 'gt' / 'masks' / f'{k:06d}.png', kind='mask') > 0
         d0, d1 = s.read_depth_m(k), s.read_depth_m(k + 1)
         valid = (d0 > 0) & (d1 > 0)
         grew = (d1 - d0) > 0.01  # the removed log leaves centimetres of change
         inside = mask & valid
         if inside.sum() < 50:
             continue
-        assert grew[inside].mean() > 0.9, f"{s.path} step {k}: GT mask where depth did not change"
+        assert grew[inside].mean() > 0.9, f'{s.path} step {k}: GT mask where depth did not change'
         # what changed by centimetres is the removed log (nudged neighbours change a little at
         # their edges)
         big = (np.abs(d1 - d0) > 0.05) & valid  # 5 sigma of the noise at 2.5 m
-        assert mask[big].mean() > 0.8, f"{s.path} step {k}: large change outside the mask"
-        assert big[~mask & valid].mean() < 0.03, f"{s.path} step {k}: change outside the mask"
+        assert mask[big].mean() > 0.8, f'{s.path} step {k}: large change outside the mask'
+        assert big[~mask & valid].mean() < 0.03, f'{s.path} step {k}: change outside the mask'
         checked += 1
     assert checked >= 5
 
@@ -219,27 +220,27 @@ def test_projected_axis_lies_inside_the_mask(sessions):
     _, paths = sessions
     checked = 0
     for s, k, truth in _clean_steps(paths):
-        mask = read_png(s.path / "gt" / "masks" / f"{k:06d}.png", kind="mask")
+        mask = read_png(s.path / 'gt' / 'masks' / f'{k:06d}.png', kind='mask')
         mask = cv2.dilate(mask, np.ones((3, 3), np.uint8)) > 0
-        instances = read_png(s.path / "gt" / "instances" / f"{k:06d}.png", kind="mask")
-        for log in truth["removed_logs"]:
-            if not log["axis_visible_px"]:
+        instances = read_png(s.path / 'gt' / 'instances' / f'{k:06d}.png', kind='mask')
+        for log in truth['removed_logs']:
+            if not log['axis_visible_px']:
                 continue
-            a, b = np.array(log["axis_visible_px"])
+            a, b = np.array(log['axis_visible_px'])
             pts = a + np.linspace(0, 1, 50)[:, None] * (b - a)
             u, v = np.rint(pts).astype(int).T
             # on the log, or under another log lying across it; never over bare ground
             on_log = mask[v, u]
             assert on_log.mean() > 0.5
             assert np.all(on_log | (instances[v, u] != 0))
-            assert log["diameter_px"] > 0
+            assert log['diameter_px'] > 0
             checked += 1
     assert checked >= 5
 
 
 def _tree_hash(root: Path) -> str:
     h = hashlib.sha256()
-    for f in sorted(p for p in root.rglob("*") if p.is_file()):
+    for f in sorted(p for p in root.rglob('*') if p.is_file()):
         h.update(str(f.relative_to(root)).encode())
         h.update(f.read_bytes())
     return h.hexdigest()
@@ -247,28 +248,29 @@ def _tree_hash(root: Path) -> str:
 
 def test_same_seed_gives_identical_files(tmp_path):
     cfg = CellConfig(width=160, height=120, n_logs=(5, 5), fault_rate=0.5)
-    simulate(tmp_path / "a", sequences=1, seed=42, config=cfg, progress=False)
-    simulate(tmp_path / "b", sequences=1, seed=42, config=cfg, progress=False)
-    simulate(tmp_path / "c", sequences=1, seed=43, config=cfg, progress=False)
-    assert _tree_hash(tmp_path / "a") == _tree_hash(tmp_path / "b")
-    assert _tree_hash(tmp_path / "a") != _tree_hash(tmp_path / "c")
+    simulate(tmp_path / 'a', sequences=1, seed=42, config=cfg, progress=False)
+    simulate(tmp_path / 'b', sequences=1, seed=42, config=cfg, progress=False)
+    simulate(tmp_path / 'c', sequences=1, seed=43, config=cfg, progress=False)
+    assert _tree_hash(tmp_path / 'a') == _tree_hash(tmp_path / 'b')
+    assert _tree_hash(tmp_path / 'a') != _tree_hash(tmp_path / 'c')
 
 
 def test_simulate_cli(tmp_path):
-    cmd = [sys.executable, "-m", "grasp_autolabel.cli", "simulate", "--out", str(tmp_path), "--sequences", "2",
-           "--logs", "4", "--width", "160", "--height", "120", "--faults", "--seed", "7"]
+    cmd = [sys.executable, '-m', 'grasp_autolabel.cli', 'simulate', '--out', str(tmp_path),
+           '--sequences', '2',
+           '--logs', '4', '--width', '160', '--height', '120', '--faults', '--seed', '7']
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    assert "wrote 2 sequence(s)" in out.stdout
-    for seq in ("seq_000", "seq_001"):
+    assert 'wrote 2 sequence(s)' in out.stdout
+    for seq in ('seq_000', 'seq_001'):
         frames = Session.open(tmp_path / seq).frames
         # 4 logs: 5 frames, one more for each failed pick, one less for a double removal
         assert frames == list(range(len(frames))) and 3 <= len(frames) <= 9
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert again.returncode == 2
-    assert "already exists" in again.stderr and "Traceback" not in again.stderr
-    bad = subprocess.run(cmd[:-2] + ["--width", "10"], capture_output=True, text=True, timeout=120)
-    assert bad.returncode == 2 and "width/height" in bad.stderr
+    assert 'already exists' in again.stderr and 'Traceback' not in again.stderr
+    bad = subprocess.run(cmd[:-2] + ['--width', '10'], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and 'width/height' in bad.stderr
 
 
 def test_camera_tilt_keeps_the_pile_in_view():

@@ -8,13 +8,13 @@ The names below load on first use: a light user of one submodule (the capture no
 """
 import importlib
 
-_EXPORTS = {"AnnotateConfig": "config", "load_config": "config", "annotate_step": "pipeline",
-            "StepLabel": "pipeline", "REASONS": "pipeline"}
+_EXPORTS = {'AnnotateConfig': 'config', 'load_config': 'config', 'annotate_step': 'pipeline',
+            'StepLabel': 'pipeline', 'REASONS': 'pipeline'}
 
 __all__ = list(_EXPORTS)
 
 
 def __getattr__(name):
     if name in _EXPORTS:
-        return getattr(importlib.import_module(f"grasp_autolabel.annotate.{_EXPORTS[name]}"), name)
+        return getattr(importlib.import_module(f'grasp_autolabel.annotate.{_EXPORTS[name]}'), name)
     raise AttributeError(f"module 'grasp_autolabel.annotate' has no attribute {name!r}")

@@ -8,17 +8,16 @@ All in the grasp convention of :mod:`grasp_autolabel.geometry`.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
+import math
 
 import cv2
+from grasp_autolabel.geometry import normalize_angle
 import numpy as np
 from scipy.special import ndtri
 from skimage.morphology import skeletonize
 
-from grasp_autolabel.geometry import normalize_angle
-
-__all__ = ["Spine", "fit_spine", "measure_widths", "propose_grasps"]
+__all__ = ['Spine', 'fit_spine', 'measure_widths', 'propose_grasps']
 
 
 @dataclass
@@ -35,7 +34,8 @@ class Spine:
 
     @property
     def endpoints(self) -> np.ndarray:
-        return np.stack([self.point + self.t_min * self.direction, self.point + self.t_max * self.direction])
+        return np.stack([self.point + self.t_min * self.direction,
+                         self.point + self.t_max * self.direction])
 
     @property
     def length(self) -> float:
@@ -71,7 +71,8 @@ def fit_spine(mask: np.ndarray, *, tolerance: float = 0.6) -> Spine | None:
                            interpolation=cv2.INTER_AREA) > 0
         ys, xs = np.nonzero(skeletonize(small))
         xs, ys = xs * f + (f - 1) / 2, ys * f + (f - 1) / 2
-        on = m[np.clip(np.rint(ys).astype(int), 0, m.shape[0] - 1), np.clip(np.rint(xs).astype(int), 0, m.shape[1] - 1)]
+        on = m[np.clip(np.rint(ys).astype(int), 0, m.shape[0] - 1),
+               np.clip(np.rint(xs).astype(int), 0, m.shape[1] - 1)]
         xs, ys = xs[on], ys[on]
     else:
         ys, xs = np.nonzero(skeletonize(m))
@@ -83,6 +84,7 @@ def fit_spine(mask: np.ndarray, *, tolerance: float = 0.6) -> Spine | None:
     # is the radius along the body of the log
     radius_px = float(np.percentile(dist[yi, xi], 80))
     tolerance_px = max(2.0, tolerance * radius_px)
+
     def fit(points, method):
         vx, vy, x0, y0 = cv2.fitLine(points, method, 0, 0.01, 0.01).ravel()
         d = np.array([vx, vy], dtype=np.float64)
@@ -99,9 +101,10 @@ def fit_spine(mask: np.ndarray, *, tolerance: float = 0.6) -> Spine | None:
     return Spine(p0, d, float(ti.min()), float(ti.max()), float(inl.mean()), pts, radius_px)
 
 
-def measure_widths(mask: np.ndarray, centres: np.ndarray, normal: np.ndarray, *, max_half_px: float,
+def measure_widths(mask: np.ndarray, centres: np.ndarray, normal: np.ndarray, *,
+                   max_half_px: float,
                    step: float = 0.5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Cut the mask along ``normal`` through each centre; find the run of mask pixels that holds it.
+    """Cut the mask along ``normal`` through each centre; find the run of pixels holding it.
 
     Parameters
     ----------
@@ -138,13 +141,15 @@ def measure_widths(mask: np.ndarray, centres: np.ndarray, normal: np.ndarray, *,
     ok = on[:, mid] & has_left & has_right
     # the pixel just past each edge must be inside the image, or the edge is the border's
     rows = np.arange(n)
-    ok &= inside[rows, np.clip(start - 1, 0, len(s) - 1)] & inside[rows, np.clip(stop + 1, 0, len(s) - 1)]
+    ok &= inside[rows, np.clip(start - 1, 0,
+                               len(s) - 1)] & inside[rows, np.clip(stop + 1, 0, len(s) - 1)]
     lo = np.where(ok, s[np.clip(start, 0, len(s) - 1)] - step / 2, np.nan)
     hi = np.where(ok, s[np.clip(stop, 0, len(s) - 1)] + step / 2, np.nan)
     return lo, hi, ok
 
 
-def propose_grasps(mask: np.ndarray, spine: Spine, *, centroid: np.ndarray, jaw_px_at, n: int, spread: float,
+def propose_grasps(mask: np.ndarray, spine: Spine, *, centroid: np.ndarray, jaw_px_at, n: int,
+                   spread: float,
                    opening_margin: float, max_width_dev: float = 0.35):
     """Grasp rectangles along a spine, concentrated near the mask's centre of mass.
 
@@ -182,7 +187,7 @@ def propose_grasps(mask: np.ndarray, spine: Spine, *, centroid: np.ndarray, jaw_
     reach = 4 * spine.radius_px + 4  # a log is about two radii across; look twice as far
     lo_all, hi_all, ok_all = measure_widths(mask, pts_all, normal, max_half_px=reach)
     if not ok_all.any():
-        return np.zeros((0, 5)), np.zeros(0), float("nan")
+        return np.zeros((0, 5)), np.zeros(0), float('nan')
     widths = (hi_all - lo_all)[ok_all]
     median_width = float(np.median(widths))
     t, t_c, sigma = _positions(spine, centroid, median_width, n, spread)
@@ -201,14 +206,17 @@ def propose_grasps(mask: np.ndarray, spine: Spine, *, centroid: np.ndarray, jaw_
     keep = np.isfinite(h) & (h > 0)
     grasps = np.column_stack([c[:, 0], c[:, 1], np.full(len(c), theta), w_open, h])[keep]
     scores = np.exp(-0.5 * ((t[good] - t_c) / sigma) ** 2)[keep]
-    order = np.argsort(-scores, kind="stable")
+    order = np.argsort(-scores, kind='stable')
     return grasps[order], scores[order], median_width
 
 
 def _positions(spine: Spine, centroid: np.ndarray, median_width: float, n: int, spread: float):
-    """``(t, t_c, sigma)``: up to ``n`` positions along the spine, deterministic quantiles of a
-    normal (``sigma`` = ``spread`` of its length) around the centre of mass ``t_c``, kept half a
-    width from the log's ends so the jaws stay on it."""
+    """``(t, t_c, sigma)``.
+
+    Up to ``n`` positions along the spine, deterministic quantiles of a normal (``sigma`` =
+    ``spread`` of its length) around the centre of mass ``t_c``, kept half a width from the log's
+    ends so the jaws stay on it.
+    """
     t_c = float((centroid - spine.point) @ spine.direction)
     margin = 0.5 * median_width
     t_lo, t_hi = spine.t_min + margin, spine.t_max - margin

@@ -3,26 +3,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from grasp_autolabel.annotate.config import AnnotateConfig
+from grasp_autolabel.annotate.stages import STAGES, start, Step
+from grasp_autolabel.camera import CameraIntrinsics, depth_at, grasp_poses, GraspPose
 import numpy as np
 
-from grasp_autolabel.annotate.config import AnnotateConfig
-from grasp_autolabel.annotate.stages import STAGES, Step, start
-from grasp_autolabel.camera import CameraIntrinsics, GraspPose, depth_at, grasp_poses
-
-__all__ = ["StepLabel", "annotate_step", "REASONS", "STAGES"]
+__all__ = ['StepLabel', 'annotate_step', 'REASONS', 'STAGES']
 
 # Every reason a step can be rejected for, in the order the gate checks them.
 REASONS = {
-    "no_valid_depth": "too few pixels have a valid depth in both frames",
-    "camera_moved": "the whole view shifted or changed: the camera moved",
-    "new_object_in_view": "something is in view that was not there before (depth decreased)",
-    "nothing_removed": "no region large enough for a log changed",
-    "multiple_objects_removed": "more than one object was removed",
-    "mask_touches_border": "the removed object's mask touches the image border",
-    "mask_too_small": "the mask is too small for a log at that depth",
-    "mask_too_large": "the mask is too large for a log at that depth",
-    "skeleton_not_line_like": "the mask's skeleton is not one straight line",
-    "no_grasp_found": "no grasp could be placed on the mask",
+    'no_valid_depth': 'too few pixels have a valid depth in both frames',
+    'camera_moved': 'the whole view shifted or changed: the camera moved',
+    'new_object_in_view': 'something is in view that was not there before (depth decreased)',
+    'nothing_removed': 'no region large enough for a log changed',
+    'multiple_objects_removed': 'more than one object was removed',
+    'mask_touches_border': "the removed object's mask touches the image border",
+    'mask_too_small': 'the mask is too small for a log at that depth',
+    'mask_too_large': 'the mask is too large for a log at that depth',
+    'skeleton_not_line_like': "the mask's skeleton is not one straight line",
+    'no_grasp_found': 'no grasp could be placed on the mask',
 }
 
 
@@ -46,13 +45,15 @@ class StepLabel:
 
     @property
     def detail(self) -> str:
-        return REASONS.get(self.reason, "") if self.reason else ""
+        return REASONS.get(self.reason, '') if self.reason else ''
 
 
 def annotate_step(before_m: np.ndarray, after_m: np.ndarray, intrinsics: CameraIntrinsics,
                   config: AnnotateConfig | None = None) -> StepLabel:
-    """Label one pick from the depth frames before and after it: the stages below in order,
-    each measuring into ``info`` and returning a rejection reason or None.
+    """Label one pick from the depth frames before and after it.
+
+    The stages below in order, each measuring into ``info`` and returning a rejection reason or
+    None.
 
     Parameters
     ----------

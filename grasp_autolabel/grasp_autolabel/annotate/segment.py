@@ -17,11 +17,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import cv2
+from grasp_autolabel.depth import noise_sigma
 import numpy as np
 
-from grasp_autolabel.depth import noise_sigma
-
-__all__ = ["Change", "depth_change", "refine", "estimate_shift", "scale_px", "noise_sigma"]
+__all__ = ['Change', 'depth_change', 'refine', 'estimate_shift', 'scale_px', 'noise_sigma']
 
 
 @dataclass
@@ -39,9 +38,10 @@ class Change:
 def _check_depth(name: str, d) -> np.ndarray:
     a = np.asarray(d)
     if a.ndim != 2:
-        raise ValueError(f"{name}: expected a 2-D depth image, got shape {a.shape}")
-    if a.dtype.kind not in "fu":
-        raise ValueError(f"{name}: expected depth in metres as float (or uint16 units), got dtype {a.dtype}")
+        raise ValueError(f'{name}: expected a 2-D depth image, got shape {a.shape}')
+    if a.dtype.kind not in 'fu':
+        raise ValueError(
+            f'{name}: expected depth in metres as float (or uint16 units), got dtype {a.dtype}')
     return a.astype(np.float32, copy=False)
 
 
@@ -69,10 +69,10 @@ def depth_change(before_m, after_m, *, min_change_m: float = 0.02, noise_k: floa
     >>> int(c.increased.sum()), int(c.decreased.sum())
     (400, 0)
     """
-    b = np.ascontiguousarray(_check_depth("before_m", before_m))
-    a = np.ascontiguousarray(_check_depth("after_m", after_m))
+    b = np.ascontiguousarray(_check_depth('before_m', before_m))
+    a = np.ascontiguousarray(_check_depth('after_m', after_m))
     if b.shape != a.shape:
-        raise ValueError(f"before_m and after_m: shapes differ, {b.shape} vs {a.shape}")
+        raise ValueError(f'before_m and after_m: shapes differ, {b.shape} vs {a.shape}')
     # NaN compares false, so NaN and 0 are both invalid; so is inf
     valid = (b > 0) & (a > 0) & (b < 1e4) & (a < 1e4)
     diff = cv2.subtract(a, b)
@@ -87,12 +87,13 @@ def depth_change(before_m, after_m, *, min_change_m: float = 0.02, noise_k: floa
 
 
 def scale_px(size_at_640: int, width: int) -> int:
-    """A kernel size given for 640-pixel-wide images, scaled to ``width`` (odd, >= 1)."""
+    """Return a kernel size given for 640-pixel-wide images, scaled to ``width`` (odd, >= 1)."""
     s = max(1, int(round(size_at_640 * width / 640)))
     return s if s % 2 else s + 1
 
 
-def refine(candidate: np.ndarray, unknown: np.ndarray, *, open_px: int = 3, close_px: int = 7) -> np.ndarray:
+def refine(candidate: np.ndarray, unknown: np.ndarray, *, open_px: int = 3,
+           close_px: int = 7) -> np.ndarray:
     """Binary morphology of the paper's stage 2: remove specks, fill holes and unknown pixels.
 
     Parameters
@@ -155,7 +156,8 @@ def estimate_shift(before_m: np.ndarray, after_m: np.ndarray, *, ignore: np.ndar
     a2[~(a2 > 0)] = 0
     shift = np.float32([[1, 0, dx / v], [0, 1, dy / v]])
     shifted = cv2.warpAffine(b2, shift, (b2.shape[1], b2.shape[0]), flags=cv2.INTER_LINEAR)
-    valid_b = cv2.warpAffine((b2 > 0).view(np.uint8), shift, (b2.shape[1], b2.shape[0]), flags=cv2.INTER_NEAREST)
+    valid_b = cv2.warpAffine((b2 > 0).view(np.uint8), shift, (b2.shape[1], b2.shape[0]),
+                             flags=cv2.INTER_NEAREST)
     keep = (b2 > 0) & (a2 > 0) & (valid_b > 0)
     if ignore is not None:
         keep &= ignore[::v, ::v] == 0

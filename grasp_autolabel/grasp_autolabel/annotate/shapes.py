@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import cv2
+from grasp_autolabel.annotate.grasps import Spine
 import numpy as np
 
-from grasp_autolabel.annotate.grasps import Spine
-
-__all__ = ["line_share", "principal_spine", "crest_dips", "upsample", "largest_pieces", "continues", "view_ramp"]
+__all__ = ['line_share', 'principal_spine', 'crest_dips', 'upsample', 'largest_pieces',
+           'continues', 'view_ramp']
 
 
 def line_share(mask: np.ndarray, spine: Spine) -> float:
@@ -23,7 +23,7 @@ def line_share(mask: np.ndarray, spine: Spine) -> float:
 
 
 def principal_spine(mask: np.ndarray, spine: Spine) -> Spine:
-    """The spine along the mask's principal axis, spanning the skeleton's extent along it."""
+    """Return the spine along the mask's principal axis, over the skeleton's extent along it."""
     ys, xs = np.nonzero(mask)
     pts = np.column_stack([xs, ys]).astype(np.float64)
     c = pts.mean(axis=0)
@@ -32,21 +32,25 @@ def principal_spine(mask: np.ndarray, spine: Spine) -> Spine:
     rel = spine.skeleton - c
     near = np.abs(rel @ np.array([-d[1], d[0]])) <= max(2.0, 0.6 * spine.radius_px)
     t = (rel @ d)[near] if near.any() else rel @ d
-    return Spine(c, d, float(t.min()), float(t.max()), float(near.mean()), spine.skeleton, spine.radius_px)
+    return Spine(c, d, float(t.min()), float(t.max()), float(near.mean()), spine.skeleton,
+                 spine.radius_px)
 
 
-def crest_dips(before_m: np.ndarray, spine: Spine, width_px: float, *, noise: float, radius_m: float,
-                n: int = 9) -> float:
-    """Share of cross-sections of the removed object whose surface (before the pick) had two
-    crests with a valley between them: one cylinder seen from the camera has one nearest line
-    along its top; two logs side by side have two."""
+def crest_dips(before_m: np.ndarray, spine: Spine, width_px: float, *, noise: float,
+               radius_m: float, n: int = 9) -> float:
+    """Return the share of cross-sections whose surface had two crests with a valley between.
+
+    Measured on the removed object's surface before the pick: one cylinder seen from the camera
+    has one nearest line along its top; two logs side by side have two.
+    """
     if not np.isfinite(width_px) or width_px < 6:
         return 0.0
     h, w = before_m.shape
     t = np.linspace(spine.t_min, spine.t_max, n + 2)[1:-1]
     # the central 80 % of the width: the edges may touch a higher neighbour
     s = np.linspace(-0.4 * width_px, 0.4 * width_px, max(9, int(width_px)))
-    pts = spine.point[None, None, :] + t[:, None, None] * spine.direction + s[None, :, None] * spine.normal
+    pts = spine.point[None, None,
+                      :] + t[:, None, None] * spine.direction + s[None, :, None] * spine.normal
     x = np.clip(np.rint(pts[..., 0]).astype(int), 0, w - 1)
     y = np.clip(np.rint(pts[..., 1]).astype(int), 0, h - 1)
     prof = before_m[y, x].astype(np.float64)
@@ -59,7 +63,7 @@ def crest_dips(before_m: np.ndarray, spine: Spine, width_px: float, *, noise: fl
         if np.isnan(row).mean() > 0.3:
             continue
         r = np.interp(np.arange(len(row)), np.flatnonzero(~np.isnan(row)), row[~np.isnan(row)])
-        r = np.convolve(np.pad(r, k, mode="edge"), kernel, mode="valid")
+        r = np.convolve(np.pad(r, k, mode='edge'), kernel, mode='valid')
         i = int(np.argmin(r))  # the nearest point: a crest
         # going outwards from the crest, the surface must only fall away (depth grow); a second
         # crest means it grows and then shrinks again by more than noise
@@ -68,14 +72,16 @@ def crest_dips(before_m: np.ndarray, spine: Spine, width_px: float, *, noise: fl
         thr = max(4 * noise, 0.3 * radius_m, 0.01)
         left = r[:i + 1][::-1]
         right = r[i:]
-        dip = max((np.maximum.accumulate(side) - side).max() if len(side) else 0.0 for side in (left, right))
+        dip = max((np.maximum.accumulate(side) - side).max() if len(side) else 0.0 for side in (
+            left, right))
         counted += 1
         dips += dip > thr
     return dips / counted if counted else 0.0
 
 
 def upsample(mask: np.ndarray, shape: tuple) -> np.ndarray:
-    return cv2.resize(mask.astype(np.uint8), (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST) > 0
+    return cv2.resize(mask.astype(np.uint8), (shape[1], shape[0]),
+                      interpolation=cv2.INTER_NEAREST) > 0
 
 
 def largest_pieces(crop: np.ndarray, n: int) -> np.ndarray:
@@ -88,7 +94,7 @@ def largest_pieces(crop: np.ndarray, n: int) -> np.ndarray:
 
 
 def continues(labels: np.ndarray, main: int, other: int, before_m: np.ndarray) -> bool:
-    """Is component ``other`` the same log as ``main``, seen past something lying across it?
+    """Is component ``other`` the same log as ``main``, seen past something lying across it?.
 
     Together the two must form one straight band (both inside the corridor of their union's
     principal axis, about one log wide), and the gap between them must have been nearer to the

@@ -1,33 +1,39 @@
-"""The stages of one annotation, in order: each takes the step's shared state, measures into
-``step.info`` and returns a rejection reason (a key of ``pipeline.REASONS``) or None."""
+"""The stages of one annotation, in order.
+
+Each takes the step's shared state, measures into ``step.info`` and returns a rejection reason (a
+key of ``pipeline.REASONS``) or None.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 import cv2
+from grasp_autolabel.annotate.config import AnnotateConfig
+from grasp_autolabel.annotate.grasps import fit_spine, propose_grasps, Spine
+from grasp_autolabel.annotate.segment import depth_change, estimate_shift, refine, scale_px
+from grasp_autolabel.annotate.shapes import (continues, crest_dips, largest_pieces, line_share,
+                                             principal_spine, upsample, view_ramp)
+from grasp_autolabel.camera import CameraIntrinsics, depth_at
 import numpy as np
 
-from grasp_autolabel.annotate.config import AnnotateConfig
-from grasp_autolabel.annotate.grasps import Spine, fit_spine, propose_grasps
-from grasp_autolabel.annotate.segment import depth_change, estimate_shift, refine, scale_px
-from grasp_autolabel.annotate.shapes import continues, crest_dips, largest_pieces, line_share, principal_spine, \
-    upsample, view_ramp
-from grasp_autolabel.camera import CameraIntrinsics, depth_at
-
-__all__ = ["Step", "start", "STAGES"]
+__all__ = ['Step', 'start', 'STAGES']
 
 # Thresholds of the pipeline's own making (not a property of the cell, so not in AnnotateConfig).
 MIN_VALID_SHARE = 0.2  # share of pixels with depth in both frames below which nothing is judged
 SPINE_SWITCH_SHARE = 0.98  # a skeleton line explaining less of the mask than this is compared ...
 SPINE_SWITCH_GAIN = 0.02  # ... with the principal axis, kept if that explains this much more
-MAX_TWO_CRESTS_SHARE = 0.2  # cross-sections with two crests at or above this: two logs side by side
+# cross-sections with two crests at or above this: two logs side by side
+MAX_TWO_CRESTS_SHARE = 0.2
 HYSTERESIS = 0.5  # the mask grows into pixels that changed by this fraction of the threshold
 
 
 @dataclass
 class Step:
-    """What the stages of one annotation share: the inputs, what each stage found, and the
-    mask and spine a rejection at the current stage carries."""
+    """What the stages of one annotation share.
+
+    The inputs, what each stage found, and the mask and spine a rejection at the current stage
+    carries.
+    """
 
     cfg: AnnotateConfig
     intrinsics: CameraIntrinsics
@@ -68,53 +74,60 @@ class Step:
 def start(before_m, after_m, intrinsics: CameraIntrinsics, cfg: AnnotateConfig) -> Step:
     before_m, after_m = np.asarray(before_m), np.asarray(after_m)
     if before_m.shape != after_m.shape:
-        raise ValueError(f"depth frames differ in size: {before_m.shape} vs {after_m.shape}")
+        raise ValueError(f'depth frames differ in size: {before_m.shape} vs {after_m.shape}')
     h, w = before_m.shape[:2]
     if (w, h) != (intrinsics.width, intrinsics.height):
-        raise ValueError(f"depth is {w}x{h} but the camera intrinsics are {intrinsics.width}x{intrinsics.height}")
+        raise ValueError(
+            f'depth is {w}x{h} but the camera intrinsics are '
+            f'{intrinsics.width}x{intrinsics.height}')
     # Detection (what changed, where, how many objects, did the view move) runs at half
     # resolution, where it costs a quarter; the removed object's mask is then made again at
     # full resolution inside its own bounding box.
-    return Step(cfg, intrinsics, before_m.astype(np.float32, copy=False), after_m.astype(np.float32, copy=False),
-                 ds=2 if w >= 320 else 1)
+    return Step(cfg, intrinsics, before_m.astype(np.float32, copy=False),
+                after_m.astype(np.float32, copy=False), ds=2 if w >= 320 else 1)
 
 
 def detect_change(step: Step) -> str | None:
     """Where the depth increased or decreased beyond the noise-aware threshold."""
     bh, ah = step.half
-    step.change = change = depth_change(bh, ah, min_change_m=step.cfg.min_change_m, noise_k=step.cfg.noise_k)
-    step.info.update({"threshold_m": round(change.threshold_m, 5), "noise_m": round(change.noise_m, 5)})
+    step.change = change = depth_change(bh, ah, min_change_m=step.cfg.min_change_m,
+                                        noise_k=step.cfg.noise_k)
+    step.info.update({'threshold_m': round(change.threshold_m, 5),
+                      'noise_m': round(change.noise_m, 5)})
     valid_share = float(change.valid[::2, ::2].mean())
-    step.info["valid_share"] = round(valid_share, 4)
-    return "no_valid_depth" if valid_share < MIN_VALID_SHARE else None
+    step.info['valid_share'] = round(valid_share, 4)
+    return 'no_valid_depth' if valid_share < MIN_VALID_SHARE else None
 
 
 def check_view(step: Step) -> str | None:
-    """The view itself: a global shift, a tilt (a ramp across the view) or change everywhere."""
+    """Return the view itself.
+
+    A global shift, a tilt (a ramp across the view) or change everywhere.
+    """
     cfg, change, ds = step.cfg, step.change, step.ds
     bh, ah = step.half
     grown = cv2.dilate(change.increased, np.ones((5, 5), np.uint8))
     dx, dy, ratio = estimate_shift(bh, ah, ignore=grown, factor=2)
     dx, dy = dx * ds, dy * ds
-    step.info["shift_px"] = [round(dx, 2), round(dy, 2)]
-    step.info["shift_explains"] = round(1 - ratio, 3)
+    step.info['shift_px'] = [round(dx, 2), round(dy, 2)]
+    step.info['shift_explains'] = round(1 - ratio, 3)
     changed_share = float((change.increased | change.decreased).mean())
-    step.info["changed_share"] = round(changed_share, 4)
+    step.info['changed_share'] = round(changed_share, 4)
     ramp = view_ramp(change)
-    step.info["view_ramp_m"] = round(ramp, 4)
+    step.info['view_ramp_m'] = round(ramp, 4)
     moved = np.hypot(dx, dy) > cfg.max_shift_px and ratio < 1 - cfg.min_shift_explains
     moved = moved or ramp > cfg.max_view_ramp_m
-    return "camera_moved" if moved or changed_share > cfg.max_changed_fraction else None
+    return 'camera_moved' if moved or changed_share > cfg.max_changed_fraction else None
 
 
 def measure_scale(step: Step) -> None:
-    """How big the smallest plausible log is here, in detection pixels, and the morphology
-    sizes that follow from it."""
+    """Size the smallest plausible log here, in detection pixels, and the morphology from it."""
     cfg, change, ds, intr = step.cfg, step.change, step.ds, step.intrinsics
     bh, _ = step.half
     hw = bh.shape[1]
     z_scene = float(np.median(bh[::2, ::2][change.valid[::2, ::2]]))
-    step.min_log_px = cfg.min_diameter_m * cfg.min_visible_length_m * (intr.fx / ds) * (intr.fy / ds) / (z_scene * z_scene)
+    step.min_log_px = cfg.min_diameter_m * cfg.min_visible_length_m * (intr.fx / ds) * (
+        intr.fy / ds) / (z_scene * z_scene)
     open_px, step.close_px = scale_px(cfg.open_px, hw), scale_px(cfg.close_px, hw)
     # Anything that matters (a log, an arm) is at least a thin log's diameter across; slivers
     # along the edges of logs nudged by the pick are a few millimetres. An opening of about
@@ -127,49 +140,56 @@ def measure_scale(step: Step) -> None:
 def check_appeared(step: Step) -> str | None:
     """Something appeared (an arm still in view): regions that came nearer."""
     bh, _ = step.half
-    dec = refine(step.change.decreased, np.zeros(bh.shape, bool), open_px=step.open_px, close_px=step.open_px)
+    dec = refine(step.change.decreased, np.zeros(bh.shape, bool), open_px=step.open_px,
+                 close_px=step.open_px)
     if dec.any():
         _, _, dec_stats, _ = cv2.connectedComponentsWithStats(dec, connectivity=8)
         dec_areas = dec_stats[1:, cv2.CC_STAT_AREA]
     else:
         dec_areas = np.zeros(0, dtype=int)
-    step.info["largest_new_px"] = int(dec_areas.max()) * step.ds * step.ds if len(dec_areas) else 0
+    step.info['largest_new_px'] = int(dec_areas.max()) * step.ds * step.ds if len(dec_areas) else 0
     if len(dec_areas) and dec_areas.max() >= step.cfg.new_object_fraction * step.min_log_px:
-        return "new_object_in_view"
+        return 'new_object_in_view'
     return None
 
 
 def find_removed(step: Step) -> str | None:
-    """What was removed: regions that went farther; one object (possibly split in pieces by a
-    log lying across it), not two."""
+    """Return what was removed: regions that went farther.
+
+    One object (possibly split in pieces by a log lying across it), not two.
+    """
     cfg, ds, change = step.cfg, step.ds, step.change
     bh, _ = step.half
     inc = refine(change.increased, ~change.valid, open_px=step.open_px, close_px=step.close_px)
     _, labels, stats, _ = cv2.connectedComponentsWithStats(inc, connectivity=8)
     areas = stats[1:, cv2.CC_STAT_AREA]
     if not len(areas) or areas.max() < step.min_log_px:
-        step.info["largest_removed_px"] = int(areas.max()) * ds * ds if len(areas) else 0
-        return "nothing_removed"
+        step.info['largest_removed_px'] = int(areas.max()) * ds * ds if len(areas) else 0
+        return 'nothing_removed'
     order = np.argsort(-areas)
     main = int(order[0]) + 1
-    step.info["removed_px"] = int(areas[order[0]]) * ds * ds
-    big_others = [int(i) + 1 for i in order[1:] if areas[i] >= cfg.second_object_fraction * step.min_log_px]
+    step.info['removed_px'] = int(areas[order[0]]) * ds * ds
+    big_others = [int(
+        i) + 1 for i in order[1:] if areas[i] >= cfg.second_object_fraction * step.min_log_px]
     # A log lying across the removed one (without resting on it) splits its mask in two; pieces
     # on the main piece's line, with the gap between them nearer to the camera, are one log.
     pieces = [main] + [c for c in big_others if continues(labels, main, c, bh)]
     others = [c for c in big_others if c not in pieces]
     if others:
-        step.info["second_removed_px"] = int(stats[others[0], cv2.CC_STAT_AREA]) * ds * ds
+        step.info['second_removed_px'] = int(stats[others[0], cv2.CC_STAT_AREA]) * ds * ds
         step.mask = upsample(labels == main, step.shape)
-        return "multiple_objects_removed"
-    step.info["pieces"] = len(pieces)
+        return 'multiple_objects_removed'
+    step.info['pieces'] = len(pieces)
     step.labels, step.stats, step.pieces = labels, stats, pieces
     return None
 
 
 def full_resolution_mask(step: Step) -> str | None:
-    """The mask again at full resolution, in the pieces' bounding box: a conservative core for
-    the shape checks, grown to the log's true edges for the label; not touching the border."""
+    """Return the mask again at full resolution, in the pieces' bounding box.
+
+    A conservative core for the shape checks, grown to the log's true edges for the label; not
+    touching the border.
+    """
     cfg, ds, stats, pieces, labels = step.cfg, step.ds, step.stats, step.pieces, step.labels
     h, w = step.shape
     x0 = ds * int(min(stats[c, cv2.CC_STAT_LEFT] for c in pieces))
@@ -183,7 +203,8 @@ def full_resolution_mask(step: Step) -> str | None:
     hy1, hx1 = min(-(-cy1 // ds), labels.shape[0]), min(-(-cx1 // ds), labels.shape[1])
     small = np.isin(labels[hy0:hy1, hx0:hx1], pieces).astype(np.uint8)
     small = cv2.dilate(small, np.ones((3, 3), np.uint8))
-    region = cv2.resize(small, ((hx1 - hx0) * ds, (hy1 - hy0) * ds), interpolation=cv2.INTER_NEAREST)
+    region = cv2.resize(small, ((hx1 - hx0) * ds, (hy1 - hy0) * ds),
+                        interpolation=cv2.INTER_NEAREST)
     region = region[cy0 - hy0 * ds:cy1 - hy0 * ds, cx0 - hx0 * ds:cx1 - hx0 * ds]
     b_c, a_c = step.before_m[cy0:cy1, cx0:cx1], step.after_m[cy0:cy1, cx0:cx1]
     valid_c = (b_c > 0) & (a_c > 0) & (b_c < 1e4) & (a_c < 1e4)
@@ -197,11 +218,12 @@ def full_resolution_mask(step: Step) -> str | None:
     # opening scaled to the log's own thickness cuts them off without eroding the log.
     radius_px = float(cv2.distanceTransform(crop, cv2.DIST_L2, 3).max())
     k = min(max(3, int(0.6 * radius_px) | 1), scale_px(9, w))
-    crop = cv2.morphologyEx(crop, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+    crop = cv2.morphologyEx(crop, cv2.MORPH_OPEN,
+                            cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
     crop = largest_pieces(crop, len(pieces))
     core = crop.astype(bool)  # the conservative mask: the gate's shape checks use it
     if not core.any():
-        return "nothing_removed"
+        return 'nothing_removed'
     # Hysteresis: near its silhouette a log is only half as thick as on its crest, so its edges
     # change by about half as much. Grow the mask by a few pixels into pixels that changed by
     # at least half the threshold (or have no depth), so it reaches the log's true edges.
@@ -216,25 +238,26 @@ def full_resolution_mask(step: Step) -> str | None:
     b = cfg.border_px
     core_full = np.zeros((h, w), dtype=bool)
     core_full[cy0:cy1, cx0:cx1] = core
-    if core_full[:b + 1].any() or core_full[-b - 1:].any() or core_full[:, :b + 1].any() or core_full[:, -b - 1:].any():
-        return "mask_touches_border"
+    if (core_full[:b + 1].any() or core_full[-b - 1:].any()
+            or core_full[:, :b + 1].any() or core_full[:, -b - 1:].any()):
+        return 'mask_touches_border'
     return None
 
 
 def check_size(step: Step) -> str | None:
-    """The mask's area in square metres at the object's depth (its top surface before the pick)."""
+    """Return the mask's area in m^2 at the object's depth (its top surface before the pick)."""
     cfg, intr = step.cfg, step.intrinsics
     cx0, cy0, cx1, cy1 = step.box
     before_c = step.before_m[cy0:cy1, cx0:cx1]
     step.z_obj = float(np.median(before_c[step.crop & (before_c > 0)]))
-    step.info["depth_m"] = round(step.z_obj, 4)
+    step.info['depth_m'] = round(step.z_obj, 4)
     step.m_per_px = step.z_obj / np.sqrt(intr.fx * intr.fy)
     area_m2 = step.crop.sum() * step.m_per_px * step.m_per_px
-    step.info["area_m2"] = round(float(area_m2), 5)
+    step.info['area_m2'] = round(float(area_m2), 5)
     if area_m2 < cfg.min_diameter_m * cfg.min_visible_length_m:
-        return "mask_too_small"
+        return 'mask_too_small'
     if area_m2 > cfg.max_diameter_m * cfg.max_length_m:
-        return "mask_too_large"
+        return 'mask_too_large'
     return None
 
 
@@ -242,7 +265,7 @@ def fit_straight_spine(step: Step) -> str | None:
     """Skeleton -> one straight spine; the mask must lie along it (one log, not an L, T or X)."""
     spine = fit_spine(step.core)
     if spine is None:
-        return "mask_too_small"
+        return 'mask_too_small'
     share = line_share(step.core, spine)
     # The skeleton of a mask split by an occluder, or ragged at its ends, can tilt the fitted
     # line; the mask's own principal axis is then the better spine (for one straight band the
@@ -252,18 +275,20 @@ def fit_straight_spine(step: Step) -> str | None:
         alt_share = line_share(step.core, alt)
         if alt_share > share + SPINE_SWITCH_GAIN:
             spine, share = alt, alt_share
-    step.info["line_share"] = round(share, 3)
+    step.info['line_share'] = round(share, 3)
     cx0, cy0 = step.box[:2]
     step.spine = spine
     step.spine_full = Spine(spine.point + [cx0, cy0], spine.direction, spine.t_min, spine.t_max,
                             spine.inlier_fraction, spine.skeleton + [cx0, cy0], spine.radius_px)
     step.ends = step.spine_full.endpoints
-    return "skeleton_not_line_like" if share < step.cfg.min_line_share else None
+    return 'skeleton_not_line_like' if share < step.cfg.min_line_share else None
 
 
 def place_grasps(step: Step) -> str | None:
-    """Grasps along the spine; the log's width and length in metres; one log, not two side by
-    side (a hole as deep as it is wide, one crest across it)."""
+    """Grasps along the spine; the log's width and length in metres.
+
+    One log, not two side by side (a hole as deep as it is wide, one crest across it).
+    """
     cfg, intr, spine, before_m = step.cfg, step.intrinsics, step.spine, step.before_m
     cx0, cy0 = step.box[:2]
     ys, xs = np.nonzero(step.crop)
@@ -275,33 +300,39 @@ def place_grasps(step: Step) -> str | None:
             z = step.z_obj
         return cfg.jaw_width_m * intr.fx / z
 
-    grasps, scores, width_px = propose_grasps(step.crop, spine, centroid=centroid, jaw_px_at=jaw_px_at,
+    grasps, scores, width_px = propose_grasps(step.crop, spine, centroid=centroid,
+                                              jaw_px_at=jaw_px_at,
                                               n=cfg.n_grasps, spread=cfg.grasp_spread,
                                               opening_margin=cfg.opening_margin)
     width_m = width_px * step.m_per_px
     length_m = spine.length * step.m_per_px
-    step.info["width_m"] = round(float(width_m), 4) if np.isfinite(width_m) else None
-    step.info["length_m"] = round(float(length_m), 4)
-    if not np.isfinite(width_m) or width_m < cfg.min_diameter_m or length_m < cfg.min_visible_length_m:
-        return "mask_too_small"
+    step.info['width_m'] = round(float(width_m), 4) if np.isfinite(width_m) else None
+    step.info['length_m'] = round(float(length_m), 4)
+    if (
+        not np.isfinite(width_m)
+        or width_m < cfg.min_diameter_m
+        or length_m < cfg.min_visible_length_m
+    ):
+        return 'mask_too_small'
     if width_m > cfg.max_diameter_m or length_m > cfg.max_length_m:
-        return "mask_too_large"
+        return 'mask_too_large'
     depth_step = _depth_step(step)
-    step.info["depth_step_m"] = round(depth_step, 4) if np.isfinite(depth_step) else None
+    step.info['depth_step_m'] = round(depth_step, 4) if np.isfinite(depth_step) else None
     if np.isfinite(depth_step) and width_m > cfg.max_width_ratio * depth_step:
-        return "multiple_objects_removed"
-    dips = crest_dips(before_m, step.spine_full, width_px, noise=step.change.noise_m, radius_m=0.5 * width_m)
-    step.info["two_crests_share"] = round(dips, 3)
+        return 'multiple_objects_removed'
+    dips = crest_dips(before_m, step.spine_full, width_px, noise=step.change.noise_m,
+                      radius_m=0.5 * width_m)
+    step.info['two_crests_share'] = round(dips, 3)
     if dips >= MAX_TWO_CRESTS_SHARE:
-        return "multiple_objects_removed"
+        return 'multiple_objects_removed'
     if len(grasps) == 0:
-        return "no_grasp_found"
+        return 'no_grasp_found'
     step.grasps, step.scores = grasps, scores
     return None
 
 
 def _depth_step(step: Step) -> float:
-    """Median depth increase along the spine: one cylinder leaves a hole about as deep as it is wide."""
+    """Median depth increase along the spine: a cylinder leaves a hole as deep as it is wide."""
     h, w = step.shape
     spine, spine_full = step.spine, step.spine_full
     t = np.linspace(spine.t_min, spine.t_max, 32)
@@ -311,10 +342,11 @@ def _depth_step(step: Step) -> float:
     b_sp, a_sp = step.before_m[sp[:, 1], sp[:, 0]], step.after_m[sp[:, 1], sp[:, 0]]
     along = (a_sp - b_sp)[(b_sp > 0) & (a_sp > 0)]
     along = along[along > 0]
-    return float(np.median(along)) if along.size else float("nan")
+    return float(np.median(along)) if along.size else float('nan')
 
 
 # The paper's three stages (segment, skeleton, grasps) with the gate's checks between them, in
 # the order REASONS lists the reasons.
-STAGES = (detect_change, check_view, measure_scale, check_appeared, find_removed, full_resolution_mask,
+STAGES = (detect_change, check_view, measure_scale, check_appeared, find_removed,
+          full_resolution_mask,
           check_size, fit_straight_spine, place_grasps)

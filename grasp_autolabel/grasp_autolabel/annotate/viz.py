@@ -7,11 +7,10 @@ mask outline in yellow.
 from __future__ import annotations
 
 import cv2
+from grasp_autolabel.geometry import rect_to_corners
 import numpy as np
 
-from grasp_autolabel.geometry import rect_to_corners
-
-__all__ = ["draw_label", "draw_grasps", "JAW_COLOUR", "OPENING_COLOUR"]
+__all__ = ['draw_label', 'draw_grasps', 'JAW_COLOUR', 'OPENING_COLOUR']
 
 JAW_COLOUR = (40, 220, 40)  # RGB
 OPENING_COLOUR = (230, 40, 40)
@@ -19,7 +18,8 @@ SPINE_COLOUR = (0, 220, 230)
 MASK_COLOUR = (250, 220, 0)
 
 
-def draw_grasps(image: np.ndarray, grasps, *, thickness: int = 1, max_grasps: int | None = None) -> np.ndarray:
+def draw_grasps(image: np.ndarray, grasps, *, thickness: int = 1,
+                max_grasps: int | None = None) -> np.ndarray:
     """Draw grasp rectangles on an RGB image (in place) and return it."""
     g = np.asarray(grasps, dtype=np.float64).reshape(-1, 5)
     if max_grasps is not None:
@@ -35,10 +35,11 @@ def draw_grasps(image: np.ndarray, grasps, *, thickness: int = 1, max_grasps: in
 
 def draw_label(rgb: np.ndarray, *, mask=None, spine=None, grasps=None, text: str | None = None,
                accepted: bool = True) -> np.ndarray:
-    """An overlay of one step's label on a copy of the RGB frame (``(H, W, 3)`` uint8 RGB)."""
+    """Draw one step's label on a copy of the RGB frame (``(H, W, 3)`` uint8 RGB)."""
     out = np.ascontiguousarray(rgb).copy()
     if mask is not None and np.any(mask):
-        contours, _ = cv2.findContours(np.asarray(mask, np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+        contours, _ = cv2.findContours(np.asarray(mask, np.uint8), cv2.RETR_EXTERNAL,
+                                       cv2.CHAIN_APPROX_NONE)
         cv2.drawContours(out, contours, -1, MASK_COLOUR, 1, cv2.LINE_AA)
     if spine is not None:
         a, b = np.rint(np.asarray(spine)).astype(np.int32)

@@ -16,34 +16,40 @@ before, and a rerun writes only the items that are missing. Rejected items are n
 from __future__ import annotations
 
 import math
-import time
 from pathlib import Path
+import time
 
 import cv2
-import numpy as np
-
 from grasp_autolabel.dataset.splits import assign_splits, origin_of
 from grasp_autolabel.dataset.store import DatasetError, GraspDataset
 from grasp_autolabel.geometry import as_grasps, normalize_angle, rect_to_corners
+import numpy as np
 
-__all__ = ["random_transform", "transform_grasps", "augment_item", "augment_dataset"]
+__all__ = ['random_transform', 'transform_grasps', 'augment_item', 'augment_dataset']
 
 MAX_DRAWS = 20
 
 
 def random_transform(rng: np.random.Generator, width: int, height: int, *, max_shift_px: float,
                      max_rotation_deg: float) -> np.ndarray:
-    """A 2x3 affine map: rotation about the image centre by U(-r, r) degrees, then a shift of
-    U(-s, s) pixels in x and in y."""
+    """Return a 2x3 affine map.
+
+    Rotation about the image centre by U(-r, r) degrees, then a shift of U(-s, s) pixels in x and
+    in y.
+    """
     angle = rng.uniform(-max_rotation_deg, max_rotation_deg)
     m = cv2.getRotationMatrix2D(((width - 1) / 2.0, (height - 1) / 2.0), angle, 1.0)
     m[:, 2] += rng.uniform(-max_shift_px, max_shift_px, 2)
     return m
 
 
-def transform_grasps(grasps, matrix: np.ndarray, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
-    """Grasps moved by the rigid 2x3 ``matrix``; returns ``(grasps, kept)`` where ``kept`` flags
-    the input grasps whose four corners stay inside the ``width`` x ``height`` image."""
+def transform_grasps(grasps, matrix: np.ndarray, width: int,
+                     height: int) -> tuple[np.ndarray, np.ndarray]:
+    """Grasps moved by the rigid 2x3 ``matrix``.
+
+    Returns ``(grasps, kept)`` where ``kept`` flags the input grasps whose four corners stay inside
+    the ``width`` x ``height`` image.
+    """
     g = as_grasps(grasps)
     m = np.asarray(matrix, dtype=np.float64)
     out = g.copy()
@@ -59,8 +65,10 @@ def transform_grasps(grasps, matrix: np.ndarray, width: int, height: int) -> tup
 def augment_item(rgb, depth, mask, grasps, matrix):
     """Warp one item with ``matrix``; returns ``(rgb, depth, mask, grasps, kept)``."""
     h, w = mask.shape[:2]
-    rgb2 = cv2.warpAffine(rgb, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    depth2 = cv2.warpAffine(depth, matrix, (w, h), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT,
+    rgb2 = cv2.warpAffine(rgb, matrix, (w, h), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    depth2 = cv2.warpAffine(depth, matrix, (w, h), flags=cv2.INTER_NEAREST,
+                            borderMode=cv2.BORDER_CONSTANT,
                             borderValue=0)
     mask2 = cv2.warpAffine(mask.astype(np.uint8), matrix, (w, h), flags=cv2.INTER_NEAREST,
                            borderMode=cv2.BORDER_CONSTANT, borderValue=0) > 0
@@ -69,7 +77,8 @@ def augment_item(rgb, depth, mask, grasps, matrix):
 
 
 def augment_dataset(source, out, *, factor: int = 100, seed: int = 0, max_shift_px: float = 50.0,
-                    max_rotation_deg: float = 180.0, overwrite: bool = False, progress: bool = True) -> dict:
+                    max_rotation_deg: float = 180.0, overwrite: bool = False,
+                    progress: bool = True) -> dict:
     """Write the augmented copy of ``source`` to ``out``; returns counts.
 
     Raises
@@ -80,97 +89,107 @@ def augment_dataset(source, out, *, factor: int = 100, seed: int = 0, max_shift_
     from tqdm import tqdm
 
     if factor < 1:
-        raise DatasetError(f"--factor: {factor} must be at least 1")
+        raise DatasetError(f'--factor: {factor} must be at least 1')
     src = GraspDataset.open(source)
-    accepted = [i for i in src.item_indices() if src.read_label(i).get("accepted")]
+    accepted = [i for i in src.item_indices() if src.read_label(i).get('accepted')]
     if not accepted:
-        raise DatasetError(f"{source}: has no accepted item to augment")
-    params = {"dataset": str(Path(source).resolve()), "factor": factor, "seed": seed, "max_shift_px": max_shift_px,
-              "max_rotation_deg": max_rotation_deg, "items": len(accepted)}
+        raise DatasetError(f'{source}: has no accepted item to augment')
+    params = {'dataset': str(Path(source).resolve()), 'factor': factor, 'seed': seed,
+              'max_shift_px': max_shift_px,
+              'max_rotation_deg': max_rotation_deg, 'items': len(accepted)}
     ds = _open_output(src, Path(out), params, overwrite)
     done = set(ds.item_indices())
-    counts = {"items": 0, "skipped": len(done), "grasps_in": 0, "grasps_out": 0, "grasps_dropped": 0,
-              "copies_without_grasps": 0}
+    counts = {'items': 0, 'skipped': len(done), 'grasps_in': 0, 'grasps_out': 0,
+              'grasps_dropped': 0, 'copies_without_grasps': 0}
     t0 = time.perf_counter()
-    with tqdm(total=len(accepted) * factor, initial=len(done), unit="item", desc="augment", disable=not progress,
-              dynamic_ncols=True) as bar:
+    with tqdm(total=len(accepted) * factor, initial=len(done), unit='item', desc='augment',
+              disable=not progress, dynamic_ncols=True) as bar:
         for j, i in enumerate(accepted):
-            if all(j * factor + c in done for c in range(factor)):
-                continue
-            label = src.read_label(i)
-            grasps = as_grasps(label.get("grasps", []), name=f"{src.path}/labels/{i:06d}.json grasps")
-            rgb = src.read_rgb(i)
-            depth = src.read_depth(i, label)
-            mask = src.read_mask(i)
-            h, w = mask.shape
-            origin = dict(zip(("source", "pick_index"), origin_of(src, label)))
-            for c in range(factor):
-                index = j * factor + c
-                if index in done:
-                    continue
-                rng = np.random.default_rng([seed, j, c])
-                copy = _draw_copy(rng, c, rgb, depth, mask, grasps, max_shift_px, max_rotation_deg)
-                if copy is None:
-                    counts["copies_without_grasps"] += 1
-                    bar.update()
-                    continue
-                m, out_rgb, out_depth, out_mask, out_g, kept = copy
-                record = _copy_label(label, m, out_g, kept, grasps, origin, i, c, w, h)
-                ds.write_item(index, rgb=out_rgb, depth=out_depth, mask=out_mask, label=record)
-                counts["items"] += 1
-                counts["grasps_in"] += len(grasps)
-                counts["grasps_out"] += len(out_g)
-                counts["grasps_dropped"] += len(grasps) - len(out_g)
-                bar.update()
-    assign_splits(ds, test_fraction=(src.meta.get("splits") or {}).get("test_fraction"),
-                  seed=(src.meta.get("splits") or {}).get("seed"))
-    counts["seconds"] = time.perf_counter() - t0
+            todo = [c for c in range(factor) if j * factor + c not in done]
+            if todo:
+                _augment_item(src, ds, i, j, todo, factor, seed, (max_shift_px, max_rotation_deg),
+                              counts, bar)
+    assign_splits(ds, test_fraction=(src.meta.get('splits') or {}).get('test_fraction'),
+                  seed=(src.meta.get('splits') or {}).get('seed'))
+    counts['seconds'] = time.perf_counter() - t0
     return counts
 
 
+def _augment_item(src, ds, i, j, copies, factor, seed, limits, counts, bar) -> None:
+    """Write copies ``copies`` of accepted item ``i`` (the ``j``-th) into ``ds``."""
+    label = src.read_label(i)
+    grasps = as_grasps(label.get('grasps', []), name=f'{src.path}/labels/{i:06d}.json grasps')
+    rgb, depth, mask = src.read_rgb(i), src.read_depth(i, label), src.read_mask(i)
+    h, w = mask.shape
+    origin = dict(zip(('source', 'pick_index'), origin_of(src, label)))
+    for c in copies:
+        rng = np.random.default_rng([seed, j, c])
+        copy = _draw_copy(rng, c, rgb, depth, mask, grasps, *limits)
+        bar.update()
+        if copy is None:
+            counts['copies_without_grasps'] += 1
+            continue
+        m, out_rgb, out_depth, out_mask, out_g, kept = copy
+        record = _copy_label(label, m, out_g, kept, grasps, origin, i, c, w, h)
+        ds.write_item(j * factor + c, rgb=out_rgb, depth=out_depth, mask=out_mask, label=record)
+        counts['items'] += 1
+        counts['grasps_in'] += len(grasps)
+        counts['grasps_out'] += len(out_g)
+        counts['grasps_dropped'] += len(grasps) - len(out_g)
+
+
 def _open_output(src: GraspDataset, out: Path, params: dict, overwrite: bool) -> GraspDataset:
-    """The output dataset: new, or the same augmentation again (resumed)."""
-    if (out / "dataset.json").exists() and not overwrite:
+    """Return the output dataset: new, or the same augmentation again (resumed)."""
+    if (out / 'dataset.json').exists() and not overwrite:
         existing = GraspDataset.open(out)
-        if existing.meta.get("augmentation") != params:
-            raise DatasetError(f"{out} already holds a dataset ({len(existing.item_indices())} items) that is not this "
-                               "augmentation; pass --overwrite to replace it")
+        if existing.meta.get('augmentation') != params:
+            raise DatasetError(f'{out} already holds a dataset ({len(existing.item_indices())} '
+                               'items) that is not this '
+                               'augmentation; pass --overwrite to replace it')
         return existing
-    ds = GraspDataset.create(out, jaw_width_m=src.meta["jaw_width_m"], settings=src.meta.get("settings", {}),
+    ds = GraspDataset.create(out, jaw_width_m=src.meta['jaw_width_m'],
+                             settings=src.meta.get('settings', {}),
                              overwrite=overwrite)
-    ds.meta["sources"] = src.meta.get("sources", [])
-    ds.meta["augmentation"] = params
+    ds.meta['sources'] = src.meta.get('sources', [])
+    ds.meta['augmentation'] = params
     ds.save_meta()
     return ds
 
 
-def _draw_copy(rng, c: int, rgb, depth, mask, grasps, max_shift_px: float, max_rotation_deg: float):
-    """Copy ``c`` of an item: ``(matrix, rgb, depth, mask, grasps, kept)`` (copy 0 untouched), or
-    None when no draw keeps a grasp in the image."""
+def _draw_copy(rng, c: int, rgb, depth, mask, grasps, max_shift_px: float,
+               max_rotation_deg: float):
+    """Copy ``c`` of an item.
+
+    ``(matrix, rgb, depth, mask, grasps, kept)`` (copy 0 untouched), or None when no draw keeps a
+    grasp in the image.
+    """
     h, w = mask.shape
     if c == 0:
-        return np.array([[1.0, 0, 0], [0, 1.0, 0]]), rgb, depth, mask, grasps, np.ones(len(grasps), bool)
+        return np.array([[1.0, 0, 0],
+                         [0, 1.0, 0]]), rgb, depth, mask, grasps, np.ones(len(grasps), bool)
     for _ in range(MAX_DRAWS):
-        m = random_transform(rng, w, h, max_shift_px=max_shift_px, max_rotation_deg=max_rotation_deg)
+        m = random_transform(rng, w, h, max_shift_px=max_shift_px,
+                             max_rotation_deg=max_rotation_deg)
         out_rgb, out_depth, out_mask, out_g, kept = augment_item(rgb, depth, mask, grasps, m)
         if kept.any() or not len(grasps):
             return m, out_rgb, out_depth, out_mask, out_g, kept
     return None
 
 
-def _copy_label(label: dict, m, out_g, kept, grasps, origin: dict, i: int, c: int, w: int, h: int) -> dict:
-    """The labels record of a transformed copy: grasps, later grasps and spine moved."""
-    record = {k: v for k, v in label.items() if k not in ("image", "depth", "mask", "poses", "grasps",
-                                                           "scores", "spine", "later_grasps")}
-    if label.get("later_grasps"):
-        moved, _ = transform_grasps(label["later_grasps"], m, w, h)
-        record["later_grasps"] = np.round(moved, 3).tolist()
-    scores = np.asarray(label.get("scores") or [1.0] * len(grasps), dtype=float)
+def _copy_label(label: dict, m, out_g, kept, grasps, origin: dict, i: int, c: int, w: int,
+                h: int) -> dict:
+    """Return the labels record of a transformed copy: grasps, later grasps and spine moved."""
+    record = {k: v for k, v in label.items() if k not in (
+        'image', 'depth', 'mask', 'poses', 'grasps', 'scores', 'spine', 'later_grasps')}
+    if label.get('later_grasps'):
+        moved, _ = transform_grasps(label['later_grasps'], m, w, h)
+        record['later_grasps'] = np.round(moved, 3).tolist()
+    scores = np.asarray(label.get('scores') or [1.0] * len(grasps), dtype=float)
     record.update(
         grasps=np.round(out_g, 3).tolist(), scores=np.round(scores[kept], 4).tolist(), poses=None,
-        spine=_move_points(label.get("spine"), m), origin=origin,
-        augmentation={"from_item": i, "copy": c, "matrix": np.round(m, 6).tolist(),
-                      "rotation_deg": round(math.degrees(math.atan2(m[1, 0], m[0, 0])), 3)})
+        spine=_move_points(label.get('spine'), m), origin=origin,
+        augmentation={'from_item': i, 'copy': c, 'matrix': np.round(m, 6).tolist(),
+                      'rotation_deg': round(math.degrees(math.atan2(m[1, 0], m[0, 0])), 3)})
     return record
 
 

@@ -14,20 +14,20 @@ why and where reading stopped early in :attr:`BagSource.cut`.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 import os
+from pathlib import Path
 import re
 import shutil
 import sqlite3
 import struct
 import tempfile
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Iterator
 
-__all__ = ["BagError", "BagSource", "Topic", "expand_bags", "cdr_stamp_ns", "typestore"]
+__all__ = ['BagError', 'BagSource', 'Topic', 'expand_bags', 'cdr_stamp_ns', 'typestore']
 
-_STORAGE_EXT = (".mcap", ".db3")
-_MCAP_MAGIC = b"\x89MCAP0\r\n"
+_STORAGE_EXT = ('.mcap', '.db3')
+_MCAP_MAGIC = b'\x89MCAP0\r\n'
 
 
 class BagError(ValueError):
@@ -45,40 +45,45 @@ _TYPESTORE = None
 
 
 def typestore():
-    """The ROS 2 message types ``rosbags`` knows (sensor_msgs, std_msgs, ...), loaded once."""
+    """Return the ROS 2 message types ``rosbags`` knows (sensor_msgs, std_msgs, ...), once."""
     global _TYPESTORE
     if _TYPESTORE is None:
-        from rosbags.typesys import Stores, get_typestore
+        from rosbags.typesys import get_typestore, Stores
 
         _TYPESTORE = get_typestore(Stores.ROS2_KILTED)
     return _TYPESTORE
 
 
 def cdr_stamp_ns(raw: bytes) -> int | None:
-    """``header.stamp`` of a serialized message whose first field is a ``std_msgs/Header``,
-    read from the CDR bytes without decoding the rest (an image's pixels are not copied)."""
+    """Read ``header.stamp`` of a serialized message whose first field is a ``std_msgs/Header``.
+
+    Read from the CDR bytes without decoding the rest (an image's pixels are not copied).
+    """
     if len(raw) < 12 or raw[0] != 0 or raw[1] not in (0, 1):
         return None
-    sec, nsec = struct.unpack_from("<iI" if raw[1] == 1 else ">iI", raw, 4)
+    sec, nsec = struct.unpack_from('<iI' if raw[1] == 1 else '>iI', raw, 4)
     return sec * 1_000_000_000 + nsec
 
 
 def _natural_key(path: Path):
-    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", path.name)]
+    return [int(t) if t.isdigit() else t for t in re.split(r'(\d+)', path.name)]
 
 
 def _storage_files(folder: Path) -> list[Path]:
-    return sorted((p for p in folder.iterdir() if p.suffix in _STORAGE_EXT and p.is_file()), key=_natural_key)
+    return sorted((p for p in folder.iterdir() if p.suffix in _STORAGE_EXT and p.is_file()),
+                  key=_natural_key)
 
 
 def _is_bag(path: Path) -> bool:
     if path.is_file():
         return path.suffix in _STORAGE_EXT
-    return path.is_dir() and ((path / "metadata.yaml").is_file() or bool(_storage_files(path)))
+    return path.is_dir() and ((path / 'metadata.yaml').is_file() or bool(_storage_files(path)))
 
 
 def expand_bags(paths) -> list[Path]:
-    """The bags named by ``paths``: bags themselves, or folders holding bags (one level down).
+    """Return the bags named by ``paths``.
+
+    Bags themselves, or folders holding bags (one level down).
 
     Raises
     ------
@@ -88,40 +93,44 @@ def expand_bags(paths) -> list[Path]:
     out: list[Path] = []
     for p in map(Path, paths):
         if not p.exists():
-            raise BagError(f"{p}: no such file or folder")
+            raise BagError(f'{p}: no such file or folder')
         if _is_bag(p):
             out.append(p)
             continue
-        inner = sorted((q for q in p.iterdir() if _is_bag(q)), key=_natural_key) if p.is_dir() else []
+        inner = sorted((q for q in p.iterdir() if _is_bag(q)),
+                       key=_natural_key) if p.is_dir() else []
         if not inner:
-            raise BagError(f"{p}: not a rosbag2 bag (no metadata.yaml, .mcap or .db3) and holds none")
+            raise BagError(
+                f'{p}: not a rosbag2 bag (no metadata.yaml, .mcap or .db3) and holds none')
         out.extend(inner)
     return out
 
 
 # ------------------------------------------------------------------------------------- MCAP
 def _salvage_mcap_reader(path: Path):
-    """A ``rosbags`` MCAP reader over the complete records of a file cut short."""
+    """Return a ``rosbags`` MCAP reader over the complete records of a file cut short."""
     from rosbags.rosbag2.storage_mcap import McapReader
 
     class SalvageMcapReader(McapReader):
-        def _open(self) -> None:  # the footer and summary are gone: scan the records that are whole
+        def _open(self) -> None:
+            # the footer and summary are gone: scan the records that are whole
             bio = self.bio
             if bio.read(8) != _MCAP_MAGIC:
-                raise BagError(f"{path}: not an MCAP file (bad magic)")
+                raise BagError(f'{path}: not an MCAP file (bad magic)')
             size = os.fstat(bio.fileno()).st_size
             pos = 8
             end = pos
             while pos + 9 <= size:
                 bio.seek(pos)
-                op, length = struct.unpack("<BQ", bio.read(9))
-                if op == 0x0F or op == 0x02 or pos + 9 + length > size:  # data end, footer, or the cut
+                op, length = struct.unpack('<BQ', bio.read(9))
+                # data end, footer, or the cut
+                if op == 0x0F or op == 0x02 or pos + 9 + length > size:
                     break
                 pos += 9 + length
                 end = pos
             bio.seek(8)
             bio.read(1)
-            bio.read(struct.unpack("<Q", bio.read(8))[0])  # the header record
+            bio.read(struct.unpack('<Q', bio.read(8))[0])  # the header record
             self.data_start = bio.tell()
             self.data_end = end
             self.meta_scan()
@@ -136,15 +145,15 @@ def _salvage_mcap_reader(path: Path):
 
 # ------------------------------------------------------------------------------------ SQLite
 def _salvage_sqlite(path: Path, tmpdir: Path) -> Path:
-    """A copy of a cut SQLite file, trimmed to whole pages, its header's page count fixed."""
+    """Copy a cut SQLite file, trimmed to whole pages, its header's page count fixed."""
     data = path.read_bytes()
-    if len(data) < 100 or not data.startswith(b"SQLite format 3\x00"):
-        raise BagError(f"{path}: not an SQLite database")
-    page = struct.unpack(">H", data[16:18])[0]
+    if len(data) < 100 or not data.startswith(b'SQLite format 3\x00'):
+        raise BagError(f'{path}: not an SQLite database')
+    page = struct.unpack('>H', data[16:18])[0]
     page = 65536 if page == 1 else page
     pages = len(data) // page
     fixed = bytearray(data[:pages * page])
-    fixed[28:32] = struct.pack(">I", pages)
+    fixed[28:32] = struct.pack('>I', pages)
     out = tmpdir / path.name
     out.write_bytes(bytes(fixed))
     return out
@@ -155,21 +164,24 @@ class _SqliteRows:
 
     def __init__(self, path: Path):
         self.path = path
-        self.con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        self.con = sqlite3.connect(f'file:{path}?mode=ro', uri=True)
         try:
-            rows = self.con.execute("SELECT id, name, type FROM topics").fetchall()
+            rows = self.con.execute('SELECT id, name, type FROM topics').fetchall()
         except sqlite3.DatabaseError as exc:
-            raise BagError(f"{path}: cannot read the topics table ({exc})") from None
+            raise BagError(f'{path}: cannot read the topics table ({exc})') from None
         self.topics = {i: (name, t) for i, name, t in rows}
         try:
-            counts = dict(self.con.execute("SELECT topic_id, COUNT(*) FROM messages GROUP BY topic_id").fetchall())
+            counts = dict(self.con.execute(
+                'SELECT topic_id, COUNT(*) FROM messages GROUP BY topic_id').fetchall())
         except sqlite3.DatabaseError:
             counts = {}
         self.counts = {self.topics[i][0]: counts.get(i, -1) for i in self.topics}
 
     def rows(self, names: set[str]):
         ids = [i for i, (n, _) in self.topics.items() if n in names]
-        q = f"SELECT topic_id, timestamp, data FROM messages WHERE topic_id IN ({','.join('?' * len(ids))}) ORDER BY id"
+        marks = ','.join('?' * len(ids))
+        q = ('SELECT topic_id, timestamp, data FROM messages '
+             f'WHERE topic_id IN ({marks}) ORDER BY id')
         for tid, ts, data in self.con.execute(q, ids):
             yield self.topics[tid][0], int(ts), bytes(data)
 
@@ -203,10 +215,10 @@ class BagSource:
         self._tmp: Path | None = None
 
     # ------------------------------------------------------------ opening
-    def __enter__(self) -> "BagSource":
+    def __enter__(self) -> 'BagSource':
         try:
             self._open()
-        except BaseException:
+        except BaseException:  # noqa: B902 (cleaned up, then re-raised)
             self.close()
             raise
         return self
@@ -216,15 +228,15 @@ class BagSource:
 
     def _open(self) -> None:
         from rosbags.rosbag2 import Reader
-
         from rosbags.rosbag2.errors import ReaderError
 
         path = self.path
-        if path.is_dir() and not (path / "metadata.yaml").is_file():
+        if path.is_dir() and not (path / 'metadata.yaml').is_file():
             files = _storage_files(path)
             if not files:
-                raise BagError(f"{path}: not a rosbag2 bag (no metadata.yaml, .mcap or .db3)")
-            self.damaged = "no metadata.yaml (the recording was not closed): reading its storage files directly"
+                raise BagError(f'{path}: not a rosbag2 bag (no metadata.yaml, .mcap or .db3)')
+            self.damaged = ('no metadata.yaml (the recording was not closed): '
+                            'reading its storage files directly')
         else:
             files = [path]
         for f in files:
@@ -234,18 +246,21 @@ class BagSource:
                 self._readers.append(reader)
                 continue
             except FileNotFoundError as exc:
-                raise BagError(f"{f}: {exc}") from None
+                raise BagError(f'{f}: {exc}') from None
             except ReaderError as exc:
                 error = str(exc)
-            except Exception as exc:  # noqa: BLE001 - rosbags raises what its storage library raises
-                error = f"{type(exc).__name__}: {exc}"
+            # rosbags raises what its storage library raises
+            except Exception as exc:  # noqa: B902
+                error = f'{type(exc).__name__}: {exc}'
             for storage in ([f] if f.is_file() else _storage_files(f)):
                 self._salvage(storage, error)
         for r in self._readers:
             for c in r.connections:
                 old = self.topics.get(c.topic)
                 if old is not None and old.msgtype != c.msgtype:
-                    raise BagError(f"{path}: topic {c.topic} is recorded with two types, {old.msgtype} and {c.msgtype}")
+                    raise BagError(
+                        f'{path}: topic {c.topic} is recorded with two types, {old.msgtype} and '
+                        f'{c.msgtype}')
                 n = max(c.msgcount, 0) + (max(old.count, 0) if old else 0)
                 self.topics[c.topic] = Topic(c.topic, c.msgtype, n)
         for s in self._sqlite:
@@ -254,31 +269,33 @@ class BagSource:
 
     def _salvage(self, storage: Path, error: str) -> None:
         why = f"{storage.name} is damaged ({error.rstrip('.')})"
-        if storage.suffix == ".mcap":
+        if storage.suffix == '.mcap':
             reader = _salvage_mcap_reader(storage)
             try:
                 reader.open()
             except BagError:
                 raise
-            except Exception as exc:  # noqa: BLE001
-                raise BagError(f"{storage}: cannot be read ({error}; salvage failed: {exc})") from None
+            except Exception as exc:  # noqa: B902
+                raise BagError(
+                    f'{storage}: cannot be read ({error}; salvage failed: {exc})') from None
             self._readers.append(reader)
-        elif storage.suffix == ".db3":
+        elif storage.suffix == '.db3':
             if self._tmp is None:
-                self._tmp = Path(tempfile.mkdtemp(prefix="grasp_autolabel_bag_"))
+                self._tmp = Path(tempfile.mkdtemp(prefix='grasp_autolabel_bag_'))
             try:
                 self._sqlite.append(_SqliteRows(_salvage_sqlite(storage, self._tmp)))
             except sqlite3.DatabaseError as exc:
-                raise BagError(f"{storage}: cannot be read ({error}; salvage failed: {exc})") from None
+                raise BagError(
+                    f'{storage}: cannot be read ({error}; salvage failed: {exc})') from None
         else:
-            raise BagError(f"{storage}: {error}")
-        self.damaged = f"{why}: reading what is before the fault"
+            raise BagError(f'{storage}: {error}')
+        self.damaged = f'{why}: reading what is before the fault'
 
     def close(self) -> None:
         for r in self._readers:
             try:
                 r.close()
-            except Exception:  # noqa: BLE001
+            except Exception:  # noqa: B902
                 pass
         for s in self._sqlite:
             s.close()
@@ -312,23 +329,27 @@ class BagSource:
                     if self.first_ns is None:
                         self.first_ns = last
                     yield row
-                self.cut = self.cut or self._cut_text(last, "the database ends mid-file")
+                self.cut = self.cut or self._cut_text(last, 'the database ends mid-file')
         except (sqlite3.DatabaseError, EOFError, struct.error) as exc:
             self.cut = self._cut_text(last, str(exc))
-        except Exception as exc:  # noqa: BLE001 - rosbags' ReaderError, lz4/zstd errors, apsw errors
-            self.cut = self._cut_text(last, f"{type(exc).__name__}: {exc}")
+        # rosbags' ReaderError, lz4/zstd errors, apsw errors
+        except Exception as exc:  # noqa: B902
+            self.cut = self._cut_text(last, f'{type(exc).__name__}: {exc}')
         if self.cut is None and self.damaged and self._readers:
-            self.cut = self._cut_text(last, "the file ends mid-record")
+            self.cut = self._cut_text(last, 'the file ends mid-record')
 
     def _cut_text(self, last_ns, why: str) -> str:
         if last_ns is None:
-            where = "before the first message"
+            where = 'before the first message'
         else:
-            where = f"after the message at {(last_ns - (self.first_ns or last_ns)) * 1e-9:.2f} s into the recording"
-        return f"{self.path}: reading stopped {where}: {why}"
+            at_s = (last_ns - (self.first_ns or last_ns)) * 1e-9
+            where = f'after the message at {at_s:.2f} s into the recording'
+        return f'{self.path}: reading stopped {where}: {why}'
 
     def deserialize(self, raw: bytes, msgtype: str):
         try:
             return typestore().deserialize_cdr(raw, msgtype)
-        except Exception as exc:  # noqa: BLE001
-            raise BagError(f"{self.path}: a {msgtype} message cannot be decoded ({type(exc).__name__}: {exc})") from None
+        except Exception as exc:  # noqa: B902
+            raise BagError(
+                f'{self.path}: a {msgtype} message cannot be decoded ({type(exc).__name__}: {exc})'
+            ) from None

@@ -1,5 +1,6 @@
-"""Cornell and Jacquard grasp formats, both ways, so labels train other grasp networks
-(GG-CNN, GR-ConvNet) and their data trains ours.
+"""Cornell and Jacquard grasp formats, both ways.
+
+So labels train other grasp networks (GG-CNN, GR-ConvNet) and their data trains ours.
 
 Cornell (Jiang et al. 2011), one folder::
 
@@ -20,18 +21,18 @@ a change of unit only.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 import re
 import shutil
-from pathlib import Path
 
 import cv2
-import numpy as np
-
 from grasp_autolabel.dataset.store import DatasetError, GraspDataset
 from grasp_autolabel.geometry import as_grasps, corners_to_rect, normalize_angle, rect_to_corners
 from grasp_autolabel.session import read_png
+import numpy as np
 
-__all__ = ["export_cornell", "export_jacquard", "import_cornell", "import_jacquard", "read_cornell_rectangles"]
+__all__ = ['export_cornell', 'export_jacquard', 'import_cornell', 'import_jacquard',
+           'read_cornell_rectangles']
 
 
 def _depth_m(ds: GraspDataset, index: int, label: dict) -> np.ndarray | None:
@@ -41,7 +42,7 @@ def _depth_m(ds: GraspDataset, index: int, label: dict) -> np.ndarray | None:
 def _items(ds: GraspDataset, accepted_only: bool):
     for i in ds.item_indices():
         label = ds.read_label(i)
-        if accepted_only and not label.get("accepted", False):
+        if accepted_only and not label.get('accepted', False):
             continue
         yield i, label
 
@@ -50,7 +51,8 @@ def _prepare(out: Path, overwrite: bool) -> Path:
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         if not overwrite:
-            raise DatasetError(f"{out} exists and is not empty; choose another --out or pass --overwrite")
+            raise DatasetError(
+                f'{out} exists and is not empty; choose another --out or pass --overwrite')
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     return out
@@ -62,32 +64,34 @@ def _export(dataset, out, write_sample, *, accepted_only: bool, overwrite: bool)
     out = _prepare(out, overwrite)
     n = 0
     for i, label in _items(ds, accepted_only):
-        write_sample(out, i, label, ds.path / label.get("image", f"images/{i:06d}.png"), _depth_m(ds, i, label), ds)
+        write_sample(out, i, label, ds.path / label.get('image', f'images/{i:06d}.png'),
+                     _depth_m(ds, i, label), ds)
         n += 1
     return n
 
 
 def _cornell_sample(out: Path, i: int, label: dict, rgb_path: Path, depth, ds) -> None:
-    stem = f"pcd{i:04d}"
-    shutil.copyfile(rgb_path, out / f"{stem}r.png")
+    stem = f'pcd{i:04d}'
+    shutil.copyfile(rgb_path, out / f'{stem}r.png')
     if depth is not None:
-        cv2.imwrite(str(out / f"{stem}d.tiff"), depth)
-    corners = rect_to_corners(as_grasps(label["grasps"]))
-    lines = [f"{x:.3f} {y:.3f}" for rect in corners.reshape(-1, 4, 2) for x, y in rect]
-    (out / f"{stem}cpos.txt").write_text("\n".join(lines) + ("\n" if lines else ""))
-    (out / f"{stem}cneg.txt").write_text("")
+        cv2.imwrite(str(out / f'{stem}d.tiff'), depth)
+    corners = rect_to_corners(as_grasps(label['grasps']))
+    lines = [f'{x:.3f} {y:.3f}' for rect in corners.reshape(-1, 4, 2) for x, y in rect]
+    (out / f'{stem}cpos.txt').write_text('\n'.join(lines) + ('\n' if lines else ''))
+    (out / f'{stem}cneg.txt').write_text('')
 
 
 def _jacquard_sample(out: Path, i: int, label: dict, rgb_path: Path, depth, ds) -> None:
-    stem = f"{i:06d}"
-    shutil.copyfile(rgb_path, out / f"{stem}_RGB.png")
+    stem = f'{i:06d}'
+    shutil.copyfile(rgb_path, out / f'{stem}_RGB.png')
     if depth is not None:
-        cv2.imwrite(str(out / f"{stem}_perfect_depth.tiff"), depth)
-    mask = ds.path / label.get("mask", f"masks/{i:06d}.png")
+        cv2.imwrite(str(out / f'{stem}_perfect_depth.tiff'), depth)
+    mask = ds.path / label.get('mask', f'masks/{i:06d}.png')
     if mask.is_file():
-        shutil.copyfile(mask, out / f"{stem}_mask.png")
-    lines = [f"{x:.3f};{y:.3f};{math.degrees(t):.4f};{w:.3f};{h:.3f}" for x, y, t, w, h in as_grasps(label["grasps"])]
-    (out / f"{stem}_grasps.txt").write_text("\n".join(lines) + ("\n" if lines else ""))
+        shutil.copyfile(mask, out / f'{stem}_mask.png')
+    lines = [f'{x:.3f};{y:.3f};{math.degrees(t):.4f};{w:.3f};{h:.3f}' for x, y, t, w,
+             h in as_grasps(label['grasps'])]
+    (out / f'{stem}_grasps.txt').write_text('\n'.join(lines) + ('\n' if lines else ''))
 
 
 def export_cornell(dataset, out, *, accepted_only: bool = True, overwrite: bool = False) -> int:
@@ -97,7 +101,8 @@ def export_cornell(dataset, out, *, accepted_only: bool = True, overwrite: bool 
 
 def export_jacquard(dataset, out, *, accepted_only: bool = True, overwrite: bool = False) -> int:
     """Write the dataset's items as a Jacquard folder; returns the number of samples."""
-    return _export(dataset, out, _jacquard_sample, accepted_only=accepted_only, overwrite=overwrite)
+    return _export(dataset, out, _jacquard_sample, accepted_only=accepted_only,
+                   overwrite=overwrite)
 
 
 def read_cornell_rectangles(path) -> np.ndarray:
@@ -111,7 +116,7 @@ def read_cornell_rectangles(path) -> np.ndarray:
     """
     path = Path(path)
     if not path.is_file():
-        raise DatasetError(f"{path}: file not found")
+        raise DatasetError(f'{path}: file not found')
     values = []
     for lineno, line in enumerate(path.read_text().splitlines(), 1):
         if not line.strip():
@@ -122,52 +127,64 @@ def read_cornell_rectangles(path) -> np.ndarray:
                 raise ValueError
             values.append([float(parts[0]), float(parts[1])])
         except ValueError:
-            raise DatasetError(f"{path}:{lineno}: expected two numbers 'x y', got {line!r}") from None
+            raise DatasetError(
+                f"{path}:{lineno}: expected two numbers 'x y', got {line!r}") from None
     if len(values) % 4:
-        raise DatasetError(f"{path}: {len(values)} corners is not a whole number of rectangles (4 each)")
+        raise DatasetError(
+            f'{path}: {len(values)} corners is not a whole number of rectangles (4 each)')
     pts = np.asarray(values, dtype=np.float64).reshape(-1, 4, 2)
     pts = pts[np.all(np.isfinite(pts), axis=(1, 2))]
     return corners_to_rect(pts) if len(pts) else np.zeros((0, 5))
 
 
-def _import(samples, out: Path, *, source_name: str, overwrite: bool, jaw_width_m: float = 0.0) -> int:
-    ds = GraspDataset.create(out, jaw_width_m=jaw_width_m, settings={"imported_from": source_name},
+def _import(samples, out: Path, *, source_name: str, overwrite: bool,
+            jaw_width_m: float = 0.0) -> int:
+    ds = GraspDataset.create(out, jaw_width_m=jaw_width_m, settings={'imported_from': source_name},
                              overwrite=overwrite)
-    src = ds.add_source({"session": source_name, "name": Path(source_name).name, "first_item": ds.next_index(),
-                         "steps": 0, "complete": False, "camera": None})
+    src = ds.add_source({'session': source_name, 'name': Path(source_name).name,
+                         'first_item': ds.next_index(),
+                         'steps': 0, 'complete': False, 'camera': None})
     index = ds.next_index()
     for stem, rgb_path, depth_path, grasps in samples:
-        rgb = read_png(rgb_path, kind="rgb")
+        rgb = read_png(rgb_path, kind='rgb')
         depth_u16 = None
         if depth_path is not None and depth_path.is_file():
             d = cv2.imread(str(depth_path), cv2.IMREAD_UNCHANGED)
             if d is None or d.ndim != 2:
-                raise DatasetError(f"{depth_path}: not a readable single-channel depth TIFF")
+                raise DatasetError(f'{depth_path}: not a readable single-channel depth TIFF')
             d = np.where(np.isfinite(d) & (d > 0), d, 0).astype(np.float64)
             depth_u16 = np.clip(np.rint(d / 0.001), 0, 65535).astype(np.uint16)
         if depth_u16 is None:
             depth_u16 = np.zeros(rgb.shape[:2], np.uint16)
         g = as_grasps(grasps)
         g[:, 2] = normalize_angle(g[:, 2])
-        label = {"accepted": True, "reason": None, "detail": None, "pick_index": index - ds.meta["sources"][src]["first_item"],
-                 "session": stem, "source": src, "grasps": np.round(g, 4).tolist(), "scores": [1.0] * len(g),
-                 "poses": [], "spine": None, "info": {"imported": stem}}
-        ds.write_item(index, rgb=rgb, depth=depth_u16, mask=np.zeros(rgb.shape[:2], bool), label=label)
-        ds.meta["sources"][src]["steps"] += 1
+        label = {'accepted': True, 'reason': None, 'detail': None,
+                 'pick_index': index - ds.meta['sources'][src]['first_item'],
+                 'session': stem, 'source': src, 'grasps': np.round(g, 4).tolist(),
+                 'scores': [1.0] * len(g),
+                 'poses': [], 'spine': None, 'info': {'imported': stem}}
+        ds.write_item(index, rgb=rgb, depth=depth_u16, mask=np.zeros(rgb.shape[:2], bool),
+                      label=label)
+        ds.meta['sources'][src]['steps'] += 1
         index += 1
-    ds.meta["sources"][src]["complete"] = True
+    ds.meta['sources'][src]['complete'] = True
     ds.save_meta()
-    return ds.meta["sources"][src]["steps"]
+    return ds.meta['sources'][src]['steps']
 
 
 def import_cornell(folder, out, *, overwrite: bool = False) -> int:
-    """A Cornell folder (``pcdNNNNr.png`` + ``pcdNNNNcpos.txt``, optional ``pcdNNNNd.tiff``) into a
-    grasp dataset (depth stored as uint16 millimetres; no masks)."""
+    """Import a Cornell folder into a grasp dataset.
+
+    The folder holds ``pcdNNNNr.png`` + ``pcdNNNNcpos.txt``, optionally ``pcdNNNNd.tiff``; depth
+    is stored as uint16 millimetres; there are no masks.
+    """
     folder = Path(folder)
-    stems = sorted(m.group(1) for p in folder.glob("pcd*cpos.txt") if (m := re.match(r"(pcd\d+)cpos\.txt$", p.name)))
+    stems = sorted(m.group(1) for p in folder.glob('pcd*cpos.txt') if (m := re.match(
+        r'(pcd\d+)cpos\.txt$', p.name)))
     if not stems:
-        raise DatasetError(f"{folder}: no Cornell samples (pcdNNNNcpos.txt) found")
-    samples = [(s, folder / f"{s}r.png", folder / f"{s}d.tiff", read_cornell_rectangles(folder / f"{s}cpos.txt"))
+        raise DatasetError(f'{folder}: no Cornell samples (pcdNNNNcpos.txt) found')
+    samples = [(s, folder / f'{s}r.png', folder / f'{s}d.tiff',
+                read_cornell_rectangles(folder / f'{s}cpos.txt'))
                for s in stems]
     return _import(samples, out, source_name=str(folder.resolve()), overwrite=overwrite)
 
@@ -178,19 +195,21 @@ def _read_jacquard(path: Path) -> np.ndarray:
         if not line.strip():
             continue
         try:
-            x, y, t, w, h = (float(v) for v in line.strip().rstrip(";").split(";"))
+            x, y, t, w, h = (float(v) for v in line.strip().rstrip(';').split(';'))
         except ValueError:
-            raise DatasetError(f"{path}:{lineno}: expected 'x;y;theta_deg;opening;jaw', got {line!r}") from None
+            raise DatasetError(
+                f"{path}:{lineno}: expected 'x;y;theta_deg;opening;jaw', got {line!r}") from None
         rows.append([x, y, math.radians(t), w, h])
     return np.asarray(rows, dtype=np.float64).reshape(-1, 5)
 
 
 def import_jacquard(folder, out, *, overwrite: bool = False) -> int:
-    """A Jacquard folder (``*_RGB.png`` + ``*_grasps.txt``, optional ``*_perfect_depth.tiff``)."""
+    """Import a Jacquard folder (``*_RGB.png`` + ``*_grasps.txt``, ``*_perfect_depth.tiff``)."""
     folder = Path(folder)
-    stems = sorted(p.name[: -len("_grasps.txt")] for p in folder.glob("*_grasps.txt"))
+    stems = sorted(p.name[: -len('_grasps.txt')] for p in folder.glob('*_grasps.txt'))
     if not stems:
-        raise DatasetError(f"{folder}: no Jacquard samples (*_grasps.txt) found")
-    samples = [(s, folder / f"{s}_RGB.png", folder / f"{s}_perfect_depth.tiff", _read_jacquard(folder / f"{s}_grasps.txt"))
+        raise DatasetError(f'{folder}: no Jacquard samples (*_grasps.txt) found')
+    samples = [(s, folder / f'{s}_RGB.png', folder / f'{s}_perfect_depth.tiff',
+                _read_jacquard(folder / f'{s}_grasps.txt'))
                for s in stems]
     return _import(samples, out, source_name=str(folder.resolve()), overwrite=overwrite)

@@ -21,19 +21,23 @@ indices). Training uses them with ``grasps`` (``TrainSettings.use_later_grasps``
 from __future__ import annotations
 
 import cv2
-import numpy as np
-
 from grasp_autolabel.dataset.store import GraspDataset
 from grasp_autolabel.depth import noise_sigma
+import numpy as np
 
-__all__ = ["propagate_labels", "unchanged_inside"]
+__all__ = ['propagate_labels', 'unchanged_inside']
 
 
-def unchanged_inside(depth_a: np.ndarray, depth_b: np.ndarray, mask: np.ndarray, *, min_change_m: float = 0.02,
-                     noise_k: float = 5.0, max_changed: float = 0.03, min_valid: float = 0.5) -> bool:
-    """True when two depth frames (metres) agree inside ``mask``: at most ``max_changed`` of the
-    mask's pixels valid in both differ by more than max(``min_change_m``, ``noise_k`` x noise),
-    and at least ``min_valid`` of the mask is valid in both."""
+def unchanged_inside(depth_a: np.ndarray, depth_b: np.ndarray, mask: np.ndarray, *,
+                     min_change_m: float = 0.02,
+                     noise_k: float = 5.0, max_changed: float = 0.03,
+                     min_valid: float = 0.5) -> bool:
+    """Return True when two depth frames (metres) agree inside ``mask``.
+
+    At most ``max_changed`` of the mask's pixels valid in both differ by more than
+    max(``min_change_m``, ``noise_k`` x noise), and at least ``min_valid`` of the mask is valid in
+    both.
+    """
     m = mask & (depth_a > 0) & (depth_b > 0)
     n = int(mask.sum())
     if n == 0 or m.sum() < min_valid * n:
@@ -44,37 +48,44 @@ def unchanged_inside(depth_a: np.ndarray, depth_b: np.ndarray, mask: np.ndarray,
 
 
 def _grow(mask: np.ndarray) -> np.ndarray:
-    """The mask grown by 0.6 of its own width (its diameter: twice its deepest inner distance)."""
+    """Return the mask grown by 0.6 of its own width (its diameter.
+
+    Twice its deepest inner distance).
+    """
     if not mask.any():
         return mask
     diameter = 2.0 * float(cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 3).max())
     r = max(2, int(round(0.6 * diameter)))
-    return cv2.dilate(mask.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))) > 0
+    return cv2.dilate(mask.astype(np.uint8),
+                      cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))) > 0
 
 
 def propagate_labels(ds: GraspDataset, *, sources=None) -> int:
-    """Add ``later_grasps`` to every item of the given sources (default all); returns how many
-    grasps were carried back."""
+    """Add ``later_grasps`` to every item of the given sources (default all).
+
+    Returns how many grasps were carried back.
+    """
     groups: dict = {}
     labels = {}
     for i in ds.item_indices():
         lab = ds.read_label(i)
-        if lab.get("augmentation"):
+        if lab.get('augmentation'):
             continue
-        src = int(lab.get("source", 0))
+        src = int(lab.get('source', 0))
         if sources is not None and src not in sources:
             continue
         labels[i] = lab
         groups.setdefault(src, []).append(i)
     carried = 0
     for src, items in groups.items():
-        items.sort(key=lambda i: labels[i]["pick_index"])
-        depth = {i: ds.read_depth_m(i, labels[i]) for i in items}  # each item with its own camera's scale
-        donors = [j for j in items if labels[j]["accepted"] and labels[j]["grasps"]]
+        items.sort(key=lambda i: labels[i]['pick_index'])
+        depth = {i: ds.read_depth_m(
+            i, labels[i]) for i in items}  # each item with its own camera's scale
+        donors = [j for j in items if labels[j]['accepted'] and labels[j]['grasps']]
         masks = {i: ds.read_mask(i) for i in items}
         grown = {j: _grow(masks[j]) for j in donors}
-        blind = {i for i in items if not labels[i]["accepted"] and not masks[i].any()
-                 and labels[i].get("reason") != "nothing_removed"}
+        blind = {i for i in items if not labels[i]['accepted'] and not masks[i].any()
+                 and labels[i].get('reason') != 'nothing_removed'}
         pos = {i: n for n, i in enumerate(items)}
         for k in items:
             later, picks = [], []
@@ -82,13 +93,15 @@ def propagate_labels(ds: GraspDataset, *, sources=None) -> int:
                 if pos[j] <= pos[k]:
                     continue
                 between = items[pos[k]:pos[j]]
-                if any(m in blind for m in between) or any((masks[m] & grown[j]).any() for m in between):
+                if any(m in blind for m in between) or any(
+                    (masks[m] & grown[j]).any() for m in between
+                ):
                     continue
                 if unchanged_inside(depth[k], depth[j], masks[j]):
-                    later.extend(labels[j]["grasps"])
-                    picks.append(int(labels[j]["pick_index"]))
-            if labels[k].get("later_grasps", []) != later or labels[k].get("later_picks") != picks:
-                labels[k]["later_grasps"], labels[k]["later_picks"] = later, picks
+                    later.extend(labels[j]['grasps'])
+                    picks.append(int(labels[j]['pick_index']))
+            if labels[k].get('later_grasps', []) != later or labels[k].get('later_picks') != picks:
+                labels[k]['later_grasps'], labels[k]['later_picks'] = later, picks
                 ds.write_label(k, labels[k])
             carried += len(later)
     return carried

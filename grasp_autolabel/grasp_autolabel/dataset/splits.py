@@ -19,47 +19,51 @@ import hashlib
 
 from grasp_autolabel.dataset.store import GraspDataset
 
-__all__ = ["assign_splits", "origin_of", "DEFAULT_TEST_FRACTION"]
+__all__ = ['assign_splits', 'origin_of', 'DEFAULT_TEST_FRACTION']
 
 DEFAULT_TEST_FRACTION = 0.2
 
 
 def origin_of(ds: GraspDataset, label: dict) -> tuple[str, int]:
     """``(source key, pick index)`` of the real pick an item shows (through augmentation)."""
-    if "origin" in label:
-        return label["origin"]["source"], int(label["origin"]["pick_index"])
-    src = ds.meta["sources"][int(label.get("source", 0))] if ds.meta.get("sources") else {}
-    key = src.get("bag") or src.get("session") or src.get("name") or str(label.get("session", ""))
-    return str(key), int(label.get("pick_index", 0))
+    if 'origin' in label:
+        return label['origin']['source'], int(label['origin']['pick_index'])
+    src = ds.meta['sources'][int(label.get('source', 0))] if ds.meta.get('sources') else {}
+    key = src.get('bag') or src.get('session') or src.get('name') or str(label.get('session', ''))
+    return str(key), int(label.get('pick_index', 0))
 
 
 def _unit(*parts) -> float:
-    digest = hashlib.blake2b("/".join(map(str, parts)).encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little") / 2.0 ** 64
+    digest = hashlib.blake2b('/'.join(map(str, parts)).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, 'little') / 2.0 ** 64
 
 
-def assign_splits(ds: GraspDataset, *, test_fraction: float | None = None, seed: int | None = None) -> dict:
+def assign_splits(ds: GraspDataset, *, test_fraction: float | None = None,
+                  seed: int | None = None) -> dict:
     """Compute both splits over the dataset's items and save them in ``dataset.json``.
 
     ``test_fraction`` and ``seed`` default to those already recorded (else 0.2 and 0).
     """
-    old = ds.meta.get("splits") or {}
-    frac = float(old.get("test_fraction", DEFAULT_TEST_FRACTION) if test_fraction is None else test_fraction)
-    seed = int(old.get("seed", 0) if seed is None else seed)
+    old = ds.meta.get('splits') or {}
+    frac = float(old.get('test_fraction',
+                         DEFAULT_TEST_FRACTION) if test_fraction is None else test_fraction)
+    seed = int(old.get('seed', 0) if seed is None else seed)
     if not 0.0 <= frac < 1.0:
-        raise ValueError(f"test fraction: {frac} is not in [0, 1)")
+        raise ValueError(f'test fraction: {frac} is not in [0, 1)')
     origins = {i: origin_of(ds, ds.read_label(i)) for i in ds.item_indices()}
-    sources = sorted({s for s, _ in origins.values()}, key=lambda s: _unit(seed, "session", s))
-    n_test = min(len(sources) - 1, max(1, round(frac * len(sources)))) if len(sources) >= 2 and frac > 0 else 0
+    sources = sorted({s for s, _ in origins.values()}, key=lambda s: _unit(seed, 'session', s))
+    n_test = min(len(sources) - 1,
+                 max(1, round(frac * len(sources)))) if len(sources) >= 2 and frac > 0 else 0
     test_sources = set(sources[:n_test])
-    image_test = {i for i, o in origins.items() if _unit(seed, "image", *o) < frac}
+    image_test = {i for i, o in origins.items() if _unit(seed, 'image', *o) < frac}
     splits = {
-        "seed": seed, "test_fraction": frac,
-        "image": {"train": sorted(set(origins) - image_test), "test": sorted(image_test)},
-        "session": {"train": sorted(i for i, o in origins.items() if o[0] not in test_sources),
-                    "test": sorted(i for i, o in origins.items() if o[0] in test_sources),
-                    "test_sources": sorted(test_sources)},
+        'seed': seed,
+        'test_fraction': frac,
+        'image': {'train': sorted(set(origins) - image_test), 'test': sorted(image_test)},
+        'session': {'train': sorted(i for i, o in origins.items() if o[0] not in test_sources),
+                    'test': sorted(i for i, o in origins.items() if o[0] in test_sources),
+                    'test_sources': sorted(test_sources)},
     }
-    ds.meta["splits"] = splits
+    ds.meta['splits'] = splits
     ds.save_meta()
     return splits

@@ -7,7 +7,8 @@
     DATASET/images/000000.png   RGB frame before the pick
     DATASET/depth/000000.png    its depth (uint16, the source's depth_scale)
     DATASET/masks/000000.png    removed object's mask, uint8 0/255
-    DATASET/labels/000000.json  {"accepted", "reason", "pick_index", "grasps": [[x, y, theta, w, h]], ...}
+    DATASET/labels/000000.json  {"accepted", "reason", "pick_index", "grasps": [[x, y, theta, w,
+    h]], ...}
     DATASET/viz/000000.png      overlays, when asked for
 
 An item is complete when its labels file exists: it is written last, atomically, after the
@@ -16,27 +17,28 @@ finds images without a labels file rewrites them.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 import json
 import os
+from pathlib import Path
 import re
 import shutil
-from dataclasses import dataclass
-from pathlib import Path
-
-import numpy as np
 
 from grasp_autolabel import __version__
 from grasp_autolabel.camera import CameraIntrinsics
-from grasp_autolabel.session import SessionError, read_json, read_png, write_png_atomic, write_text_atomic
+from grasp_autolabel.session import (read_json, read_png, SessionError, write_png_atomic,
+                                     write_text_atomic)
+import numpy as np
 
-__all__ = ["GraspDataset", "DatasetError", "FORMAT", "CONVENTION", "intrinsics_to_dict", "intrinsics_from_dict"]
+__all__ = ['GraspDataset', 'DatasetError', 'FORMAT', 'CONVENTION', 'intrinsics_to_dict',
+           'intrinsics_from_dict']
 
-FORMAT = "grasp_autolabel.dataset"
+FORMAT = 'grasp_autolabel.dataset'
 FORMAT_VERSION = 1
-CONVENTION = ("grasp = [x, y, theta, w, h] in RGB pixels: centre (x, y); theta = closing direction from image +x "
-              "towards +y, radians in [-pi/2, pi/2); w = opening along the closing direction; h = jaw size along "
-              "the object's spine")
-_ITEM_RE = re.compile(r"^(\d{6})\.json$")
+CONVENTION = ('grasp = [x, y, theta, w, h] in RGB pixels: centre (x, y); theta = closing '
+              'direction from image +x towards +y, radians in [-pi/2, pi/2); w = opening along '
+              "the closing direction; h = jaw size along the object's spine")
+_ITEM_RE = re.compile(r'^(\d{6})\.json$')
 
 
 class DatasetError(SessionError):
@@ -44,14 +46,17 @@ class DatasetError(SessionError):
 
 
 def intrinsics_to_dict(i: CameraIntrinsics, depth_scale: float) -> dict:
-    return {"width": i.width, "height": i.height, "fx": i.fx, "fy": i.fy, "cx": i.cx, "cy": i.cy,
-            "distortion_model": i.distortion_model, "distortion": list(i.distortion), "depth_scale": depth_scale}
+    return {'width': i.width, 'height': i.height, 'fx': i.fx, 'fy': i.fy, 'cx': i.cx, 'cy': i.cy,
+            'distortion_model': i.distortion_model, 'distortion': list(i.distortion),
+            'depth_scale': depth_scale}
 
 
 def intrinsics_from_dict(d: dict) -> tuple[CameraIntrinsics, float]:
-    return (CameraIntrinsics(int(d["width"]), int(d["height"]), float(d["fx"]), float(d["fy"]), float(d["cx"]),
-                             float(d["cy"]), d.get("distortion_model", "plumb_bob"), tuple(d.get("distortion", ()))),
-            float(d.get("depth_scale", 0.001)))
+    return (CameraIntrinsics(int(d['width']), int(d['height']), float(d['fx']), float(d['fy']),
+                             float(d['cx']),
+                             float(d['cy']), d.get('distortion_model', 'plumb_bob'),
+                             tuple(d.get('distortion', ()))),
+            float(d.get('depth_scale', 0.001)))
 
 
 @dataclass
@@ -61,22 +66,23 @@ class GraspDataset:
 
     # ---------------------------------------------------------------- opening
     @classmethod
-    def open(cls, path) -> "GraspDataset":
+    def open(cls, path) -> 'GraspDataset':  # noqa: A003
         path = Path(path)
-        meta_path = path / "dataset.json"
+        meta_path = path / 'dataset.json'
         if not meta_path.is_file():
-            raise DatasetError(f"{path}: not a grasp dataset (no dataset.json)")
+            raise DatasetError(f'{path}: not a grasp dataset (no dataset.json)')
         meta = read_json(meta_path)
-        if meta.get("format") != FORMAT:
-            raise DatasetError(f"{meta_path}: format is {meta.get('format')!r}, expected {FORMAT!r}")
-        if int(meta.get("format_version", 0)) > FORMAT_VERSION:
-            raise DatasetError(f"{meta_path}: written by a newer grasp_autolabel (format version "
+        if meta.get('format') != FORMAT:
+            raise DatasetError(
+                f"{meta_path}: format is {meta.get('format')!r}, expected {FORMAT!r}")
+        if int(meta.get('format_version', 0)) > FORMAT_VERSION:
+            raise DatasetError(f'{meta_path}: written by a newer grasp_autolabel (format version '
                                f"{meta.get('format_version')}); upgrade to read it")
         return cls(path, meta)
 
     @classmethod
     def create(cls, path, *, jaw_width_m: float, settings: dict, append: bool = False,
-               overwrite: bool = False) -> "GraspDataset":
+               overwrite: bool = False) -> 'GraspDataset':
         """Start a new dataset in ``path``, or continue the one there.
 
         Raises
@@ -87,9 +93,9 @@ class GraspDataset:
             or ``path`` holds other files.
         """
         path = Path(path)
-        if (path / "dataset.json").exists():
+        if (path / 'dataset.json').exists():
             if overwrite:
-                for sub in ("images", "depth", "masks", "labels", "viz", "dataset.json"):
+                for sub in ('images', 'depth', 'masks', 'labels', 'viz', 'dataset.json'):
                     target = path / sub
                     if target.is_dir():
                         shutil.rmtree(target)
@@ -97,39 +103,45 @@ class GraspDataset:
                         target.unlink()
             elif append:
                 ds = cls.open(path)
-                if abs(float(ds.meta.get("jaw_width_m", -1)) - jaw_width_m) > 1e-9:
-                    raise DatasetError(f"{path}: was labelled with jaw_width_m={ds.meta.get('jaw_width_m')}, "
-                                       f"not {jaw_width_m}; label into a new dataset")
-                if ds.meta.get("settings") != settings:
-                    changed = sorted(k for k in set(settings) | set(ds.meta.get("settings", {}))
-                                     if settings.get(k) != ds.meta.get("settings", {}).get(k))
-                    raise DatasetError(f"{path}: was labelled with other settings ({', '.join(changed)}); "
-                                       "label into a new dataset")
+                if abs(float(ds.meta.get('jaw_width_m', -1)) - jaw_width_m) > 1e-9:
+                    raise DatasetError(f'{path}: was labelled with '
+                                       f"jaw_width_m={ds.meta.get('jaw_width_m')}, "
+                                       f'not {jaw_width_m}; label into a new dataset')
+                if ds.meta.get('settings') != settings:
+                    changed = sorted(k for k in set(settings) | set(ds.meta.get('settings', {}))
+                                     if settings.get(k) != ds.meta.get('settings', {}).get(k))
+                    raise DatasetError(f'{path}: was labelled with other settings '
+                                       f"({', '.join(changed)}); "
+                                       'label into a new dataset')
                 return ds
             else:
                 n = len(cls.open(path).item_indices())
-                raise DatasetError(f"{path} already holds a dataset ({n} items); pass --append to add to it "
-                                   "or --overwrite to replace it")
+                raise DatasetError(f'{path} already holds a dataset ({n} items); pass --append to '
+                                   'add to it '
+                                   'or --overwrite to replace it')
         elif path.exists() and any(path.iterdir()):
-            raise DatasetError(f"{path} exists and is not empty (and holds no dataset.json); choose another folder")
-        meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "tool_version": __version__,
-                "grasp_convention": CONVENTION, "jaw_width_m": jaw_width_m, "settings": settings,
-                "sources": [], "splits": {}}
+            raise DatasetError(
+                f'{path} exists and is not empty (and holds no dataset.json); choose another '
+                'folder')
+        meta = {'format': FORMAT, 'format_version': FORMAT_VERSION, 'tool_version': __version__,
+                'grasp_convention': CONVENTION, 'jaw_width_m': jaw_width_m, 'settings': settings,
+                'sources': [], 'splits': {}}
         path.mkdir(parents=True, exist_ok=True)
         ds = cls(path, meta)
         ds.save_meta()
         return ds
 
     def save_meta(self) -> None:
-        write_text_atomic(self.path / "dataset.json", json.dumps(self.meta, indent=1) + "\n")
+        write_text_atomic(self.path / 'dataset.json', json.dumps(self.meta, indent=1) + '\n')
 
     # ---------------------------------------------------------------- items
     def item_indices(self) -> list[int]:
-        """Indices of the complete items (those with a labels file), sorted."""
-        folder = self.path / "labels"
+        """Indicate of the complete items (those with a labels file), sorted."""
+        folder = self.path / 'labels'
         if not folder.is_dir():
             return []
-        return sorted(int(m.group(1)) for name in os.listdir(folder) if (m := _ITEM_RE.match(name)))
+        return sorted(int(m.group(1)) for name in os.listdir(folder) if (m := _ITEM_RE.match(
+            name)))
 
     def next_index(self) -> int:
         idx = self.item_indices()
@@ -137,43 +149,48 @@ class GraspDataset:
 
     def add_source(self, record: dict) -> int:
         """Record a source (a session or a bag); returns its index in ``meta['sources']``."""
-        self.meta["sources"].append(record)
+        self.meta['sources'].append(record)
         self.save_meta()
-        return len(self.meta["sources"]) - 1
+        return len(self.meta['sources']) - 1
 
     def write_item(self, index: int, *, rgb_png: Path | None = None, rgb: np.ndarray | None = None,
-                   depth_png: Path | None = None, depth: np.ndarray | None = None, mask: np.ndarray,
+                   depth_png: Path | None = None, depth: np.ndarray | None = None,
+                   mask: np.ndarray,
                    label: dict) -> None:
         """Write one item; the images first, the labels file last.
 
         Images given as existing PNG files are copied byte for byte (no decode, no re-encode).
         """
-        name = f"{index:06d}.png"
-        for sub, png, arr in (("images", rgb_png, rgb), ("depth", depth_png, depth)):
+        name = f'{index:06d}.png'
+        for sub, png, arr in (('images', rgb_png, rgb), ('depth', depth_png, depth)):
             target = self.path / sub / name
             if png is not None:
                 target.parent.mkdir(parents=True, exist_ok=True)
-                tmp = target.with_name(f".{name}.tmp")
+                tmp = target.with_name(f'.{name}.tmp')
                 shutil.copyfile(png, tmp)
                 os.replace(tmp, target)
             elif arr is not None:
                 write_png_atomic(target, arr)
             else:
-                raise ValueError(f"write_item: no {sub} image for item {index}")
-        write_png_atomic(self.path / "masks" / name, np.asarray(mask, dtype=bool).astype(np.uint8) * 255)
-        label = {"image": f"images/{name}", "depth": f"depth/{name}", "mask": f"masks/{name}", **label}
-        write_text_atomic(self.path / "labels" / f"{index:06d}.json", json.dumps(label, indent=1) + "\n")
+                raise ValueError(f'write_item: no {sub} image for item {index}')
+        write_png_atomic(self.path / 'masks' / name,
+                         np.asarray(mask, dtype=bool).astype(np.uint8) * 255)
+        label = {'image': f'images/{name}', 'depth': f'depth/{name}', 'mask': f'masks/{name}',
+                 **label}
+        write_text_atomic(self.path / 'labels' / f'{index:06d}.json',
+                          json.dumps(label, indent=1) + '\n')
 
     def read_label(self, index: int) -> dict:
-        return read_json(self.path / "labels" / f"{index:06d}.json", what="labels file")
+        return read_json(self.path / 'labels' / f'{index:06d}.json', what='labels file')
 
     def write_label(self, index: int, label: dict) -> None:
         """Replace item ``index``'s labels file (atomically; its images stay)."""
-        write_text_atomic(self.path / "labels" / f"{index:06d}.json", json.dumps(label, indent=1) + "\n")
+        write_text_atomic(self.path / 'labels' / f'{index:06d}.json',
+                          json.dumps(label, indent=1) + '\n')
 
     def depth_path(self, index: int, label: dict | None = None) -> Path:
-        """Item ``index``'s depth PNG (the labels file may name another place: imported datasets)."""
-        name = (label or {}).get("depth") or f"depth/{index:06d}.png"
+        """Item ``index``'s depth PNG (an imported dataset's labels file may name another)."""
+        name = (label or {}).get('depth') or f'depth/{index:06d}.png'
         return self.path / name
 
     def has_depth(self, index: int, label: dict | None = None) -> bool:
@@ -181,16 +198,16 @@ class GraspDataset:
 
     def read_depth(self, index: int, label: dict | None = None) -> np.ndarray:
         """Item ``index``'s raw depth ``(H, W)`` uint16, in units of its camera's depth scale."""
-        return read_png(self.depth_path(index, label), kind="depth")
+        return read_png(self.depth_path(index, label), kind='depth')
 
     def read_mask(self, index: int) -> np.ndarray:
-        return read_png(self.path / "masks" / f"{index:06d}.png", kind="mask") > 0
+        return read_png(self.path / 'masks' / f'{index:06d}.png', kind='mask') > 0
 
     def read_rgb(self, index: int) -> np.ndarray:
-        return read_png(self.path / "images" / f"{index:06d}.png", kind="rgb")
+        return read_png(self.path / 'images' / f'{index:06d}.png', kind='rgb')
 
     def source_of(self, index: int, label: dict | None = None) -> dict:
-        """The source record (session or bag) item ``index`` came from.
+        """Return the source record (session or bag) item ``index`` came from.
 
         Raises
         ------
@@ -198,22 +215,28 @@ class GraspDataset:
             The labels file names a source the dataset does not have.
         """
         label = self.read_label(index) if label is None else label
-        sources = self.meta.get("sources") or []
-        k = label.get("source", 0)
+        sources = self.meta.get('sources') or []
+        k = label.get('source', 0)
         if not isinstance(k, int) or not 0 <= k < len(sources):
-            raise DatasetError(f"{self.path / 'labels' / f'{index:06d}.json'}: source {k!r} is not one of the "
+            raise DatasetError(f"{self.path / 'labels' / f'{index:06d}.json'}: source {k!r} is "
+                               'not one of the '
                                f"dataset's {len(sources)} sources")
         return sources[k]
 
-    def intrinsics(self, index: int, label: dict | None = None) -> tuple[CameraIntrinsics, float] | None:
-        """``(intrinsics, depth_scale)`` of the camera item ``index`` was taken with (None when
-        its source recorded no camera)."""
-        camera = self.source_of(index, label).get("camera")
+    def intrinsics(self, index: int,
+                   label: dict | None = None) -> tuple[CameraIntrinsics, float] | None:
+        """Return ``(intrinsics, depth_scale)`` of item ``index``'s camera.
+
+        None when its source recorded no camera.
+        """
+        camera = self.source_of(index, label).get('camera')
         return intrinsics_from_dict(camera) if camera else None
 
     def read_depth_m(self, index: int, label: dict | None = None) -> np.ndarray:
-        """Item ``index``'s depth in metres ``(H, W)`` float32 (0 = invalid), with the depth scale
-        of its own source's camera (datasets may mix cameras)."""
+        """Return item ``index``'s depth in metres ``(H, W)`` float32 (0 = invalid).
+
+        Scaled with the depth scale of its own source's camera (datasets may mix cameras).
+        """
         cam = self.intrinsics(index, label)
         scale = cam[1] if cam else 0.001
         return self.read_depth(index, label).astype(np.float32) * np.float32(scale)

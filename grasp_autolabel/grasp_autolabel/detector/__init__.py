@@ -1,4 +1,4 @@
-"""The oriented grasp detector (torch/torchvision), split the torchvision way:
+"""The oriented grasp detector (torch/torchvision), split the torchvision way.
 
 ``config``      network (frozen, in the checkpoint) apart from train and decode settings
 ``models/``     one module per family: ``grasp_map`` (the default), ``faster_rcnn`` (the paper's)

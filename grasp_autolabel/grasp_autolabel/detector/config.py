@@ -1,4 +1,4 @@
-"""The detector's settings, in three parts kept apart:
+"""The detector's settings, in three parts kept apart.
 
 * the network (``models.*Network``, frozen): what the weights depend on; saved in every
   checkpoint and in the ONNX metadata, and never changed after training;
@@ -10,21 +10,23 @@ Every value is range-checked when the settings are made, with the setting named.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, fields, replace
+import math
 
-__all__ = ["TrainSettings", "DecodeSettings", "TRAIN_DEFAULTS", "DECODE_DEFAULTS", "settings_from_dict"]
+__all__ = ['TrainSettings', 'DecodeSettings', 'TRAIN_DEFAULTS', 'DECODE_DEFAULTS',
+           'settings_from_dict']
 
 
 def _check(name: str, value, lo: float, hi: float, *, integer: bool = False):
     try:
         v = int(value) if integer else float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"{name}: expected a{'n integer' if integer else ' number'}, got {value!r}") from None
+        raise ValueError(
+            f"{name}: expected a{'n integer' if integer else ' number'}, got {value!r}") from None
     if integer and float(value) != v:
-        raise ValueError(f"{name}: expected an integer, got {value!r}")
+        raise ValueError(f'{name}: expected an integer, got {value!r}')
     if not (math.isfinite(v) and lo <= v <= hi):
-        raise ValueError(f"{name}: {value!r} is not in {lo}..{hi}")
+        raise ValueError(f'{name}: {value!r} is not in {lo}..{hi}')
     return v
 
 
@@ -49,40 +51,49 @@ class TrainSettings:
     max_rotation_deg: float = 180.0
     scale_range: tuple = (0.7, 1.3)
     max_shift_fraction: float = 0.15
-    split: str = "session"  # which split's train part to use: session | image | none
-    use_later_grasps: bool = True  # also train on later picks' grasps carried back (dataset/propagate.py)
+    split: str = 'session'  # which split's train part to use: session | image | none
+    # also train on later picks' grasps carried back (dataset/propagate.py)
+    use_later_grasps: bool = True
     val_every: int = 100
     seed: int = 0
 
     def __post_init__(self):
-        object.__setattr__(self, "lr", _check("lr", self.lr, 1e-7, 1.0))
-        object.__setattr__(self, "batch_size", _check("batch_size", self.batch_size, 1, 1024, integer=True))
-        object.__setattr__(self, "max_steps", _check("max_steps", self.max_steps, 1, 10_000_000, integer=True))
-        object.__setattr__(self, "max_minutes", _check("max_minutes", self.max_minutes, 0.0, 1e7))
-        object.__setattr__(self, "weight_decay", _check("weight_decay", self.weight_decay, 0.0, 1.0))
-        object.__setattr__(self, "max_rotation_deg", _check("max_rotation_deg", self.max_rotation_deg, 0.0, 180.0))
-        object.__setattr__(self, "max_shift_fraction", _check("max_shift_fraction", self.max_shift_fraction, 0, 0.5))
-        object.__setattr__(self, "val_every", _check("val_every", self.val_every, 1, 10_000_000, integer=True))
-        object.__setattr__(self, "seed", _check("seed", self.seed, 0, 2**32 - 1, integer=True))
+        object.__setattr__(self, 'lr', _check('lr', self.lr, 1e-7, 1.0))
+        object.__setattr__(self, 'batch_size',
+                           _check('batch_size', self.batch_size, 1, 1024, integer=True))
+        object.__setattr__(self, 'max_steps',
+                           _check('max_steps', self.max_steps, 1, 10_000_000, integer=True))
+        object.__setattr__(self, 'max_minutes', _check('max_minutes', self.max_minutes, 0.0, 1e7))
+        object.__setattr__(self, 'weight_decay',
+                           _check('weight_decay', self.weight_decay, 0.0, 1.0))
+        object.__setattr__(self, 'max_rotation_deg',
+                           _check('max_rotation_deg', self.max_rotation_deg, 0.0, 180.0))
+        object.__setattr__(self, 'max_shift_fraction',
+                           _check('max_shift_fraction', self.max_shift_fraction, 0, 0.5))
+        object.__setattr__(self, 'val_every',
+                           _check('val_every', self.val_every, 1, 10_000_000, integer=True))
+        object.__setattr__(self, 'seed', _check('seed', self.seed, 0, 2**32 - 1, integer=True))
         try:
             lo, hi = (float(v) for v in self.scale_range)
         except (TypeError, ValueError):
-            raise ValueError(f"scale_range: expected [min, max], got {self.scale_range!r}") from None
+            raise ValueError(
+                f'scale_range: expected [min, max], got {self.scale_range!r}') from None
         if not (math.isfinite(lo) and math.isfinite(hi) and 0.1 <= lo <= hi <= 10):
-            raise ValueError(f"scale_range: expected 0.1 <= min <= max <= 10, got {self.scale_range!r}")
-        object.__setattr__(self, "scale_range", (lo, hi))
-        if self.split not in ("session", "image", "none"):
-            raise ValueError(f"split: {self.split!r} is not session, image or none")
+            raise ValueError(
+                f'scale_range: expected 0.1 <= min <= max <= 10, got {self.scale_range!r}')
+        object.__setattr__(self, 'scale_range', (lo, hi))
+        if self.split not in ('session', 'image', 'none'):
+            raise ValueError(f'split: {self.split!r} is not session, image or none')
 
 
 # The paper's schedule for its Faster R-CNN: Adam 1e-4, batch 4.
-TRAIN_DEFAULTS = {"grasp-map": {}, "faster-rcnn": {"lr": 1e-4, "batch_size": 4, "max_steps": 700,
-                                                    "weight_decay": 0.0}}
+TRAIN_DEFAULTS = {'grasp-map': {}, 'faster-rcnn': {'lr': 1e-4, 'batch_size': 4, 'max_steps': 700,
+                                                   'weight_decay': 0.0}}
 
 
 # A briefly trained Faster R-CNN scores its detections low (measured: none above 0.3 after 300 CPU
 # steps); its class scores are not the grasp-map's quality.
-DECODE_DEFAULTS = {"grasp-map": {}, "faster-rcnn": {"score_threshold": 0.05}}
+DECODE_DEFAULTS = {'grasp-map': {}, 'faster-rcnn': {'score_threshold': 0.05}}
 
 
 @dataclass(frozen=True)
@@ -125,26 +136,32 @@ class DecodeSettings:
     opening_margin: float = 1.3
 
     def __post_init__(self):
-        object.__setattr__(self, "score_threshold", _check("score_threshold", self.score_threshold, 0.0, 1.0))
-        object.__setattr__(self, "nms_iou", _check("nms_iou", self.nms_iou, 0.0, 1.0))
-        object.__setattr__(self, "max_candidates", _check("max_candidates", self.max_candidates, 1, 10000,
-                                                          integer=True))
-        object.__setattr__(self, "peak_distance_px", _check("peak_distance_px", self.peak_distance_px, 1.0, 1e4))
-        object.__setattr__(self, "quality_sigma", _check("quality_sigma", self.quality_sigma, 0.0, 50.0))
-        object.__setattr__(self, "jaw_width_m", _check("jaw_width_m", self.jaw_width_m, 1e-4, 10.0))
-        object.__setattr__(self, "fallback_jaw_px", _check("fallback_jaw_px", self.fallback_jaw_px, 0.1, 1e4))
-        object.__setattr__(self, "opening_margin", _check("opening_margin", self.opening_margin, 1.0, 5.0))
+        object.__setattr__(self, 'score_threshold',
+                           _check('score_threshold', self.score_threshold, 0.0, 1.0))
+        object.__setattr__(self, 'nms_iou', _check('nms_iou', self.nms_iou, 0.0, 1.0))
+        object.__setattr__(self, 'max_candidates',
+                           _check('max_candidates', self.max_candidates, 1, 10000, integer=True))
+        object.__setattr__(self, 'peak_distance_px',
+                           _check('peak_distance_px', self.peak_distance_px, 1.0, 1e4))
+        object.__setattr__(self, 'quality_sigma',
+                           _check('quality_sigma', self.quality_sigma, 0.0, 50.0))
+        object.__setattr__(self, 'jaw_width_m',
+                           _check('jaw_width_m', self.jaw_width_m, 1e-4, 10.0))
+        object.__setattr__(self, 'fallback_jaw_px',
+                           _check('fallback_jaw_px', self.fallback_jaw_px, 0.1, 1e4))
+        object.__setattr__(self, 'opening_margin',
+                           _check('opening_margin', self.opening_margin, 1.0, 5.0))
         if not isinstance(self.refine, bool):
-            raise ValueError(f"refine: expected true or false, got {self.refine!r}")
+            raise ValueError(f'refine: expected true or false, got {self.refine!r}')
 
-    def with_(self, **changes) -> "DecodeSettings":
+    def with_(self, **changes) -> 'DecodeSettings':
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
 
 def settings_from_dict(cls, d: dict, *, what: str):
     """``cls(**d)`` with unknown keys and bad values reported as one ValueError naming them."""
     if not isinstance(d, dict):
-        raise ValueError(f"{what}: expected a mapping, got {type(d).__name__}")
+        raise ValueError(f'{what}: expected a mapping, got {type(d).__name__}')
     names = {f.name for f in fields(cls)}
     unknown = sorted(set(d) - names)
     if unknown:
@@ -152,7 +169,7 @@ def settings_from_dict(cls, d: dict, *, what: str):
     try:
         return cls(**d)
     except TypeError as exc:
-        raise ValueError(f"{what}: {exc}") from None
+        raise ValueError(f'{what}: {exc}') from None
 
 
 def settings_to_dict(settings) -> dict:

@@ -18,25 +18,27 @@ own source's depth scale. Items are decoded and scaled once and kept in memory (
 """
 from __future__ import annotations
 
-import numpy as np
-
 from grasp_autolabel.dataset.store import DatasetError, GraspDataset
 from grasp_autolabel.detector.models import family
-from grasp_autolabel.detector.transforms import AugmentSettings, Sample, augment, scale_sample
+from grasp_autolabel.detector.transforms import augment, AugmentSettings, Sample, scale_sample
 from grasp_autolabel.geometry import as_grasps
+import numpy as np
 
-__all__ = ["select_items", "item_grasps", "item_logs", "GraspItems", "split_parts"]
+__all__ = ['select_items', 'item_grasps', 'item_logs', 'GraspItems', 'split_parts']
 
 
 def item_grasps(label: dict, use_later: bool = True) -> list:
-    """The grasps an item teaches: its own (when the gate accepted the pick) and, with
-    ``use_later``, later picks' grasps valid in this frame (``later_grasps``)."""
-    out = list(label.get("grasps") or []) if label.get("accepted") else []
-    return out + (list(label.get("later_grasps") or []) if use_later else [])
+    """Return the grasps an item teaches.
+
+    Its own (when the gate accepted the pick) and, with ``use_later``, later picks' grasps valid in
+    this frame (``later_grasps``).
+    """
+    out = list(label.get('grasps') or []) if label.get('accepted') else []
+    return out + (list(label.get('later_grasps') or []) if use_later else [])
 
 
 def item_logs(label: dict, later_labels: dict, use_later: bool = True) -> list[tuple]:
-    """The logs an item teaches as ``[(spine (2, 2) or None, grasps (n, 5)), ...]``.
+    """Return the logs an item teaches as ``[(spine (2, 2) or None, grasps (n, 5)), ...]``.
 
     A labels file may list them itself (``"logs": [{"spine": [[x, y], [x, y]], "grasps": [...]},
     ...]``, as ground-truth datasets do); otherwise they are the pick's own log (its ``spine``
@@ -44,21 +46,24 @@ def item_logs(label: dict, later_labels: dict, use_later: bool = True) -> list[t
     (``later_picks``: that pick's own spine, from ``later_labels[pick_index]``, with the grasps
     carried back).
     """
-    if isinstance(label.get("logs"), list):
-        return [(np.asarray(log["spine"], float) if log.get("spine") else None, as_grasps(log["grasps"]))
-                for log in label["logs"] if log.get("grasps")]
+    if isinstance(label.get('logs'), list):
+        return [(np.asarray(log['spine'], float) if log.get('spine') else None,
+                 as_grasps(log['grasps']))
+                for log in label['logs'] if log.get('grasps')]
     out = []
-    if label.get("accepted") and label.get("grasps"):
-        out.append((np.asarray(label["spine"], float) if label.get("spine") else None, as_grasps(label["grasps"])))
-    if use_later and label.get("later_grasps"):
-        later = as_grasps(label["later_grasps"])
-        known = [later_labels.get(p) for p in label.get("later_picks") or []]
-        if all(k is not None and k.get("grasps") for k in known) and \
-                sum(len(k["grasps"]) for k in known) == len(later):
+    if label.get('accepted') and label.get('grasps'):
+        out.append((np.asarray(label['spine'], float) if label.get('spine') else None,
+                    as_grasps(label['grasps'])))
+    if use_later and label.get('later_grasps'):
+        later = as_grasps(label['later_grasps'])
+        known = [later_labels.get(p) for p in label.get('later_picks') or []]
+        if all(k is not None and k.get('grasps') for k in known) and \
+                sum(len(k['grasps']) for k in known) == len(later):
             start = 0
             for k in known:
-                n = len(k["grasps"])
-                out.append((np.asarray(k["spine"], float) if k.get("spine") else None, later[start:start + n]))
+                n = len(k['grasps'])
+                out.append((np.asarray(k['spine'], float) if k.get('spine') else None,
+                            later[start:start + n]))
                 start += n
         else:  # a later pick not in this dataset: its grasps without a spine
             out.append((None, later))
@@ -66,19 +71,23 @@ def item_logs(label: dict, later_labels: dict, use_later: bool = True) -> list[t
 
 
 def split_parts(ds: GraspDataset, split: str) -> dict | None:
-    """``{"train": [...], "test": [...]}`` of the ``split`` kind, or None when the dataset has
-    no such split (or ``split`` is "none")."""
-    if split == "none":
+    """``{"train": [...], "test".
+
+    [...]}`` of the ``split`` kind, or None when the dataset has no such split (or ``split`` is
+    "none").
+    """
+    if split == 'none':
         return None
-    parts = (ds.meta.get("splits") or {}).get(split)
-    if not isinstance(parts, dict) or not isinstance(parts.get("train"), list):
+    parts = (ds.meta.get('splits') or {}).get(split)
+    if not isinstance(parts, dict) or not isinstance(parts.get('train'), list):
         return None
     return parts
 
 
 def select_items(ds: GraspDataset, part: str, split: str, use_later: bool = False) -> list[int]:
-    """Items with grasps (see :func:`item_grasps`) in ``part`` ("train", "test" or "all") of the
-    ``split`` kind.
+    """Select the items with grasps in ``part`` ("train", "test" or "all") of the ``split`` kind.
+
+    See :func:`item_grasps`.
 
     Raises
     ------
@@ -86,11 +95,14 @@ def select_items(ds: GraspDataset, part: str, split: str, use_later: bool = Fals
         ``part`` is "train" or "test" of a split the dataset does not have.
     """
     items = ds.item_indices()
-    if split != "none" and part != "all":
+    if split != 'none' and part != 'all':
         parts = split_parts(ds, split)
         if parts is None:
-            raise DatasetError(f"{ds.path}: has no {split}-wise split, so it has no {part} part; run "
-                               f"`grasp-autolabel split {ds.path}` or pass --split none --part all")
+            raise DatasetError(
+                f'{ds.path}: has no {split}-wise split, so it has no {part} part; '
+                'run '
+                f'`grasp-autolabel split {ds.path}` or pass --split none --part all'
+            )
         items = sorted(set(items) & set(parts.get(part) or []))
     return [i for i in items if item_grasps(ds.read_label(i), use_later)]
 
@@ -104,7 +116,7 @@ class GraspItems:
         No item with grasps in ``part``, or images of different sizes (named).
     """
 
-    def __init__(self, path, network, train, *, part: str = "train", augment: bool | None = None):
+    def __init__(self, path, network, train, *, part: str = 'train', augment: bool | None = None):
         self.ds = GraspDataset.open(path)
         self.network = network
         self.settings = train
@@ -113,26 +125,33 @@ class GraspItems:
         self.items = select_items(self.ds, part, train.split, train.use_later_grasps)
         if not self.items:
             n = len(self.ds.item_indices())
-            where = "" if train.split == "none" or part == "all" else f" in the {train.split}-wise {part} split"
-            raise DatasetError(f"{path}: no accepted labels with grasps to train on ({n} items, none usable{where})")
+            where = (
+                '' if train.split == 'none' or part == 'all' else f' in the {train.split}-wise '
+                                                                  f'{part} split')
+            raise DatasetError(
+                f'{path}: no accepted labels with grasps to train on ({n} items, none '
+                f'usable{where})')
         self._samples: list[Sample] = []
         sizes: dict = {}
         jaws, openings, fx = [], [], []
         labels = {i: self.ds.read_label(i) for i in self.ds.item_indices()}
-        by_pick = {(lab.get("source", 0), lab.get("pick_index")): lab for lab in labels.values()
-                   if "origin" not in lab}
+        by_pick = {(lab.get('source', 0), lab.get('pick_index')): lab for lab in labels.values()
+                   if 'origin' not in lab}
         for i in self.items:
             label = labels[i]
-            rgb = self.ds.read_rgb(i) if getattr(network, "channels", "rgb") != "depth" else None
+            rgb = self.ds.read_rgb(i) if getattr(network, 'channels', 'rgb') != 'depth' else None
             depth = self.ds.read_depth_m(i, label) if network.uses_depth else None
             size = (rgb if rgb is not None else depth).shape[1::-1]
             sizes.setdefault(tuple(size), i)
-            logs = item_logs(label, {p: by_pick.get((label.get("source", 0), p)) for p in
-                                     label.get("later_picks") or []}, train.use_later_grasps)
+            logs = item_logs(label, {p: by_pick.get((label.get('source', 0), p)) for p in
+                                     label.get('later_picks') or []}, train.use_later_grasps)
             g = np.concatenate([grasps for _, grasps in logs]) if logs else np.zeros((0, 5))
-            spines = np.concatenate([np.broadcast_to(spine if spine is not None else np.full((2, 2), np.nan),
-                                                     (len(grasps), 2, 2)) for spine, grasps in logs]) \
-                if logs else np.zeros((0, 2, 2))
+            spines = (
+                np.concatenate([np.broadcast_to(spine if spine is not None else np.full((
+                    2, 2), np.nan), (len(grasps), 2, 2)) for spine, grasps in logs])
+                if logs
+                else np.zeros((0, 2, 2))
+            )
             jaws.extend(g[:, 4].tolist())
             openings.extend(g[:, 3].tolist())
             cam = self.ds.intrinsics(i, label)
@@ -142,7 +161,8 @@ class GraspItems:
             self._samples.append(scale_sample(Sample(rgb, depth, g, spines), s))
         if len(sizes) > 1:
             (s0, i0), (s1, i1) = list(sizes.items())[:2]
-            raise DatasetError(f"{path}: images of different sizes ({s0[0]}x{s0[1]} in item {i0}, {s1[0]}x{s1[1]} in "
+            raise DatasetError(f'{path}: images of different sizes ({s0[0]}x{s0[1]} in item {i0}, '
+                               f'{s1[0]}x{s1[1]} in '
                                f"item {i1}); train on one camera's images")
         self.image_size = next(iter(sizes))
         self.median_jaw_px = float(np.median(jaws))
@@ -165,15 +185,19 @@ class GraspItems:
         import torch
 
         x = self.family.to_tensor(s.rgb, s.depth_m, self.network)
-        target = {"grasps": torch.from_numpy(as_grasps(s.grasps).astype(np.float32))}
-        if self.network.model == "grasp-map":
-            target["maps"] = torch.from_numpy(self.family.draw_targets(s.grasps, (x.shape[1] // 2, x.shape[2] // 2),
+        target = {'grasps': torch.from_numpy(as_grasps(s.grasps).astype(np.float32))}
+        if self.network.model == 'grasp-map':
+            target['maps'] = torch.from_numpy(self.family.draw_targets(s.grasps, (x.shape[1] // 2,
+                                                                                  x.shape[2] // 2),
                                                                        s.spines))
         else:
-            target.update({k: torch.from_numpy(v) for k, v in self.family.encode_grasps(s.grasps, self.network).items()})
+            target.update({k: torch.from_numpy(v) for k,
+                           v in self.family.encode_grasps(s.grasps, self.network).items()})
         return torch.from_numpy(x), target
 
     def __getitem__(self, index: int):
-        """The item as it is (no random transform): use :meth:`sample` + :meth:`encode` to
-        augment with a generator of your own."""
+        """Return the item as it is (no random transform).
+
+        Use :meth:`sample` + :meth:`encode` to augment with a generator of your own.
+        """
         return self.encode(self._samples[index])

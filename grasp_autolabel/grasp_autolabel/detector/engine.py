@@ -3,30 +3,34 @@ from __future__ import annotations
 
 import math
 
+from grasp_autolabel.geometry import rectangle_metric
 import numpy as np
 
-from grasp_autolabel.geometry import rectangle_metric
-
-__all__ = ["compute_loss", "train_one_epoch", "evaluate"]
+__all__ = ['compute_loss', 'train_one_epoch', 'evaluate']
 
 
 def compute_loss(model, network, images, targets) -> dict:
-    """The family's training losses for a batch (``images``: list of ``(C, H, W)`` tensors,
-    ``targets``: list of target dicts, see :mod:`.data`)."""
+    """Return the family's training losses for a batch (``images``.
+
+    List of ``(C, H, W)`` tensors, ``targets``: list of target dicts, see :mod:`.data`).
+    """
     import torch
 
-    if network.model == "grasp-map":
+    if network.model == 'grasp-map':
         from grasp_autolabel.detector.models.grasp_map import loss
 
-        return loss(model(torch.stack(images)), torch.stack([t["maps"] for t in targets]))
-    return model(list(images), [{"boxes": t["boxes"], "labels": t["labels"]} for t in targets])
+        return loss(model(torch.stack(images)), torch.stack([t['maps'] for t in targets]))
+    return model(list(images), [{'boxes': t['boxes'], 'labels': t['labels']} for t in targets])
 
 
-def train_one_epoch(model, network, optimizer, items, rng: np.random.Generator, *, batch_size: int, device,
+def train_one_epoch(model, network, optimizer, items, rng: np.random.Generator, *, batch_size: int,
+                    device,
                     scheduler=None, max_steps: int | None = None, on_step=None) -> int:
-    """One shuffled pass over ``items`` (a :class:`.data.GraspItems`), each item randomly
-    transformed, in batches of ``batch_size``; stops early after ``max_steps``. ``on_step(loss
-    dict of floats)`` after each step. Returns the number of steps taken.
+    """Train one shuffled pass over ``items`` (a :class:`.data.GraspItems`).
+
+    Each item is randomly transformed, in batches of ``batch_size``; stops early after
+    ``max_steps``. ``on_step(loss dict of floats)`` after each step. Returns the number of steps
+    taken.
 
     Raises
     ------
@@ -46,13 +50,14 @@ def train_one_epoch(model, network, optimizer, items, rng: np.random.Generator, 
     for b in range(n_batches):
         if max_steps is not None and steps >= max_steps:
             break
-        pairs = [items.encode(items.sample(int(i), rng)) for i in order[b * batch_size:(b + 1) * batch_size]]
+        pairs = [items.encode(items.sample(int(i), rng)) for i in order[b * batch_size:(
+            b + 1) * batch_size]]
         images = [x.to(device) for x, _ in pairs]
         targets = [{k: v.to(device) for k, v in t.items()} for _, t in pairs]
         losses = compute_loss(model, network, images, targets)
         loss = sum(losses.values())
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"the loss is {loss.item()} (diverged); lower lr")
+            raise FloatingPointError(f'the loss is {loss.item()} (diverged); lower lr')
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -60,19 +65,20 @@ def train_one_epoch(model, network, optimizer, items, rng: np.random.Generator, 
             scheduler.step()
         steps += 1
         if on_step is not None:
-            on_step({k: float(v.detach()) for k, v in losses.items()} | {"total": float(loss.detach())})
+            on_step({k: float(v.detach()) for k,
+                     v in losses.items()} | {'total': float(loss.detach())})
     return steps
 
 
 def evaluate(model, network, decode, items) -> dict:
-    """Validation on un-augmented ``items`` (network scale) under ``torch.inference_mode``: the
-    top-1 rectangle metric against the items' labels (IoU > 0.25, angle < 30 deg; the jaw size
+    """Validate on un-augmented ``items`` (network scale) under ``torch.inference_mode``.
+
+    The top-1 rectangle metric against the items' labels (IoU > 0.25, angle < 30 deg; the jaw size
     of a prediction is the labels' median) and the mean number of candidates.
     """
-    import torch
-
     from grasp_autolabel.detector.models import decode_outputs, family
-    from grasp_autolabel.detector.predict import TorchPredictor, rotated_nms
+    from grasp_autolabel.detector.predict import rotated_nms, TorchPredictor
+    import torch
 
     fam = family(network)
     runner = TorchPredictor(model=model, network=network, decode=decode)  # sets eval mode
@@ -88,5 +94,5 @@ def evaluate(model, network, decode, items) -> dict:
             n += 1
             hits += int(len(g) > 0 and bool(rectangle_metric(g[:1], s.grasps)[0]))
     model.train()
-    return {"images": n, "rectangle_top1_pct": round(100.0 * hits / max(n, 1), 2),
-            "candidates_per_image": round(cands / max(n, 1), 2)}
+    return {'images': n, 'rectangle_top1_pct': round(100.0 * hits / max(n, 1), 2),
+            'candidates_per_image': round(cands / max(n, 1), 2)}

@@ -19,61 +19,66 @@ session; on the dataset's labels otherwise):
 """
 from __future__ import annotations
 
-import math
-import time
 from collections import Counter
+import math
 from pathlib import Path
-
-import numpy as np
+import time
 
 from grasp_autolabel.dataset.store import DatasetError, GraspDataset
 from grasp_autolabel.detector.data import item_grasps, select_items
 from grasp_autolabel.detector.predict import load_predictor
-from grasp_autolabel.evaluation import ValidityRule, valid_for_log
-from grasp_autolabel.geometry import angle_difference, as_grasps, normalize_angle, point_segment_distance, \
-    rectangle_metric
+from grasp_autolabel.evaluation import valid_for_log, ValidityRule
+from grasp_autolabel.geometry import (angle_difference, as_grasps, normalize_angle,
+                                      point_segment_distance, rectangle_metric)
 from grasp_autolabel.session import read_json
+import numpy as np
 
-__all__ = ["evaluate", "frame_truth", "dense_truth", "judge", "INVALID_REASONS"]
+__all__ = ['evaluate', 'frame_truth', 'dense_truth', 'judge', 'INVALID_REASONS']
 
-INVALID_REASONS = ("on_no_log", "log_not_free", "angle", "opening")
+INVALID_REASONS = ('on_no_log', 'log_not_free', 'angle', 'opening')
 
 
 def frame_truth(ds: GraspDataset, index: int, label: dict) -> dict | None:
-    """The simulator's truth of the frame an item shows, when its source session has one."""
-    if "origin" in label or label.get("augmentation"):
+    """Return the simulator's truth of the frame an item shows, when its source session has one."""
+    if 'origin' in label or label.get('augmentation'):
         return None
-    session = ds.source_of(index, label).get("session")
+    session = ds.source_of(index, label).get('session')
     if not session:
         return None
-    path = Path(session) / "gt" / "frames" / f"{int(label['pick_index']):06d}.json"
+    path = Path(session) / 'gt' / 'frames' / f"{int(label['pick_index']):06d}.json"
     return read_json(path) if path.is_file() else None
 
 
 def _visible(log: dict) -> dict:
-    return {**log, "axis_px": log["axis_visible_px"]}
+    return {**log, 'axis_px': log['axis_visible_px']}
 
 
 def dense_truth(log: dict, jaw_px: float, *, margin: float = 1.3) -> np.ndarray:
-    """Ground-truth rectangles every quarter jaw along a log's whole visible axis, closing across
-    it, opening ``margin`` diameters."""
-    a, b = (np.asarray(p, dtype=np.float64) for p in log["axis_visible_px"])
+    """Return ground-truth rectangles every quarter jaw along a log's whole visible axis.
+
+    Closing across it, opening ``margin`` diameters.
+    """
+    a, b = (np.asarray(p, dtype=np.float64) for p in log['axis_visible_px'])
     n = max(2, int(math.ceil(np.linalg.norm(b - a) / max(jaw_px / 4, 1.0))) + 1)
     t = np.linspace(0.0, 1.0, n)[:, None]
     out = np.zeros((n, 5))
     out[:, :2] = a + t * (b - a)
     out[:, 2] = normalize_angle(math.atan2(b[1] - a[1], b[0] - a[0]) + math.pi / 2)
-    out[:, 3] = margin * float(log["diameter_px"])
+    out[:, 3] = margin * float(log['diameter_px'])
     out[:, 4] = jaw_px
     return out
 
 
-def judge(grasps, truth: dict, rule: ValidityRule | None = None) -> tuple[np.ndarray, list, np.ndarray]:
-    """``(valid (N,) bool, reason per grasp (None when valid), covered (F,) bool per free log)``."""
+def judge(grasps, truth: dict,
+          rule: ValidityRule | None = None) -> tuple[np.ndarray, list, np.ndarray]:
+    """Return ``(valid (N,) bool, reason per grasp (None: valid), covered (F,) bool)``.
+
+    ``covered`` has one entry per free log.
+    """
     rule = rule or ValidityRule()
     g = as_grasps(grasps)
-    logs = [_visible(log) for log in truth["logs"] if log.get("axis_visible_px")]
-    free = [log for log in logs if log["graspable"]]
+    logs = [_visible(log) for log in truth['logs'] if log.get('axis_visible_px')]
+    free = [log for log in logs if log['graspable']]
     ok = np.zeros(len(g), bool)
     covered = np.zeros(len(free), bool)
     for k, log in enumerate(free):
@@ -89,24 +94,27 @@ def judge(grasps, truth: dict, rule: ValidityRule | None = None) -> tuple[np.nda
 def _why_invalid(grasp, logs: list, rule: ValidityRule) -> str:
     on = []
     for log in logs:
-        a, b = (np.asarray(p, dtype=np.float64) for p in log["axis_px"])
-        if point_segment_distance(grasp[None, :2], a, b)[0][0] <= rule.centre_tolerance * float(log["diameter_px"]):
+        a, b = (np.asarray(p, dtype=np.float64) for p in log['axis_px'])
+        if point_segment_distance(grasp[None, :2], a,
+                                  b)[0][0] <= rule.centre_tolerance * float(log['diameter_px']):
             on.append(log)
-    free = [log for log in on if log["graspable"]]
+    free = [log for log in on if log['graspable']]
     if not on:
-        return "on_no_log"
+        return 'on_no_log'
     if not free:
-        return "log_not_free"
+        return 'log_not_free'
     for log in free:
-        (a, b) = log["axis_px"]
+        (a, b) = log['axis_px']
         axis = math.atan2(b[1] - a[1], b[0] - a[0])
         if abs(float(angle_difference(grasp[2], axis)) - math.pi / 2) <= rule.angle_tolerance:
-            return "opening"
-    return "angle"
+            return 'opening'
+    return 'angle'
 
 
-def evaluate(model, dataset, *, part: str = "test", split: str | None = None, backend: str = "auto",
-             device: str = "cpu", progress: bool = True, details: bool = False, decode=None) -> dict:
+def evaluate(model, dataset, *, part: str = 'test', split: str | None = None,
+             backend: str = 'auto',
+             device: str = 'cpu', progress: bool = True, details: bool = False,
+             decode=None) -> dict:
     """Evaluate a run folder / checkpoint / ONNX model on ``part`` of ``dataset``.
 
     Raises
@@ -118,16 +126,17 @@ def evaluate(model, dataset, *, part: str = "test", split: str | None = None, ba
 
     pred = load_predictor(model, backend=backend, device=device)
     ds = GraspDataset.open(dataset)
-    split = split or "session"
-    items = select_items(ds, part, split, use_later=True) if part != "all" or split != "none" else None
+    split = split or 'session'
+    items = select_items(ds, part, split,
+                         use_later=True) if part != 'all' or split != 'none' else None
     if items is None:
         items = ds.item_indices()
     if not items:
-        raise DatasetError(f"{dataset}: no item to evaluate in the {split}-wise {part} part")
+        raise DatasetError(f'{dataset}: no item to evaluate in the {split}-wise {part} part')
     counts = Counter()
     reasons = Counter()
     times, per_image = [], []
-    for i in tqdm(items, unit="image", desc="evaluate", disable=not progress, dynamic_ncols=True):
+    for i in tqdm(items, unit='image', desc='evaluate', disable=not progress, dynamic_ncols=True):
         label = ds.read_label(i)
         rgb = ds.read_rgb(i)
         depth = ds.read_depth_m(i, label)
@@ -136,40 +145,44 @@ def evaluate(model, dataset, *, part: str = "test", split: str | None = None, ba
         t0 = time.perf_counter()
         grasps, scores = pred.predict(rgb, depth, fx=cam[0].fx if cam else None, decode=decode)
         times.append(time.perf_counter() - t0)
-        record = _score_image(ds, i, label, grasps, scores, pred.decode.jaw_width_m * (cam[0].fx if cam else 615.0),
+        record = _score_image(ds, i, label, grasps, scores,
+                              pred.decode.jaw_width_m * (cam[0].fx if cam else 615.0),
                               counts, reasons)
         if details:
             per_image.append(record)
     r = _summary(items, pred, counts, reasons, times)
     if details:
-        r["per_image"] = per_image
+        r['per_image'] = per_image
     return r
 
 
-def _score_image(ds, i: int, label: dict, grasps, scores, jaw_px_m: float, counts: Counter, reasons: Counter) -> dict:
-    """Judge one image's candidates against the simulator's truth (valid, coverage, why not) and
-    the top one by the rectangle metric (dense truth where there is truth, else the labels).
-    ``jaw_px_m``: the jaw size in pixels at 1 m."""
+def _score_image(ds, i: int, label: dict, grasps, scores, jaw_px_m: float, counts: Counter,
+                 reasons: Counter) -> dict:
+    """Judge one image's candidates against the simulator's truth.
+
+    Valid, coverage, why not; and the top one by the rectangle metric (dense truth where there is
+    truth, else the labels). ``jaw_px_m``: the jaw size in pixels at 1 m.
+    """
     truth = frame_truth(ds, i, label)
-    record = {"item": i, "grasps": grasps, "scores": scores, "valid": None}
+    record = {'item': i, 'grasps': grasps, 'scores': scores, 'valid': None}
     if truth is not None:
         ok, why, covered = judge(grasps, truth)
-        free = [log for log in truth["logs"] if log["graspable"] and log.get("axis_visible_px")]
-        gt = (np.concatenate([dense_truth(log, jaw_px_m / log["depth_m"]) for log in free]) if free
+        free = [log for log in truth['logs'] if log['graspable'] and log.get('axis_visible_px')]
+        gt = (np.concatenate([dense_truth(log, jaw_px_m / log['depth_m']) for log in free]) if free
               else np.zeros((0, 5)))
-        counts["truth_images"] += 1
-        counts["candidates"] += len(grasps)
-        counts["valid"] += int(ok.sum())
-        counts["top1_valid"] += int(len(ok) > 0 and ok[0])
-        counts["free_logs"] += len(covered)
-        counts["covered"] += int(covered.sum())
+        counts['truth_images'] += 1
+        counts['candidates'] += len(grasps)
+        counts['valid'] += int(ok.sum())
+        counts['top1_valid'] += int(len(ok) > 0 and ok[0])
+        counts['free_logs'] += len(covered)
+        counts['covered'] += int(covered.sum())
         reasons.update(r for r in why if r)
         record.update(valid=ok, reasons=why)
     else:
         gt = as_grasps(item_grasps(label, True))
     if len(gt):
-        counts["rect_images"] += 1
-        counts["rect_hits"] += int(len(grasps) > 0 and bool(rectangle_metric(grasps[:1], gt)[0]))
+        counts['rect_images'] += 1
+        counts['rect_hits'] += int(len(grasps) > 0 and bool(rectangle_metric(grasps[:1], gt)[0]))
     return record
 
 
@@ -177,13 +190,21 @@ def _summary(items, pred, counts: Counter, reasons: Counter, times: list) -> dic
     def pct(a, b):
         return round(100.0 * counts[a] / counts[b], 2) if counts[b] else None
 
-    return {"images": len(items), "model_id": pred.model_id, "model": pred.network.model,
-         "valid_candidates_pct": pct("valid", "candidates"), "valid_top1_pct": pct("top1_valid", "truth_images"),
-         "coverage_pct": pct("covered", "free_logs"), "rectangle_metric_top1_pct": pct("rect_hits", "rect_images"),
-         "rectangle_metric_truth": "dense" if counts["truth_images"] else "labels",
-         "candidates_per_image": round(counts["candidates"] / counts["truth_images"], 2)
-         if counts["truth_images"] else None,
-         "candidates": counts["candidates"], "free_logs": counts["free_logs"],
-         "invalid_by_reason": {k: reasons.get(k, 0) for k in INVALID_REASONS},
-         "images_with_truth": counts["truth_images"],
-         "latency_ms_p50": round(1000 * float(np.median(times)), 1)}
+    return {
+        'images': len(items),
+        'model_id': pred.model_id,
+        'model': pred.network.model,
+        'valid_candidates_pct': pct('valid', 'candidates'),
+        'valid_top1_pct': pct('top1_valid', 'truth_images'),
+        'coverage_pct': pct('covered', 'free_logs'),
+        'rectangle_metric_top1_pct': pct('rect_hits', 'rect_images'),
+        'rectangle_metric_truth': 'dense' if counts['truth_images'] else 'labels',
+        'candidates_per_image': round(counts['candidates'] / counts['truth_images'], 2)
+        if counts['truth_images']
+        else None,
+        'candidates': counts['candidates'],
+        'free_logs': counts['free_logs'],
+        'invalid_by_reason': {k: reasons.get(k, 0) for k in INVALID_REASONS},
+        'images_with_truth': counts['truth_images'],
+        'latency_ms_p50': round(1000 * float(np.median(times)), 1),
+    }

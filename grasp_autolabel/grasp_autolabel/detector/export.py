@@ -9,12 +9,13 @@ size and camera travel in the model's metadata.
 from __future__ import annotations
 
 import json
-import warnings
 from pathlib import Path
+import warnings
 
-from grasp_autolabel.detector.predict import CheckpointError, checkpoint_meta, load_checkpoint, load_weights
+from grasp_autolabel.detector.predict import (checkpoint_meta, CheckpointError, load_checkpoint,
+                                              load_weights)
 
-__all__ = ["export_onnx"]
+__all__ = ['export_onnx']
 
 
 def export_onnx(run, out, *, opset: int = 17, overwrite: bool = False) -> Path:
@@ -25,34 +26,34 @@ def export_onnx(run, out, *, opset: int = 17, overwrite: bool = False) -> Path:
     CheckpointError
         Not a checkpoint; ``out`` exists (and ``overwrite`` is False) or is a folder.
     """
+    from grasp_autolabel.detector.models import build_model
+    from grasp_autolabel.session import write_atomic
     import onnx
     import torch
 
-    from grasp_autolabel.detector.models import build_model
-    from grasp_autolabel.session import write_atomic
-
     out = Path(out)
     if out.is_dir():
-        raise CheckpointError(f"{out}: is a folder; give the .onnx file to write")
+        raise CheckpointError(f'{out}: is a folder; give the .onnx file to write')
     if out.exists() and not overwrite:
-        raise CheckpointError(f"{out}: exists; pass --overwrite to replace it")
+        raise CheckpointError(f'{out}: exists; pass --overwrite to replace it')
     ckpt = load_checkpoint(run)
-    network = ckpt["network_obj"]
+    network = ckpt['network_obj']
     model = build_model(network)
-    load_weights(model, ckpt["state_dict"], ckpt["path"])
+    load_weights(model, ckpt['state_dict'], ckpt['path'])
     model.eval()
-    module, args, names = _traced(model, network, ckpt.get("image_size") or (640, 480))
-    meta = checkpoint_meta(network, ckpt["decode_obj"])
-    props = {"grasp_autolabel_network": json.dumps(meta["network"]),
-             "grasp_autolabel_decode": json.dumps(meta["decode"]),
-             "image_size": json.dumps(ckpt.get("image_size")), "camera_fx": json.dumps(ckpt.get("camera_fx")),
-             "model_id": str(ckpt.get("model_id", "detector"))}
+    module, args, names = _traced(model, network, ckpt.get('image_size') or (640, 480))
+    meta = checkpoint_meta(network, ckpt['decode_obj'])
+    props = {'grasp_autolabel_network': json.dumps(meta['network']),
+             'grasp_autolabel_decode': json.dumps(meta['decode']),
+             'image_size': json.dumps(ckpt.get('image_size')),
+             'camera_fx': json.dumps(ckpt.get('camera_fx')),
+             'model_id': str(ckpt.get('model_id', 'detector'))}
     out.parent.mkdir(parents=True, exist_ok=True)
     import io
 
     buf = io.BytesIO()
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+        warnings.simplefilter('ignore')
         torch.onnx.export(module, args, buf, opset_version=opset, dynamo=False, **names)
     m = onnx.load_from_string(buf.getvalue())
     for key, value in props.items():
@@ -63,14 +64,17 @@ def export_onnx(run, out, *, opset: int = 17, overwrite: bool = False) -> Path:
 
 
 def _traced(model, network, image_size):
-    """``(module, example inputs, input/output names)`` to trace: the grasp-map network with its
-    maps activated, at the padded size of the training images; Faster R-CNN as torchvision has it."""
+    """Return ``(module, example inputs, input/output names)`` to trace.
+
+    The grasp-map network with its maps activated, at the padded size of the training images;
+    Faster R-CNN as torchvision has it.
+    """
+    from grasp_autolabel.detector.models.grasp_map import activate, padded_shape
     import torch
 
-    from grasp_autolabel.detector.models.grasp_map import activate, padded_shape
-
-    if network.model != "grasp-map":
-        names = {"input_names": ["image"], "output_names": ["boxes", "labels", "scores"]}  # torchvision's order
+    if network.model != 'grasp-map':
+        names = {'input_names': ['image'],
+                 'output_names': ['boxes', 'labels', 'scores']}  # torchvision's order
         return model, ([torch.rand(3, network.input_size, network.input_size)],), names
 
     class Maps(torch.nn.Module):
@@ -82,4 +86,5 @@ def _traced(model, network, image_size):
             return activate(self.net(x))
 
     ph, pw = padded_shape(*image_size, network.input_size)
-    return Maps(model), (torch.rand(1, network.in_channels, ph, pw),), {"input_names": ["input"], "output_names": ["maps"]}
+    return Maps(model), (torch.rand(1, network.in_channels, ph, pw),
+                         ), {'input_names': ['input'], 'output_names': ['maps']}

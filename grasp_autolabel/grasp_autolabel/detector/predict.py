@@ -19,18 +19,21 @@ import json
 import math
 from pathlib import Path
 
+from grasp_autolabel.camera import depth_at
+from grasp_autolabel.detector.config import (DecodeSettings, settings_from_dict, settings_to_dict,
+                                             TrainSettings)
+from grasp_autolabel.detector.models import (build_model, decode_outputs, family,
+                                             network_from_dict, network_to_dict)
+from grasp_autolabel.geometry import rotated_iou
 import numpy as np
 
-from grasp_autolabel.camera import depth_at
-from grasp_autolabel.detector.config import DecodeSettings, TrainSettings, settings_from_dict, settings_to_dict
-from grasp_autolabel.detector.models import build_model, decode_outputs, family, network_from_dict, network_to_dict
-from grasp_autolabel.geometry import rotated_iou
+__all__ = ['CheckpointError', 'load_checkpoint', 'save_checkpoint', 'find_checkpoint', 'Predictor',
+           'TorchPredictor',
+           'OnnxPredictor', 'load_predictor', 'CHECKPOINT_FORMAT', 'CHECKPOINT_VERSION',
+           'rotated_nms',
+           'load_weights']
 
-__all__ = ["CheckpointError", "load_checkpoint", "save_checkpoint", "find_checkpoint", "Predictor", "TorchPredictor",
-           "OnnxPredictor", "load_predictor", "CHECKPOINT_FORMAT", "CHECKPOINT_VERSION", "rotated_nms",
-           "load_weights"]
-
-CHECKPOINT_FORMAT = "grasp_autolabel.detector"
+CHECKPOINT_FORMAT = 'grasp_autolabel.detector'
 CHECKPOINT_VERSION = 2
 
 
@@ -39,29 +42,29 @@ class CheckpointError(ValueError):
 
 
 def find_checkpoint(run_or_file) -> Path:
-    """A run folder's ``checkpoints/best.pt`` (else ``last.pt``), or the file itself."""
+    """Return a run folder's ``checkpoints/best.pt`` (else ``last.pt``), or the file itself."""
     p = Path(run_or_file)
     if p.is_dir():
-        for name in ("best.pt", "last.pt"):
-            if (p / "checkpoints" / name).is_file():
-                return p / "checkpoints" / name
-        raise CheckpointError(f"{run_or_file}: no checkpoint (expected a run folder with checkpoints/best.pt or "
-                              "last.pt, a .pt file or an .onnx file)")
+        for name in ('best.pt', 'last.pt'):
+            if (p / 'checkpoints' / name).is_file():
+                return p / 'checkpoints' / name
+        raise CheckpointError(f'{run_or_file}: no checkpoint (expected a run folder with '
+                              'checkpoints/best.pt or '
+                              'last.pt, a .pt file or an .onnx file)')
     if not p.is_file():
-        raise CheckpointError(f"{run_or_file}: no such model file")
+        raise CheckpointError(f'{run_or_file}: no such model file')
     return p
 
 
 def save_checkpoint(path, ckpt: dict) -> None:
-    import torch
-
     from grasp_autolabel.session import write_atomic
+    import torch
 
     write_atomic(path, lambda f: torch.save(ckpt, f))
 
 
 def load_checkpoint(path) -> dict:
-    """The checkpoint dict, checked, with ``network_obj``, ``decode_obj`` and ``train_obj`` added.
+    """Read a checkpoint dict, checked, with ``network_obj``, ``decode_obj``, ``train_obj``.
 
     Raises
     ------
@@ -72,24 +75,29 @@ def load_checkpoint(path) -> dict:
 
     path = find_checkpoint(path)
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - torch raises many kinds for a damaged file
-        raise CheckpointError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {str(exc)[:200]})") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{path}: not a grasp_autolabel detector checkpoint")
-    if ckpt.get("version") != CHECKPOINT_VERSION:
-        raise CheckpointError(f"{path}: checkpoint format version {ckpt.get('version')}, this grasp_autolabel reads "
-                              f"version {CHECKPOINT_VERSION}; retrain with this version")
-    for key in ("network", "decode", "state_dict"):
+        ckpt = torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as exc:  # noqa: B902 - torch raises many kinds for a damaged file
+        raise CheckpointError(
+            f'{path}: not a readable checkpoint ({type(exc).__name__}: {str(exc)[:200]})'
+        ) from None
+    if not isinstance(ckpt, dict) or ckpt.get('format') != CHECKPOINT_FORMAT:
+        raise CheckpointError(f'{path}: not a grasp_autolabel detector checkpoint')
+    if ckpt.get('version') != CHECKPOINT_VERSION:
+        raise CheckpointError(f"{path}: checkpoint format version {ckpt.get('version')}, this "
+                              'grasp_autolabel reads '
+                              f'version {CHECKPOINT_VERSION}; retrain with this version')
+    for key in ('network', 'decode', 'state_dict'):
         if not isinstance(ckpt.get(key), dict):
-            raise CheckpointError(f"{path}: has no {key} (a checkpoint without its config cannot be used)")
+            raise CheckpointError(
+                f'{path}: has no {key} (a checkpoint without its config cannot be used)')
     try:
-        ckpt["network_obj"] = network_from_dict(ckpt["network"])
-        ckpt["decode_obj"] = settings_from_dict(DecodeSettings, ckpt["decode"], what="decode")
-        ckpt["train_obj"] = settings_from_dict(TrainSettings, ckpt.get("train") or {}, what="train")
+        ckpt['network_obj'] = network_from_dict(ckpt['network'])
+        ckpt['decode_obj'] = settings_from_dict(DecodeSettings, ckpt['decode'], what='decode')
+        ckpt['train_obj'] = settings_from_dict(TrainSettings, ckpt.get('train') or {},
+                                               what='train')
     except ValueError as exc:
-        raise CheckpointError(f"{path}: its config is not valid ({exc})") from None
-    ckpt["path"] = str(path)
+        raise CheckpointError(f'{path}: its config is not valid ({exc})') from None
+    ckpt['path'] = str(path)
     return ckpt
 
 
@@ -98,10 +106,12 @@ def load_weights(model, state_dict, path) -> None:
         model.load_state_dict(state_dict)
     except RuntimeError as exc:
         first = str(exc).splitlines()[0]
-        raise CheckpointError(f"{path}: its weights do not fit its network config: {first[:200]}") from None
+        raise CheckpointError(
+            f'{path}: its weights do not fit its network config: {first[:200]}') from None
 
 
-def rotated_nms(grasps: np.ndarray, iou_threshold: float, *, limit: int | None = None) -> list[int]:
+def rotated_nms(grasps: np.ndarray, iou_threshold: float, *,
+                limit: int | None = None) -> list[int]:
     """Greedy NMS over grasps sorted best first, on the exact rotated-rectangle IoU."""
     kept: list[int] = []
     for i in range(len(grasps)):
@@ -125,24 +135,26 @@ class Predictor:
     def uses_depth(self) -> bool:
         return bool(self.network.uses_depth)
 
-    def check_size(self, width: int, height: int, *, where: str = "image") -> None:
-        """Raise ValueError (naming ``where``) for frames of another size than the training images."""
+    def check_size(self, width: int, height: int, *, where: str = 'image') -> None:
+        """Raise ValueError (naming ``where``) for frames of another size than the training's."""
         if self.image_size is not None and (width, height) != tuple(self.image_size):
-            raise ValueError(f"{where} is {width}x{height} but the detector {self.model_id} was trained on "
-                             f"{self.image_size[0]}x{self.image_size[1]} images")
+            raise ValueError(f'{where} is {width}x{height} but the detector {self.model_id} was '
+                             'trained on '
+                             f'{self.image_size[0]}x{self.image_size[1]} images')
 
-    def check_frame(self, rgb, depth_m=None, *, where: str = "image") -> None:
+    def check_frame(self, rgb, depth_m=None, *, where: str = 'image') -> None:
         """Raise ValueError (naming ``where``) for a frame this model cannot read."""
         a = rgb if rgb is not None else depth_m
         h, w = np.asarray(a).shape[:2]
         self.check_size(w, h, where=where)
         if self.uses_depth and depth_m is None:
-            raise ValueError(f"{where}: the detector {self.model_id} reads depth ({self.network.channels}) and the "
-                             "frame has none")
+            raise ValueError(f'{where}: the detector {self.model_id} reads depth '
+                             f'({self.network.channels}) and the '
+                             'frame has none')
 
     def predict(self, rgb, depth_m=None, *, fx: float | None = None,
                 decode: DecodeSettings | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Grasps ``(K, 5)`` in image pixels (the grasp convention) and scores ``(K,)``, best first.
+        """Grasps ``(K, 5)`` in image pixels (grasp convention) and scores ``(K,)``, best first.
 
         Parameters
         ----------
@@ -169,10 +181,13 @@ class Predictor:
         return grasps, scores
 
     def _refined(self, grasps, scores, depth_m, fx, d: DecodeSettings):
-        """Best first: skip a candidate overlapping one kept, check and refine it against the
-        depth (:mod:`.refine`), keep it unless its refined rectangle overlaps one kept; stop at
-        ``max_candidates`` kept or ``2 max_candidates + 5`` tried."""
-        from grasp_autolabel.detector.refine import RefineSettings, refine_grasps
+        """Best first.
+
+        Skip a candidate overlapping one kept, check and refine it against the depth
+        (:mod:`.refine`), keep it unless its refined rectangle overlaps one kept; stop at
+        ``max_candidates`` kept or ``2 max_candidates + 5`` tried.
+        """
+        from grasp_autolabel.detector.refine import refine_grasps, RefineSettings
 
         settings = RefineSettings(opening_margin=d.opening_margin)
         out, out_scores = [], []
@@ -189,7 +204,8 @@ class Predictor:
             probe = np.array([g[0], g[1], g[2], g[3], jaw])
             if overlaps(probe):
                 continue
-            refined, kept = refine_grasps(probe[None], depth_m, fx=fx or self.camera_fx, settings=settings)
+            refined, kept = refine_grasps(probe[None], depth_m, fx=fx or self.camera_fx,
+                                          settings=settings)
             if not len(kept) or overlaps(refined[0]):
                 continue
             out.append(refined[0])
@@ -216,18 +232,19 @@ class Predictor:
 class TorchPredictor(Predictor):
     """A checkpoint (path or loaded dict), or an in-memory model (``model=``) during training."""
 
-    def __init__(self, checkpoint=None, *, device: str = "cpu", model=None, network=None,
-                 decode: DecodeSettings | None = None, image_size=None, camera_fx=None, model_id: str = "detector"):
+    def __init__(self, checkpoint=None, *, device: str = 'cpu', model=None, network=None,
+                 decode: DecodeSettings | None = None, image_size=None, camera_fx=None,
+                 model_id: str = 'detector'):
         import torch
 
         if model is None:
             ckpt = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(checkpoint)
-            network, decode = ckpt["network_obj"], ckpt["decode_obj"]
+            network, decode = ckpt['network_obj'], ckpt['decode_obj']
             model = build_model(network)
-            load_weights(model, ckpt["state_dict"], ckpt.get("path", "checkpoint"))
-            image_size = ckpt.get("image_size")
-            camera_fx = ckpt.get("camera_fx")
-            model_id = str(ckpt.get("model_id", "detector"))
+            load_weights(model, ckpt['state_dict'], ckpt.get('path', 'checkpoint'))
+            image_size = ckpt.get('image_size')
+            camera_fx = ckpt.get('camera_fx')
+            model_id = str(ckpt.get('model_id', 'detector'))
             self.device = torch.device(device)
             model.to(self.device)
         else:
@@ -243,12 +260,13 @@ class TorchPredictor(Predictor):
         torch = self._torch
         with torch.inference_mode():
             xt = torch.from_numpy(x).to(self.device)
-            if self.network.model == "grasp-map":
+            if self.network.model == 'grasp-map':
                 from grasp_autolabel.detector.models.grasp_map import activate
 
                 return (activate(self.model(xt[None]))[0].float().cpu().numpy(),)
             out = self.model([xt])[0]
-            return out["boxes"].cpu().numpy(), out["scores"].cpu().numpy(), out["labels"].cpu().numpy()
+            return (out['boxes'].cpu().numpy(), out['scores'].cpu().numpy(),
+                    out['labels'].cpu().numpy())
 
 
 class OnnxPredictor(Predictor):
@@ -259,49 +277,58 @@ class OnnxPredictor(Predictor):
 
         path = Path(path)
         if not path.is_file():
-            raise CheckpointError(f"{path}: no such ONNX model")
+            raise CheckpointError(f'{path}: no such ONNX model')
         opts = ort.SessionOptions()
         if threads:
             opts.intra_op_num_threads = threads
         opts.log_severity_level = 3
         # idle worker threads sleep instead of spinning: a live node shares its cores with the
-        # camera driver and DDS, and spinning threads starve them (measured: p99 1.2 s -> see README)
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # camera driver and DDS, and spinning threads starve them (measured: p99 1.2 s -> see
+        # README)
+        opts.add_session_config_entry('session.intra_op.allow_spinning', '0')
         try:
-            self.session = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # noqa: BLE001 - onnxruntime's errors are its own classes
-            raise CheckpointError(f"{path}: not a readable ONNX model ({type(exc).__name__}: {str(exc)[:200]})") from None
+            self.session = ort.InferenceSession(str(path), sess_options=opts,
+                                                providers=['CPUExecutionProvider'])
+        except Exception as exc:  # noqa: B902 - onnxruntime's errors are its own classes
+            raise CheckpointError(
+                f'{path}: not a readable ONNX model ({type(exc).__name__}: {str(exc)[:200]})'
+            ) from None
         meta = self.session.get_modelmeta().custom_metadata_map
-        if "grasp_autolabel_network" not in meta:
-            raise CheckpointError(f"{path}: not exported by this grasp-autolabel's export-onnx (no network config in "
-                                  "its metadata; an older export? export it again)")
+        if 'grasp_autolabel_network' not in meta:
+            raise CheckpointError(f"{path}: not exported by this grasp-autolabel's export-onnx "
+                                  '(no network config in '
+                                  'its metadata; an older export? export it again)')
         try:
-            self.network = network_from_dict(json.loads(meta["grasp_autolabel_network"]))
-            self.decode = settings_from_dict(DecodeSettings, json.loads(meta["grasp_autolabel_decode"]), what="decode")
-            self.image_size = tuple(json.loads(meta.get("image_size", "null")) or ()) or None
-            self.camera_fx = json.loads(meta.get("camera_fx", "null"))
+            self.network = network_from_dict(json.loads(meta['grasp_autolabel_network']))
+            self.decode = settings_from_dict(DecodeSettings, json.loads(
+                meta['grasp_autolabel_decode']), what='decode')
+            self.image_size = tuple(json.loads(meta.get('image_size', 'null')) or ()) or None
+            self.camera_fx = json.loads(meta.get('camera_fx', 'null'))
         except (KeyError, ValueError) as exc:
-            raise CheckpointError(f"{path}: its metadata is not valid ({exc})") from None
-        self.model_id = meta.get("model_id", path.stem)
+            raise CheckpointError(f'{path}: its metadata is not valid ({exc})') from None
+        self.model_id = meta.get('model_id', path.stem)
         self.input_name = self.session.get_inputs()[0].name
         self.output_names = [o.name for o in self.session.get_outputs()]
 
     def run_network(self, x):
-        if self.network.model == "grasp-map":
+        if self.network.model == 'grasp-map':
             return (self.session.run(None, {self.input_name: x[None]})[0][0],)
         out = dict(zip(self.output_names, self.session.run(None, {self.input_name: x})))
-        return out["boxes"], out["scores"], out["labels"]
+        return out['boxes'], out['scores'], out['labels']
 
 
-def load_predictor(path, *, backend: str = "auto", device: str = "cpu", threads: int | None = None):
-    """A predictor for a run folder, a ``.pt`` checkpoint or an ``.onnx`` model (``threads``:
-    ONNX Runtime's intra-op threads, default one per core)."""
+def load_predictor(path, *, backend: str = 'auto', device: str = 'cpu',
+                   threads: int | None = None):
+    """Return a predictor for a run folder, a ``.pt`` checkpoint or an ``.onnx`` model.
+
+    ONNX Runtime's intra-op threads, default one per core).
+    """
     p = Path(path)
-    if backend == "onnx" or (backend == "auto" and p.suffix == ".onnx"):
+    if backend == 'onnx' or (backend == 'auto' and p.suffix == '.onnx'):
         return OnnxPredictor(p, threads=threads)
     return TorchPredictor(p, device=device)
 
 
 def checkpoint_meta(network, decode: DecodeSettings) -> dict:
-    """The config entries of a checkpoint (also written into ONNX metadata)."""
-    return {"network": network_to_dict(network), "decode": settings_to_dict(decode)}
+    """Return the config entries of a checkpoint (also written into ONNX metadata)."""
+    return {'network': network_to_dict(network), 'decode': settings_to_dict(decode)}

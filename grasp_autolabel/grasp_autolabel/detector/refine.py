@@ -1,5 +1,6 @@
-"""Candidates checked and refined against the depth image: the physics every log pile obeys,
-whatever the camera or renderer (numpy only).
+"""Candidates checked and refined against the depth image.
+
+The physics every log pile obeys, whatever the camera or renderer (numpy only).
 
 A detector proposes a grasp ``(x, y, theta, w, h)``; the depth then says
 
@@ -26,18 +27,21 @@ import math
 import cv2
 import numpy as np
 
-__all__ = ["RefineSettings", "refine_grasps", "cross_section"]
+__all__ = ['RefineSettings', 'refine_grasps', 'cross_section']
 
 
 class RefineSettings:
     """Thresholds of the depth check (metres unless said)."""
 
-    def __init__(self, *, opening_margin: float = 1.3, jump_m: float = 0.02, valley_m: float = 0.012,
+    def __init__(self, *, opening_margin: float = 1.3, jump_m: float = 0.02,
+                 valley_m: float = 0.012,
                  occluder_m: float = 0.03, max_gap_px: int = 3):
         self.opening_margin = opening_margin
         self.jump_m = jump_m  # a depth step between neighbouring samples this large ends a surface
-        self.valley_m = valley_m  # the surface falling back this far after rising: the groove to a neighbour
-        self.occluder_m = occluder_m  # a surface this much above the log's, on its spine: something lies on it
+        # the surface falling back this far after rising: the groove to a neighbour
+        self.valley_m = valley_m
+        # a surface this much above the log's, on its spine: something lies on it
+        self.occluder_m = occluder_m
         self.max_gap_px = max_gap_px  # invalid samples bridged inside a surface
 
 
@@ -60,9 +64,11 @@ def _median(a: np.ndarray) -> float:
 
 
 def _smooth(z: np.ndarray, k: int = 2) -> np.ndarray:
-    """Median over ``k`` samples on either side, invalid samples filled from their valid
-    predecessor first (noise spikes never look like edges; an edge stays where it is); invalid
-    samples stay 0."""
+    """Return the median over ``k`` samples on either side.
+
+    Invalid samples are filled from their valid predecessor first (noise spikes never look like
+    edges; an edge stays where it is); invalid samples stay 0.
+    """
     n = len(z)
     valid = z > 0
     if n < 3 or not valid.any():
@@ -75,7 +81,8 @@ def _smooth(z: np.ndarray, k: int = 2) -> np.ndarray:
     if k == 2:  # OpenCV's 5x5 median of one row, edges replicated, is this 1-D median (30x faster)
         m = cv2.medianBlur(np.ascontiguousarray(filled, dtype=np.float32)[None], 5)[0]
     else:
-        windows = np.lib.stride_tricks.sliding_window_view(np.pad(filled, k, mode="edge"), 2 * k + 1)
+        windows = np.lib.stride_tricks.sliding_window_view(np.pad(filled, k, mode='edge'),
+                                                           2 * k + 1)
         m = np.partition(windows, k, axis=1)[:, k]
     return np.where(valid, m, 0.0).astype(np.float32)
 
@@ -112,9 +119,13 @@ def _walk(z: np.ndarray, start: int, step: int, jump: float, valley: float, max_
     return last_i
 
 
-def _higher_beyond(z: np.ndarray, edge: int, step: int, top: float, margin: float, look: int) -> bool:
-    """Whether the first ``look`` valid samples past ``edge`` hold a surface more than ``margin``
-    above ``top`` (closer to the camera): something higher touches the log there."""
+def _higher_beyond(z: np.ndarray, edge: int, step: int, top: float, margin: float,
+                   look: int) -> bool:
+    """Tell whether something higher touches the log past ``edge``.
+
+    True when the first ``look`` valid samples past ``edge`` hold a surface more than ``margin``
+    above ``top`` (closer to the camera).
+    """
     seen, i = 0, edge + step
     while 0 <= i < len(z) and seen < look:
         if z[i] > 0:
@@ -126,12 +137,15 @@ def _higher_beyond(z: np.ndarray, edge: int, step: int, top: float, margin: floa
 
 
 def cross_section(depth: np.ndarray, centre, direction, half_len: float, s: RefineSettings):
-    """The surface run through ``centre`` along unit ``direction``: ``(new centre (2,), width px,
-    depth at the centre m, something higher touches it?)``, or None where there is no depth at
-    the centre."""
+    """Return the surface run through ``centre`` along unit ``direction``.
+
+    ``(new centre (2,), width px, depth at the centre m, something higher touches it?)``, or None
+    where there is no depth at the centre.
+    """
     n = int(max(4, math.ceil(half_len)))
     t = np.arange(-n, n + 1, dtype=np.float64)
-    pts = np.asarray(centre, dtype=np.float64) + t[:, None] * np.asarray(direction, dtype=np.float64)
+    pts = np.asarray(centre,
+                     dtype=np.float64) + t[:, None] * np.asarray(direction, dtype=np.float64)
     z = _smooth(_sample(depth, pts))
     core = z[n - 2:n + 3]
     core = core[core > 0]
@@ -141,27 +155,33 @@ def cross_section(depth: np.ndarray, centre, direction, half_len: float, s: Refi
     z[n] = _median(core)
     noise = _noise(z)
     jump, valley = max(s.jump_m, 4 * noise), max(s.valley_m, 3 * noise)
-    lo, hi = _walk(z, n, -1, jump, valley, s.max_gap_px), _walk(z, n, 1, jump, valley, s.max_gap_px)
+    lo, hi = _walk(z, n, -1, jump, valley,
+                   s.max_gap_px), _walk(z, n, 1, jump, valley, s.max_gap_px)
     if lo == 0 or hi == len(z) - 1:  # no edge on one side: a floor, not a log
-        return pts[n], float("inf"), float(z[n]), False
+        return pts[n], float('inf'), float(z[n]), False
     run = z[lo:hi + 1]
     top = float(run[run > 0].min())
     look = max(3, int(0.25 * (hi - lo + 1)))
     occluder = max(s.occluder_m, 5 * noise)
-    higher = _higher_beyond(z, lo, -1, top, occluder, look) or _higher_beyond(z, hi, 1, top, occluder, look)
+    higher = _higher_beyond(z, lo, -1, top, occluder,
+                            look) or _higher_beyond(z, hi, 1, top, occluder, look)
     mid = (t[lo] + t[hi]) / 2
-    return (pts[n] + mid * np.asarray(direction, dtype=np.float64), float(t[hi] - t[lo] + 1), float(z[n]),
+    return (pts[n] + mid * np.asarray(direction, dtype=np.float64), float(t[hi] - t[lo] + 1),
+            float(z[n]),
             higher)
 
 
 def _higher_ahead(depth, start, axis, z_log: float, width: float, s: RefineSettings) -> bool:
-    """Whether, past the point ``start`` where a walk along the spine stopped, a surface more
-    than ``occluder_m`` above the log's (``z_log``) comes before the depth falls away from it
-    (within half a width, at least 4 px): then the log does not end there, it goes on under
-    something lying across it."""
+    """Tell whether the log goes on under something lying across it past ``start``.
+
+    True when, past the point ``start`` where a walk along the spine stopped, a surface more than
+    ``occluder_m`` above the log's (``z_log``) comes before the depth falls away from it (within
+    half a width, at least 4 px).
+    """
     look = int(max(4.0, 0.5 * width))
     t = np.arange(-2, look + 1, dtype=np.float64)  # two samples behind: the median needs them
-    z = _smooth(_sample(depth, np.asarray(start, float) + t[:, None] * np.asarray(axis, float)))[3:]
+    z = _smooth(_sample(depth,
+                        np.asarray(start, float) + t[:, None] * np.asarray(axis, float)))[3:]
     noise = _noise(z)
     occluder, jump = max(s.occluder_m, 5 * noise), max(s.jump_m, 4 * noise)
     for zk in z:
@@ -185,16 +205,18 @@ def _follow_spine(depth, centre, axis, width, z0, s: RefineSettings, max_len: fl
     :func:`_higher_ahead`).
     """
     walked, how, stop, v, last = _walk_spine(depth, centre, axis, width, z0, s, max_len)
-    if how == "stopped" and _higher_ahead(depth, stop, v, last, width, s):
-        how = "occluded"
-    return walked, how == "occluded"
+    if how == 'stopped' and _higher_ahead(depth, stop, v, last, width, s):
+        how = 'occluded'
+    return walked, how == 'occluded'
 
 
 def _walk_spine(depth, centre, axis, width, z0, s: RefineSettings, max_len: float):
-    """:func:`_follow_spine`'s walk: ``(walked px, how it ended, where (2,), direction there (2,),
-    depth of the last sample on the log)``; it ends "occluded" (a rise), "fell" (the surface
-    falls away: the log's end) or "stopped" (missing depth, another width or direction, or
-    ``max_len``)."""
+    """:func:`_follow_spine`'s walk.
+
+    ``(walked px, how it ended, where (2,), direction there (2,), depth of the last sample on the
+    log)``; it ends "occluded" (a rise), "fell" (the surface falls away: the log's end) or
+    "stopped" (missing depth, another width or direction, or ``max_len``).
+    """
     c, v, walked = np.asarray(centre, float), np.asarray(axis, float), 0.0
     across = np.array([-v[1], v[0]])
     chunk = max(8.0, width)
@@ -208,41 +230,43 @@ def _walk_spine(depth, centre, axis, width, z0, s: RefineSettings, max_len: floa
             if zk <= 0:
                 gap += 1
                 if gap > s.max_gap_px:
-                    return walked + t[k], "stopped", c + t[k] * v, v, last
+                    return walked + t[k], 'stopped', c + t[k] * v, v, last
                 continue
             gap = 0
             if zk < last - occluder:
-                return walked + t[k], "occluded", c + t[k] * v, v, last
+                return walked + t[k], 'occluded', c + t[k] * v, v, last
             if zk > last + jump:
-                return walked + t[k] - 1, "fell", c + t[k] * v, v, last
+                return walked + t[k] - 1, 'fell', c + t[k] * v, v, last
             last = float(zk)
         walked += chunk
         end = c + chunk * v
         nxt = cross_section(depth, end, across, width, s)
         if nxt is None:
-            return walked, "stopped", end, v, last
+            return walked, 'stopped', end, v, last
         centre2, width2, z2, higher = nxt
         if not 0.5 * width <= width2 <= 2.0 * width:  # (inf: the floor) the log ended
-            return walked, "stopped", end, v, last
+            return walked, 'stopped', end, v, last
         if higher:
-            return walked, "occluded", end, v, last
+            return walked, 'occluded', end, v, last
         step = centre2 - c
         if float(step @ v) <= 0:
-            return walked, "stopped", end, v, last
+            return walked, 'stopped', end, v, last
         turn = step / np.hypot(*step)
         if float(turn @ v) < math.cos(math.radians(20)):  # a log is straight: another surface
-            return walked, "stopped", end, v, last
+            return walked, 'stopped', end, v, last
         v = turn
         across = np.array([-v[1], v[0]])
         c, last = centre2, z2
-    return walked, "stopped", c, v, last
+    return walked, 'stopped', c, v, last
 
 
 def _local_axis(depth, centre, width: float, z0: float, fx: float):
-    """The direction of the surface around ``centre``: the principal axis of the pixels within
-    1.5 widths that are connected to the centre and lie within the log's depth band (from a
-    quarter diameter above its top to 0.6 diameters below). None where that patch is not clearly
-    elongated (a log is longer than it is wide)."""
+    """Return the direction of the surface around ``centre``.
+
+    The principal axis of the pixels within 1.5 widths that are connected to the centre and lie
+    within the log's depth band (from a quarter diameter above its top to 0.6 diameters below).
+    None where that patch is not clearly elongated (a log is longer than it is wide).
+    """
     import cv2
 
     r = int(1.5 * width) + 2
@@ -253,7 +277,8 @@ def _local_axis(depth, centre, width: float, z0: float, fx: float):
         return None
     patch = depth[ya:yb, xa:xb]
     diam = width * z0 / fx
-    band = ((patch > 0) & (patch >= z0 - 0.25 * diam) & (patch <= z0 + 0.6 * diam)).astype(np.uint8)
+    band = ((patch > 0) & (patch >= z0 - 0.25 * diam) & (patch <= z0 + 0.6 * diam)).astype(
+        np.uint8)
     yy, xx = np.mgrid[ya:yb, xa:xb]
     band &= ((xx - centre[0]) ** 2 + (yy - centre[1]) ** 2 <= r * r).astype(np.uint8)
     _, labels = cv2.connectedComponents(band, connectivity=8)
@@ -285,7 +310,7 @@ def refine_grasps(grasps, depth_m, *, fx: float | None, settings: RefineSettings
         if sec is None:  # no depth under it: nothing to check it by, and no 3-D pose for it
             continue
         c, width, z0, higher = sec
-        if not 3 <= width < float("inf") or higher:
+        if not 3 <= width < float('inf') or higher:
             continue
         v = np.array([-u[1], u[0]])
         axis = _local_axis(depth, c, width, z0, fx or 600.0)
@@ -293,7 +318,7 @@ def refine_grasps(grasps, depth_m, *, fx: float | None, settings: RefineSettings
             v = axis if float(axis @ v) >= 0 else -axis
             u = np.array([v[1], -v[0]])
             sec = cross_section(depth, c, u, max(2.0 * width, 16.0), s)
-            if sec is None or not 3 <= sec[1] < float("inf") or sec[3]:
+            if sec is None or not 3 <= sec[1] < float('inf') or sec[3]:
                 continue
             c, width, z0, _ = sec
         max_len = 2.0 * (fx or 600.0) / max(z0, 0.1)  # no log is longer than 2 m

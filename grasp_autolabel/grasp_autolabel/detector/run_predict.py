@@ -16,23 +16,24 @@ depth under the grasp), as in the labels files.
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
-
-import numpy as np
+import time
 
 from grasp_autolabel.camera import depth_at, grasp_poses
 from grasp_autolabel.errors import CommandError
 from grasp_autolabel.session import Session, SessionError, write_png_atomic, write_text_atomic
+import numpy as np
 
-__all__ = ["expand_sessions", "predict_sessions", "MARKER"]
+__all__ = ['expand_sessions', 'predict_sessions', 'MARKER']
 
-MARKER = "predictions.json"
+MARKER = 'predictions.json'
 
 
 def expand_sessions(paths) -> list[Path]:
-    """Session folders: each path is a session (it has camera_info.yaml) or a folder of
-    sessions (its sub-folders that have one, in name order).
+    """Session folders.
+
+    Each path is a session (it has camera_info.yaml) or a folder of sessions (its sub-folders that
+    have one, in name order).
 
     Raises
     ------
@@ -41,28 +42,34 @@ def expand_sessions(paths) -> list[Path]:
     """
     out: list[Path] = []
     for p in map(Path, paths):
-        if (p / "camera_info.yaml").is_file():
+        if (p / 'camera_info.yaml').is_file():
             out.append(p)
         elif p.is_dir():
-            subs = sorted(s for s in p.iterdir() if s.is_dir() and (s / "camera_info.yaml").is_file())
+            subs = sorted(s for s in p.iterdir() if s.is_dir() and (
+                s / 'camera_info.yaml').is_file())
             if not subs:
-                raise SessionError(f"{p}: neither a capture session (no camera_info.yaml) nor a folder of sessions")
+                raise SessionError(
+                    f'{p}: neither a capture session (no camera_info.yaml) nor a folder of '
+                    'sessions')
             out.extend(subs)
         else:
-            raise SessionError(f"{p}: session folder not found")
+            raise SessionError(f'{p}: session folder not found')
     names = [s.name for s in out]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
-        raise SessionError(f"two sessions named {dup[0]!r}; their outputs would collide in OUT/{dup[0]}")
+        raise SessionError(
+            f'two sessions named {dup[0]!r}; their outputs would collide in OUT/{dup[0]}')
     return out
 
 
 def _pose_dicts(grasps, depth_m, intrinsics) -> list[dict]:
-    z = np.array([depth_at(depth_m, g[0], g[1], radius=3) for g in grasps]) if depth_m is not None else \
+    z = np.array([depth_at(depth_m, g[0], g[1],
+                           radius=3) for g in grasps]) if depth_m is not None else \
         np.full(len(grasps), np.nan)
-    return [{"position": np.round(p.position, 5).tolist() if p.valid else None,
-             "orientation": np.round(p.orientation, 6).tolist() if p.valid else None,
-             "opening_m": round(float(p.opening_m), 5) if p.valid else None, "valid": bool(p.valid)}
+    return [{'position': np.round(p.position, 5).tolist() if p.valid else None,
+             'orientation': np.round(p.orientation, 6).tolist() if p.valid else None,
+             'opening_m': round(float(p.opening_m), 5) if p.valid else None,
+             'valid': bool(p.valid)}
             for p in grasp_poses(grasps, z, intrinsics)]
 
 
@@ -71,15 +78,39 @@ def _check_out(out: Path, sessions: list[Path]) -> None:
     for s in sessions:
         s_r = s.resolve()
         if out_r == s_r or out_r.is_relative_to(s_r) or s_r.is_relative_to(out_r):
-            raise CommandError(f"--out {out}: holds or lies inside the input session {s}; choose another folder")
+            raise CommandError(
+                f'--out {out}: holds or lies inside the input session {s}; choose another folder')
     if out.exists() and not out.is_dir():
-        raise CommandError(f"--out {out}: exists and is not a folder")
+        raise CommandError(f'--out {out}: exists and is not a folder')
     if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
-        raise CommandError(f"--out {out}: exists, is not empty and was not made by predict; choose another folder")
+        raise CommandError(
+            f'--out {out}: exists, is not empty and was not made by predict; choose another folder'
+        )
 
 
-def predict_sessions(model, sessions, out, *, viz: bool = False, backend: str = "auto", device: str = "cpu",
-                     decode=None, progress: bool = True) -> dict:
+def _predict_frame(pred, s, k, folder, decode, viz) -> tuple[float, int]:
+    """Grasps for frame ``k`` of session ``s`` written under ``folder``: (seconds, grasps)."""
+    rgb = s.read_rgb(k)
+    depth = s.read_depth_m(k)
+    t0 = time.perf_counter()
+    try:
+        grasps, scores = pred.predict(rgb, depth, fx=s.intrinsics.fx, decode=decode)
+    except ValueError as exc:
+        raise CommandError(f'{s.rgb_path(k)}: {exc}') from None
+    seconds = time.perf_counter() - t0
+    record = {'frame': k, 'model_id': pred.model_id, 'grasps': np.round(grasps, 3).tolist(),
+              'scores': np.round(scores, 4).tolist(),
+              'poses': _pose_dicts(grasps, depth, s.intrinsics)}
+    write_text_atomic(folder / 'grasps' / f'{k:06d}.json', json.dumps(record, indent=1) + '\n')
+    if viz:
+        from grasp_autolabel.annotate.viz import draw_grasps
+
+        write_png_atomic(folder / 'viz' / f'{k:06d}.png', draw_grasps(rgb, grasps, thickness=2))
+    return seconds, len(grasps)
+
+
+def predict_sessions(model, sessions, out, *, viz: bool = False, backend: str = 'auto',
+                     device: str = 'cpu', decode=None, progress: bool = True) -> dict:
     """Run ``model`` on every frame of ``sessions``; returns counts and timings.
 
     Raises
@@ -88,9 +119,8 @@ def predict_sessions(model, sessions, out, *, viz: bool = False, backend: str = 
         Bad sessions or model, a frame the model cannot read (named), an output folder that is
         an input or was not made by this command.
     """
-    from tqdm import tqdm
-
     from grasp_autolabel.detector.predict import load_predictor
+    from tqdm import tqdm
 
     sessions = expand_sessions(sessions)
     out = Path(out)
@@ -99,39 +129,28 @@ def predict_sessions(model, sessions, out, *, viz: bool = False, backend: str = 
     opened = [Session.open(s) for s in sessions]
     for s in opened:  # every frame size checked before anything is written
         try:
-            pred.check_size(s.intrinsics.width, s.intrinsics.height, where=f"{s.path}/camera_info.yaml")
+            pred.check_size(s.intrinsics.width, s.intrinsics.height,
+                            where=f'{s.path}/camera_info.yaml')
         except ValueError as exc:
             raise CommandError(str(exc)) from None
     out.mkdir(parents=True, exist_ok=True)
     d = decode or pred.decode
-    write_text_atomic(out / MARKER, json.dumps({
-        "model": str(Path(model).resolve()), "model_id": pred.model_id, "sessions": [str(s.resolve()) for s in
-                                                                                   sessions],
-        "decode": {k: v for k, v in vars(d).items()}}, indent=1) + "\n")
+    write_text_atomic(out / MARKER,
+                      json.dumps({'model': str(Path(model).resolve()), 'model_id': pred.model_id,
+                                  'sessions': [str(s.resolve()) for s in sessions],
+                                  'decode': dict(vars(d))}, indent=1) + '\n')
     total = sum(len(s.frames) for s in opened)
     times = []
     grasps_out = 0
-    bar = tqdm(total=total, unit="frame", desc="predict", disable=not progress, dynamic_ncols=True)
+    bar = tqdm(total=total, unit='frame', desc='predict', disable=not progress, dynamic_ncols=True)
     for s in opened:
         folder = out / s.path.name
         for k in s.frames:
-            rgb = s.read_rgb(k)
-            depth = s.read_depth_m(k)
-            t0 = time.perf_counter()
-            try:
-                grasps, scores = pred.predict(rgb, depth, fx=s.intrinsics.fx, decode=decode)
-            except ValueError as exc:
-                raise CommandError(f"{s.rgb_path(k)}: {exc}") from None
-            times.append(time.perf_counter() - t0)
-            record = {"frame": k, "model_id": pred.model_id, "grasps": np.round(grasps, 3).tolist(),
-                      "scores": np.round(scores, 4).tolist(), "poses": _pose_dicts(grasps, depth, s.intrinsics)}
-            write_text_atomic(folder / "grasps" / f"{k:06d}.json", json.dumps(record, indent=1) + "\n")
-            if viz:
-                from grasp_autolabel.annotate.viz import draw_grasps
-
-                write_png_atomic(folder / "viz" / f"{k:06d}.png", draw_grasps(rgb, grasps, thickness=2))
-            grasps_out += len(grasps)
+            t, n = _predict_frame(pred, s, k, folder, decode, viz)
+            times.append(t)
+            grasps_out += n
             bar.update()
     bar.close()
-    return {"sessions": len(opened), "frames": total, "grasps": grasps_out,
-            "ms_per_frame_p50": round(1000 * float(np.median(times)), 1) if times else None, "out": str(out)}
+    return {'sessions': len(opened), 'frames': total, 'grasps': grasps_out,
+            'ms_per_frame_p50': round(1000 * float(np.median(times)), 1) if times else None,
+            'out': str(out)}

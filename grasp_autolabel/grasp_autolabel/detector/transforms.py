@@ -9,23 +9,26 @@ dropouts) and never the grasps.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
+import math
 
 import cv2
+from grasp_autolabel.geometry import as_grasps, normalize_angle
 import numpy as np
 
-from grasp_autolabel.geometry import as_grasps, normalize_angle
-
-__all__ = ["Sample", "similarity", "warp", "random_geometry", "jitter_colour", "depth_noise", "scale_sample",
-           "AugmentSettings", "augment"]
+__all__ = ['Sample', 'similarity', 'warp', 'random_geometry', 'jitter_colour', 'depth_noise',
+           'scale_sample',
+           'AugmentSettings', 'augment']
 
 
 @dataclass
 class Sample:
-    """One training image: colour ``(H, W, 3)`` uint8 (or None), depth ``(H, W)`` float32 metres
-    (0 = invalid, or None), grasps ``(N, 5)`` in its pixels (the grasp convention) and, per grasp,
-    the spine of the log it grasps ``(N, 2, 2)`` (two end points; NaN where unknown)."""
+    """One training image.
+
+    Colour ``(H, W, 3)`` uint8 (or None), depth ``(H, W)`` float32 metres (0 = invalid, or None),
+    grasps ``(N, 5)`` in its pixels (the grasp convention) and, per grasp, the spine of the log it
+    grasps ``(N, 2, 2)`` (two end points; NaN where unknown).
+    """
 
     rgb: np.ndarray | None
     depth_m: np.ndarray | None
@@ -47,7 +50,10 @@ class Sample:
 
 def similarity(width: int, height: int, *, angle_deg: float = 0.0, scale: float = 1.0,
                shift: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
-    """A 2x3 map: rotation by ``angle_deg`` and scaling about the image centre, then a shift."""
+    """Return a 2x3 map.
+
+    Rotation by ``angle_deg`` and scaling about the image centre, then a shift.
+    """
     m = cv2.getRotationMatrix2D(((width - 1) / 2.0, (height - 1) / 2.0), angle_deg, scale)
     m[:, 2] += np.asarray(shift, dtype=np.float64)
     return m
@@ -57,10 +63,14 @@ def warp(sample: Sample, matrix: np.ndarray) -> Sample:
     """``sample`` moved by the 2x3 similarity ``matrix`` on the same canvas."""
     w, h = sample.size
     m = np.asarray(matrix, dtype=np.float64)
-    rgb = None if sample.rgb is None else cv2.warpAffine(sample.rgb, m, (w, h), flags=cv2.INTER_LINEAR,
-                                                         borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    depth = None if sample.depth_m is None else cv2.warpAffine(sample.depth_m, m, (w, h), flags=cv2.INTER_NEAREST,
-                                                               borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    rgb = None if sample.rgb is None else cv2.warpAffine(sample.rgb, m, (w, h),
+                                                         flags=cv2.INTER_LINEAR,
+                                                         borderMode=cv2.BORDER_CONSTANT,
+                                                         borderValue=0)
+    depth = None if sample.depth_m is None else cv2.warpAffine(sample.depth_m, m, (w, h),
+                                                               flags=cv2.INTER_NEAREST,
+                                                               borderMode=cv2.BORDER_CONSTANT,
+                                                               borderValue=0)
     g = sample.grasps.copy()
     spines = sample.spines.copy()
     if len(g):
@@ -77,8 +87,11 @@ def warp(sample: Sample, matrix: np.ndarray) -> Sample:
 
 
 def scale_sample(sample: Sample, scale: float) -> Sample:
-    """The sample resized by ``scale`` (a new canvas): colour by area averaging, depth by the
-    average of the valid pixels, grasps with it (pixel centres kept)."""
+    """Return the sample resized by ``scale`` (a new canvas).
+
+    Colour by area averaging, depth by the average of the valid pixels, grasps with it (pixel
+    centres kept).
+    """
     from grasp_autolabel.detector.models.grasp_map import resize_inputs
 
     rgb, depth = resize_inputs(sample.rgb, sample.depth_m, scale)
@@ -99,18 +112,22 @@ class AugmentSettings:
     depth_noise: bool = True
 
 
-def random_geometry(rng: np.random.Generator, sample: Sample, settings: AugmentSettings) -> np.ndarray:
+def random_geometry(rng: np.random.Generator, sample: Sample,
+                    settings: AugmentSettings) -> np.ndarray:
     w, h = sample.size
     lo, hi = settings.scale_range
     scale = math.exp(rng.uniform(math.log(lo), math.log(hi)))
     shift = rng.uniform(-settings.max_shift_fraction, settings.max_shift_fraction, 2) * (w, h)
-    return similarity(w, h, angle_deg=rng.uniform(-settings.max_rotation_deg, settings.max_rotation_deg),
+    return similarity(w, h,
+                      angle_deg=rng.uniform(-settings.max_rotation_deg, settings.max_rotation_deg),
                       scale=scale, shift=tuple(shift))
 
 
 def jitter_colour(rng: np.random.Generator, rgb: np.ndarray) -> np.ndarray:
-    """Gain, contrast, a per-channel tint, sometimes grey, and pixel noise: another camera's or
-    renderer's look, so the network cannot lean on this one's."""
+    """Gain, contrast, a per-channel tint, sometimes grey, and pixel noise.
+
+    Another camera's or renderer's look, so the network cannot lean on this one's.
+    """
     x = rgb.astype(np.float32)
     mean = x.mean()
     x = (x - mean) * rng.uniform(0.6, 1.4) + mean * rng.uniform(0.6, 1.4)
@@ -126,14 +143,16 @@ def depth_noise(rng: np.random.Generator, depth_m: np.ndarray) -> np.ndarray:
     d = depth_m.copy()
     valid = d > 0
     sigma = rng.uniform(0.001, 0.004) * d * d
-    d = np.where(valid, d + rng.normal(0, 1, d.shape).astype(np.float32) * sigma, 0).astype(np.float32)
+    d = np.where(valid, d + rng.normal(0, 1, d.shape).astype(np.float32) * sigma,
+                 0).astype(np.float32)
     drop = rng.random(d.shape) < rng.uniform(0, 0.05)
     d[drop] = 0
     return d
 
 
-def augment(rng: np.random.Generator, sample: Sample, settings: AugmentSettings, *, tries: int = 10) -> Sample:
-    """A random similarity (redrawn until a grasp stays in view) and colour/depth jitter."""
+def augment(rng: np.random.Generator, sample: Sample, settings: AugmentSettings, *,
+            tries: int = 10) -> Sample:
+    """Return a random similarity (redrawn until a grasp stays in view) and colour/depth jitter."""
     out = sample
     for _ in range(tries):
         out = warp(sample, random_geometry(rng, sample, settings))

@@ -20,21 +20,22 @@ the cut is reported.
 """
 from __future__ import annotations
 
-import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
+import sys
+import time
 
 from grasp_autolabel.annotate.config import AnnotateConfig
 from grasp_autolabel.annotate.pipeline import annotate_step
+from grasp_autolabel.camera import same_camera
 from grasp_autolabel.dataset.bags import BagError, BagSource, expand_bags
 from grasp_autolabel.dataset.store import DatasetError, GraspDataset, intrinsics_to_dict
-from grasp_autolabel.camera import same_camera
-from grasp_autolabel.jobs.bag_captures import DEFAULT_TOPICS, Decoder, ExportOptions, average_depth, captures, \
-    describe_topics, find_topics
-from grasp_autolabel.jobs.label import LabelSummary, finish_job, label_record, write_viz
+from grasp_autolabel.jobs.bag_captures import (average_depth, captures, Decoder, DEFAULT_TOPICS,
+                                               describe_topics, ExportOptions, find_topics)
+from grasp_autolabel.jobs.label import finish_job, label_record, LabelSummary, write_viz
 
-__all__ = ["ExportOptions", "ExportSummary", "export_bags", "find_topics", "average_depth", "DEFAULT_TOPICS"]
+__all__ = ['ExportOptions', 'ExportSummary', 'export_bags', 'find_topics', 'average_depth',
+           'DEFAULT_TOPICS']
 
 
 @dataclass
@@ -46,28 +47,38 @@ class ExportSummary(LabelSummary):
     warnings: list = field(default_factory=list)
 
     def lines(self) -> list[str]:
-        head = (f"{self.bags} bag{'s' if self.bags != 1 else ''} ({self.skipped_bags} already exported), "
-                f"{self.frames} frames read, {self.picks_found} picks found")
-        tail = [f"{len(self.warnings)} warning{'s' if len(self.warnings) != 1 else ''} (above)"] if self.warnings else []
+        head = (f"{self.bags} bag{'s' if self.bags != 1 else ''} ({self.skipped_bags} already "
+                'exported), '
+                f'{self.frames} frames read, {self.picks_found} picks found')
+        tail = (
+            [f'{len(self.warnings)} warning{"s" if len(self.warnings) != 1 else ""} (above)']
+            if self.warnings
+            else []
+        )
         return [head] + super().lines() + tail
 
 
 # ------------------------------------------------------------------------------- export
-def _open_dataset(out: Path, bags: list[Path], cfg: AnnotateConfig, append: bool, overwrite: bool) -> GraspDataset:
-    if (out / "dataset.json").exists() and not overwrite and not append:
+def _open_dataset(out: Path, bags: list[Path], cfg: AnnotateConfig, append: bool,
+                  overwrite: bool) -> GraspDataset:
+    if (out / 'dataset.json').exists() and not overwrite and not append:
         ds = GraspDataset.open(out)
         ours = {str(b.resolve()) for b in bags}
-        theirs = [s.get("bag") for s in ds.meta["sources"]]
+        theirs = [s.get('bag') for s in ds.meta['sources']]
         if not any(t in ours for t in theirs):
-            raise DatasetError(f"{out} already holds a dataset ({len(ds.item_indices())} items) made from other "
-                               "sources; pass --append to add to it or --overwrite to replace it")
+            raise DatasetError(f'{out} already holds a dataset ({len(ds.item_indices())} items) '
+                               'made from other '
+                               'sources; pass --append to add to it or --overwrite to replace it')
         append = True  # the same bags again: resume
-    return GraspDataset.create(out, jaw_width_m=cfg.jaw_width_m, settings=cfg.to_dict(), append=append,
+    return GraspDataset.create(out, jaw_width_m=cfg.jaw_width_m, settings=cfg.to_dict(),
+                               append=append,
                                overwrite=overwrite)
 
 
-def export_bags(bags, out, *, config: AnnotateConfig | None = None, options: ExportOptions | None = None,
-                append: bool = False, overwrite: bool = False, progress: bool = True, viz: bool = False,
+def export_bags(bags, out, *, config: AnnotateConfig | None = None,
+                options: ExportOptions | None = None,
+                append: bool = False, overwrite: bool = False, progress: bool = True,
+                viz: bool = False,
                 log=print) -> ExportSummary:
     """Export every bag in ``bags`` (bags or folders of bags) into the dataset at ``out``.
 
@@ -86,7 +97,8 @@ def export_bags(bags, out, *, config: AnnotateConfig | None = None, options: Exp
         with BagSource(path) as bag:
             find_topics(bag, opts.mode, opts.topics)
             if opts.trigger and opts.trigger not in bag.topics:
-                raise BagError(f"{path}: no trigger topic {opts.trigger}; {describe_topics(bag.topics)}")
+                raise BagError(
+                    f'{path}: no trigger topic {opts.trigger}; {describe_topics(bag.topics)}')
     ds = _open_dataset(Path(out), paths, cfg, append, overwrite)
     summary = ExportSummary(bags=len(paths))
     touched: list[int] = []
@@ -94,14 +106,14 @@ def export_bags(bags, out, *, config: AnnotateConfig | None = None, options: Exp
     job = _Job(ds, cfg, opts, summary, viz, progress, log)
     for path in paths:
         key = str(path.resolve())
-        prior = [i for i, s in enumerate(ds.meta["sources"]) if s.get("bag") == key]
-        if prior and ds.meta["sources"][prior[-1]].get("complete"):
+        prior = [i for i, s in enumerate(ds.meta['sources']) if s.get('bag') == key]
+        if prior and ds.meta['sources'][prior[-1]].get('complete'):
             summary.skipped_bags += 1
             continue
         with BagSource(path) as bag:
             if bag.damaged:
-                summary.warnings.append(f"{path}: {bag.damaged}")
-                log(f"warning: {path}: {bag.damaged}", file=sys.stderr)
+                summary.warnings.append(f'{path}: {bag.damaged}')
+                log(f'warning: {path}: {bag.damaged}', file=sys.stderr)
             touched.append(job.export_bag(bag, path, key, prior[-1] if prior else None))
     return finish_job(ds, touched, summary, t0)
 
@@ -118,19 +130,24 @@ class _Job:
     progress: bool
     log: object
 
-    def _source(self, path: Path, key: str, prior: int | None, mode: str, topics) -> tuple[int, dict, set]:
-        """The bag's source record (a new one, or the one a cut-short run left) and the picks
-        it already has."""
+    def _source(self, path: Path, key: str, prior: int | None, mode: str,
+                topics) -> tuple[int, dict, set]:
+        """Return the bag's source record and the picks it already has.
+
+        A new record, or the one a cut-short run left.
+        """
         ds = self.ds
         if prior is not None:
-            record = ds.meta["sources"][prior]
-            done = {lab["pick_index"] for lab in (ds.read_label(i) for i in ds.item_indices())
-                    if lab.get("source") == prior}
-            record["steps"] = len(done)
+            record = ds.meta['sources'][prior]
+            done = {lab['pick_index'] for lab in (ds.read_label(i) for i in ds.item_indices())
+                    if lab.get('source') == prior}
+            record['steps'] = len(done)
             return prior, record, done
-        record = {"bag": key, "name": path.name, "mode": mode, "topics": list(topics), "trigger": self.opts.trigger,
-                  "export": self.opts.to_dict(), "first_item": ds.next_index(), "steps": 0, "captures": 0,
-                  "complete": False, "camera": None, "cut": None}
+        record = {'bag': key, 'name': path.name, 'mode': mode, 'topics': list(topics),
+                  'trigger': self.opts.trigger,
+                  'export': self.opts.to_dict(), 'first_item': ds.next_index(), 'steps': 0,
+                  'captures': 0,
+                  'complete': False, 'camera': None, 'cut': None}
         return ds.add_source(record), record, set()
 
     def export_bag(self, bag: BagSource, path: Path, key: str, prior: int | None) -> int:
@@ -140,41 +157,46 @@ class _Job:
         mode, topics = find_topics(bag, self.opts.mode, self.opts.topics)
         src, record, done = self._source(path, key, prior, mode, topics)
         total = bag.topics[topics[1]].count
-        bar = tqdm(total=total if total > 0 else None, unit="frame", desc=path.name, disable=not self.progress,
+        bar = tqdm(total=total if total > 0 else None, unit='frame', desc=path.name,
+                   disable=not self.progress,
                    dynamic_ncols=True, leave=True)
-        stats = {"frames": 0, "depth_msgs": 0, "bar": bar}
+        stats = {'frames': 0, 'depth_msgs': 0, 'bar': bar}
         try:
             previous = None
-            for k, cap in enumerate(captures(bag, mode, Decoder(bag, topics, self.opts), self.opts.trigger, stats)):
-                record["captures"] = k + 1
-                if record["camera"] is None:
-                    record["camera"] = intrinsics_to_dict(cap.intrinsics, self.opts.depth_scale)
+            for k, cap in enumerate(captures(bag, mode, Decoder(bag, topics, self.opts),
+                                             self.opts.trigger, stats)):
+                record['captures'] = k + 1
+                if record['camera'] is None:
+                    record['camera'] = intrinsics_to_dict(cap.intrinsics, self.opts.depth_scale)
                 before, previous = previous, cap
                 if before is None:
                     continue
                 self.summary.picks_found += 1
                 if k - 1 not in done:
                     self._label_pick(path, src, k, before, cap)
-                    record["steps"] += 1
-                    bar.set_postfix(picks=self.summary.picks_found, accepted=self.summary.accepted, refresh=False)
-            bar.update(stats["depth_msgs"] - bar.n)
-            record["cut"] = bag.cut
+                    record['steps'] += 1
+                    bar.set_postfix(picks=self.summary.picks_found, accepted=self.summary.accepted,
+                                    refresh=False)
+            bar.update(stats['depth_msgs'] - bar.n)
+            record['cut'] = bag.cut
             if bag.cut:
                 self.summary.warnings.append(bag.cut)
-                self.log(f"warning: {bag.cut}; the {record['steps']} picks before it were exported", file=sys.stderr)
-            record["complete"] = True
+                self.log(
+                    f"warning: {bag.cut}; the {record['steps']} picks before it were exported",
+                    file=sys.stderr)
+            record['complete'] = True
         finally:
             bar.close()
-            self.summary.frames += stats["frames"]
-            self.ds.meta["sources"][src] = record
+            self.summary.frames += stats['frames']
+            self.ds.meta['sources'][src] = record
             self.ds.save_meta()
         return src
 
     def _label_pick(self, path: Path, src: int, k: int, before, cap) -> None:
         """Pick k-1: the change between captures k-1 and k, one dataset item."""
         if not same_camera(before.intrinsics, cap.intrinsics):
-            raise BagError(f"{path}: camera_info changed between captures {k - 1} and {k}; "
-                           "export the parts before and after as separate bags")
+            raise BagError(f'{path}: camera_info changed between captures {k - 1} and {k}; '
+                           'export the parts before and after as separate bags')
         step = annotate_step(before.depth_m, cap.depth_m, before.intrinsics, self.cfg)
         rec = label_record(step, pick_index=k - 1, source=src, session=path.name, frame_after=k)
         rec.update(stamp_before_ns=int(before.stamp_ns), stamp_after_ns=int(cap.stamp_ns),

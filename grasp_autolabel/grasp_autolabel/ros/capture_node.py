@@ -15,93 +15,102 @@ data, stamps going backwards, depth with no valid pixel) is logged once per kind
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 import sys
 import time
-from pathlib import Path
 
+from grasp_autolabel.capture import SessionWriter, SettleDetector, StampPairer
+from grasp_autolabel.ros.convert import (camera_info_to_intrinsics, depth_to_metres,
+                                         image_to_numpy, metres_to_depth_units, to_rgb8)
+from grasp_autolabel.ros.health import ERROR, Health, OK, stamp_s, WARN
+from grasp_autolabel.ros.params import declare_parameters, Param
+from grasp_autolabel.ros.qos import LATCHED, SENSOR
+from grasp_autolabel.ros.runner import run_node
+from grasp_autolabel.ros.watch import StreamWatch
+from grasp_autolabel.session import Session, SessionError
 import numpy as np
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
 from std_srvs.srv import Trigger
 
-from grasp_autolabel.capture import SessionWriter, SettleDetector, StampPairer
-from grasp_autolabel.ros.convert import (
-    camera_info_to_intrinsics,
-    depth_to_metres,
-    image_to_numpy,
-    metres_to_depth_units,
-    to_rgb8,
-)
-from grasp_autolabel.ros.health import ERROR, OK, WARN, Health, stamp_s
-from grasp_autolabel.ros.params import Param, declare_parameters
-from grasp_autolabel.ros.qos import LATCHED, SENSOR
-from grasp_autolabel.ros.runner import run_node
-from grasp_autolabel.ros.watch import StreamWatch
-from grasp_autolabel.session import Session, SessionError
-
 PARAMS = [
-    Param("color_topic", "/camera/camera/color/image_raw", "colour image topic (rgb8, bgr8, rgba8, bgra8, mono8)"),
-    Param("depth_topic", "/camera/camera/aligned_depth_to_color/image_raw",
-          "depth aligned to colour (16UC1/mono16 in depth_scale units, or 32FC1 metres)"),
-    Param("camera_info_topic", "/camera/camera/color/camera_info", "camera_info of the colour (= aligned depth) image"),
-    Param("session_dir", "~/grasp_autolabel/session",
-          "folder of the capture session (created; continued if it holds frames); relative: to the working directory"),
-    Param("depth_scale", 0.001, "metres per unit of integer depth (RealSense: 0.001)", min=1e-6, max=1.0),
-    Param("max_pair_dt", 0.02, "largest stamp difference between a colour and a depth frame to pair them, s",
-          min=0.0, max=1.0),
-    Param("auto_capture", False, "capture by itself when the scene changed and then stayed still"),
-    Param("settle_s", 1.0, "auto_capture: seconds the scene must stay still", min=0.0, max=60.0),
-    Param("change_m", 0.03, "auto_capture: depth change that counts, metres", min=0.001, max=1.0),
-    Param("changed_fraction", 0.005, "auto_capture: share of the image that must differ from the last capture",
-          min=0.0, max=1.0),
-    Param("still_fraction", 0.002, "auto_capture: share of the image that may move between frames while still",
-          min=0.0, max=1.0),
-    Param("diagnostics_period_s", 1.0, "period of /diagnostics, s", min=0.1, max=60.0),
-    Param("input_timeout_s", 3.0, "an input silent this long is reported on /diagnostics (ERROR) and subscribed "
-          "afresh", min=0.1, max=600.0),
+    Param('color_topic', '/camera/camera/color/image_raw',
+          'colour image topic (rgb8, bgr8, rgba8, bgra8, mono8)'),
+    Param('depth_topic', '/camera/camera/aligned_depth_to_color/image_raw',
+          'depth aligned to colour (16UC1/mono16 in depth_scale units, or 32FC1 metres)'),
+    Param('camera_info_topic', '/camera/camera/color/camera_info',
+          'camera_info of the colour (= aligned depth) image'),
+    Param('session_dir', '~/grasp_autolabel/session',
+          'folder of the capture session (created; continued if it holds frames); relative: to '
+          'the ' 'working directory'),
+    Param('depth_scale', 0.001, 'metres per unit of integer depth (RealSense: 0.001)', min=1e-6,
+          max=1.0),
+    Param('max_pair_dt', 0.02,
+          'largest stamp difference between a colour and a depth frame to pair them, s', min=0.0,
+          max=1.0),
+    Param('auto_capture', False, 'capture by itself when the scene changed and then stayed still'),
+    Param('settle_s', 1.0, 'auto_capture: seconds the scene must stay still', min=0.0, max=60.0),
+    Param('change_m', 0.03, 'auto_capture: depth change that counts, metres', min=0.001, max=1.0),
+    Param('changed_fraction', 0.005,
+          'auto_capture: share of the image that must differ from the last capture', min=0.0,
+          max=1.0),
+    Param('still_fraction', 0.002,
+          'auto_capture: share of the image that may move between frames while still', min=0.0,
+          max=1.0),
+    Param('diagnostics_period_s', 1.0, 'period of /diagnostics, s', min=0.1, max=60.0),
+    Param('input_timeout_s', 3.0,
+          'an input silent this long is reported on /diagnostics (ERROR) and subscribed afresh',
+          min=0.1, max=600.0),
 ]
 
-BAD_INPUT = ("encoding", "size_mismatch", "no_camera_info", "bad_camera_info", "empty", "stamp_backwards",
-             "no_valid_depth", "malformed")
+BAD_INPUT = ('encoding', 'size_mismatch', 'no_camera_info', 'bad_camera_info', 'empty',
+             'stamp_backwards',
+             'no_valid_depth', 'malformed')
 
 
 class CaptureNode(Node):
     def __init__(self, **kwargs):
-        super().__init__("capture_node", **kwargs)
+        super().__init__('capture_node', **kwargs)
         self.started = time.monotonic()
         self.p = declare_parameters(self, PARAMS)
-        self.session_dir = Path(self.p["session_dir"]).expanduser().absolute()
+        self.session_dir = Path(self.p['session_dir']).expanduser().absolute()
         self.writer: SessionWriter | None = None
         self.info_msg: CameraInfo | None = None
         self.intrinsics = None
-        self.pairer = StampPairer(max_dt=self.p["max_pair_dt"])
+        self.pairer = StampPairer(max_dt=self.p['max_pair_dt'])
         self.latest = None  # (colour msg, depth msg, depth_m)
         self.captured_stamp: float | None = None  # stamp of the last frame captured
-        self.last_stamp = {"color": -1.0, "depth": -1.0}
+        self.last_stamp = {'color': -1.0, 'depth': -1.0}
         # auto capture takes the first still scene too (the pile before the first pick): with
         # the button alone nobody would press it for the untouched pile
-        self.settle = SettleDetector(change_m=self.p["change_m"], changed_fraction=self.p["changed_fraction"],
-                                     still_fraction=self.p["still_fraction"], settle_s=self.p["settle_s"],
+        self.settle = SettleDetector(change_m=self.p['change_m'],
+                                     changed_fraction=self.p['changed_fraction'],
+                                     still_fraction=self.p['still_fraction'],
+                                     settle_s=self.p['settle_s'],
                                      capture_first=True)
         self._continue_session()
-        self.health = Health(self, "capture_node", self.p["color_topic"])
+        self.health = Health(self, 'capture_node', self.p['color_topic'])
         self.counts, self.bad = self.health.counts, self.health.bad
-        self.inputs = StreamWatch(self, self.p["input_timeout_s"])
-        self.inputs.subscribe("color", Image, self.p["color_topic"], self.on_color, SENSOR)
-        self.inputs.subscribe("depth", Image, self.p["depth_topic"], self.on_depth, SENSOR)
-        self.inputs.subscribe("camera_info", CameraInfo, self.p["camera_info_topic"], self.on_info, SENSOR)
-        self.pub_rgb = self.create_publisher(Image, "~/captured/rgb", LATCHED)
-        self.pub_depth = self.create_publisher(Image, "~/captured/depth", LATCHED)
-        self.pub_info = self.create_publisher(CameraInfo, "~/captured/camera_info", LATCHED)
-        self.create_service(Trigger, "~/capture", self.on_capture)
-        self.create_timer(self.p["diagnostics_period_s"], self.publish_diagnostics)
-        self.get_logger().info(f"capturing into {self.session_dir}; colour {self.p['color_topic']}, depth "
+        self.inputs = StreamWatch(self, self.p['input_timeout_s'])
+        self.inputs.subscribe('color', Image, self.p['color_topic'], self.on_color, SENSOR)
+        self.inputs.subscribe('depth', Image, self.p['depth_topic'], self.on_depth, SENSOR)
+        self.inputs.subscribe('camera_info', CameraInfo, self.p['camera_info_topic'], self.on_info,
+                              SENSOR)
+        self.pub_rgb = self.create_publisher(Image, '~/captured/rgb', LATCHED)
+        self.pub_depth = self.create_publisher(Image, '~/captured/depth', LATCHED)
+        self.pub_info = self.create_publisher(CameraInfo, '~/captured/camera_info', LATCHED)
+        self.create_service(Trigger, '~/capture', self.on_capture)
+        self.create_timer(self.p['diagnostics_period_s'], self.publish_diagnostics)
+        self.get_logger().info(f'capturing into {self.session_dir}; colour '
+                               f"{self.p['color_topic']}, depth "
                                f"{self.p['depth_topic']}; auto_capture={self.p['auto_capture']}")
 
     def _continue_session(self) -> None:
-        """A session that already holds frames (a restart): auto capture compares with its last
-        frame, so an unchanged scene is not captured twice."""
-        if not (self.session_dir / "camera_info.yaml").exists():
+        """Continue a session that already holds frames (a restart).
+
+        Auto capture compares with its last frame, so an unchanged scene is not captured twice.
+        """
+        if not (self.session_dir / 'camera_info.yaml').exists():
             return
         try:
             session = Session.open(self.session_dir)
@@ -109,106 +118,127 @@ class CaptureNode(Node):
         except (SessionError, OSError, ValueError):
             return  # what the first capture will repair (a crash's half frame) or report
         self.settle.captured(last)
-        self.get_logger().info(f"continuing {self.session_dir} after frame {session.frames[-1]}")
+        self.get_logger().info(f'continuing {self.session_dir} after frame {session.frames[-1]}')
 
     # ---------------------------------------------------------------- inputs
     def on_info(self, msg: CameraInfo) -> None:
         try:
             intr = camera_info_to_intrinsics(msg)
         except ValueError as exc:
-            self.bad("bad_camera_info", f"camera_info: {exc}")
+            self.bad('bad_camera_info', f'camera_info: {exc}')
             return
         self.info_msg, self.intrinsics = msg, intr
 
     def _check_order(self, which: str, msg) -> bool:
         t = stamp_s(msg.header)
         if t < self.last_stamp[which]:
-            self.bad("stamp_backwards", f"{which} stamp went backwards ({t:.3f} < {self.last_stamp[which]:.3f}); "
-                                        "a replayed bag restarted? pairing is reset")
-            self.pairer = StampPairer(max_dt=self.p["max_pair_dt"])
-            self.last_stamp = {"color": -1.0, "depth": -1.0}
+            self.bad(
+                'stamp_backwards',
+                f'{which} stamp went backwards ({t:.3f} < {self.last_stamp[which]:.3f}); '
+                'a replayed bag restarted? pairing is reset',
+            )
+            self.pairer = StampPairer(max_dt=self.p['max_pair_dt'])
+            self.last_stamp = {'color': -1.0, 'depth': -1.0}
             return False
         self.last_stamp[which] = t
         return True
 
     def on_color(self, msg: Image) -> None:
-        self.counts["color_frames"] += 1
+        self.counts['color_frames'] += 1
         if not msg.data:
-            self.bad("empty", "colour image with no data")
+            self.bad('empty', 'colour image with no data')
             return
-        if msg.encoding not in ("rgb8", "bgr8", "rgba8", "bgra8", "mono8"):
-            self.bad("encoding", f"colour encoding {msg.encoding!r} is not supported (rgb8, bgr8, rgba8, bgra8, mono8)")
+        if msg.encoding not in ('rgb8', 'bgr8', 'rgba8', 'bgra8', 'mono8'):
+            self.bad('encoding',
+                     f'colour encoding {msg.encoding!r} is not supported (rgb8, bgr8, rgba8, '
+                     'bgra8, mono8)')
             return
-        if self._check_order("color", msg):
-            self._pair(self.pairer.add_colour(stamp_s(msg.header), msg))
+        if self._check_order('color', msg):
+            self._pair(self.pairer.add('colour', stamp_s(msg.header), msg))
 
     def on_depth(self, msg: Image) -> None:
-        self.counts["depth_frames"] += 1
+        self.counts['depth_frames'] += 1
         if not msg.data:
-            self.bad("empty", "depth image with no data")
+            self.bad('empty', 'depth image with no data')
             return
-        if msg.encoding not in ("16UC1", "mono16", "32FC1"):
-            self.bad("encoding", f"depth encoding {msg.encoding!r} is not supported (16UC1, mono16, 32FC1)")
+        if msg.encoding not in ('16UC1', 'mono16', '32FC1'):
+            self.bad('encoding',
+                     f'depth encoding {msg.encoding!r} is not supported (16UC1, mono16, 32FC1)')
             return
-        if self._check_order("depth", msg):
-            self._pair(self.pairer.add_depth(stamp_s(msg.header), msg))
+        if self._check_order('depth', msg):
+            self._pair(self.pairer.add('depth', stamp_s(msg.header), msg))
 
     def _pair(self, pair) -> None:
         if pair is None:
             return
-        (_, color), (t, depth) = pair
+        (_, color), (t, depth) = pair['colour'], pair['depth']
         if self.latest is not None and t <= stamp_s(self.latest[1].header):
             return  # a late frame paired after a newer one: keep the newest
         if (color.width, color.height) != (depth.width, depth.height):
-            self.bad("size_mismatch", f"colour {color.width}x{color.height} and depth {depth.width}x{depth.height} "
-                                      "differ: is align_depth enabled?")
+            self.bad(
+                'size_mismatch',
+                f'colour {color.width}x{color.height} and depth {depth.width}x{depth.height} '
+                'differ: is align_depth enabled?',
+            )
             return
         try:
             d = image_to_numpy(depth)
         except ValueError as exc:
-            self.bad("malformed", f"depth: {exc}")
+            self.bad('malformed', f'depth: {exc}')
             return
-        depth_m = depth_to_metres(d, depth.encoding, depth_scale=self.p["depth_scale"])
+        depth_m = depth_to_metres(d, depth.encoding, depth_scale=self.p['depth_scale'])
         if not np.any(depth_m[::4, ::4] > 0):
-            self.bad("no_valid_depth", "depth frame without a single valid pixel (covered lens? too close?)")
+            self.bad('no_valid_depth',
+                     'depth frame without a single valid pixel (covered lens? too close?)')
             return
         self.latest = (color, depth, depth_m)
-        self.counts["pairs"] += 1
-        if self.counts["pairs"] == 1:
-            self.get_logger().info(f"first colour+depth pair, {time.monotonic() - self.started:.1f} s after start")
-        if self.p["auto_capture"] and self.settle.update(t, depth_m):
-            ok, message = self.capture("auto")
+        self.counts['pairs'] += 1
+        if self.counts['pairs'] == 1:
+            self.get_logger().info(
+                f'first colour+depth pair, {time.monotonic() - self.started:.1f} s after start')
+        if self.p['auto_capture'] and self.settle.update(t, depth_m):
+            ok, message = self.capture('auto')
             if not ok:
-                self.get_logger().warning(f"auto capture failed: {message}")
+                self.get_logger().warning(f'auto capture failed: {message}')
 
     # ---------------------------------------------------------------- capture
     def capture(self, why: str) -> tuple[bool, str]:
         if self.latest is None:
-            return False, "no colour+depth pair received yet (check the topics and that depth is aligned to colour)"
+            return (False,
+                    'no colour+depth pair received yet (check the topics and that depth is '
+                    'aligned ' 'to colour)')
         if self.info_msg is None:
             return False, f"no camera_info received yet on {self.p['camera_info_topic']}"
         color, depth, depth_m = self.latest
         if self.captured_stamp is not None and stamp_s(color.header) <= self.captured_stamp:
-            return False, "no new frame since the last capture (is the camera still publishing?)"
+            return False, 'no new frame since the last capture (is the camera still publishing?)'
         if (color.width, color.height) != (self.intrinsics.width, self.intrinsics.height):
-            self.bad("size_mismatch", f"camera_info is {self.intrinsics.width}x{self.intrinsics.height} but the images "
-                                      f"are {color.width}x{color.height}")
-            return False, "camera_info does not match the image size"
+            self.bad(
+                'size_mismatch',
+                f'camera_info is {self.intrinsics.width}x{self.intrinsics.height} but the '
+                'images '
+                f'are {color.width}x{color.height}',
+            )
+            return False, 'camera_info does not match the image size'
         try:
             rgb = to_rgb8(image_to_numpy(color), color.encoding)
         except ValueError as exc:
-            self.bad("malformed", f"colour: {exc}")
-            return False, f"colour image is malformed: {exc}"
+            self.bad('malformed', f'colour: {exc}')
+            return False, f'colour image is malformed: {exc}'
         raw = image_to_numpy(depth)
-        depth_u16 = raw if raw.dtype == np.uint16 else metres_to_depth_units(depth_m, depth_scale=self.p["depth_scale"])
-        if self.writer is None:  # opening the session checks its camera: before anything is published
+        depth_u16 = raw if raw.dtype == np.uint16 else metres_to_depth_units(
+            depth_m, depth_scale=self.p['depth_scale'])
+        # opening the session checks its camera: before anything is published
+        if self.writer is None:
             try:
-                self.writer = SessionWriter(self.session_dir, self.intrinsics, self.p["depth_scale"])
+                self.writer = SessionWriter(self.session_dir, self.intrinsics,
+                                            self.p['depth_scale'])
             except (SessionError, OSError) as exc:
-                self.counts["capture_errors"] += 1
-                return False, f"cannot capture into {self.session_dir}: {exc}"
+                self.counts['capture_errors'] += 1
+                return False, f'cannot capture into {self.session_dir}: {exc}'
             if self.writer.removed:
-                self.get_logger().warning(f"removed {len(self.writer.removed)} half-written file(s) left by a crash")
+                self.get_logger().warning(
+                    f'removed {len(self.writer.removed)} half-written file(s) left by a crash')
         # Publish first, then write: the labels reach the planner without waiting ~50 ms for two
         # PNGs to be encoded; the service answers only once the frame is safely on disk.
         self.settle.captured(depth_m)
@@ -221,34 +251,37 @@ class CaptureNode(Node):
         try:
             k = self.writer.write(rgb, depth_u16)
         except (SessionError, ValueError, OSError) as exc:
-            self.counts["capture_errors"] += 1
-            self.get_logger().error(f"could not write the captured frame to {self.session_dir}: {exc}")
-            return False, f"could not write the frame: {exc}"
-        self.counts[f"captures_{why}"] += 1
-        self.get_logger().info(f"captured frame {k} ({why})")
-        return True, f"captured frame {k}"
+            self.counts['capture_errors'] += 1
+            self.get_logger().error(
+                f'could not write the captured frame to {self.session_dir}: {exc}')
+            return False, f'could not write the frame: {exc}'
+        self.counts[f'captures_{why}'] += 1
+        self.get_logger().info(f'captured frame {k} ({why})')
+        return True, f'captured frame {k}'
 
     def on_capture(self, request, response):
-        response.success, response.message = self.capture("service")
+        response.success, response.message = self.capture('service')
         return response
 
     def publish_diagnostics(self) -> None:
-        dropped = sum(v for k, v in self.counts.items() if k.startswith("dropped_"))
+        dropped = sum(v for k, v in self.counts.items() if k.startswith('dropped_'))
         stalled = self.inputs.check()
         if stalled:
-            level, message = ERROR, "; ".join(stalled)
+            level, message = ERROR, '; '.join(stalled)
         else:
-            level, message = (WARN, f"{dropped} input message(s) dropped") if dropped else (OK, "ok")
-        keys = ["color_frames", "depth_frames", "pairs", "captures_service", "captures_auto", "capture_errors"]
-        keys += [f"dropped_{k}" for k in BAD_INPUT]
+            level, message = (WARN,
+                              f'{dropped} input message(s) dropped') if dropped else (OK, 'ok')
+        keys = ['color_frames', 'depth_frames', 'pairs', 'captures_service', 'captures_auto',
+                'capture_errors']
+        keys += [f'dropped_{k}' for k in BAD_INPUT]
         values = {k: self.counts.get(k, 0) for k in keys}
-        values["next_frame"] = self.writer.next_index if self.writer else ""
+        values['next_frame'] = self.writer.next_index if self.writer else ''
         self.health.publish(level, message, {**values, **self.inputs.values()})
 
 
 def main(args=None) -> int:
-    return run_node(CaptureNode, "capture_node", args)
+    return run_node(CaptureNode, 'capture_node', args)
 
 
-if __name__ == "__main__":
+if __name__ == '__main__':
     sys.exit(main())

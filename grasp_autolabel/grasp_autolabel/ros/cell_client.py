@@ -1,26 +1,30 @@
-"""The simulated cell seen from outside: an rclpy node in a context of its own that calls the
-cell's services and listens to its labels and diagnostics, watching the node processes while it
-waits (``run-sim``, the demo)."""
+"""The simulated cell seen from outside.
+
+An rclpy node in a context of its own that calls the cell's services and listens to its labels and
+diagnostics, watching the node processes while it waits (``run-sim``, the demo).
+"""
 from __future__ import annotations
 
 import time
 
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
+from grasp_autolabel.ros.qos import RELIABLE
 from grasp_autolabel_msgs.msg import GraspRectArray
+import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from std_srvs.srv import Trigger
 
-from grasp_autolabel.ros.qos import RELIABLE
-
-__all__ = ["CellClient"]
+__all__ = ['CellClient']
 
 
 class CellClient:
-    """Parameters: ``procs``, the node processes (objects with ``name``, ``alive()``, ``proc``
-    and ``tail()``) whose death ends any wait with an error; ``timeout_s`` for services."""
+    """A client of the simulated cell: its services, labels and diagnostics.
 
-    def __init__(self, procs=(), timeout_s: float = 30.0, name: str = "cell_client"):
+    ``procs``: the node processes (objects with ``name``, ``alive()``, ``proc`` and ``tail()``)
+    whose death ends any wait with an error; ``timeout_s`` for services.
+    """
+
+    def __init__(self, procs=(), timeout_s: float = 30.0, name: str = 'cell_client'):
         self.procs, self.timeout_s = list(procs), timeout_s
         self.context = rclpy.Context()
         rclpy.init(context=self.context)
@@ -29,17 +33,19 @@ class CellClient:
         self.executor.add_node(self.node)
         self.labels: list = []  # GraspRectArray from /autolabel_node/grasps
         self.status: dict = {}  # node name -> {key: value} of its latest /diagnostics status
-        self.node.create_subscription(GraspRectArray, "/autolabel_node/grasps", self.labels.append, RELIABLE)
-        self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, RELIABLE)
+        self.node.create_subscription(GraspRectArray, '/autolabel_node/grasps', self.labels.append,
+                                      RELIABLE)
+        self.node.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics,
+                                      RELIABLE)
         self._clients: dict = {}
 
     def _on_diagnostics(self, msg) -> None:
         for status in msg.status:
-            self.status[status.name.split(": ")[-1]] = {kv.key: kv.value for kv in status.values}
+            self.status[status.name.split(': ')[-1]] = {kv.key: kv.value for kv in status.values}
 
     def autolabel_frames(self) -> int:
-        """Captured frames the autolabel node has received."""
-        return int(self.status.get("autolabel_node", {}).get("frames", 0))
+        """Capture frames the autolabel node has received."""
+        return int(self.status.get('autolabel_node', {}).get('frames', 0))
 
     def spin_until(self, predicate, seconds: float) -> bool:
         """Spin until ``predicate()``; RuntimeError naming a node process that died meanwhile."""
@@ -49,20 +55,25 @@ class CellClient:
                 return True
             for p in self.procs:
                 if not p.alive():
-                    raise RuntimeError(f"{p.name} exited with {p.proc.returncode}:\n{p.tail()}")
+                    raise RuntimeError(f'{p.name} exited with {p.proc.returncode}:\n{p.tail()}')
             self.executor.spin_once(timeout_sec=0.05)
         return predicate()
 
-    def call(self, name: str):
-        """Call the std_srvs/Trigger service ``name``; RuntimeError when it does not come up or
-        answer within ``timeout_s``. One client per service for the whole run: a client made
-        per call can be handed the late answer to an earlier client's request."""
-        client = self._clients.get(name) or self._clients.setdefault(name, self.node.create_client(Trigger, name))
+    def call(self, name: str, srv_type=Trigger, request=None):
+        """Call the service ``name`` (std_srvs/Trigger unless ``srv_type``) with ``request``.
+
+        RuntimeError when it does not come up or answer within ``timeout_s``. One client per
+        service for the whole run: a client made per call can be handed the late answer to an
+        earlier client's request.
+        """
+        client = self._clients.get(name)
+        if client is None:
+            client = self._clients[name] = self.node.create_client(srv_type, name)
         if not self.spin_until(client.service_is_ready, self.timeout_s):
-            raise RuntimeError(f"service {name} did not come up within {self.timeout_s:.0f} s")
-        future = client.call_async(Trigger.Request())
+            raise RuntimeError(f'service {name} did not come up within {self.timeout_s:.0f} s')
+        future = client.call_async(request if request is not None else srv_type.Request())
         if not self.spin_until(future.done, self.timeout_s):
-            raise RuntimeError(f"service {name} did not answer within {self.timeout_s:.0f} s")
+            raise RuntimeError(f'service {name} did not answer within {self.timeout_s:.0f} s')
         return future.result()
 
     def close(self) -> None:

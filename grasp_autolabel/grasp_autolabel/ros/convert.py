@@ -1,24 +1,18 @@
-"""sensor_msgs/Image and CameraInfo for the nodes: the readers (``grasp_autolabel.codecs``, no
-ROS needed) and the depth units (``grasp_autolabel.depth``) with the writers that build rclpy
-messages."""
+"""sensor_msgs/Image and CameraInfo for the nodes.
+
+The readers (``grasp_autolabel.msg_codecs``, no ROS needed) and the depth units
+(``grasp_autolabel.depth``) with the writers that build rclpy messages.
+"""
 from __future__ import annotations
 
+from grasp_autolabel.camera import CameraIntrinsics
+from grasp_autolabel.depth import depth_to_metres, metres_to_depth_units
+from grasp_autolabel.msg_codecs import (camera_info_to_intrinsics, encoding_spec, ENCODINGS,
+                                        image_to_numpy, to_rgb8)
 import numpy as np
 
-from grasp_autolabel.camera import CameraIntrinsics
-from grasp_autolabel.codecs import ENCODINGS, camera_info_to_intrinsics, encoding_spec, image_to_numpy, to_rgb8
-from grasp_autolabel.depth import depth_to_metres, metres_to_depth_units
-
-__all__ = [
-    "ENCODINGS",
-    "image_to_numpy",
-    "numpy_to_image",
-    "camera_info_to_intrinsics",
-    "intrinsics_to_camera_info",
-    "to_rgb8",
-    "depth_to_metres",
-    "metres_to_depth_units",
-]
+__all__ = ['ENCODINGS', 'image_to_numpy', 'numpy_to_image', 'camera_info_to_intrinsics',
+           'intrinsics_to_camera_info', 'to_rgb8', 'depth_to_metres', 'metres_to_depth_units']
 
 
 def numpy_to_image(array, encoding: str, *, header=None):
@@ -42,16 +36,16 @@ def numpy_to_image(array, encoding: str, *, header=None):
     dtype, channels = encoding_spec(encoding)
     a = np.asarray(array)
     if a.dtype != dtype:
-        raise ValueError(f"array: dtype {a.dtype} does not match encoding {encoding!r} ({dtype})")
+        raise ValueError(f'array: dtype {a.dtype} does not match encoding {encoding!r} ({dtype})')
     if channels == 1 and a.ndim == 3 and a.shape[2] == 1:
         a = a[:, :, 0]
     expected_ndim = 2 if channels == 1 else 3
     if a.ndim != expected_ndim or (channels > 1 and a.shape[2] != channels):
-        raise ValueError(f"array: shape {a.shape} does not fit encoding {encoding!r} "
+        raise ValueError(f'array: shape {a.shape} does not fit encoding {encoding!r} '
                          f"({channels} channel{'s' if channels > 1 else ''})")
     if a.shape[0] == 0 or a.shape[1] == 0:
-        raise ValueError(f"array: image is empty (shape {a.shape})")
-    a = np.ascontiguousarray(a, dtype=dtype.newbyteorder("<"))
+        raise ValueError(f'array: image is empty (shape {a.shape})')
+    a = np.ascontiguousarray(a, dtype=dtype.newbyteorder('<'))
     msg = Image()
     if header is not None:
         msg.header = header
@@ -76,5 +70,6 @@ def intrinsics_to_camera_info(intrinsics: CameraIntrinsics, *, header=None):
     msg.d = [float(v) for v in i.distortion] if i.distortion else [0.0] * 5
     msg.k = [float(i.fx), 0.0, float(i.cx), 0.0, float(i.fy), float(i.cy), 0.0, 0.0, 1.0]
     msg.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
-    msg.p = [float(i.fx), 0.0, float(i.cx), 0.0, 0.0, float(i.fy), float(i.cy), 0.0, 0.0, 0.0, 1.0, 0.0]
+    msg.p = [float(i.fx), 0.0, float(i.cx), 0.0, 0.0, float(i.fy), float(i.cy), 0.0, 0.0, 0.0, 1.0,
+             0.0]
     return msg

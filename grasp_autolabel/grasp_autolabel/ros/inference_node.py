@@ -20,85 +20,102 @@ model without a restart; a model that fails to load leaves the old one in use).
 """
 from __future__ import annotations
 
+from collections import deque
+from pathlib import Path
 import sys
 import threading
 import time
-from collections import deque
-from pathlib import Path
 
-import numpy as np
+from grasp_autolabel.camera import depth_at, grasp_poses
+from grasp_autolabel.capture import StampPairer
+from grasp_autolabel.ros.convert import (camera_info_to_intrinsics, depth_to_metres,
+                                         image_to_numpy, numpy_to_image, to_rgb8)
+from grasp_autolabel.ros.health import ERROR, Health, OK, stamp_ns, WARN
+from grasp_autolabel.ros.messages import grasp_markers, grasps_to_msg, SOURCE_DETECTOR
+from grasp_autolabel.ros.params import declare_parameters, Param
+from grasp_autolabel.ros.qos import RELIABLE, SENSOR
+from grasp_autolabel.ros.runner import run_node
+from grasp_autolabel.ros.watch import StreamWatch
 from grasp_autolabel_msgs.msg import GraspRectArray
 from grasp_autolabel_msgs.srv import GetGrasps, LoadModel
+import numpy as np
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image
 from visualization_msgs.msg import MarkerArray
 
-from grasp_autolabel.camera import depth_at, grasp_poses
-from grasp_autolabel.ros.convert import camera_info_to_intrinsics, depth_to_metres, image_to_numpy, numpy_to_image, to_rgb8
-from grasp_autolabel.ros.health import ERROR, OK, WARN, Health, stamp_ns
-from grasp_autolabel.ros.messages import SOURCE_DETECTOR, grasp_markers, grasps_to_msg
-from grasp_autolabel.ros.params import Param, declare_parameters
-from grasp_autolabel.ros.qos import RELIABLE, SENSOR
-from grasp_autolabel.ros.runner import run_node
-from grasp_autolabel.ros.watch import StreamWatch
-
 PARAMS = [
-    Param("color_topic", "/camera/camera/color/image_raw", "colour image (rgb8, bgr8, rgba8, bgra8, mono8)"),
-    Param("depth_topic", "/camera/camera/aligned_depth_to_color/image_raw",
-          "depth aligned to colour (16UC1 in depth_scale units, or 32FC1 metres)"),
-    Param("camera_info_topic", "/camera/camera/color/camera_info", "camera_info of the colour (= aligned depth) image"),
-    Param("model_path", "", "detector: a .onnx model, a .pt checkpoint or a run folder; empty: wait for ~/load_model"),
-    Param("backend", "onnx", "onnx (ONNX Runtime, CPU) or torch", choices=("onnx", "torch")),
-    Param("device", "cpu", "torch backend: cpu or cuda[:N]"),
-    Param("threads", 0, "onnx backend: intra-op threads (0: one per core)", min=0, max=256),
-    Param("score_threshold", -1.0, "keep grasps scoring at least this; -1: the model's own threshold", min=-1.0, max=1.0),
-    Param("max_grasps", 10, "publish at most this many grasps per frame", min=1, max=1000),
-    Param("depth_scale", 0.001, "metres per unit of integer depth (RealSense: 0.001)", min=1e-6, max=1.0),
-    Param("max_pair_dt", 0.05, "largest stamp difference between a colour and a depth frame to pair them, s",
-          min=0.0, max=1.0),
-    Param("depth_window_px", 3, "half size of the window whose median depth places a grasp in 3-D", min=0, max=50),
-    Param("publish_overlay", True, "publish ~/overlay (the colour image with the grasps drawn)"),
-    Param("diagnostics_period_s", 1.0, "period of /diagnostics, s", min=0.1, max=60.0),
-    Param("input_timeout_s", 3.0, "an input silent this long is reported on /diagnostics (ERROR) and subscribed "
-          "afresh", min=0.1, max=600.0),
+    Param('color_topic', '/camera/camera/color/image_raw',
+          'colour image (rgb8, bgr8, rgba8, bgra8, mono8)'),
+    Param('depth_topic', '/camera/camera/aligned_depth_to_color/image_raw',
+          'depth aligned to colour (16UC1 in depth_scale units, or 32FC1 metres)'),
+    Param('camera_info_topic', '/camera/camera/color/camera_info',
+          'camera_info of the colour (= aligned depth) image'),
+    Param(
+        'model_path',
+        '',
+        'detector: a .onnx model, a .pt checkpoint or a run folder; empty: wait for ~/load_model',
+    ),
+    Param('backend', 'onnx', 'onnx (ONNX Runtime, CPU) or torch', choices=('onnx', 'torch')),
+    Param('device', 'cpu', 'torch backend: cpu or cuda[:N]'),
+    Param('threads', 0, 'onnx backend: intra-op threads (0: one per core)', min=0, max=256),
+    Param('score_threshold', -1.0,
+          "keep grasps scoring at least this; -1: the model's own threshold", min=-1.0, max=1.0),
+    Param('max_grasps', 10, 'publish at most this many grasps per frame', min=1, max=1000),
+    Param('depth_scale', 0.001, 'metres per unit of integer depth (RealSense: 0.001)', min=1e-6,
+          max=1.0),
+    Param('max_pair_dt', 0.05,
+          'largest stamp difference between a colour and a depth frame to pair them, s', min=0.0,
+          max=1.0),
+    Param('depth_window_px', 3, 'half size of the window whose median depth places a grasp in 3-D',
+          min=0, max=50),
+    Param('publish_overlay', True, 'publish ~/overlay (the colour image with the grasps drawn)'),
+    Param('diagnostics_period_s', 1.0, 'period of /diagnostics, s', min=0.1, max=60.0),
+    Param('input_timeout_s', 3.0,
+          'an input silent this long is reported on /diagnostics (ERROR) and subscribed afresh',
+          min=0.1, max=600.0),
 ]
 
 
 class InferenceNode(Node):
     def __init__(self, **kwargs):
-        super().__init__("inference_node", **kwargs)
+        super().__init__('inference_node', **kwargs)
         self.p = declare_parameters(self, PARAMS)
-        self.health = Health(self, "inference_node", self.p["color_topic"], dropped=False)
+        self.health = Health(self, 'inference_node', self.p['color_topic'], dropped=False)
         self.counts, self.bad = self.health.counts, self.health.bad
         self.cv = threading.Condition()
         self.latest = None  # (colour msg, received monotonic)
-        self.depth_buf: deque = deque(maxlen=8)
+        # depth frames waiting for their colour frame (stamps in ns)
+        self.depth_buf = StampPairer(max_dt=self.p['max_pair_dt'] * 1e9, keep=8)
         self.info = None
         self.result = None  # (stamp ns, GraspRectArray)
         self.latencies: deque = deque(maxlen=1000)
         self.published_times: deque = deque(maxlen=200)
         self.predictor = None
-        self.model_id = ""
-        self.model_error = "no model_path set; call ~/load_model"
+        self.model_id = ''
+        self.model_error = 'no model_path set; call ~/load_model'
         self.model_lock = threading.Lock()
-        if self.p["model_path"]:
-            self._log_load(*self.load_model(self.p["model_path"], self.p["backend"]))
+        if self.p['model_path']:
+            self._log_load(*self.load_model(self.p['model_path'], self.p['backend']))
         sensors = MutuallyExclusiveCallbackGroup()
-        self.inputs = StreamWatch(self, self.p["input_timeout_s"])
-        self.inputs.subscribe("color", Image, self.p["color_topic"], self.on_color, SENSOR, callback_group=sensors)
-        self.inputs.subscribe("depth", Image, self.p["depth_topic"], self.on_depth, SENSOR, callback_group=sensors)
-        self.inputs.subscribe("camera_info", CameraInfo, self.p["camera_info_topic"], self.on_info, SENSOR,
+        self.inputs = StreamWatch(self, self.p['input_timeout_s'])
+        self.inputs.subscribe('color', Image, self.p['color_topic'], self.on_color, SENSOR,
                               callback_group=sensors)
-        self.pub_grasps = self.create_publisher(GraspRectArray, "~/grasps", RELIABLE)
-        self.pub_markers = self.create_publisher(MarkerArray, "~/markers", RELIABLE)
-        self.pub_overlay = self.create_publisher(Image, "~/overlay", RELIABLE)
+        self.inputs.subscribe('depth', Image, self.p['depth_topic'], self.on_depth, SENSOR,
+                              callback_group=sensors)
+        self.inputs.subscribe('camera_info', CameraInfo, self.p['camera_info_topic'], self.on_info,
+                              SENSOR,
+                              callback_group=sensors)
+        self.pub_grasps = self.create_publisher(GraspRectArray, '~/grasps', RELIABLE)
+        self.pub_markers = self.create_publisher(MarkerArray, '~/markers', RELIABLE)
+        self.pub_overlay = self.create_publisher(Image, '~/overlay', RELIABLE)
         services = ReentrantCallbackGroup()
-        self.create_service(GetGrasps, "~/get_grasps", self.on_get_grasps, callback_group=services)
-        self.create_service(LoadModel, "~/load_model", self.on_load_model, callback_group=services)
-        self.create_timer(self.p["diagnostics_period_s"], self.publish_diagnostics, callback_group=sensors)
+        self.create_service(GetGrasps, '~/get_grasps', self.on_get_grasps, callback_group=services)
+        self.create_service(LoadModel, '~/load_model', self.on_load_model, callback_group=services)
+        self.create_timer(self.p['diagnostics_period_s'], self.publish_diagnostics,
+                          callback_group=sensors)
         self.running = True
-        self.worker = threading.Thread(target=self.work, name="inference", daemon=True)
+        self.worker = threading.Thread(target=self.work, name='inference', daemon=True)
         self.worker.start()
         # Ctrl-C shuts the context down before destroy_node runs: stop the worker first, or its
         # next publish fails on the dead context
@@ -110,26 +127,27 @@ class InferenceNode(Node):
     def load_model(self, path: str, backend: str) -> tuple[bool, str]:
         from grasp_autolabel.detector.predict import load_predictor
 
-        backend = backend or self.p["backend"]
-        if backend not in ("onnx", "torch"):
-            return False, f"backend {backend!r}: expected onnx or torch"
+        backend = backend or self.p['backend']
+        if backend not in ('onnx', 'torch'):
+            return False, f'backend {backend!r}: expected onnx or torch'
         path_obj = Path(path).expanduser()
         try:
-            predictor = load_predictor(path_obj, backend=backend, device=self.p["device"],
-                                       threads=int(self.p["threads"]) or None)
-        except Exception as exc:  # noqa: BLE001 - any failure to load must leave the node serving
-            message = f"model {path} not loaded: {exc}"
+            predictor = load_predictor(path_obj, backend=backend, device=self.p['device'],
+                                       threads=int(self.p['threads']) or None)
+        except Exception as exc:  # noqa: B902 - any failure to load must leave the node serving
+            message = f'model {path} not loaded: {exc}'
             if self.predictor is None:
                 self.model_error = message
             return False, message
         predictor.decode = predictor.decode.with_(
-            score_threshold=float(self.p["score_threshold"]) if self.p["score_threshold"] >= 0 else None,
-            max_candidates=int(self.p["max_grasps"]))
+            score_threshold=float(
+                self.p['score_threshold']) if self.p['score_threshold'] >= 0 else None,
+            max_candidates=int(self.p['max_grasps']))
         with self.model_lock:
             self.predictor = predictor
             self.model_id = predictor.model_id
-            self.model_error = ""
-        return True, f"model {predictor.model_id} loaded from {path} ({backend})"
+            self.model_error = ''
+        return True, f'model {predictor.model_id} loaded from {path} ({backend})'
 
     def _log_load(self, ok: bool, message: str) -> None:
         # (rclpy refuses one call site logging at two severities: two call sites)
@@ -148,29 +166,31 @@ class InferenceNode(Node):
     def on_color(self, msg: Image) -> None:
         with self.cv:
             if self.latest is not None:
-                self.counts["dropped_stale"] += 1  # the worker was busy: only the newest frame counts
+                # the worker was busy: only the newest frame counts
+                self.counts['dropped_stale'] += 1
             self.latest = (msg, time.monotonic())
-            self.counts["frames"] += 1
+            self.counts['frames'] += 1
             self.cv.notify_all()
 
     def on_depth(self, msg: Image) -> None:
         with self.cv:
-            self.depth_buf.append(msg)
+            self.depth_buf.add('depth', stamp_ns(msg.header.stamp), msg)
             self.cv.notify_all()
 
     def on_info(self, msg: CameraInfo) -> None:
         self.info = msg
 
     def _depth_for(self, t_ns: int):
-        """The depth frame nearest in stamp, waiting briefly for it (depth often arrives just
-        after its colour frame)."""
-        limit = self.p["max_pair_dt"] * 1e9
+        """Return the depth frame nearest in stamp, waiting briefly for it.
+
+        Depth often arrives just after its colour frame.
+        """
         deadline = time.monotonic() + 0.05
         with self.cv:
             while True:
-                best = min(self.depth_buf, key=lambda m: abs(stamp_ns(m.header.stamp) - t_ns), default=None)
-                if best is not None and abs(stamp_ns(best.header.stamp) - t_ns) <= limit:
-                    return best
+                best = self.depth_buf.take('depth', t_ns)
+                if best is not None:
+                    return best[1]
                 left = deadline - time.monotonic()
                 if left <= 0 or not self.running:
                     return None
@@ -187,106 +207,117 @@ class InferenceNode(Node):
                 item, self.latest = self.latest, None
             try:
                 self.process(*item)
-            except Exception as exc:  # noqa: BLE001 - a bad frame must never stop the node
+            except Exception as exc:  # noqa: B902 - a bad frame must never stop the node
                 if not self.running or not self.context.ok():
                     return  # shutting down under a frame: not a failure of the frame
-                self.bad("failed", f"frame failed: {type(exc).__name__}: {exc}")
+                self.bad('failed', f'frame failed: {type(exc).__name__}: {exc}')
 
     def process(self, msg: Image, received: float) -> None:
         with self.model_lock:
             predictor = self.predictor
         if predictor is None:
-            self.counts["no_model"] += 1
+            self.counts['no_model'] += 1
             return
         inputs = self._inputs(msg, predictor)
         if inputs is None:
             return
         rgb, depth_m, intr = inputs
         try:
-            grasps, scores = predictor.predict(rgb, depth_m, fx=intr.fx if intr is not None else None)
+            grasps, scores = predictor.predict(rgb, depth_m,
+                                               fx=intr.fx if intr is not None else None)
         except ValueError as exc:
-            self.bad("unexpected_input", f"colour frame: {exc}")
+            self.bad('unexpected_input', f'colour frame: {exc}')
             return
-        self._publish(msg, received, predictor.model_id, rgb, depth_m, intr, grasps[:self.p["max_grasps"]],
-                      scores[:self.p["max_grasps"]])
+        self._publish(msg, received, predictor.model_id, rgb, depth_m, intr,
+                      grasps[:self.p['max_grasps']],
+                      scores[:self.p['max_grasps']])
 
     def _inputs(self, msg: Image, predictor):
-        """``(rgb, depth_m or None, intrinsics or None)`` of a colour frame, or None when the
-        model cannot run on it (each degraded or missing input counted by kind)."""
+        """Return ``(rgb, depth_m or None, intrinsics or None)`` of a colour frame.
+
+        None when the model cannot run on it (each degraded or missing input counted by kind).
+        """
         try:
             rgb = to_rgb8(image_to_numpy(msg), msg.encoding)
         except ValueError as exc:
-            self.bad("bad_image", f"colour frame: {exc}")
+            self.bad('bad_image', f'colour frame: {exc}')
             return None
         h, w = rgb.shape[:2]
         depth_m = self._depth_m(stamp_ns(msg.header.stamp), w, h)
         intr = None
         if self.info is None:
-            self.bad("no_camera_info", "no camera_info yet: 2-D grasps only, poses invalid")
+            self.bad('no_camera_info', 'no camera_info yet: 2-D grasps only, poses invalid')
         else:
             try:
                 intr = camera_info_to_intrinsics(self.info)
             except ValueError as exc:
-                self.bad("bad_camera_info", f"camera_info: {exc}")
+                self.bad('bad_camera_info', f'camera_info: {exc}')
             if intr is not None and (intr.width, intr.height) != (w, h):
-                self.bad("size_mismatch", f"camera_info {intr.width}x{intr.height} is not the colour's {w}x{h}")
+                self.bad('size_mismatch',
+                         f"camera_info {intr.width}x{intr.height} is not the colour's {w}x{h}")
                 intr = None
         try:
-            predictor.check_size(w, h, where="colour frame")
+            predictor.check_size(w, h, where='colour frame')
         except ValueError as exc:
-            self.bad("unexpected_input", str(exc))
+            self.bad('unexpected_input', str(exc))
             return None
         if depth_m is None and predictor.uses_depth:
-            self.counts["skipped_no_depth"] += 1  # an RGB-D model cannot run on colour alone
+            self.counts['skipped_no_depth'] += 1  # an RGB-D model cannot run on colour alone
             return None
         return rgb, depth_m, intr
 
     def _depth_m(self, t_ns: int, w: int, h: int):
-        """The depth frame paired with a colour frame, in metres, or None (counted)."""
+        """Return the depth frame paired with a colour frame, in metres, or None (counted)."""
         dmsg = self._depth_for(t_ns)
         if dmsg is None:
-            self.bad("no_depth", "no depth frame with a matching stamp: 2-D grasps only, poses invalid")
+            self.bad('no_depth',
+                     'no depth frame with a matching stamp: 2-D grasps only, poses invalid')
             return None
         try:
-            depth_m = depth_to_metres(image_to_numpy(dmsg), dmsg.encoding, depth_scale=self.p["depth_scale"])
+            depth_m = depth_to_metres(image_to_numpy(dmsg), dmsg.encoding,
+                                      depth_scale=self.p['depth_scale'])
         except ValueError as exc:
-            self.bad("bad_depth", f"depth frame: {exc}")
+            self.bad('bad_depth', f'depth frame: {exc}')
             return None
         if depth_m.shape != (h, w):
-            self.bad("size_mismatch", f"depth {depth_m.shape[1]}x{depth_m.shape[0]} is not the colour's {w}x{h}")
+            self.bad('size_mismatch',
+                     f"depth {depth_m.shape[1]}x{depth_m.shape[0]} is not the colour's {w}x{h}")
             return None
         return depth_m
 
-    def _publish(self, msg: Image, received: float, model_id: str, rgb, depth_m, intr, grasps, scores) -> None:
-        """The grasps (with 3-D poses where depth and camera_info allow), markers and overlay."""
+    def _publish(self, msg: Image, received: float, model_id: str, rgb, depth_m, intr, grasps,
+                 scores) -> None:
+        """Publish the grasps (3-D poses where depth and camera_info allow), markers, overlay."""
         poses = None
         if depth_m is not None and intr is not None:
-            r = int(self.p["depth_window_px"])
+            r = int(self.p['depth_window_px'])
             z = [depth_at(depth_m, g[0], g[1], radius=r) for g in grasps]
             poses = grasp_poses(grasps, z, intr)
-            self.counts["no_depth_at_grasp"] += sum(1 for p in poses if not p.valid)
-        out = grasps_to_msg(grasps, scores=scores, poses=poses, header=msg.header, source=SOURCE_DETECTOR,
+            self.counts['no_depth_at_grasp'] += sum(1 for p in poses if not p.valid)
+        out = grasps_to_msg(grasps, scores=scores, poses=poses, header=msg.header,
+                            source=SOURCE_DETECTOR,
                             model_id=model_id)
         self.pub_grasps.publish(out)
         latency = time.monotonic() - received
         if poses is not None:
             self.pub_markers.publish(grasp_markers(msg.header, grasps, poses, intr))
-        if self.p["publish_overlay"]:
+        if self.p['publish_overlay']:
             from grasp_autolabel.annotate.viz import draw_grasps
 
-            self.pub_overlay.publish(numpy_to_image(draw_grasps(rgb.copy(), grasps, thickness=2), "rgb8",
+            self.pub_overlay.publish(numpy_to_image(draw_grasps(rgb.copy(), grasps, thickness=2),
+                                                    'rgb8',
                                                     header=msg.header))
         with self.cv:
             self.result = (stamp_ns(msg.header.stamp), out)
             self.latencies.append(latency)
             self.published_times.append(time.monotonic())
-            self.counts["published"] += 1
+            self.counts['published'] += 1
             self.cv.notify_all()
 
     # ---------------------------------------------------------------- service
     def on_get_grasps(self, request, response):
         if self.predictor is None:
-            response.success, response.message = False, f"no model loaded: {self.model_error}"
+            response.success, response.message = False, f'no model loaded: {self.model_error}'
             return response
         newer = stamp_ns(request.newer_than)
         deadline = time.monotonic() + max(0.0, request.timeout_s)
@@ -294,16 +325,25 @@ class InferenceNode(Node):
             while self.result is None or self.result[0] <= newer:
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    what = "no frame processed yet" if self.result is None else \
-                        f"no frame newer than {newer * 1e-9:.3f} s (newest: {self.result[0] * 1e-9:.3f} s)"
-                    response.success, response.message = False, f"{what} within {request.timeout_s:g} s"
+                    what = (
+                        'no frame processed yet' if self.result is None else
+                        f'no frame newer than {newer * 1e-9:.3f} s '
+                        f'(newest: {self.result[0] * 1e-9:.3f} s)')
+                    response.success, response.message = (False,
+                                                          f'{what} within {request.timeout_s:g} s')
                     return response
                 self.cv.wait(min(left, 0.1))
             stamp, msg = self.result
-        out = GraspRectArray(header=msg.header, source=msg.source, model_id=msg.model_id,
-                             grasps=list(msg.grasps[:request.max_grasps] if request.max_grasps else msg.grasps))
+        out = GraspRectArray(
+            header=msg.header,
+            source=msg.source,
+            model_id=msg.model_id,
+            grasps=list(msg.grasps[: request.max_grasps] if request.max_grasps else msg.grasps),
+        )
         response.success = True
-        response.message = f"{len(out.grasps)} grasps for the frame at {stamp * 1e-9:.3f} s, model {msg.model_id}"
+        response.message = (
+            f'{len(out.grasps)} grasps for the frame at {stamp * 1e-9:.3f} s, model {msg.model_id}'
+        )
         response.grasps = out
         return response
 
@@ -316,26 +356,29 @@ class InferenceNode(Node):
         now = time.monotonic()
         recent = [t for t in times if now - t <= 5.0]
         rate = len(recent) / min(5.0, max(1e-3, now - recent[0])) if len(recent) >= 2 else 0.0
-        degraded = {k: v for k, v in counts.items() if k not in ("frames", "published", "dropped_stale") and v}
+        degraded = {k: v for k,
+                    v in counts.items() if k not in ('frames', 'published', 'dropped_stale') and v}
         stalled = self.inputs.check()
         if self.predictor is None:
-            level, message = ERROR, f"no model: {self.model_error}"
+            level, message = ERROR, f'no model: {self.model_error}'
         elif stalled:
-            level, message = ERROR, "; ".join(stalled)
+            level, message = ERROR, '; '.join(stalled)
         else:
             level = WARN if degraded else OK
-            message = (f"{rate:.1f} Hz, latency p50 {np.percentile(lat, 50):.0f} ms" if len(lat) else "waiting for frames")
+            message = (f'{rate:.1f} Hz, latency p50 {np.percentile(lat, 50):.0f} ms' if len(
+                lat) else 'waiting for frames')
             if degraded:
-                message += "; " + ", ".join(f"{k} {v}" for k, v in sorted(degraded.items()))
-        values = {"model_id": self.model_id or "(none)", "model_error": self.model_error, "rate_hz": f"{rate:.2f}",
-                  "latency_ms_p50": f"{np.percentile(lat, 50):.1f}" if len(lat) else "",
-                  "latency_ms_p99": f"{np.percentile(lat, 99):.1f}" if len(lat) else ""}
+                message += '; ' + ', '.join(f'{k} {v}' for k, v in sorted(degraded.items()))
+        values = {'model_id': self.model_id or '(none)', 'model_error': self.model_error,
+                  'rate_hz': f'{rate:.2f}',
+                  'latency_ms_p50': f'{np.percentile(lat, 50):.1f}' if len(lat) else '',
+                  'latency_ms_p99': f'{np.percentile(lat, 99):.1f}' if len(lat) else ''}
         values.update({k: str(v) for k, v in sorted(counts.items())})
         values.update(self.inputs.values())
         self.health.publish(level, message, values)
 
     def stop_worker(self) -> None:
-        if getattr(self, "worker", None) is None:
+        if getattr(self, 'worker', None) is None:
             return  # (a node whose __init__ stopped at a bad parameter: no worker yet)
         with self.cv:
             self.running = False
@@ -349,8 +392,8 @@ class InferenceNode(Node):
 
 
 def main(args=None) -> int:
-    return run_node(InferenceNode, "inference_node", args, multithreaded=True)
+    return run_node(InferenceNode, 'inference_node', args, multithreaded=True)
 
 
-if __name__ == "__main__":
+if __name__ == '__main__':
     sys.exit(main())

@@ -16,8 +16,8 @@ from launch_ros.substitutions import FindPackageShare
 
 # Where a cell keeps its data unless told otherwise: one documented, absolute place (README,
 # "Where data goes"), not the folder `ros2 launch` happened to be started in.
-DEFAULT_SESSION_DIR = "~/grasp_autolabel/session"
-DEFAULT_DATASET_DIR = "~/grasp_autolabel/dataset"
+DEFAULT_SESSION_DIR = '~/grasp_autolabel/session'
+DEFAULT_DATASET_DIR = '~/grasp_autolabel/dataset'
 
 
 def argument(name: str, default, description: str) -> DeclareLaunchArgument:
@@ -27,9 +27,11 @@ def argument(name: str, default, description: str) -> DeclareLaunchArgument:
 
 
 class _Typed(Substitution):
-    """The launch argument ``name`` spelt as ``value_type`` would print it: ``15`` -> ``15.0`` for
-    a float, ``3.0`` -> ``3`` for an int, ``1`` / ``True`` -> ``true`` for a bool; anything else
-    stops the launch with one line naming the argument."""
+    """The launch argument ``name`` spelt as ``value_type`` would print it.
+
+    ``15`` -> ``15.0`` for a float, ``3.0`` -> ``3`` for an int, ``1`` / ``True`` -> ``true`` for a
+    bool; anything else stops the launch with one line naming the argument.
+    """
 
     def __init__(self, name: str, value_type: type):
         super().__init__()
@@ -42,7 +44,7 @@ class _Typed(Substitution):
         text = LaunchConfiguration(self.name).perform(context).strip()
         try:
             if self.value_type is bool:
-                value = {"true": True, "1": True, "false": False, "0": False}[text.lower()]
+                value = {'true': True, '1': True, 'false': False, '0': False}[text.lower()]
                 return str(value).lower()
             number = float(text)
             if self.value_type is int:
@@ -51,15 +53,16 @@ class _Typed(Substitution):
                 return str(int(number))
             return repr(number)
         except (KeyError, ValueError):
-            kind = {bool: "true or false", int: "an integer", float: "a number"}[self.value_type]
-            raise SubstitutionFailure(f"launch argument '{self.name}:={text}': expected {kind}") from None
+            kind = {bool: 'true or false', int: 'an integer', float: 'a number'}[self.value_type]
+            raise SubstitutionFailure(
+                f"launch argument '{self.name}:={text}': expected {kind}") from None
 
 
 def param(name: str, value_type: type) -> ParameterValue:
-    """The launch argument ``name`` as a parameter of ``value_type`` (int, float or bool)."""
+    """Return the launch argument ``name`` as a parameter of ``value_type`` (int, float, bool)."""
     return ParameterValue(_Typed(name, value_type), value_type=value_type)
 
 
 def config(filename: str) -> PathJoinSubstitution:
-    """A parameter file of this package (found when the launch runs, not when it is read)."""
-    return PathJoinSubstitution([FindPackageShare("grasp_autolabel"), "config", filename])
+    """Return a parameter file of this package (found when the launch runs, not when read)."""
+    return PathJoinSubstitution([FindPackageShare('grasp_autolabel'), 'config', filename])

@@ -8,7 +8,7 @@ from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescri
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.parameter import Parameter
 
-__all__ = ["Param", "declare_parameters", "ParameterError"]
+__all__ = ['Param', 'declare_parameters', 'ParameterError']
 
 
 class ParameterError(ValueError):
@@ -17,15 +17,17 @@ class ParameterError(ValueError):
 
 @dataclass(frozen=True)
 class Param:
-    """One node parameter. The nodes read their parameters once, at start-up, so each is
-    declared read-only: `ros2 param set` is refused with the reason instead of being accepted
-    and silently ignored."""
+    """One node parameter.
+
+    The nodes read their parameters once, at start-up, so each is declared read-only: `ros2 param
+    set` is refused with the reason instead of being accepted and silently ignored.
+    """
 
     name: str
     default: Any
     description: str
-    min: float | None = None
-    max: float | None = None
+    min: float | None = None  # noqa: A003
+    max: float | None = None  # noqa: A003
     choices: tuple | None = None
     read_only: bool = True
 
@@ -38,9 +40,10 @@ def _descriptor(p: Param) -> ParameterDescriptor:
         elif isinstance(p.default, int):
             d.integer_range = [IntegerRange(from_value=int(p.min), to_value=int(p.max), step=0)]
         elif isinstance(p.default, float):
-            d.floating_point_range = [FloatingPointRange(from_value=float(p.min), to_value=float(p.max), step=0.0)]
+            d.floating_point_range = [FloatingPointRange(from_value=float(p.min),
+                                                         to_value=float(p.max), step=0.0)]
     if p.choices:
-        d.additional_constraints = "one of: " + ", ".join(map(str, p.choices))
+        d.additional_constraints = 'one of: ' + ', '.join(map(str, p.choices))
     return d
 
 
@@ -57,7 +60,8 @@ def declare_parameters(node, params: list[Param]) -> dict[str, Any]:
         descriptor = _descriptor(p)
         is_float = isinstance(p.default, float)
         if is_float:
-            # `fps:=15` (or `settle_s: 1` in a file) is an integer to ROS: accept it as the float it
+            # `fps:=15` (or `settle_s: 1` in a file) is an integer to ROS: accept it as the float
+            # it
             # means, then pin the parameter to double as if it had been declared so
             descriptor.dynamic_typing, descriptor.read_only = True, False
         try:
@@ -65,29 +69,39 @@ def declare_parameters(node, params: list[Param]) -> dict[str, Any]:
         except InvalidParameterValueException as exc:
             raise ParameterError(f"parameter '{p.name}': {exc}; allowed: {_allowed(p)}") from None
         except InvalidParameterTypeException as exc:
-            raise ParameterError(f"parameter '{p.name}': expected {type(p.default).__name__} ({exc})") from None
+            raise ParameterError(
+                f"parameter '{p.name}': expected {type(p.default).__name__} ({exc})") from None
         if is_float:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ParameterError(f"parameter '{p.name}' = {value!r}: expected a number")
             value = float(value)
-        if p.min is not None and not isinstance(value, bool) and isinstance(value, (int, float)) and value < p.min:
+        if p.min is not None and not isinstance(value,
+                                                bool) and isinstance(value,
+                                                                     (int,
+                                                                      float)) and value < p.min:
             raise ParameterError(f"parameter '{p.name}' = {value}: below the minimum {p.min}")
-        if p.max is not None and not isinstance(value, bool) and isinstance(value, (int, float)) and value > p.max:
+        if p.max is not None and not isinstance(value,
+                                                bool) and isinstance(value,
+                                                                     (int,
+                                                                      float)) and value > p.max:
             raise ParameterError(f"parameter '{p.name}' = {value}: above the maximum {p.max}")
         if p.choices and value not in p.choices:
-            raise ParameterError(f"parameter '{p.name}' = {value!r}: expected one of {', '.join(map(str, p.choices))}")
+            raise ParameterError(
+                f"parameter '{p.name}' = {value!r}: expected one of "
+                f"{', '.join(map(str, p.choices))}")
         if is_float:
             final = _descriptor(p)
             final.type = Parameter.Type.DOUBLE.value
             node.set_descriptor(p.name, final,
-                                alternative_value=Parameter(p.name, Parameter.Type.DOUBLE, value).get_parameter_value())
+                                alternative_value=Parameter(p.name, Parameter.Type.DOUBLE,
+                                                            value).get_parameter_value())
         values[p.name] = value
     return values
 
 
 def _allowed(p: Param) -> str:
     if p.choices:
-        return ", ".join(map(str, p.choices))
+        return ', '.join(map(str, p.choices))
     if p.min is not None or p.max is not None:
-        return f"[{p.min}, {p.max}]"
+        return f'[{p.min}, {p.max}]'
     return type(p.default).__name__

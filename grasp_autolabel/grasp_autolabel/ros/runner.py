@@ -8,9 +8,8 @@ import sys
 import threading
 import time
 
-import rclpy
-
 from grasp_autolabel.ros.params import ParameterError
+import rclpy
 
 # A stop that has not ended this long after the context went down is hung (in a callback that
 # cannot return, or in DDS): the stacks of every thread are printed and the process exits 3.
@@ -21,17 +20,21 @@ _stop_requests: list[int] = []
 
 
 def _request_stop(signum, frame) -> None:
-    """SIGINT / SIGTERM at the Python level only notes the request: rclpy's own handler (which
-    calls this one after it) shuts the context down and the spin ends; a KeyboardInterrupt
-    raised wherever the main thread happens to be (inside rclpy's Task, a thread start) would
-    turn a clean stop into a traceback."""
+    """SIGINT / SIGTERM at the Python level only notes the request.
+
+    Rclpy's own handler (which calls this one after it) shuts the context down and the spin ends; a
+    KeyboardInterrupt raised wherever the main thread happens to be (inside rclpy's Task, a thread
+    start) would turn a clean stop into a traceback.
+    """
     _stop_requests.append(signum)
 
 
 def _shutting_down(wait_s: float = 1.0) -> bool:
-    """True when the context is (about to be) shut down: rclpy's signal handler shuts it down
-    from another thread, so an error raised under it may be seen a moment before ``ok()`` turns
-    false."""
+    """Return True when the context is (about to be) shut down.
+
+    Rclpy's signal handler shuts it down from another thread, so an error raised under it may be
+    seen a moment before ``ok()`` turns false.
+    """
     deadline = time.monotonic() + wait_s
     while rclpy.ok():
         if time.monotonic() > deadline:
@@ -45,8 +48,9 @@ def _watch_stop(name: str) -> None:
     while rclpy.ok():
         time.sleep(0.1)
     time.sleep(STOP_GRACE_S)
-    print(f"{name}: still running {STOP_GRACE_S:g} s after shutdown; stacks of every thread follow, "
-          "then exit 3", file=sys.stderr, flush=True)
+    print(f'{name}: still running {STOP_GRACE_S:g} s after shutdown; stacks of every thread '
+          'follow, '
+          'then exit 3', file=sys.stderr, flush=True)
     faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
     sys.stderr.flush()
     os._exit(3)
@@ -64,20 +68,20 @@ def run_node(node_class, name: str, args=None, *, multithreaded: bool = False) -
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, _request_stop)
     rclpy.init(args=args)
-    threading.Thread(target=_watch_stop, args=(name,), name="stop-watch", daemon=True).start()
+    threading.Thread(target=_watch_stop, args=(name,), name='stop-watch', daemon=True).start()
     if _stop_requests:  # asked to stop before rclpy was listening
         rclpy.try_shutdown()
         return 0
     try:
         node = node_class()
     except ParameterError as exc:
-        print(f"{name}: {exc}", file=sys.stderr)
+        print(f'{name}: {exc}', file=sys.stderr)
         rclpy.try_shutdown()
         return 2
     except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
         rclpy.try_shutdown()  # Ctrl-C while the node was still starting: a clean stop
         return 0
-    except Exception:
+    except Exception:  # noqa: B902 (re-raised unless shutting down)
         if not _shutting_down():
             raise
         return 0  # shut down under the constructor (SIGTERM while loading a model)
@@ -93,7 +97,7 @@ def run_node(node_class, name: str, args=None, *, multithreaded: bool = False) -
             rclpy.spin(node)
     except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
         pass
-    except Exception:
+    except Exception:  # noqa: B902 (re-raised unless shutting down)
         # Ctrl-C shuts the context down under a callback that is still publishing (a timer's
         # frame) or a message being taken: the end of a clean stop, not an error; anything
         # else is one

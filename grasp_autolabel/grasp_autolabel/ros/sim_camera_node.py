@@ -4,7 +4,8 @@ Topics (private, so a node named ``camera`` in namespace ``/camera`` gives reals
 ROS 2 defaults with ``align_depth.enable:=true``, e.g. ``/camera/camera/color/image_raw``):
 
 * ``~/color/image_raw`` (sensor_msgs/Image, rgb8), ``~/color/camera_info``
-* ``~/aligned_depth_to_color/image_raw`` (16UC1, millimetres), ``~/aligned_depth_to_color/camera_info``
+* ``~/aligned_depth_to_color/image_raw`` (16UC1, millimetres),
+``~/aligned_depth_to_color/camera_info``
 * ``~/ground_truth`` (std_msgs/String, JSON of each pick's ground truth; reliable, latched 10)
 
 Services: ``~/pick`` (std_srvs/Trigger) performs the next pick; ``~/reset`` starts a new pile.
@@ -14,6 +15,11 @@ from __future__ import annotations
 import json
 import sys
 
+from grasp_autolabel.ros.convert import intrinsics_to_camera_info, numpy_to_image
+from grasp_autolabel.ros.params import declare_parameters, Param
+from grasp_autolabel.ros.qos import SENSOR
+from grasp_autolabel.ros.runner import run_node
+from grasp_autolabel.sim.cell import CellConfig, SimCell
 import rclpy
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
@@ -21,24 +27,32 @@ from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header, String
 from std_srvs.srv import Trigger
 
-from grasp_autolabel.ros.convert import intrinsics_to_camera_info, numpy_to_image
-from grasp_autolabel.ros.params import Param, declare_parameters
-from grasp_autolabel.ros.qos import SENSOR
-from grasp_autolabel.ros.runner import run_node
-from grasp_autolabel.sim.cell import CellConfig, SimCell
-
 PARAMS = [
-    Param("fps", 30.0, "frame rate of colour and depth, Hz", min=1.0, max=60.0),
-    Param("width", 640, "image width, pixels", min=64, max=1920),
-    Param("height", 480, "image height, pixels", min=48, max=1080),
-    Param("seed", 0, "random seed of the pile (each reset advances it)", min=0, max=2**31 - 1),
-    Param("logs", 0, "logs per pile; 0 = 8 to 14 at random", min=0, max=254),
-    Param("fault_rate", 0.0, "probability that a pick is a fault (failed pick, two logs, camera knocked, arm left in view)",
-          min=0.0, max=1.0),
-    Param("arm_in_view_s", 0.0, "seconds the operator's arm takes to withdraw from view after each pick (0 = never in view)",
-          min=0.0, max=30.0),
-    Param("frame_id", "camera_color_optical_frame", "frame_id of the images (the colour optical frame)"),
-    Param("tilt_max_deg", 12.0, "largest camera tilt from straight down, degrees", min=0.0, max=45.0),
+    Param('fps', 30.0, 'frame rate of colour and depth, Hz', min=1.0, max=60.0),
+    Param('width', 640, 'image width, pixels', min=64, max=1920),
+    Param('height', 480, 'image height, pixels', min=48, max=1080),
+    Param('seed', 0, 'random seed of the pile (each reset advances it)', min=0, max=2**31 - 1),
+    Param('logs', 0, 'logs per pile; 0 = 8 to 14 at random', min=0, max=254),
+    Param(
+        'fault_rate',
+        0.0,
+        'probability that a pick is a fault (failed pick, two logs, camera knocked, arm left in '
+        'view)',
+        min=0.0,
+        max=1.0,
+    ),
+    Param(
+        'arm_in_view_s',
+        0.0,
+        "seconds the operator's arm takes to withdraw from view after each pick (0 = never in "
+        'view)',
+        min=0.0,
+        max=30.0,
+    ),
+    Param('frame_id', 'camera_color_optical_frame',
+          'frame_id of the images (the colour optical frame)'),
+    Param('tilt_max_deg', 12.0, 'largest camera tilt from straight down, degrees', min=0.0,
+          max=45.0),
 ]
 
 GROUND_TRUTH_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE,
@@ -47,25 +61,29 @@ GROUND_TRUTH_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE,
 
 class SimCameraNode(Node):
     def __init__(self, **kwargs):
-        super().__init__("camera", **kwargs)
+        super().__init__('camera', **kwargs)
         self.p = declare_parameters(self, PARAMS)
-        self.config = CellConfig(width=self.p["width"], height=self.p["height"], fault_rate=self.p["fault_rate"],
-                                 n_logs=(self.p["logs"],) * 2 if self.p["logs"] else CellConfig.n_logs,
-                                 tilt_max_deg=self.p["tilt_max_deg"])
-        self.seed = self.p["seed"]
+        self.config = CellConfig(width=self.p['width'], height=self.p['height'],
+                                 fault_rate=self.p['fault_rate'],
+                                 n_logs=(self.p['logs'],
+                                         ) * 2 if self.p['logs'] else CellConfig.n_logs,
+                                 tilt_max_deg=self.p['tilt_max_deg'])
+        self.seed = self.p['seed']
         self.cell = SimCell(self.config, seed=self.seed)
         self.arm = None
         self.arm_until = None
-        self.pub_rgb = self.create_publisher(Image, "~/color/image_raw", SENSOR)
-        self.pub_rgb_info = self.create_publisher(CameraInfo, "~/color/camera_info", SENSOR)
-        self.pub_depth = self.create_publisher(Image, "~/aligned_depth_to_color/image_raw", SENSOR)
-        self.pub_depth_info = self.create_publisher(CameraInfo, "~/aligned_depth_to_color/camera_info", SENSOR)
-        self.pub_truth = self.create_publisher(String, "~/ground_truth", GROUND_TRUTH_QOS)
-        self.create_service(Trigger, "~/pick", self.on_pick)
-        self.create_service(Trigger, "~/reset", self.on_reset)
-        self.timer = self.create_timer(1.0 / self.p["fps"], self.publish_frame)
+        self.pub_rgb = self.create_publisher(Image, '~/color/image_raw', SENSOR)
+        self.pub_rgb_info = self.create_publisher(CameraInfo, '~/color/camera_info', SENSOR)
+        self.pub_depth = self.create_publisher(Image, '~/aligned_depth_to_color/image_raw', SENSOR)
+        self.pub_depth_info = self.create_publisher(CameraInfo,
+                                                    '~/aligned_depth_to_color/camera_info', SENSOR)
+        self.pub_truth = self.create_publisher(String, '~/ground_truth', GROUND_TRUTH_QOS)
+        self.create_service(Trigger, '~/pick', self.on_pick)
+        self.create_service(Trigger, '~/reset', self.on_reset)
+        self.timer = self.create_timer(1.0 / self.p['fps'], self.publish_frame)
         self.frames = 0
-        self.get_logger().info(f"simulated cell: {len(self.cell.pile.logs)} logs, {self.p['width']}x{self.p['height']} "
+        self.get_logger().info(f'simulated cell: {len(self.cell.pile.logs)} logs, '
+                               f"{self.p['width']}x{self.p['height']} "
                                f"at {self.p['fps']:g} Hz")
 
     def publish_frame(self) -> None:
@@ -75,48 +93,52 @@ class SimCameraNode(Node):
             left = (self.arm_until - now).nanoseconds * 1e-9
             if left > 0:
                 # the operator's arm withdraws over arm_in_view_s: its hand end moves back out
-                done = 1.0 - left / self.p["arm_in_view_s"]
+                done = 1.0 - left / self.p['arm_in_view_s']
                 a = self.arm
                 end = a.end + min(done, 0.9) * (a.start - a.end)
                 occluders = (type(a)(a.start, end, a.radius, a.colour),)
             else:
                 self.arm = None
         rgb, depth = self.cell.frame(occluders=occluders)
-        header = Header(stamp=now.to_msg(), frame_id=self.p["frame_id"])
+        header = Header(stamp=now.to_msg(), frame_id=self.p['frame_id'])
         info = intrinsics_to_camera_info(self.cell.intrinsics, header=header)
-        self.pub_rgb.publish(numpy_to_image(rgb, "rgb8", header=header))
-        self.pub_depth.publish(numpy_to_image(depth, "16UC1", header=header))
+        self.pub_rgb.publish(numpy_to_image(rgb, 'rgb8', header=header))
+        self.pub_depth.publish(numpy_to_image(depth, '16UC1', header=header))
         self.pub_rgb_info.publish(info)
         self.pub_depth_info.publish(info)
         self.frames += 1
 
     def on_pick(self, request, response):
         if self.cell.done:
-            response.success, response.message = False, "the pile is empty; call ~/reset for a new one"
+            response.success, response.message = (False,
+                                                  'the pile is empty; call ~/reset for a new one')
             return response
         step = self.cell.pick()
         truth = step.to_json()
-        truth["frame_truth_after"] = self.cell.frame_truth()
+        truth['frame_truth_after'] = self.cell.frame_truth()
         self.pub_truth.publish(String(data=json.dumps(truth)))
-        if self.p["arm_in_view_s"] > 0:
+        if self.p['arm_in_view_s'] > 0:
             self.arm = self.cell.arm()
-            self.arm_until = self.get_clock().now() + rclpy.duration.Duration(seconds=self.p["arm_in_view_s"])
-        removed = ", ".join(map(str, step.removed)) or "nothing"
+            self.arm_until = self.get_clock().now() + rclpy.duration.Duration(
+                seconds=self.p['arm_in_view_s'])
+        removed = ', '.join(map(str, step.removed)) or 'nothing'
         response.success = True
-        response.message = f"step {step.step}: removed {removed}" + (f" ({step.fault})" if step.fault else "")
+        response.message = f'step {step.step}: removed {removed}' + (
+            f' ({step.fault})' if step.fault else '')
         return response
 
     def on_reset(self, request, response):
         self.seed += 1
         self.cell = SimCell(self.config, seed=self.seed)
         self.arm = None
-        response.success, response.message = True, f"new pile of {len(self.cell.pile.logs)} logs (seed {self.seed})"
+        response.success, response.message = (
+            True, f'new pile of {len(self.cell.pile.logs)} logs (seed {self.seed})')
         return response
 
 
 def main(args=None) -> int:
-    return run_node(SimCameraNode, "sim_camera_node", args)
+    return run_node(SimCameraNode, 'sim_camera_node', args)
 
 
-if __name__ == "__main__":
+if __name__ == '__main__':
     sys.exit(main())

@@ -10,8 +10,8 @@ subscription that DDS left matched but deaf.
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
+import time
 
 
 @dataclass
@@ -55,7 +55,8 @@ class StreamWatch:
             _stream.last = time.monotonic()
             return _callback(msg)
 
-        stream.subscription = self.node.create_subscription(msg_type, topic, seen, qos, **stream.kwargs)
+        stream.subscription = self.node.create_subscription(msg_type, topic, seen, qos,
+                                                            **stream.kwargs)
         stream.since = time.monotonic()
 
     def silent_s(self, name: str, now: float | None = None) -> float:
@@ -65,7 +66,7 @@ class StreamWatch:
         return now - (stream.last if stream.last is not None else stream.since)
 
     def check(self) -> list[str]:
-        """One line per stalled stream (empty: everything flows); resubscribes where that may help."""
+        """One line per stalled stream (empty: all flow); resubscribes where that may help."""
         problems = []
         now = time.monotonic()
         log = self.node.get_logger()
@@ -75,15 +76,16 @@ class StreamWatch:
             if silent < self.timeout_s:
                 if stream.stalled:
                     stream.stalled = False
-                    log.info(f"{stream.name} frames on {topic} flow again")
+                    log.info(f'{stream.name} frames on {topic} flow again')
                 continue
             publishers = self.node.count_publishers(topic)
-            what = "no message yet" if stream.last is None else f"no message for {silent:.1f} s"
+            what = 'no message yet' if stream.last is None else f'no message for {silent:.1f} s'
             if publishers == 0:
-                problems.append(f"{stream.name}: {what}, no publisher on {topic}")
+                problems.append(f'{stream.name}: {what}, no publisher on {topic}')
             else:
-                problems.append(f"{stream.name}: {what} on {topic} although {publishers} publisher(s) match "
-                                "(subscribing afresh)")
+                problems.append(f'{stream.name}: {what} on {topic} although {publishers} '
+                                'publisher(s) match '
+                                '(subscribing afresh)')
             if not stream.stalled:
                 stream.stalled = True
                 log.warning(problems[-1])
@@ -97,6 +99,9 @@ class StreamWatch:
     def values(self) -> dict[str, str]:
         """Diagnostic values: seconds each stream has been silent, resubscriptions."""
         now = time.monotonic()
-        out = {f"{s.name}_silent_s": f"{self.silent_s(s.name, now):.1f}" for s in self.streams.values()}
-        out["resubscribed"] = str(sum(s.resubscribed for s in self.streams.values()))
+        out = {
+            f'{s.name}_silent_s': f'{self.silent_s(s.name, now):.1f}'
+            for s in self.streams.values()
+        }
+        out['resubscribed'] = str(sum(s.resubscribed for s in self.streams.values()))
         return out

@@ -14,23 +14,22 @@ Fault kinds (``StepTruth.fault``):
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
-
-import numpy as np
+import math
 
 from grasp_autolabel.camera import CameraIntrinsics
-from grasp_autolabel.sim.render import OCCLUDER_ID, Camera, Occluder, Render, look_at, render
-from grasp_autolabel.sim.scene import Pile, build_pile
+from grasp_autolabel.sim.render import Camera, look_at, Occluder, OCCLUDER_ID, Render, render
+from grasp_autolabel.sim.scene import build_pile, Pile
 from grasp_autolabel.sim.sensor import SensorModel
+import numpy as np
 
-__all__ = ["CellConfig", "SimCell", "StepTruth", "LogTruth", "FAULT_KINDS", "default_intrinsics"]
+__all__ = ['CellConfig', 'SimCell', 'StepTruth', 'LogTruth', 'FAULT_KINDS', 'default_intrinsics']
 
-FAULT_KINDS = ("failed_pick", "double_removal", "camera_moved", "arm_in_view")
+FAULT_KINDS = ('failed_pick', 'double_removal', 'camera_moved', 'arm_in_view')
 
 
 def default_intrinsics(width: int = 640, height: int = 480) -> CameraIntrinsics:
-    """A RealSense D435 colour camera (69 x 42 deg field of view at 640x480), scaled to size."""
+    """Return a RealSense D435 colour camera (69 x 42 deg field of view at 640x480), scaled."""
     f = 615.0 * width / 640
     return CameraIntrinsics(width, height, fx=f, fy=f, cx=(width - 1) / 2, cy=(height - 1) / 2)
 
@@ -73,19 +72,20 @@ class CellConfig:
 
     def __post_init__(self):
         if self.width < 64 or self.height < 48:
-            raise ValueError(f"width/height: at least 64x48 pixels, got {self.width}x{self.height}")
+            raise ValueError(
+                f'width/height: at least 64x48 pixels, got {self.width}x{self.height}')
         lo, hi = self.n_logs
         if not 1 <= lo <= hi <= 254:
-            raise ValueError(f"n_logs: expected 1 <= min <= max <= 254, got {self.n_logs}")
+            raise ValueError(f'n_logs: expected 1 <= min <= max <= 254, got {self.n_logs}')
         if not 0 <= self.fault_rate <= 1:
-            raise ValueError(f"fault_rate: expected 0..1, got {self.fault_rate}")
+            raise ValueError(f'fault_rate: expected 0..1, got {self.fault_rate}')
 
 
 @dataclass
 class LogTruth:
     """Ground truth of one log in one frame."""
 
-    id: int
+    id: int  # noqa: A003
     axis_px: list  # [[u0, v0], [u1, v1]] the whole axis projected into the image
     axis_visible_px: list | None  # the part of the projected axis over visible pixels of this log
     diameter_px: float  # 2 r f / z at the log's centre
@@ -113,9 +113,10 @@ class StepTruth:
     mask: np.ndarray  # (H, W) bool: the removed logs' visible pixels in frame k
 
     def to_json(self) -> dict:
-        return {"step": self.step, "fault": self.fault, "removed": self.removed,
-                "removed_logs": [t.to_json() for t in self.removed_logs], "graspable": self.graspable,
-                "mask": f"masks/{self.step:06d}.png"}
+        return {'step': self.step, 'fault': self.fault, 'removed': self.removed,
+                'removed_logs': [t.to_json() for t in self.removed_logs],
+                'graspable': self.graspable,
+                'mask': f'masks/{self.step:06d}.png'}
 
 
 class SimCell:
@@ -127,10 +128,12 @@ class SimCell:
         c = self.config
         intr = default_intrinsics(c.width, c.height)
         height = self.rng.uniform(*c.camera_height)
-        tilt = math.radians(self.rng.uniform(0, c.tilt_max_deg)) if self.rng.random() < 0.5 else 0.0
+        tilt = math.radians(self.rng.uniform(0,
+                                             c.tilt_max_deg)) if self.rng.random() < 0.5 else 0.0
         tilt_dir = self.rng.uniform(-math.pi, math.pi)
         # the camera looks at the pile centre from `height` above the ground, tilted by `tilt`
-        eye = np.array([math.sin(tilt) * math.cos(tilt_dir), math.sin(tilt) * math.sin(tilt_dir), 0.0])
+        eye = np.array([math.sin(tilt) * math.cos(tilt_dir), math.sin(tilt) * math.sin(tilt_dir),
+                        0.0])
         eye = eye * height / max(math.cos(tilt), 1e-6)
         eye[2] = height
         self.camera = Camera(intr, eye, look_at(eye, [0.0, 0.0, 0.0]))
@@ -157,31 +160,34 @@ class SimCell:
         return not self.pile.logs
 
     def clean(self) -> Render:
-        """The noiseless render of the current state (cached until the scene changes)."""
+        """Return the noiseless render of the current state (cached until the scene changes)."""
         if self._clean is None:
-            self._clean = render(self.camera, self.pile.logs, occluders=self.occluders, rays=self._rays)
+            self._clean = render(self.camera, self.pile.logs, occluders=self.occluders,
+                                 rays=self._rays)
         return self._clean
 
     def frame(self, *, occluders: tuple | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """What the camera sees now: ``(rgb (H, W, 3) uint8, depth (H, W) uint16 mm)``.
+        """Return what the camera sees now: ``(rgb (H, W, 3) uint8, depth (H, W) uint16 mm)``.
 
         Every call draws fresh sensor noise. ``occluders`` (e.g. :meth:`arm`) are shown on top of
         the current scene for this frame only.
         """
         r = self.clean() if not occluders else render(self.camera, self.pile.logs,
-                                                      occluders=tuple(self.occluders) + tuple(occluders),
+                                                      occluders=tuple(self.occluders) + tuple(
+                                                          occluders),
                                                       rays=self._rays)
         s = self.config.sensor
         return s.rgb(r.rgb, self.rng), s.depth(r.depth, self.intrinsics.fx, self.rng)
 
     def arm(self) -> Occluder:
-        """The operator's forearm reaching in from a random image border, above the pile."""
+        """Return the operator's forearm reaching in from a random image border, above the pile."""
         rng = self.rng
         i = self.intrinsics
         side = rng.integers(4)
         # a point on the chosen border and one towards the image centre, both at arm height
         t = rng.uniform(0.2, 0.8)
-        border = [(t * i.width, -20), (t * i.width, i.height + 20), (-20, t * i.height), (i.width + 20, t * i.height)][side]
+        border = [(t * i.width, -20), (t * i.width, i.height + 20), (-20, t * i.height),
+                  (i.width + 20, t * i.height)][side]
         inner = (rng.uniform(0.3, 0.7) * i.width, rng.uniform(0.3, 0.7) * i.height)
         z_arm = self.camera.position[2] - rng.uniform(0.6, 1.0)  # arm height above the ground
 
@@ -189,7 +195,8 @@ class SimCell:
             d = self.camera.rotation @ np.array([(u - i.cx) / i.fx, (v - i.cy) / i.fy, 1.0])
             return self.camera.position + d * (z_arm - self.camera.position[2]) / d[2]
 
-        return Occluder(at_height(*border), at_height(*inner), radius=float(rng.uniform(0.045, 0.065)))
+        return Occluder(at_height(*border), at_height(*inner),
+                        radius=float(rng.uniform(0.045, 0.065)))
 
     # ---------------------------------------------------------------- truth
     def log_truth(self, log_id: int, render_: Render | None = None) -> LogTruth:
@@ -211,29 +218,32 @@ class SimCell:
         corners = np.concatenate([log.ends + d for d in log.radius * np.eye(3)] +
                                  [log.ends - d for d in log.radius * np.eye(3)])
         proj = self.camera.project(corners)
-        in_view = bool(np.all(np.isfinite(proj)) and proj[:, 0].min() >= 0 and proj[:, 1].min() >= 0
+        in_view = bool(np.all(np.isfinite(proj)) and proj[:,
+                                                          0].min() >= 0 and proj[:, 1].min() >= 0
                        and proj[:, 0].max() <= i.width - 1 and proj[:, 1].max() <= i.height - 1)
-        return LogTruth(
-            id=log_id, axis_px=ends_px.round(3).tolist(),
-            axis_visible_px=[vis[0].round(3).tolist(), vis[-1].round(3).tolist()] if len(vis) >= 2 else None,
-            diameter_px=round(2 * log.radius * i.fx / depth, 3), depth_m=round(depth, 5),
-            radius_m=round(log.radius, 5), length_m=round(log.length, 5),
-            visible_px=int(np.count_nonzero(r.instances == log_id)), in_view=in_view,
-            graspable=not self.pile.resting_on(log_id), resting_on=sorted(self.pile.supports.get(log_id, ())),
-        )
+        return LogTruth(id=log_id, axis_px=ends_px.round(3).tolist(),
+                        axis_visible_px=[vis[0].round(3).tolist(),
+                                         vis[-1].round(3).tolist()] if len(vis) >= 2 else None,
+                        diameter_px=round(2 * log.radius * i.fx / depth, 3),
+                        depth_m=round(depth, 5), radius_m=round(log.radius, 5),
+                        length_m=round(log.length, 5),
+                        visible_px=int(np.count_nonzero(r.instances == log_id)), in_view=in_view,
+                        graspable=not self.pile.resting_on(log_id),
+                        resting_on=sorted(self.pile.supports.get(log_id, ())))
 
     def frame_truth(self) -> dict:
         """Ground truth of the current frame: every log, and the camera."""
         r = self.clean()
-        return {"logs": [self.log_truth(i, r).to_json() for i in sorted(self.pile.logs)],
-                "occluder_in_view": bool(np.any(r.instances == OCCLUDER_ID)),
-                "camera": {"position_m": self.camera.position.round(5).tolist(),
-                           "rotation": self.camera.rotation.round(6).tolist()}}
+        return {'logs': [self.log_truth(i, r).to_json() for i in sorted(self.pile.logs)],
+                'occluder_in_view': bool(np.any(r.instances == OCCLUDER_ID)),
+                'camera': {'position_m': self.camera.position.round(5).tolist(),
+                           'rotation': self.camera.rotation.round(6).tolist()}}
 
     # ---------------------------------------------------------------- picking
     def _choose(self, graspable: list[int]) -> int:
         if self.rng.random() < 0.7:  # the expert usually takes the highest free log
-            return max(graspable, key=lambda i: self.pile.logs[i].centre[2] + self.pile.logs[i].radius)
+            return max(graspable,
+                       key=lambda i: self.pile.logs[i].centre[2] + self.pile.logs[i].radius)
         return int(self.rng.choice(graspable))
 
     def _nudge(self, around: list[int], exclude: set[int]) -> None:
@@ -246,7 +256,7 @@ class SimCell:
         if moved:
             self.pile = self.pile.replace_logs(moved)
 
-    def pick(self, fault: str | None = "random") -> StepTruth:
+    def pick(self, fault: str | None = 'random') -> StepTruth:
         """Perform the next pick and return the step's ground truth.
 
         Parameters
@@ -256,41 +266,44 @@ class SimCell:
             or one of :data:`FAULT_KINDS`.
         """
         if self.done:
-            raise RuntimeError("pick: no logs left in the pile")
-        if fault == "random":
-            fault = str(self.rng.choice(FAULT_KINDS)) if self.rng.random() < self.config.fault_rate else None
+            raise RuntimeError('pick: no logs left in the pile')
+        if fault == 'random':
+            fault = str(self.rng.choice(
+                FAULT_KINDS)) if self.rng.random() < self.config.fault_rate else None
         if fault is not None and fault not in FAULT_KINDS:
-            raise ValueError(f"fault: expected one of {FAULT_KINDS} or None, got {fault!r}")
+            raise ValueError(f'fault: expected one of {FAULT_KINDS} or None, got {fault!r}')
         before = self.clean()
         arm_before = bool(self.occluders)
         graspable = self.pile.graspable()
-        if fault == "double_removal" and len(graspable) < 2:
+        if fault == 'double_removal' and len(graspable) < 2:
             fault = None
         target = self._choose(graspable)
-        removed = [] if fault == "failed_pick" else [target]
-        if fault == "double_removal":
+        removed = [] if fault == 'failed_pick' else [target]
+        if fault == 'double_removal':
             removed.append(int(self.rng.choice([g for g in graspable if g != target])))
         truths = [self.log_truth(i, before) for i in removed]
-        mask = np.isin(before.instances, removed) if removed else np.zeros(before.instances.shape, bool)
+        mask = np.isin(before.instances,
+                       removed) if removed else np.zeros(before.instances.shape, bool)
         touching = sorted({j for i in [target, *removed] for j in self.pile.touching(i)})
 
-        if fault == "failed_pick":  # the gripper moved the log a little and let go
+        if fault == 'failed_pick':  # the gripper moved the log a little and let go
             self.pile = self.pile.replace_logs(
                 {target: self.pile.logs[target].moved(np.append(self.rng.normal(0, 0.004, 2), 0.0),
                                                       yaw=self.rng.normal(0, math.radians(0.5)))})
         self.pile = self.pile.remove(removed)
         self._nudge(touching, set(removed))
         self.occluders = ()
-        if fault == "camera_moved":
+        if fault == 'camera_moved':
             axis = np.append(self.rng.normal(size=2), 0.0)
             axis /= np.linalg.norm(axis)
             angle = math.radians(self.rng.uniform(0.6, 2.0)) * self.rng.choice([-1, 1])
             self.camera = self.camera.moved(_axis_angle(axis, angle), self.rng.normal(0, 0.01, 3))
             self._rays = self.camera.rays()
-        if fault == "arm_in_view":
+        if fault == 'arm_in_view':
             self.occluders = (self.arm(),)
         self._clean = None
-        step = StepTruth(self.step_index, fault if fault else ("arm_in_previous" if arm_before else None),
+        step = StepTruth(self.step_index,
+                         fault if fault else ('arm_in_previous' if arm_before else None),
                          removed, truths, graspable, mask)
         self.step_index += 1
         return step

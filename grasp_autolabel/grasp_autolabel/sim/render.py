@@ -7,24 +7,25 @@ its projected bounding box, which keeps a 640x480 frame at a few milliseconds pe
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
+import math
 
 import cv2
-import numpy as np
-
 from grasp_autolabel.camera import CameraIntrinsics
 from grasp_autolabel.sim.scene import Log
+import numpy as np
 
-__all__ = ["Camera", "Occluder", "Render", "render", "look_at", "GROUND_ID", "OCCLUDER_ID"]
+__all__ = ['Camera', 'Occluder', 'Render', 'render', 'look_at', 'GROUND_ID', 'OCCLUDER_ID']
 
 GROUND_ID = 0
 OCCLUDER_ID = 255
 
 
 def look_at(eye, target, up=(0.0, 1.0, 0.0)) -> np.ndarray:
-    """Camera-to-world rotation for an optical frame (+x right, +y down, +z forward) at ``eye``
-    looking at ``target``; image "up" is as close to world ``up`` as the view allows."""
+    """Return the camera-to-world rotation for an optical frame at ``eye`` looking at ``target``.
+
+    +x right, +y down, +z forward; image "up" is as close to world ``up`` as the view allows.
+    """
     z = np.asarray(target, float) - np.asarray(eye, float)
     z /= np.linalg.norm(z)
     up = np.asarray(up, float)
@@ -60,8 +61,11 @@ class Camera:
         d[..., 0], d[..., 1], d[..., 2] = u[None, :], v[:, None], 1.0
         return d @ self.rotation.T
 
-    def moved(self, rotation_delta: np.ndarray, translation=(0.0, 0.0, 0.0)) -> "Camera":
-        """The camera knocked: turned by ``rotation_delta`` (world frame) and shifted (m)."""
+    def moved(self, rotation_delta: np.ndarray, translation=(0.0, 0.0, 0.0)) -> 'Camera':
+        """Return the camera knocked.
+
+        Turned by ``rotation_delta`` (world frame) and shifted (m).
+        """
         return Camera(self.intrinsics, self.position + np.asarray(translation, float),
                       rotation_delta @ self.rotation)
 
@@ -92,7 +96,8 @@ _TEX_CACHE: dict = {}
 
 
 def _smooth_noise(rng, shape, scale, wrap_x=False) -> np.ndarray:
-    small = rng.normal(size=(max(2, shape[0] // scale), max(2, shape[1] // scale))).astype(np.float32)
+    small = rng.normal(size=(max(2, shape[0] // scale),
+                             max(2, shape[1] // scale))).astype(np.float32)
     if wrap_x:
         small[:, -1] = small[:, 0]
     big = cv2.resize(small, (shape[1], shape[0]), interpolation=cv2.INTER_CUBIC)
@@ -103,9 +108,12 @@ _BARK_TEXELS = 256 * 128
 
 
 def _bark_texture(seed: int) -> np.ndarray:
-    """A log's colour lookup table, (3, 256 * 128 + 64) float32: bark texels indexed by
-    (position along the axis) * 128 + (angle around it), then 64 end-grain texels by radius."""
-    key = ("bark", seed)
+    """Return a log's colour lookup table, (3, 256 * 128 + 64) float32.
+
+    Bark texels indexed by (position along the axis) * 128 + (angle around it), then 64 end-grain
+    texels by radius.
+    """
+    key = ('bark', seed)
     if key in _TEX_CACHE:
         return _TEX_CACHE[key]
     rng = np.random.default_rng(seed)
@@ -116,28 +124,32 @@ def _bark_texture(seed: int) -> np.ndarray:
     blotch = _smooth_noise(rng, (256, 128), 24)
     shade = 1.0 + 0.22 * furrows / (furrows.std() + 1e-6) + 0.12 * blotch
     bark = np.clip(base[None, None, :] * shade[..., None], 0, 255).astype(np.float32)
-    light = np.array([rng.uniform(190, 225), rng.uniform(160, 190), rng.uniform(110, 140)], np.float32)
+    light = np.array([rng.uniform(190, 225), rng.uniform(160, 190), rng.uniform(110, 140)],
+                     np.float32)
     rings = np.linspace(0, 1, 64)
     n_rings = rng.uniform(12, 30)
     ring = 0.9 + 0.1 * np.sin(2 * math.pi * n_rings * rings + rng.uniform(0, 6.28))
     grain = light[None, :] * ring[:, None]
     grain[-5:] = base  # the bark ring around the cut face
     # one flat lookup table per channel: 256 x 128 bark texels, then 64 end-grain texels
-    out = np.ascontiguousarray(np.concatenate([bark.reshape(-1, 3), grain], axis=0).T.astype(np.float32))
+    out = np.ascontiguousarray(np.concatenate([bark.reshape(-1, 3), grain],
+                                              axis=0).T.astype(np.float32))
     if len(_TEX_CACHE) > 256:  # bounded: a camera node resetting piles for hours must not grow
-        _TEX_CACHE.pop(next(k for k in _TEX_CACHE if k != "ground"))
+        _TEX_CACHE.pop(next(k for k in _TEX_CACHE if k != 'ground'))
     _TEX_CACHE[key] = out
     return out
 
 
 def _ground_texture():
-    key = "ground"
+    key = 'ground'
     if key not in _TEX_CACHE:
         rng = np.random.default_rng(12345)
         n = 1024  # covers 6 m x 6 m: ~6 mm per texel
-        g = 0.55 * _smooth_noise(rng, (n, n), 64) + 0.3 * _smooth_noise(rng, (n, n), 8) + 0.25 * rng.normal(size=(n, n))
+        g = 0.55 * _smooth_noise(rng, (n, n), 64) + 0.3 * _smooth_noise(rng, (
+            n, n), 8) + 0.25 * rng.normal(size=(n, n))
         base = np.array([118, 108, 92], np.float32)  # packed soil, gravel
-        _TEX_CACHE[key] = np.clip(base[None, None, :] * (1 + 0.12 * g[..., None]), 0, 255).astype(np.float32)
+        _TEX_CACHE[key] = np.clip(base[None, None, :] * (1 + 0.12 * g[..., None]), 0,
+                                  255).astype(np.float32)
     return _TEX_CACHE[key]
 
 
@@ -162,7 +174,8 @@ def _footprint(camera: Camera, ends: np.ndarray, axis: np.ndarray, radius: float
     e1 /= np.linalg.norm(e1)
     e2 = np.cross(axis, e1)
     r = radius * 1.01
-    corners = np.array([e + sx * r * e1 + sy * r * e2 for e in ends for sx in (-1, 1) for sy in (-1, 1)])
+    corners = np.array([e + sx * r * e1 + sy * r * e2 for e in ends for sx in (-1, 1) for sy in (
+        -1, 1)])
     cam = camera.world_to_camera(corners)
     if np.any(cam[:, 2] <= 1e-3):  # crosses the camera plane: test the whole image
         return 0, 0, i.width, np.arange(i.width * i.height)
@@ -175,7 +188,8 @@ def _footprint(camera: Camera, ends: np.ndarray, axis: np.ndarray, radius: float
     hull = cv2.convexHull(np.round((uv - [u0, v0]) * 16).astype(np.int32))
     mask = np.zeros((v1 - v0, u1 - u0), np.uint8)
     cv2.fillConvexPoly(mask, hull, 1, lineType=cv2.LINE_8, shift=4)
-    mask = cv2.dilate(mask, np.ones((3, 3), np.uint8))  # the filled polygon rounds inwards at its edges
+    mask = cv2.dilate(mask,
+                      np.ones((3, 3), np.uint8))  # the filled polygon rounds inwards at its edges
     return v0, u0, u1 - u0, np.flatnonzero(mask)
 
 
@@ -192,10 +206,11 @@ def _hit_cylinder(origin, dx, dy, dz, dd, centre, axis, radius, half_len):
     B = dx * w_perp[0] + dy * w_perp[1] + dz * w_perp[2]
     C = float(w_perp @ w_perp) - radius * radius
     disc = B * B - A * C
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid='ignore', divide='ignore'):
         ts = (-B - np.sqrt(disc)) / A
         axial = wa + ts * da
-        t = np.where((disc >= 0) & (A > 1e-12) & (ts > 0) & (np.abs(axial) <= half_len), ts, np.inf)
+        t = np.where((disc >= 0) & (A > 1e-12) & (ts > 0) & (np.abs(axial) <= half_len), ts,
+                     np.inf)
         cap = np.zeros(len(dx), dtype=bool)
         for sgn in (-1.0, 1.0):
             tc = (sgn * half_len - wa) / da
@@ -207,7 +222,8 @@ def _hit_cylinder(origin, dx, dy, dz, dd, centre, axis, radius, half_len):
     return t, axial, cap
 
 
-def render(camera: Camera, logs: list[Log] | dict, *, occluders: tuple = (), rays: np.ndarray | None = None) -> Render:
+def render(camera: Camera, logs: list[Log] | dict, *, occluders: tuple = (),
+           rays: np.ndarray | None = None) -> Render:
     """Ray-cast the scene into depth, instance map and RGB.
 
     Parameters
@@ -251,7 +267,8 @@ def render(camera: Camera, logs: list[Log] | dict, *, occluders: tuple = (), ray
         rz = w[2] + tw * dz[idx] - ax_c * axis[2]
         side_light = (rx * _LIGHT[0] + ry * _LIGHT[1] + rz * _LIGHT[2]) / radius
         cap_light = np.sign(ax_c) * float(axis @ _LIGHT)
-        shade = (0.38 + 0.62 * np.clip(np.where(cap_i, cap_light, side_light), 0.0, 1.0)).astype(np.float32)
+        shade = (0.38 + 0.62 * np.clip(np.where(cap_i, cap_light, side_light), 0.0,
+                                       1.0)).astype(np.float32)
         hit = pix[idx]
         depth[hit] = tw
         inst[hit] = sid
@@ -279,8 +296,11 @@ def _solids(logs, occluders) -> list:
 
 
 def _bark_index(axis, radius: float, half_len: float, rx, ry, rz, ax_c, cap_i) -> np.ndarray:
-    """Texel of each hit on a log: bark by (position along the axis, angle around it), rings on
-    the end caps by distance from the axis."""
+    """Texel of each hit on a log.
+
+    Bark by (position along the axis, angle around it), rings on the end caps by distance from the
+    axis.
+    """
     e1 = np.cross(axis, [0.0, 0.0, 1.0])
     if np.linalg.norm(e1) < 1e-6:
         e1 = np.cross(axis, [1.0, 0.0, 0.0])
@@ -323,7 +343,7 @@ def _ground(camera: Camera, dirs: np.ndarray) -> _GroundView:
     if hit is not None:
         return hit
     o = camera.position
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide='ignore', invalid='ignore'):
         t = np.where(dirs[..., 2] < -1e-9, -o[2] / dirs[..., 2], np.inf)
     valid = np.isfinite(t)
     tex = _ground_texture()
@@ -336,8 +356,9 @@ def _ground(camera: Camera, dirs: np.ndarray) -> _GroundView:
     rgb[~valid] = 128
     flat = dirs.reshape(-1, 3)
     view = _GroundView(np.ascontiguousarray(flat[:, 0]), np.ascontiguousarray(flat[:, 1]),
-                       np.ascontiguousarray(flat[:, 2]), np.einsum("ij,ij->i", flat, flat),
-                       t.reshape(-1), tuple(np.ascontiguousarray(rgb[..., k].reshape(-1), np.float32) for k in range(3)))
+                       np.ascontiguousarray(flat[:, 2]), np.einsum('ij,ij->i', flat, flat),
+                       t.reshape(-1), tuple(np.ascontiguousarray(rgb[..., k].reshape(-1),
+                                                                 np.float32) for k in range(3)))
     if len(_GROUND_CACHE) >= 8:
         _GROUND_CACHE.pop(next(iter(_GROUND_CACHE)))
     _GROUND_CACHE[key] = view

@@ -11,14 +11,13 @@ that hold with equality at the solution are the log's supports.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, replace
-
-import numpy as np
+import math
 
 from grasp_autolabel.geometry import point_segment_distance
+import numpy as np
 
-__all__ = ["Log", "Pile", "build_pile", "segment_distance_2d"]
+__all__ = ['Log', 'Pile', 'build_pile', 'segment_distance_2d']
 
 
 @dataclass(frozen=True)
@@ -39,7 +38,7 @@ class Log:
         Seeds the log's bark and end-grain texture.
     """
 
-    id: int
+    id: int  # noqa: A003
     centre: np.ndarray
     axis: np.ndarray
     radius: float
@@ -52,11 +51,12 @@ class Log:
         h = self.axis * (self.length / 2)
         return np.stack([self.centre - h, self.centre + h])
 
-    def moved(self, translation, yaw: float = 0.0) -> "Log":
-        """The same log shifted by ``translation`` (m) and turned by ``yaw`` (rad) about z."""
+    def moved(self, translation, yaw: float = 0.0) -> 'Log':
+        """Return the log shifted by ``translation`` (m) and turned by ``yaw`` (rad) about z."""
         c, s = math.cos(yaw), math.sin(yaw)
         rz = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]])
-        return replace(self, centre=self.centre + np.asarray(translation, float), axis=rz @ self.axis)
+        return replace(self, centre=self.centre + np.asarray(translation, float),
+                       axis=rz @ self.axis)
 
 
 @dataclass
@@ -71,11 +71,11 @@ class Pile:
         return {i for i, sup in self.supports.items() if log_id in sup and i in self.logs}
 
     def graspable(self) -> list[int]:
-        """Logs that nothing rests on: an expert may pick any of them without disturbing others."""
+        """Log that nothing rests on: an expert may pick any of them without disturbing others."""
         return sorted(i for i in self.logs if not self.resting_on(i))
 
     def touching(self, log_id: int, *, gap: float = 0.01) -> list[int]:
-        """Logs within ``gap`` metres of touching ``log_id`` (supports, dependents, neighbours)."""
+        """Log within ``gap`` metres of touching ``log_id`` (supports, dependents, neighbours)."""
         a = self.logs[log_id]
         out = []
         for j, b in self.logs.items():
@@ -86,12 +86,12 @@ class Pile:
                 out.append(j)
         return out
 
-    def remove(self, ids) -> "Pile":
+    def remove(self, ids) -> 'Pile':
         ids = set(ids)
         return Pile({i: g for i, g in self.logs.items() if i not in ids},
                     {i: s - ids for i, s in self.supports.items() if i not in ids})
 
-    def replace_logs(self, new_logs: dict[int, Log]) -> "Pile":
+    def replace_logs(self, new_logs: dict[int, Log]) -> 'Pile':
         logs = dict(self.logs)
         logs.update(new_logs)
         return Pile(logs, {i: set(s) for i, s in self.supports.items()})
@@ -177,7 +177,8 @@ def _settle(xy: np.ndarray, yaw: float, radius: float, length: float, logs: list
     return np.array([xy[0], xy[1], a]), axis, supports
 
 
-def build_pile(rng: np.random.Generator, n_logs: int, *, spread: tuple[float, float] = (0.55, 0.35),
+def build_pile(rng: np.random.Generator, n_logs: int, *,
+               spread: tuple[float, float] = (0.55, 0.35),
                radius_range=(0.04, 0.12), length_range=(0.5, 1.5), main_yaw: float | None = None,
                yaw_jitter: float = math.radians(35), tries: int = 6) -> Pile:
     """Drop ``n_logs`` logs onto the ground around the origin and let each settle.
@@ -201,7 +202,7 @@ def build_pile(rng: np.random.Generator, n_logs: int, *, spread: tuple[float, fl
         low (a few layers), as real ones are, not as towers.
     """
     if not 1 <= n_logs <= 254:
-        raise ValueError(f"n_logs: expected 1..254, got {n_logs}")
+        raise ValueError(f'n_logs: expected 1..254, got {n_logs}')
     if main_yaw is None:
         main_yaw = rng.uniform(-math.pi, math.pi)
     logs: list[Log] = []
@@ -209,7 +210,8 @@ def build_pile(rng: np.random.Generator, n_logs: int, *, spread: tuple[float, fl
     for i in range(1, n_logs + 1):
         radius = rng.uniform(*radius_range)
         length = rng.uniform(*length_range)
-        yaw = main_yaw + rng.normal(0, yaw_jitter) if rng.random() < 0.85 else rng.uniform(-math.pi, math.pi)
+        yaw = main_yaw + rng.normal(0, yaw_jitter) if rng.random() < 0.85 else rng.uniform(
+            -math.pi, math.pi)
         best = None
         for _ in range(max(1, tries)):
             xy = rng.normal(0, 1, 2) * np.asarray(spread)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-__all__ = ["SensorModel"]
+__all__ = ['SensorModel']
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ class SensorModel:
     rgb_noise: float = 2.5
 
     def depth(self, depth_m: np.ndarray, fx: float, rng: np.random.Generator) -> np.ndarray:
-        """Noisy, quantised uint16 depth (units of ``depth_scale``; 0 = invalid)."""
+        """Make noisy, quantised uint16 depth in units of ``depth_scale``, 0 = invalid."""
         z = np.where(np.isfinite(depth_m), depth_m, 0.0)
         h, w = z.shape
         sigma = self.sigma_at_1m * z * z
@@ -68,7 +68,7 @@ class SensorModel:
 
         # occlusion band: pixel p (column x) is hidden from the right imager when a pixel q at
         # x + s has a disparity larger by more than s
-        with np.errstate(divide="ignore"):
+        with np.errstate(divide='ignore'):
             disp = np.where(z > 0, fx * self.baseline / np.where(z > 0, z, 1.0), 0.0)
         span = int(np.ceil(np.nanmax(disp) - np.nanmin(disp[disp > 0]))) if np.any(disp > 0) else 0
         band = np.zeros_like(invalid)

@@ -15,21 +15,22 @@ from dataclasses import asdict, fields
 from grasp_autolabel.detector.models.faster_rcnn import FasterRCNNNetwork
 from grasp_autolabel.detector.models.grasp_map import GraspMapNetwork
 
-__all__ = ["GraspMapNetwork", "FasterRCNNNetwork", "decode_outputs", "MODELS", "DEFAULT_MODEL", "network_from_dict", "network_to_dict", "build_model", "family"]
+__all__ = ['GraspMapNetwork', 'FasterRCNNNetwork', 'decode_outputs', 'MODELS', 'DEFAULT_MODEL',
+           'network_from_dict', 'network_to_dict', 'build_model', 'family']
 
-MODELS = {"grasp-map": GraspMapNetwork, "faster-rcnn": FasterRCNNNetwork}
-DEFAULT_MODEL = "grasp-map"
+MODELS = {'grasp-map': GraspMapNetwork, 'faster-rcnn': FasterRCNNNetwork}
+DEFAULT_MODEL = 'grasp-map'
 
 
 def family(network):
-    """The module implementing ``network``'s family."""
+    """Return the module implementing ``network``'s family."""
     from grasp_autolabel.detector.models import faster_rcnn, grasp_map
 
-    return grasp_map if network.model == "grasp-map" else faster_rcnn
+    return grasp_map if network.model == 'grasp-map' else faster_rcnn
 
 
 def network_from_dict(d: dict):
-    """A ``*Network`` from its dict (checkpoint, ONNX metadata or a config file).
+    """Return a ``*Network`` from its dict (checkpoint, ONNX metadata or a config file).
 
     Raises
     ------
@@ -37,8 +38,8 @@ def network_from_dict(d: dict):
         An unknown model family or setting, or a value out of range.
     """
     if not isinstance(d, dict):
-        raise ValueError(f"expected a mapping of network settings, got {type(d).__name__}")
-    model = d.get("model", DEFAULT_MODEL)
+        raise ValueError(f'expected a mapping of network settings, got {type(d).__name__}')
+    model = d.get('model', DEFAULT_MODEL)
     if model not in MODELS:
         raise ValueError(f"model: {model!r} is not one of {', '.join(MODELS)}")
     cls = MODELS[model]
@@ -55,22 +56,30 @@ def network_to_dict(network) -> dict:
 
 
 def build_model(network, *, backbone_weights: str | None = None):
-    """The torch module of ``network`` (random weights; ``backbone_weights``: the Faster
-    R-CNN's ImageNet ResNet from a local file)."""
-    if network.model == "faster-rcnn":
+    """Return the torch module of ``network`` (random weights; ``backbone_weights``.
+
+    The Faster R-CNN's ImageNet ResNet from a local file).
+    """
+    if network.model == 'faster-rcnn':
         return family(network).build(network, backbone_weights=backbone_weights)
     if backbone_weights:
-        raise ValueError("--backbone-weights: the grasp-map network has no pretrained backbone; it trains from "
-                         "random weights")
+        raise ValueError('--backbone-weights: the grasp-map network has no pretrained backbone; '
+                         'it trains from random weights')
     return family(network).build(network)
 
 
 def decode_outputs(network, outputs: tuple, scale: float, image_size: tuple[int, int], decode):
-    """Network outputs (``(maps,)`` or ``(boxes, scores, labels)``, network-input pixels) ->
-    ``(grasps (K, 5) in image pixels with h = 0, scores (K,))``, best first, before NMS;
-    ``scale`` maps image to input pixels, ``decode`` is a ``config.DecodeSettings``."""
+    """Decode network outputs into grasps in image pixels, best first, before NMS.
+
+    Outputs are ``(maps,)`` or ``(boxes, scores, labels)`` in network-input pixels; the result is
+    ``(grasps (K, 5) in image pixels with h = 0, scores (K,))``. ``scale`` maps image to input
+    pixels, ``decode`` is a ``config.DecodeSettings``.
+    """
     fam = family(network)
-    if network.model == "grasp-map":
-        return fam.decode(outputs[0], scale, image_size=image_size, score_threshold=decode.score_threshold,
-                          peak_distance_px=decode.peak_distance_px, quality_sigma=decode.quality_sigma)
-    return fam.decode(*outputs, scale, network, score_threshold=decode.score_threshold, image_size=image_size)
+    if network.model == 'grasp-map':
+        return fam.decode(outputs[0], scale, image_size=image_size,
+                          score_threshold=decode.score_threshold,
+                          peak_distance_px=decode.peak_distance_px,
+                          quality_sigma=decode.quality_sigma)
+    return fam.decode(*outputs, scale, network, score_threshold=decode.score_threshold,
+                      image_size=image_size)

@@ -1,6 +1,7 @@
-"""The grasp-map network (the default detector): per-pixel grasp quality, cos 2θ, sin 2θ and
-opening from RGB-D, in the family of GG-CNN and GR-ConvNet, sized to train from random weights
-on a CPU.
+"""The grasp-map network (the default detector).
+
+Per-pixel grasp quality, cos 2θ, sin 2θ and opening from RGB-D, in the family of GG-CNN and
+GR-ConvNet, sized to train from random weights on a CPU.
 
 Input (:func:`make_input`): the image scaled so its long side is ``input_size`` (320 for a
 640x480 camera) and padded to a multiple of 8, five channels:
@@ -25,22 +26,22 @@ depth under the grasp, as the annotator computes it.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
+import math
 
 import cv2
+from grasp_autolabel.geometry import as_grasps, normalize_angle
 import numpy as np
 
-from grasp_autolabel.geometry import as_grasps, normalize_angle
-
-__all__ = ["GraspMapNetwork", "build", "make_input", "draw_targets", "decode", "OPENING_SCALE", "STRIDE",
-           "HEIGHT_UNIT_M", "ground_height", "OUTPUT_NAMES"]
+__all__ = ['GraspMapNetwork', 'build', 'make_input', 'draw_targets', 'decode', 'OPENING_SCALE',
+           'STRIDE',
+           'HEIGHT_UNIT_M', 'ground_height', 'OUTPUT_NAMES']
 
 OPENING_SCALE = 64.0  # opening maps hold opening / OPENING_SCALE (network-input pixels)
 STRIDE = 2  # output pixel = 2x2 input pixels
 PAD = 8  # the input's sides are multiples of this (three stride-2 stages)
 HEIGHT_UNIT_M = 0.25
-OUTPUT_NAMES = ("quality", "cos2", "sin2", "opening")
+OUTPUT_NAMES = ('quality', 'cos2', 'sin2', 'opening')
 CENTRE_FRACTION = 0.4  # the quality target covers this share of each labelled grasp's opening
 
 
@@ -58,26 +59,27 @@ class GraspMapNetwork:
         Channels of the first stage; the deeper stages have 1.5x, 2x and 3x as many.
     """
 
-    model: str = "grasp-map"
-    channels: str = "rgbd"
+    model: str = 'grasp-map'
+    channels: str = 'rgbd'
     input_size: int = 320
     width: int = 24
 
     def __post_init__(self):
-        if self.channels not in ("rgbd", "depth", "rgb"):
-            raise ValueError(f"channels: {self.channels!r} is not rgbd, depth or rgb for the grasp-map network")
+        if self.channels not in ('rgbd', 'depth', 'rgb'):
+            raise ValueError(
+                f'channels: {self.channels!r} is not rgbd, depth or rgb for the grasp-map network')
         if not 64 <= int(self.input_size) <= 2048:
-            raise ValueError(f"input_size: {self.input_size} is not in 64..2048")
+            raise ValueError(f'input_size: {self.input_size} is not in 64..2048')
         if not 4 <= int(self.width) <= 256:
-            raise ValueError(f"width: {self.width} is not in 4..256")
+            raise ValueError(f'width: {self.width} is not in 4..256')
 
     @property
     def in_channels(self) -> int:
-        return {"rgbd": 5, "depth": 2, "rgb": 3}[self.channels]
+        return {'rgbd': 5, 'depth': 2, 'rgb': 3}[self.channels]
 
     @property
     def uses_depth(self) -> bool:
-        return self.channels != "rgb"
+        return self.channels != 'rgb'
 
 
 # --------------------------------------------------------------------------- input
@@ -126,8 +128,10 @@ def padded_shape(width: int, height: int, input_size: int) -> tuple[int, int]:
 
 
 def resize_inputs(rgb: np.ndarray | None, depth_m: np.ndarray | None, scale: float):
-    """Colour (area average) and depth (the average of the valid pixels; 0 where fewer than a
-    quarter are valid) scaled by ``scale``."""
+    """Colour (area average) and depth (the average of the valid pixels.
+
+    0 where fewer than a quarter are valid) scaled by ``scale``.
+    """
     src = rgb if rgb is not None else depth_m
     h, w = src.shape[:2]
     nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
@@ -142,15 +146,18 @@ def resize_inputs(rgb: np.ndarray | None, depth_m: np.ndarray | None, scale: flo
     return small_rgb, small_depth
 
 
-def to_tensor(rgb: np.ndarray | None, depth_m: np.ndarray | None, network: GraspMapNetwork) -> np.ndarray:
-    """``(C, H, W)`` float32 from colour and depth already at network scale, padded (bottom,
-    right) to a multiple of 8."""
+def to_tensor(rgb: np.ndarray | None, depth_m: np.ndarray | None,
+              network: GraspMapNetwork) -> np.ndarray:
+    """Return ``(C, H, W)`` float32 from colour and depth already at network scale.
+
+    Padded (bottom, right) to a multiple of 8.
+    """
     src = rgb if rgb is not None else depth_m
     h, w = src.shape[:2]
     ph, pw = -(-h // PAD) * PAD, -(-w // PAD) * PAD
     out = np.zeros((network.in_channels, ph, pw), np.float32)
     c = 0
-    if network.channels != "depth":
+    if network.channels != 'depth':
         out[:3, :h, :w] = ((rgb.astype(np.float32) / 255.0 - 0.5) / 0.25).transpose(2, 0, 1)
         c = 3
     if network.uses_depth:
@@ -160,30 +167,31 @@ def to_tensor(rgb: np.ndarray | None, depth_m: np.ndarray | None, network: Grasp
 
 
 def check_inputs(rgb, depth_m, network: GraspMapNetwork):
-    """The arrays the network reads, checked: ``(rgb or None, depth or None)``.
+    """Return the arrays the network reads, checked: ``(rgb or None, depth or None)``.
 
     Raises
     ------
     ValueError
         A channel the network reads is missing, or depth and colour differ in size.
     """
-    if network.channels != "depth":
+    if network.channels != 'depth':
         if rgb is None:
-            raise ValueError("this detector reads colour and no image was given")
+            raise ValueError('this detector reads colour and no image was given')
         rgb = np.asarray(rgb)
         if rgb.ndim != 3 or rgb.shape[2] != 3:
-            raise ValueError(f"image: expected (H, W, 3) RGB, got shape {rgb.shape}")
+            raise ValueError(f'image: expected (H, W, 3) RGB, got shape {rgb.shape}')
     else:
         rgb = None
     if network.uses_depth:
         if depth_m is None:
-            raise ValueError(f"this detector reads depth ({network.channels}) and no depth was given")
+            raise ValueError(
+                f'this detector reads depth ({network.channels}) and no depth was given')
         depth_m = np.asarray(depth_m, dtype=np.float32)
         if depth_m.ndim != 2:
-            raise ValueError(f"depth: expected (H, W), got shape {depth_m.shape}")
+            raise ValueError(f'depth: expected (H, W), got shape {depth_m.shape}')
         if rgb is not None and depth_m.shape != rgb.shape[:2]:
-            raise ValueError(f"depth is {depth_m.shape[1]}x{depth_m.shape[0]} but the image is "
-                             f"{rgb.shape[1]}x{rgb.shape[0]}")
+            raise ValueError(f'depth is {depth_m.shape[1]}x{depth_m.shape[0]} but the image is '
+                             f'{rgb.shape[1]}x{rgb.shape[0]}')
     else:
         depth_m = None
     return rgb, depth_m
@@ -219,7 +227,8 @@ def draw_targets(grasps, shape: tuple[int, int], spines=None) -> np.ndarray:
     from grasp_autolabel.geometry import rect_to_corners
 
     g = as_grasps(grasps)
-    spines = np.full((len(g), 2, 2), np.nan) if spines is None else np.asarray(spines, dtype=np.float64)
+    spines = np.full((len(g), 2, 2),
+                     np.nan) if spines is None else np.asarray(spines, dtype=np.float64)
     maps = np.zeros((4,) + tuple(shape), np.float32)
     region = np.zeros(shape, np.uint8)
     for row, spine in zip(g, spines):
@@ -235,7 +244,8 @@ def draw_targets(grasps, shape: tuple[int, int], spines=None) -> np.ndarray:
         for cx, cy, across, along in rects:
             small = np.array([[(cx + 0.5) / STRIDE - 0.5, (cy + 0.5) / STRIDE - 0.5, th,
                                max(across / STRIDE, 1.0), max(along / STRIDE, 1.0)]])
-            cv2.fillConvexPoly(region, np.round(rect_to_corners(small)[0] * 16).astype(np.int32), 1,
+            cv2.fillConvexPoly(region, np.round(rect_to_corners(small)[0] * 16).astype(np.int32),
+                               1,
                                lineType=cv2.LINE_8, shift=4)
         px, py = int(round((x + 0.5) / STRIDE - 0.5)), int(round((y + 0.5) / STRIDE - 0.5))
         if 0 <= px < shape[1] and 0 <= py < shape[0]:
@@ -250,7 +260,7 @@ def draw_targets(grasps, shape: tuple[int, int], spines=None) -> np.ndarray:
 
 # --------------------------------------------------------------------------- network
 def build(network: GraspMapNetwork):
-    """The torch module: a small encoder-decoder with GroupNorm (trains at batch 4-8)."""
+    """Return the torch module: a small encoder-decoder with GroupNorm (trains at batch 4-8)."""
     import torch
     from torch import nn
     import torch.nn.functional as F
@@ -260,14 +270,16 @@ def build(network: GraspMapNetwork):
 
     class ConvBlock(nn.Sequential):
         def __init__(self, cin, cout, stride=1, dilation=1):
-            super().__init__(nn.Conv2d(cin, cout, 3, stride, padding=dilation, dilation=dilation, bias=False),
+            super().__init__(nn.Conv2d(cin, cout, 3, stride, padding=dilation, dilation=dilation,
+                                       bias=False),
                              norm(cout), nn.ReLU(inplace=True))
 
     class Residual(nn.Module):
         def __init__(self, c, dilation=1):
             super().__init__()
             self.a = ConvBlock(c, c, dilation=dilation)
-            self.b = nn.Sequential(nn.Conv2d(c, c, 3, padding=dilation, dilation=dilation, bias=False), norm(c))
+            self.b = nn.Sequential(nn.Conv2d(c, c, 3, padding=dilation, dilation=dilation,
+                                             bias=False), norm(c))
 
         def forward(self, x):
             return F.relu(x + self.b(self.a(x)))
@@ -279,8 +291,8 @@ def build(network: GraspMapNetwork):
             self.stem = ConvBlock(cin, c1)                                     # 1/1
             self.down1 = nn.Sequential(ConvBlock(c1, c2, 2), Residual(c2))     # 1/2
             self.down2 = nn.Sequential(ConvBlock(c2, c3, 2), Residual(c3))     # 1/4
-            self.down3 = nn.Sequential(ConvBlock(c3, c4, 2), Residual(c4, 1), Residual(c4, 2), Residual(c4, 4),
-                                       Residual(c4, 8))                        # 1/8, wide receptive field
+            self.down3 = nn.Sequential(ConvBlock(c3, c4, 2), Residual(c4, 1), Residual(
+                c4, 2), Residual(c4, 4), Residual(c4, 8))  # 1/8, wide receptive field
             self.up2 = ConvBlock(c4 + c3, c3)
             self.up1 = ConvBlock(c3 + c2, c2)
             self.head = nn.Sequential(ConvBlock(c2, c2), nn.Conv2d(c2, 4, 1))
@@ -290,8 +302,10 @@ def build(network: GraspMapNetwork):
             s1 = self.down1(s0)
             s2 = self.down2(s1)
             s3 = self.down3(s2)
-            u2 = self.up2(torch.cat([F.interpolate(s3, size=s2.shape[-2:], mode="nearest"), s2], 1))
-            u1 = self.up1(torch.cat([F.interpolate(u2, size=s1.shape[-2:], mode="nearest"), s1], 1))
+            u2 = self.up2(torch.cat([F.interpolate(s3, size=s2.shape[-2:], mode='nearest'), s2],
+                                    1))
+            u1 = self.up1(torch.cat([F.interpolate(u2, size=s1.shape[-2:], mode='nearest'), s1],
+                                    1))
             out = self.head(u1)
             return out  # raw: quality logit, cos, sin, opening
 
@@ -307,8 +321,11 @@ def activate(raw):
 
 
 def loss(raw, target, *, positive_weight: float = 4.0) -> dict:
-    """Per-pixel losses: BCE on the quality logits (positives weighted), smooth-L1 on the angle
-    and the opening where the target's quality is 1 (elsewhere they are undefined)."""
+    """Per-pixel losses.
+
+    BCE on the quality logits (positives weighted), smooth-L1 on the angle and the opening where
+    the target's quality is 1 (elsewhere they are undefined).
+    """
     import torch.nn.functional as F
 
     q = target[:, 0]
@@ -316,18 +333,22 @@ def loss(raw, target, *, positive_weight: float = 4.0) -> dict:
     weight = 1.0 + (positive_weight - 1.0) * q
     l_q = F.binary_cross_entropy_with_logits(raw[:, 0], q, weight=weight)
     n = pos.sum().clamp(min=1)
-    l_ang = (F.smooth_l1_loss(raw[:, 1], target[:, 1], reduction="none", beta=0.1)
-             + F.smooth_l1_loss(raw[:, 2], target[:, 2], reduction="none", beta=0.1))[pos].sum() / n
-    l_w = F.smooth_l1_loss(raw[:, 3], target[:, 3], reduction="none", beta=0.1)[pos].sum() / n
+    l_ang = (F.smooth_l1_loss(raw[:, 1], target[:, 1], reduction='none', beta=0.1)
+             + F.smooth_l1_loss(raw[:, 2], target[:, 2], reduction='none',
+                                beta=0.1))[pos].sum() / n
+    l_w = F.smooth_l1_loss(raw[:, 3], target[:, 3], reduction='none', beta=0.1)[pos].sum() / n
     zero = raw.sum() * 0
-    return {"quality": l_q, "angle": l_ang if pos.any() else zero, "opening": l_w if pos.any() else zero}
+    return {'quality': l_q, 'angle': l_ang if pos.any() else zero,
+            'opening': l_w if pos.any() else zero}
 
 
 # --------------------------------------------------------------------------- decoding
 def decode(maps: np.ndarray, scale: float, *, image_size: tuple[int, int], score_threshold: float,
-           peak_distance_px: float, quality_sigma: float = 1.0, max_peaks: int = 100) -> tuple[np.ndarray, np.ndarray]:
-    """Maps ``(4, H, W)`` (activated) -> ``(grasps (K, 5) in image pixels with h = 0, scores)``,
-    best first, before NMS.
+           peak_distance_px: float, quality_sigma: float = 1.0,
+           max_peaks: int = 100) -> tuple[np.ndarray, np.ndarray]:
+    """Decode maps ``(4, H, W)`` (activated) into ``(grasps (K, 5), scores)``, best first.
+
+    Grasps in image pixels with h = 0, before NMS.
 
     The quality map is smoothed (a Gaussian of ``quality_sigma`` output pixels); the angle and
     opening maps never are. Peaks are local maxima at least ``peak_distance_px`` image pixels
@@ -348,7 +369,7 @@ def decode(maps: np.ndarray, scale: float, *, image_size: tuple[int, int], score
     ys, xs = np.nonzero(peaks)
     if not len(ys):
         return np.zeros((0, 5)), np.zeros(0)
-    order = np.argsort(-qs[ys, xs], kind="stable")
+    order = np.argsort(-qs[ys, xs], kind='stable')
     ys, xs = ys[order], xs[order]
     # a plateau gives several equal maxima: keep the best, drop any within r of a kept one
     kept: list[int] = []
