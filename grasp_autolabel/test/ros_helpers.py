@@ -44,6 +44,9 @@ class NodeProcess:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
+    def tail(self, n: int = 40) -> str:
+        return '\n'.join(self.output().splitlines()[-n:])
+
     def kill(self) -> None:
         """SIGKILL the node's whole process group.
 
@@ -107,6 +110,20 @@ def status_count(diagnostics: list, node: str, key: str, since: int = 0) -> int 
     """Return an integer of ``node``'s newest status (0: the status lacks it; None: no status)."""
     status = node_status(diagnostics, node, since)
     return None if status is None else int({kv.key: kv.value for kv in status.values}.get(key, 0))
+
+
+def wait_for_fresh_frames(client, n: int = 5, node: str = 'capture_node') -> None:
+    """Wait until ``node`` has paired ``n`` colour+depth frames taken after now.
+
+    Counted from its first /diagnostics status published after now, so frames from before
+    cannot count (``client``: a CellClient).
+    """
+    since = len(client.diagnostics)
+    assert client.spin_until(
+        lambda: status_count(client.diagnostics, node, 'pairs', since) is not None, 10)
+    base = status_count(client.diagnostics, node, 'pairs', since)
+    assert client.spin_until(
+        lambda: status_count(client.diagnostics, node, 'pairs') >= base + n, 10)
 
 
 def have_shutil(cmd: str) -> bool:

@@ -5,19 +5,17 @@ A restart after SIGKILL continues the numbering; run-sim end to end.
 import json
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 
 rclpy = pytest.importorskip('rclpy')
 from builtin_interfaces.msg import Time  # noqa: E402, I100
-from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from grasp_autolabel.camera import CameraIntrinsics  # noqa: E402
+from grasp_autolabel.ros.cell_client import CellClient  # noqa: E402
 from grasp_autolabel.ros.convert import intrinsics_to_camera_info, numpy_to_image  # noqa: E402
-from grasp_autolabel.ros.qos import RELIABLE, SENSOR  # noqa: E402
+from grasp_autolabel.ros.qos import SENSOR  # noqa: E402
 from grasp_autolabel.session import Session  # noqa: E402
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from ros_helpers import call_service, NodeProcess, spin_until  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
@@ -27,15 +25,14 @@ INTR = CameraIntrinsics(64, 48, fx=60.0, fy=60.0, cx=31.5, cy=23.5)
 
 
 class Feeder:
-    def __init__(self, context, name='feeder'):
-        self.node = rclpy.create_node(name, context=context)
-        self.ex = SingleThreadedExecutor(context=context)
-        self.ex.add_node(self.node)
+    """A camera on /t/color, /t/depth and /t/info; hears the capture node through a CellClient."""
+
+    def __init__(self, context, procs, name='feeder'):
+        self.client = CellClient(procs, timeout_s=20.0, name=name, context=context)
+        self.node, self.ex = self.client.node, self.client.executor
         self.color = self.node.create_publisher(Image, '/t/color', SENSOR)
         self.depth = self.node.create_publisher(Image, '/t/depth', SENSOR)
         self.info = self.node.create_publisher(CameraInfo, '/t/info', SENSOR)
-        self.diag = []
-        self.node.create_subscription(DiagnosticArray, '/diagnostics', self.diag.append, RELIABLE)
 
     def send(self, sec, rgb=None, depth=None, *, rgb_enc='rgb8', depth_enc='16UC1', info=True,
              mutate=None):
@@ -51,19 +48,25 @@ class Feeder:
             self.info.publish(intrinsics_to_camera_info(INTR, header=h))
         self.color.publish(c)
         self.depth.publish(d)
-        self.spin(0.15)
+        self.client.spin_for(0.02)
 
-    def spin(self, seconds):
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            self.ex.spin_once(timeout_sec=0.02)
+    def counts(self) -> dict:
+        return self.client.status.get('capture_node', {})
 
-    def counts(self):
-        for msg in reversed(self.diag):
-            for s in msg.status:
-                if s.name.endswith('capture_node'):
-                    return {kv.key: kv.value for kv in s.values}
-        return {}
+    def count(self, key: str) -> int:
+        return int(self.counts().get(key, 0))
+
+    def until_counted(self, key: str, send) -> None:
+        """Call ``send(sec)`` with new stamps until the node's counter ``key`` grows.
+
+        The camera topics are best effort, as a camera's are: a message may be lost.
+        """
+        before = self.count(key)
+        for attempt in range(10):
+            send()
+            if self.client.spin_until(lambda: self.count(key) > before, 1.0):
+                return
+        raise AssertionError(f'{key} never counted: {self.counts()}')
 
 
 def _capture_node(tmp_path, *extra):
@@ -76,40 +79,32 @@ def _capture_node(tmp_path, *extra):
 
 def test_bad_input_is_dropped_counted_and_logged_once(rclpy_context, tmp_path):
     node = _capture_node(tmp_path)
-    f = Feeder(rclpy_context)
+    f = Feeder(rclpy_context, [node])
+    stamps = iter(range(1, 10_000))
     try:
-        assert spin_until(f.ex, lambda: f.node.count_subscribers('/t/depth') >= 1, 20,
-                          processes=[node])
-        f.spin(0.5)
+        assert f.client.spin_until(lambda: f.node.count_subscribers('/t/depth') >= 1, 20)
         # no camera_info yet: a capture is refused with the reason (send until frames arrive)
-        for sec in range(1, 20):
-            f.send(sec, info=False)
-            if int(f.counts().get('pairs', 0)) >= 1:
-                break
-        reply = call_service(f.node, f.ex, Trigger, '/capture_node/capture')
+        f.until_counted('pairs', lambda: f.send(next(stamps), info=False))
+        reply = f.client.call('/capture_node/capture')
         assert not reply.success and 'no camera_info' in reply.message
-        f.send(32, rgb_enc='yuv422')  # wrong colour encoding
-        f.send(33, rgb_enc='yuv422')
-        f.send(34, depth_enc='8UC1')  # wrong depth encoding
-        f.send(35, mutate=lambda c, d: setattr(d, 'data', b''))  # empty
-        f.send(36, depth=np.zeros((48, 64), np.uint16))  # no valid depth
-        f.send(37, rgb=np.zeros((24, 32, 3), np.uint8))  # colour and depth of different sizes
-        f.send(38, mutate=lambda c, d: setattr(d, 'step', 10))  # malformed step
-        f.send(50)
-        f.send(40)  # stamps going backwards
-        f.send(51)
-        reply = call_service(f.node, f.ex, Trigger, '/capture_node/capture')
+        bad = [('encoding', {'rgb_enc': 'yuv422'}),  # wrong colour encoding
+               ('encoding', {'rgb_enc': 'yuv422'}),
+               ('encoding', {'depth_enc': '8UC1'}),  # wrong depth encoding
+               ('empty', {'mutate': lambda c, d: setattr(d, 'data', b'')}),
+               ('no_valid_depth', {'depth': np.zeros((48, 64), np.uint16)}),
+               ('size_mismatch', {'rgb': np.zeros((24, 32, 3), np.uint8)}),  # other sizes
+               ('malformed', {'mutate': lambda c, d: setattr(d, 'step', 10)})]
+        for kind, how in bad:
+            f.until_counted(f'dropped_{kind}', lambda: f.send(next(stamps), **how))
+        sec = next(stamps) + 100
+        f.until_counted('pairs', lambda: f.send(sec))
+        f.until_counted('dropped_stamp_backwards', lambda: f.send(sec - 50))  # stamps going back
+        reply = f.client.call('/capture_node/capture')
         assert reply.success, reply.message
-        assert spin_until(f.ex, lambda: int(f.counts().get('captures_service', 0)) == 1, 10)
-        c = f.counts()
-        assert int(c['dropped_encoding']) == 3
-        assert int(c['dropped_empty']) == 1
-        assert int(c['dropped_no_valid_depth']) == 1
-        assert int(c['dropped_size_mismatch']) == 1
-        assert int(c['dropped_malformed']) == 1
-        assert int(c['dropped_stamp_backwards']) >= 1
-        assert node.alive()
+        assert f.client.spin_until(lambda: f.count('captures_service') == 1, 10)
+        assert f.count('dropped_encoding') >= 3 and node.alive()
     finally:
+        f.client.close()
         assert node.stop() in (0, -2), node.output()
     log = node.output()
     assert log.count('is not supported') == 1  # once per kind, however often it happens
@@ -120,11 +115,9 @@ def test_bad_input_is_dropped_counted_and_logged_once(rclpy_context, tmp_path):
 def test_restart_after_sigkill_continues_the_numbering(rclpy_context, tmp_path):
     for run in range(2):
         # a fresh client each run: the killed server never answers what the old client asked
-        f = Feeder(rclpy_context, name=f'feeder_{run}')
         node = _capture_node(tmp_path)
-        assert spin_until(f.ex, lambda: f.node.count_subscribers('/t/depth') >= 1, 20,
-                          processes=[node])
-        f.spin(0.5)
+        f = Feeder(rclpy_context, [node], name=f'feeder_{run}')
+        assert f.client.spin_until(lambda: f.node.count_subscribers('/t/depth') >= 1, 20)
         for i in range(3):
             for attempt in range(20):  # the first frames may go out before the publisher matched
                 f.send(100 * run + 5 * i + attempt + 1)
@@ -145,9 +138,10 @@ def test_restart_after_sigkill_continues_the_numbering(rclpy_context, tmp_path):
                         break
             else:
                 raise AssertionError(node.output())
+        f.client.procs.clear()  # killed on purpose
         node.kill()
         node.stop()
-        f.spin(0.5)
+        f.client.close()
     assert Session.open(tmp_path / 'session').frames == list(range(6))
 
 
@@ -206,23 +200,19 @@ def test_parameters_are_read_only_and_integers_are_accepted_for_floats(rclpy_con
 
     node = NodeProcess('capture_node', '-p', f"session_dir:={tmp_path / 's'}", '-p', 'settle_s:=1',
                        log_dir=tmp_path)
-    f = Feeder(rclpy_context, 'param_client')
+    f = Feeder(rclpy_context, [node], 'param_client')
     try:
         got = call_service(f.node, f.ex, GetParameters, '/capture_node/get_parameters',
                            GetParameters.Request(names=['settle_s']), timeout=30)
-        assert (
-            got.values[0].type == ParameterType.PARAMETER_DOUBLE
-            and got.values[0].double_value == 1.0
-        )
-        request = SetParameters.Request(
-            parameters=[
-                ParameterMsg(name='settle_s', value=ParameterValue(
-                    type=ParameterType.PARAMETER_DOUBLE, double_value=2.0))
-            ]
-        )
+        assert got.values[0].type == ParameterType.PARAMETER_DOUBLE
+        assert got.values[0].double_value == 1.0
+        request = SetParameters.Request(parameters=[ParameterMsg(
+            name='settle_s',
+            value=ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=2.0))])
         result = call_service(f.node, f.ex, SetParameters, '/capture_node/set_parameters',
                               request).results[0]
         assert not result.successful and 'read-only' in result.reason
         assert node.alive()
     finally:
+        f.client.close()
         assert node.stop() in (0, -2), node.output()

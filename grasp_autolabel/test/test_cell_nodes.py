@@ -7,19 +7,15 @@ import numpy as np
 import pytest
 
 rclpy = pytest.importorskip('rclpy')
-from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402, I100
-from grasp_autolabel.dataset import GraspDataset  # noqa: E402
+from grasp_autolabel.dataset import GraspDataset  # noqa: E402, I100
 from grasp_autolabel.evaluation import valid_for_log  # noqa: E402
+from grasp_autolabel.ros.cell_client import CellClient  # noqa: E402
 from grasp_autolabel.ros.messages import msg_to_grasps  # noqa: E402
-from grasp_autolabel.ros.qos import RELIABLE  # noqa: E402
 from grasp_autolabel.ros.sim_camera_node import GROUND_TRUTH_QOS  # noqa: E402
 from grasp_autolabel.session import Session  # noqa: E402
 from grasp_autolabel_msgs.msg import GraspRectArray  # noqa: E402
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
-from ros_helpers import (  # noqa: E402
-    call_service, node_status, NodeProcess, spin_until, status_count)
+from ros_helpers import node_status, NodeProcess, wait_for_fresh_frames  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
-from std_srvs.srv import Trigger  # noqa: E402
 
 CAM = '/camera/camera'
 
@@ -44,56 +40,24 @@ def stop_all(procs):
         assert code in (0, -2), f'{p.name} exited with {code}:\n{p.output()}'
 
 
-class Listener:
-    def __init__(self, context):
-        self.node = rclpy.create_node('cell_test', context=context)
-        self.ex = SingleThreadedExecutor(context=context)
-        self.ex.add_node(self.node)
-        self.grasps, self.truth, self.diag = [], [], []
-        self.node.create_subscription(GraspRectArray, '/autolabel_node/grasps', self.grasps.append,
-                                      RELIABLE)
-        self.node.create_subscription(String, f'{CAM}/ground_truth', self.truth.append,
-                                      GROUND_TRUTH_QOS)
-        self.node.create_subscription(DiagnosticArray, '/diagnostics', self.diag.append, RELIABLE)
-
-    def spin_for(self, seconds):
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            self.ex.spin_once(timeout_sec=0.05)
-
-    def call(self, name):
-        return call_service(self.node, self.ex, Trigger, name)
+def listen(context, procs=()) -> CellClient:
+    """The cell's client, also hearing the simulator's ground truth (``.truth``)."""
+    client = CellClient(procs, timeout_s=20.0, name='cell_test', context=context)
+    client.truth = client.listen(String, f'{CAM}/ground_truth', GROUND_TRUTH_QOS)
+    return client
 
 
-def _wait_for_frames_after(lis, procs, n: int = 5) -> None:
-    """Until the capture node has paired ``n`` frames taken after now (counted from its first
-    status published after now, so frames from before cannot count)."""
-    since = len(lis.diag)
-    assert spin_until(lis.ex, lambda: status_count(lis.diag, 'capture_node', 'pairs',
-                                                   since) is not None, 10,
-                      processes=procs)
-    base = status_count(lis.diag, 'capture_node', 'pairs', since)
-    assert spin_until(lis.ex, lambda: status_count(lis.diag, 'capture_node', 'pairs') >= base + n,
-                      10,
-                      processes=procs)
-
-
-def _autolabel_frames(lis) -> int:
-    return status_count(lis.diag, 'autolabel_node', 'frames') or 0
-
-
-def _capture_when_ready(lis, procs):
+def _capture_when_ready(lis):
     """The first capture, once the autolabel node really receives captured frames (each of its
     three subscriptions must have matched: the topics keep only the last frame for late
     joiners)."""
     g = lis.node
-    assert spin_until(lis.ex, lambda: g.count_subscribers('/capture_node/captured/rgb') >= 1
-                      and g.count_publishers('/autolabel_node/grasps') >= 1, 30, processes=procs)
+    assert lis.spin_until(lambda: g.count_subscribers('/capture_node/captured/rgb') >= 1
+                          and g.count_publishers('/autolabel_node/grasps') >= 1, 30)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         reply = lis.call('/capture_node/capture')
-        if reply.success and spin_until(lis.ex, lambda: _autolabel_frames(lis) >= 1, 3,
-                                        processes=procs):
+        if reply.success and lis.spin_until(lambda: lis.autolabel_frames() >= 1, 3):
             return reply
         lis.spin_for(0.3)
     raise AssertionError('the autolabel node never received a captured frame')
@@ -115,29 +79,28 @@ def _check_valid(lis, msg, truth):
 
 def test_pick_then_capture_gives_valid_grasps(rclpy_context, tmp_path):
     procs = start_cell(tmp_path, auto=False)
-    lis = Listener(rclpy_context)
+    lis = listen(rclpy_context, procs)
     try:
-        _capture_when_ready(lis, procs)
+        _capture_when_ready(lis)
         accepted = 0
         for pick in range(5):
             assert lis.call(f'{CAM}/pick').success
-            _wait_for_frames_after(
-                lis, procs)  # fresh frames of the scene after the pick reached the capture node
-            n = len(lis.grasps)
+            wait_for_fresh_frames(lis)  # fresh frames after the pick reached the capture node
+            n = len(lis.labels)
             assert lis.call('/capture_node/capture').success
-            assert spin_until(lis.ex, lambda: len(lis.grasps) > n, 20,
-                              processes=procs), 'no GraspRectArray'
-            assert spin_until(lis.ex, lambda: len(lis.truth) > pick, 5), 'no ground truth'
+            assert lis.spin_until(lambda: len(lis.labels) > n, 20), 'no GraspRectArray'
+            assert lis.spin_until(lambda: len(lis.truth) > pick, 5), 'no ground truth'
             truth = json.loads(lis.truth[pick].data)
-            accepted += _check_valid(lis, lis.grasps[-1], truth)
+            accepted += _check_valid(lis, lis.labels[-1], truth)
             if accepted >= 2 and pick >= 3:
                 break
         # every published grasp is valid (checked above); most picks of a 6-log pile seen
         # straight down pass the gate
         assert accepted >= 2, f'{accepted} of {pick + 1} picks gave grasps'
-        assert spin_until(lis.ex, lambda: any(
-            'autolabel' in s.name for d in lis.diag for s in d.status), 5)
+        assert lis.spin_until(lambda: any(
+            'autolabel' in s.name for d in lis.diagnostics for s in d.status), 5)
     finally:
+        lis.close()
         stop_all(procs)
     s = Session.open(tmp_path / 'session')
     ds = GraspDataset.open(tmp_path / 'dataset')
@@ -150,38 +113,40 @@ def test_pick_then_capture_gives_valid_grasps(rclpy_context, tmp_path):
 def test_capture_before_any_frame_is_refused_with_the_reason(rclpy_context, tmp_path):
     cap = NodeProcess('capture_node', '-p', f"session_dir:={tmp_path / 'session'}",
                       log_dir=tmp_path)
-    lis = Listener(rclpy_context)
+    lis = listen(rclpy_context, [cap])
     try:
         reply = lis.call('/capture_node/capture')
         assert not reply.success and 'no colour+depth pair received yet' in reply.message
         assert cap.alive()
     finally:
+        lis.close()
         stop_all([cap])
     assert not (tmp_path / 'session' / 'rgb').exists()
 
 
 def test_auto_capture_after_the_arm_leaves(rclpy_context, tmp_path):
     procs = start_cell(tmp_path, auto=True, arm_s=0.8, seed=9)
-    lis = Listener(rclpy_context)
+    lis = listen(rclpy_context, procs)
     try:
         # no button at all: the untouched pile is captured once it is still, then every pick
-        assert spin_until(lis.ex, lambda: _autolabel_frames(lis) >= 1, 30, processes=procs), \
+        assert lis.spin_until(lambda: lis.autolabel_frames() >= 1, 30), \
             'the first still scene was not captured by itself'
         assert 'captured frame 0 (auto)' in procs[1].output()
         accepted = 0
         for pick in range(5):
-            n = len(lis.grasps)
+            n = len(lis.labels)
             assert lis.call(f'{CAM}/pick').success
             # arm in view 0.8 s (a frame with the arm is not still long enough), then settle 0.6 s
-            assert spin_until(lis.ex, lambda: len(lis.grasps) > n, 20, processes=procs), (
+            assert lis.spin_until(lambda: len(lis.labels) > n, 20), (
                 f'no auto capture after pick {pick}; capture_node status '
-                f'{node_status(lis.diag, "capture_node")}:\n{procs[1].output()}'
+                f'{node_status(lis.diagnostics, "capture_node")}:\n{procs[1].output()}'
             )
-            assert spin_until(lis.ex, lambda: len(lis.truth) > pick, 5)
-            accepted += _check_valid(lis, lis.grasps[-1], json.loads(lis.truth[pick].data))
+            assert lis.spin_until(lambda: len(lis.truth) > pick, 5)
+            accepted += _check_valid(lis, lis.labels[-1], json.loads(lis.truth[pick].data))
             if accepted == 2:
                 break
         assert accepted >= 2, f'{accepted} of {pick + 1} auto-captured picks gave grasps'
     finally:
+        lis.close()
         stop_all(procs)
     assert re.search(r'captured frame \d+ \(auto\)', procs[1].output())

@@ -3,8 +3,6 @@
 Sim camera -> inference node with a tiny trained model -> grasps with valid 3-D poses;
 ~/get_grasps; a model swap at run time; starting without a model; bad input counted, never a crash.
 """
-import time
-
 import numpy as np
 import pytest
 
@@ -12,21 +10,20 @@ rclpy = pytest.importorskip('rclpy')
 pytest.importorskip('torch')
 pytest.importorskip('onnxruntime')
 from builtin_interfaces.msg import Time  # noqa: E402, I100
-from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
 from grasp_autolabel.detector.config import DecodeSettings, TrainSettings  # noqa: E402
 from grasp_autolabel.detector.export import export_onnx  # noqa: E402
 from grasp_autolabel.detector.models import GraspMapNetwork  # noqa: E402
 from grasp_autolabel.detector.train import train  # noqa: E402
 from grasp_autolabel.jobs.label import label_sessions  # noqa: E402
 from grasp_autolabel.jobs.simulate import simulate  # noqa: E402
+from grasp_autolabel.ros.cell_client import CellClient  # noqa: E402
 from grasp_autolabel.ros.convert import intrinsics_to_camera_info, numpy_to_image  # noqa: E402
-from grasp_autolabel.ros.qos import RELIABLE, SENSOR  # noqa: E402
+from grasp_autolabel.ros.qos import SENSOR  # noqa: E402
 from grasp_autolabel.sim import CellConfig  # noqa: E402
 from grasp_autolabel.sim.cell import default_intrinsics  # noqa: E402
 from grasp_autolabel_msgs.msg import GraspRectArray  # noqa: E402
 from grasp_autolabel_msgs.srv import GetGrasps, LoadModel  # noqa: E402
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
-from ros_helpers import call_service, NodeProcess, spin_until  # noqa: E402
+from ros_helpers import node_status, NodeProcess  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 
@@ -54,30 +51,17 @@ def models(tmp_path_factory):
             'broken': root / 'broken.onnx'}
 
 
-class Client:
-    def __init__(self, context, name='client'):
-        self.node = rclpy.create_node(name, context=context)
-        self.ex = SingleThreadedExecutor(context=context)
-        self.ex.add_node(self.node)
-        self.grasps, self.diag = [], []
-        self.node.create_subscription(GraspRectArray, '/inference_node/grasps', self.grasps.append,
-                                      RELIABLE)
-        self.node.create_subscription(DiagnosticArray, '/diagnostics', self.diag.append, RELIABLE)
+def _client(context, procs) -> CellClient:
+    """A planner's view: the inference node's grasps (``.grasps``), services, diagnostics."""
+    client = CellClient(procs, timeout_s=20.0, name='client', context=context)
+    client.grasps = client.listen(GraspRectArray, '/inference_node/grasps')
+    return client
 
-    def spin(self, seconds):
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            self.ex.spin_once(timeout_sec=0.02)
 
-    def status(self):
-        for msg in reversed(self.diag):
-            for s in msg.status:
-                if s.name.endswith('inference_node'):
-                    return s, {kv.key: kv.value for kv in s.values}
-        return None, {}
-
-    def call(self, srv, name, request):
-        return call_service(self.node, self.ex, srv, name, request)
+def _status(client):
+    """``(status, {key: value})`` of the inference node's newest status, (None, {}) before."""
+    status = node_status(client.diagnostics, 'inference_node')
+    return status, {kv.key: kv.value for kv in status.values} if status else {}
 
 
 def _inference(tmp_path, *extra):
@@ -91,12 +75,11 @@ def test_sim_camera_to_grasps_service_and_model_swap(rclpy_context, tmp_path, mo
                          '-p', f'height:={H}', '-p', 'fps:=10.0', '-p', 'logs:=5', '-p', 'seed:=3',
                          '-p', 'tilt_max_deg:=0.0', log_dir=tmp_path)
     node = _inference(tmp_path, '-p', f"model_path:={models['onnx']}")
-    c = Client(rclpy_context)
     procs = [camera, node]
+    c = _client(rclpy_context, procs)
     try:
         # (a tiny model's candidates must pass the depth check: wait for frames that have some)
-        assert spin_until(c.ex, lambda: sum(1 for m in c.grasps if m.grasps) >= 3, 60,
-                          processes=procs), \
+        assert c.spin_until(lambda: sum(1 for m in c.grasps if m.grasps) >= 3, 60), \
             node.output()
         msg = [m for m in c.grasps if m.grasps][-1]
         assert (
@@ -112,35 +95,31 @@ def test_sim_camera_to_grasps_service_and_model_swap(rclpy_context, tmp_path, mo
             assert 1.0 < g.pose.position.z < 3.0
             assert g.opening_m == pytest.approx(g.w * g.pose.position.z / fx, rel=0.05)
         # the service: the newest frame, then one newer than it
-        r = c.call(GetGrasps, '/inference_node/get_grasps', GetGrasps.Request(max_grasps=2))
+        r = c.call('/inference_node/get_grasps', GetGrasps, GetGrasps.Request(max_grasps=2))
         assert r.success and 0 < len(r.grasps.grasps) <= 2, r.message
         stamp = r.grasps.header.stamp
-        r2 = c.call(GetGrasps, '/inference_node/get_grasps',
+        r2 = c.call('/inference_node/get_grasps', GetGrasps,
                     GetGrasps.Request(newer_than=stamp, timeout_s=5.0))
         assert r2.success, r2.message
         t1 = stamp.sec * 10**9 + stamp.nanosec
         t2 = r2.grasps.header.stamp.sec * 10**9 + r2.grasps.header.stamp.nanosec
         assert t2 > t1
         # a broken model is refused and the old one keeps serving
-        r = c.call(LoadModel, '/inference_node/load_model',
+        r = c.call('/inference_node/load_model', LoadModel,
                    LoadModel.Request(model_path=str(models['broken'])))
         assert not r.success and 'not loaded' in r.message and r.model_id == 'grasp-map-rgbd-step4'
         # a swap to a torch checkpoint takes effect without a restart
-        r = c.call(LoadModel, '/inference_node/load_model',
+        r = c.call('/inference_node/load_model', LoadModel,
                    LoadModel.Request(model_path=str(models['pt']), backend='torch'))
         assert r.success and r.model_id == 'grasp-map-rgbd-step6', r.message
         n = len(c.grasps)
-        assert spin_until(
-            c.ex,
-            lambda: len(c.grasps) > n + 2 and c.grasps[-1].model_id == 'grasp-map-rgbd-step6',
-            30,
-            processes=procs,
-        )
-        assert spin_until(c.ex, lambda: c.status()[1].get('model_id') == 'grasp-map-rgbd-step6',
-                          10, processes=procs)
-        s, values = c.status()
+        assert c.spin_until(lambda: len(c.grasps) > n + 2
+                            and c.grasps[-1].model_id == 'grasp-map-rgbd-step6', 30)
+        assert c.spin_until(lambda: _status(c)[1].get('model_id') == 'grasp-map-rgbd-step6', 10)
+        s, values = _status(c)
         assert float(values['latency_ms_p50']) > 0 and float(values['rate_hz']) > 0
     finally:
+        c.close()
         for p in procs:
             assert p.stop() in (0, -2), p.output()
 
@@ -149,7 +128,7 @@ def test_starts_without_a_model_and_serves_once_one_is_loaded(rclpy_context, tmp
     node = _inference(tmp_path, '-p', 'color_topic:=/t/color', '-p', 'depth_topic:=/t/depth',
                       '-p', 'camera_info_topic:=/t/info', '-p',
                       f"model_path:={tmp_path / 'missing.onnx'}")
-    c = Client(rclpy_context)
+    c = _client(rclpy_context, [node])
     color = c.node.create_publisher(Image, '/t/color', SENSOR)
     depth = c.node.create_publisher(Image, '/t/depth', SENSOR)
     info = c.node.create_publisher(CameraInfo, '/t/info', SENSOR)
@@ -164,27 +143,25 @@ def test_starts_without_a_model_and_serves_once_one_is_loaded(rclpy_context, tmp
             info.publish(intrinsics_to_camera_info(intr, header=h))
         if with_depth:
             d = np.full((H, W), depth_units, np.uint16)
-            d[40:80,
-              20:140] = depth_units * 17 // 18  # a 10 cm high bar where the colour shows one
+            d[40:80, 20:140] = depth_units * 17 // 18  # 10 cm high where the colour is
             depth.publish(numpy_to_image(d, '16UC1', header=h))
-        c.spin(0.05)
+        c.spin_for(0.05)
         m = numpy_to_image(image if image is not None else rgb, 'rgb8', header=h)
         m.encoding = encoding
         color.publish(m)
-        c.spin(0.25)
+        c.spin_for(0.25)
 
     try:
-        assert spin_until(c.ex, lambda: c.node.count_subscribers('/t/color') >= 1, 30,
-                          processes=[node])
-        assert spin_until(c.ex, lambda: c.status()[0] is not None, 15, processes=[node])
-        s, values = c.status()
+        assert c.spin_until(lambda: c.node.count_subscribers('/t/color') >= 1, 30)
+        assert c.spin_until(lambda: _status(c)[0] is not None, 15)
+        s, values = _status(c)
         assert s.level == s.ERROR and 'missing.onnx' in s.message
-        r = c.call(GetGrasps, '/inference_node/get_grasps', GetGrasps.Request())
+        r = c.call('/inference_node/get_grasps', GetGrasps, GetGrasps.Request())
         assert not r.success and 'no model' in r.message
         for sec in range(1, 4):
             send(sec)
         assert not c.grasps and node.alive()
-        r = c.call(LoadModel, '/inference_node/load_model',
+        r = c.call('/inference_node/load_model', LoadModel,
                    LoadModel.Request(model_path=str(models['onnx'])))
         assert r.success, r.message
         sec = 10
@@ -203,22 +180,18 @@ def test_starts_without_a_model_and_serves_once_one_is_loaded(rclpy_context, tmp
         n = len(c.grasps)
         for k in range(3):
             send(150 + k, with_depth=False)
-        assert spin_until(c.ex, lambda: int(c.status()[1].get('skipped_no_depth', 0)) >= 1, 10,
-                          processes=[node])
+        assert c.spin_until(lambda: int(_status(c)[1].get('skipped_no_depth', 0)) >= 1, 10)
         assert len(c.grasps) == n
         # an unknown encoding and an image of another size: counted, never a crash
         for k in range(3):
             send(200 + k, encoding='yuv422')
             send(300 + k, image=np.zeros((2 * H, 2 * W, 3), np.uint8), with_depth=False,
                  with_info=False)
-        assert spin_until(
-            c.ex,
-            lambda: (int(c.status()[1].get('bad_image', 0)) >= 1 and int(c.status()[1].get(
-                'unexpected_input', 0)) >= 1 and int(c.status()[1].get('no_depth', 0)) >= 1),
-            10,
-            processes=[node],
-        ), c.status()
-        s, values = c.status()
+        counts = ('bad_image', 'unexpected_input', 'no_depth')
+        assert c.spin_until(lambda: all(int(_status(c)[1].get(k, 0)) >= 1 for k in counts),
+                            10), _status(c)
+        s, values = _status(c)
         assert s.level == s.WARN and node.alive()
     finally:
+        c.close()
         assert node.stop() in (0, -2), node.output()

@@ -8,8 +8,9 @@ import time
 import pytest
 
 rclpy = pytest.importorskip('rclpy')
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus  # noqa: E402, I100
-from grasp_autolabel.ros.qos import RELIABLE, SENSOR  # noqa: E402
+from diagnostic_msgs.msg import DiagnosticStatus  # noqa: E402, I100
+from grasp_autolabel.ros.cell_client import CellClient  # noqa: E402
+from grasp_autolabel.ros.qos import SENSOR  # noqa: E402
 from grasp_autolabel.ros.watch import StreamWatch  # noqa: E402
 from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from ros_helpers import node_status, NodeProcess, spin_until  # noqa: E402
@@ -55,31 +56,25 @@ def test_capture_node_reports_a_dead_camera_and_recovers_when_it_returns(rclpy_c
     cap = NodeProcess('capture_node', '-p', f"session_dir:={tmp_path / 'session'}", '-p',
                       'input_timeout_s:=1.0',
                       log_dir=tmp_path)
-    node = rclpy.create_node('diag_listener', context=rclpy_context)
-    ex = SingleThreadedExecutor(context=rclpy_context)
-    ex.add_node(node)
-    diags = []
-    node.create_subscription(DiagnosticArray, '/diagnostics', diags.append, RELIABLE)
+    c = CellClient([cap], name='diag_listener', context=rclpy_context)
 
     def level_is(level):
-        st = node_status(diags, 'capture_node')
+        st = node_status(c.diagnostics, 'capture_node')
         return st is not None and st.level == level
 
     try:
-        assert spin_until(ex, lambda: level_is(DiagnosticStatus.OK), 60,
-                          processes=[cap]), cap.output()
+        assert c.spin_until(lambda: level_is(DiagnosticStatus.OK), 60), cap.output()
         assert cam.stop() in (0, -2)
         t0 = time.monotonic()
-        assert spin_until(ex, lambda: level_is(DiagnosticStatus.ERROR), 10,
-                          processes=[cap]), cap.output()
+        assert c.spin_until(lambda: level_is(DiagnosticStatus.ERROR), 10), cap.output()
         assert time.monotonic() - t0 < 4.0  # timeout 1 s + one diagnostics period + slack
-        message = node_status(diags, 'capture_node').message
+        message = node_status(c.diagnostics, 'capture_node').message
         assert 'color: no message for' in message and '/camera/camera/color/image_raw' in message
         cam = camera()
-        assert spin_until(ex, lambda: level_is(DiagnosticStatus.OK), 60,
-                          processes=[cap]), cap.output()
+        assert c.spin_until(lambda: level_is(DiagnosticStatus.OK), 60), cap.output()
         assert 'flow again' in cap.output()
     finally:
+        c.close()
         cam.stop()
         assert cap.stop() in (0, -2), cap.output()
 

@@ -4,6 +4,7 @@ for a rehearsal): auto capture with picks only gives labels; a bag of the captur
 replayed through replay.launch.py gives the same labels; a model trained and exported with the
 README's commands is served by cell.launch.py, answers ~/get_grasps, and the example planner
 client picks a reachable grasp from it, by subscription and by service."""
+from collections import Counter
 import json
 import subprocess
 import sys
@@ -15,21 +16,19 @@ import pytest
 rclpy = pytest.importorskip('rclpy')
 pytest.importorskip('rosbags')
 pytest.importorskip('onnxruntime')
-from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402, I100
+from grasp_autolabel.ros.cell_client import CellClient  # noqa: E402, I100
 from grasp_autolabel.ros.messages import msg_to_grasps  # noqa: E402
-from grasp_autolabel.ros.qos import LATCHED, RELIABLE  # noqa: E402
+from grasp_autolabel.ros.qos import LATCHED  # noqa: E402
 from grasp_autolabel.session import Session  # noqa: E402
 from grasp_autolabel_msgs.msg import GraspRectArray  # noqa: E402
 from grasp_autolabel_msgs.srv import GetGrasps  # noqa: E402
 from launch_helpers import HAVE_LAUNCH, Launch, SKIP_REASON  # noqa: E402
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.serialization import deserialize_message  # noqa: E402
-from ros_helpers import call_service, NodeProcess, REPO, spin_until, status_count  # noqa: E402
+from ros_helpers import NodeProcess, REPO  # noqa: E402
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer  # noqa: E402
 from rosbags.typesys import get_typestore, Stores  # noqa: E402
 from rosgraph_msgs.msg import Clock  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
-from std_srvs.srv import Trigger  # noqa: E402
 
 pytestmark = [pytest.mark.skipif(not HAVE_LAUNCH, reason=SKIP_REASON), pytest.mark.slow]
 
@@ -43,32 +42,19 @@ decode: {score_threshold: 0.0, refine: false}
 """
 
 
-class Operator:
-    """The person at the cell (picks) and a recorder of the captured topics (ros2 bag record)."""
+def operator(context, procs) -> CellClient:
+    """The person at the cell (picks), the planner, and a recorder of the captured topics.
 
-    def __init__(self, context):
-        self.node = rclpy.create_node('operator', context=context)
-        self.ex = SingleThreadedExecutor(context=context)
-        self.ex.add_node(self.node)
-        self.labels, self.recorded, self.detections, self.diagnostics = [], [], [], []
-        self.node.create_subscription(DiagnosticArray, '/diagnostics', self.diagnostics.append,
-                                      RELIABLE)
-        self.node.create_subscription(GraspRectArray, '/autolabel_node/grasps', self.labels.append,
-                                      RELIABLE)
-        self.node.create_subscription(GraspRectArray, '/inference_node/grasps',
-                                      self.detections.append, RELIABLE)
-        for topic, (msg_type, _) in CAPTURED.items():
-            self.node.create_subscription(msg_type, topic, lambda raw,
-                                          t=topic: self.recorded.append((t, time.time_ns(), bytes(
-                                              raw))), LATCHED, raw=True)
-
-    def autolabel_frames(self) -> int:
-        return status_count(self.diagnostics, 'autolabel_node', 'frames') or 0
-
-    def spin_for(self, seconds):
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            self.ex.spin_once(timeout_sec=0.02)
+    ``.recorded``: what ``ros2 bag record`` would hold; ``.detections``: the inference node's.
+    """
+    op = CellClient(procs, timeout_s=30.0, name='operator', context=context)
+    op.detections = op.listen(GraspRectArray, '/inference_node/grasps')
+    op.recorded = []
+    for topic, (msg_type, _) in CAPTURED.items():
+        op.listen(msg_type, topic, LATCHED, raw=True,
+                  callback=lambda raw, t=topic: op.recorded.append(
+                      (t, time.time_ns(), bytes(raw))))
+    return op
 
 
 def _cli(*args, home, timeout=300):
@@ -89,14 +75,32 @@ def _write_bag(path, recorded):
 
 
 def _play(op, bag):
-    """`ros2 bag play BAG --clock`: the recorded QoS (reliable, transient local) and /clock."""
+    """`ros2 bag play BAG --clock`: the recorded QoS (reliable, transient local) and /clock.
+
+    Each frame is sent once the autolabel node has the one before (the topics keep one frame);
+    meanwhile /clock runs on from the frame's time, as bag play's clock does.
+    """
     pubs = {t: op.node.create_publisher(CAPTURED[t][0], t, LATCHED) for t in CAPTURED}
     clock = op.node.create_publisher(Clock, '/clock', 10)
     with Reader(bag) as reader:
-        for conn, stamp, raw in reader.messages():
-            clock.publish(Clock(clock=rclpy.time.Time(nanoseconds=stamp).to_msg()))
-            pubs[conn.topic].publish(deserialize_message(raw, CAPTURED[conn.topic][0]))
-            op.spin_for(0.05)
+        messages = list(reader.messages())
+    published = Counter()
+    for i, (conn, stamp, raw) in enumerate(messages):
+        clock.publish(Clock(clock=rclpy.time.Time(nanoseconds=stamp).to_msg()))
+        pubs[conn.topic].publish(deserialize_message(raw, CAPTURED[conn.topic][0]))
+        published[conn.topic] += 1
+        whole = min(published[t] for t in CAPTURED)
+        if published[conn.topic] != whole:
+            continue  # frame `whole` is complete only with its third part
+        end_ns = messages[i + 1][1] - 1_000_000 if i + 1 < len(messages) else stamp + 10**10
+        start = time.monotonic()
+
+        def received(frames=whole, t0=stamp, t1=end_ns):
+            now = min(t1, t0 + int((time.monotonic() - start) * 1e9))
+            clock.publish(Clock(clock=rclpy.time.Time(nanoseconds=now).to_msg()))
+            return op.autolabel_frames() >= frames
+
+        assert op.spin_until(received, 15), f'the replay did not receive frame {whole}'
 
 
 def test_the_readme_cell_steps_with_the_sim_camera(rclpy_context, tmp_path):
@@ -110,7 +114,7 @@ def test_the_readme_cell_steps_with_the_sim_camera(rclpy_context, tmp_path):
                          '-p', 'width:=320', '-p', 'height:=240', '-p', 'fps:=15.0', '-p',
                          'logs:=8', '-p', 'seed:=5',
                          '-p', 'tilt_max_deg:=0.0', log_dir=tmp_path)
-    op = Operator(rclpy_context)
+    op = operator(rclpy_context, [camera])
     launches = []
     try:
         # step 2: ros2 launch grasp_autolabel cell.launch.py auto_capture:=true
@@ -124,14 +128,15 @@ def test_the_readme_cell_steps_with_the_sim_camera(rclpy_context, tmp_path):
         cell.wait_for(r'captured frame 0 \(auto\)', 60)
         # the first pick once the autolabel node holds that frame (as an operator would check
         # /diagnostics or the overlay): the captured topics keep only the newest frame
-        assert spin_until(op.ex, lambda: op.autolabel_frames() >= 1, 30), cell.output()
+        assert op.spin_until(lambda: op.autolabel_frames() >= 1, 30), cell.output()
         for pick in range(picks):
             n = len(op.labels)
-            assert call_service(op.node, op.ex, Trigger, '/camera/camera/pick').success
+            assert op.call('/camera/camera/pick').success
             # the arm stays in view 1 s, then the scene settles: one capture, one labelled step
-            assert spin_until(op.ex, lambda: len(op.labels) > n, 30, processes=[camera]), \
-                f'pick {pick}: no labels\n{cell.output()}'
-        op.spin_for(0.5)
+            assert op.spin_until(lambda: len(op.labels) > n, 30), (
+                f'pick {pick}: no labels\n{cell.output()}')
+        # the recorder holds every captured frame's three parts
+        assert op.spin_until(lambda: len(op.recorded) >= 3 * (picks + 1), 10)
         cell.interrupt()
         launches.remove(cell)
         assert Session.open(cell_dir / 'session').frames == list(range(picks + 1))
@@ -143,15 +148,14 @@ def test_the_readme_cell_steps_with_the_sim_camera(rclpy_context, tmp_path):
         # dataset_dir:=... + bag play --clock
         _write_bag(tmp_path / 'session_bag', op.recorded)
         op.labels.clear()
+        op.status.pop('autolabel_node', None)  # the replay's autolabel node counts afresh
         replay = Launch('replay.launch.py', 'dataset_dir:=~/cell/replayed', log_dir=tmp_path,
                         env=env)
         launches.append(replay)
-        assert spin_until(op.ex,
-                          lambda: op.node.count_subscribers('/capture_node/captured/rgb') >= 1
-                          and op.node.count_publishers('/autolabel_node/grasps') >= 1, 30)
-        op.spin_for(0.5)
+        assert op.spin_until(lambda: op.node.count_subscribers('/capture_node/captured/rgb') >= 1
+                             and op.node.count_publishers('/autolabel_node/grasps') >= 1, 30)
         _play(op, tmp_path / 'session_bag')
-        assert spin_until(op.ex, lambda: len(op.labels) >= picks, 30), replay.output()
+        assert op.spin_until(lambda: len(op.labels) >= picks, 30), replay.output()
         replay.interrupt()
         launches.remove(replay)
         for msg in op.labels:
@@ -179,8 +183,8 @@ def test_the_readme_cell_steps_with_the_sim_camera(rclpy_context, tmp_path):
         reply = None
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            reply = call_service(op.node, op.ex, GetGrasps, '/inference_node/get_grasps',
-                                 GetGrasps.Request(timeout_s=2.0), timeout=30)
+            reply = op.call('/inference_node/get_grasps', GetGrasps,
+                            GetGrasps.Request(timeout_s=2.0))
             if reply.success:
                 break
         assert reply is not None and reply.success, (reply, serve.output())
@@ -200,8 +204,8 @@ def test_the_readme_cell_steps_with_the_sim_camera(rclpy_context, tmp_path):
         serve.interrupt()
         launches.remove(serve)
     finally:
+        op.close()
         for launch in launches:
             launch.stop_quietly()
         assert camera.stop() in (0, -2), camera.output()
-    json.loads((
-        cell_dir / 'run' / 'config.json').read_text())  # the run the README's evaluate reads
+    json.loads((cell_dir / 'run' / 'config.json').read_text())  # the run `evaluate` reads

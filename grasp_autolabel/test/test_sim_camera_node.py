@@ -5,15 +5,14 @@ import numpy as np
 import pytest
 
 rclpy = pytest.importorskip('rclpy')
-from grasp_autolabel.ros.convert import (  # noqa: E402, I100
+from grasp_autolabel.ros.cell_client import CellClient  # noqa: E402, I100
+from grasp_autolabel.ros.convert import (  # noqa: E402
     camera_info_to_intrinsics, image_to_numpy)
 from grasp_autolabel.ros.qos import SENSOR  # noqa: E402
 from grasp_autolabel.ros.sim_camera_node import GROUND_TRUTH_QOS  # noqa: E402
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
-from ros_helpers import call_service, NodeProcess, spin_until  # noqa: E402
+from ros_helpers import NodeProcess  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
-from std_srvs.srv import Trigger  # noqa: E402
 
 NS = '/camera/camera'
 
@@ -28,39 +27,35 @@ def sim_camera(tmp_path):
 
 
 def test_publishes_realsense_topics_and_pick_changes_the_scene(rclpy_context, sim_camera):
-    node = rclpy.create_node('sim_camera_test', context=rclpy_context)
-    ex = SingleThreadedExecutor(context=rclpy_context)
-    ex.add_node(node)
-    got = {'rgb': [], 'depth': [], 'info': [], 'depth_info': [], 'truth': []}
-    node.create_subscription(Image, f'{NS}/color/image_raw', got['rgb'].append, SENSOR)
-    node.create_subscription(Image, f'{NS}/aligned_depth_to_color/image_raw', got['depth'].append,
-                             SENSOR)
-    node.create_subscription(CameraInfo, f'{NS}/color/camera_info', got['info'].append, SENSOR)
-    node.create_subscription(CameraInfo, f'{NS}/aligned_depth_to_color/camera_info',
-                             got['depth_info'].append, SENSOR)
-    node.create_subscription(String, f'{NS}/ground_truth', got['truth'].append, GROUND_TRUTH_QOS)
+    with CellClient([sim_camera], timeout_s=20.0, name='sim_camera_test',
+                    context=rclpy_context) as c:
+        got = {'rgb': c.listen(Image, f'{NS}/color/image_raw', SENSOR),
+               'depth': c.listen(Image, f'{NS}/aligned_depth_to_color/image_raw', SENSOR),
+               'info': c.listen(CameraInfo, f'{NS}/color/camera_info', SENSOR),
+               'depth_info': c.listen(CameraInfo, f'{NS}/aligned_depth_to_color/camera_info',
+                                      SENSOR),
+               'truth': c.listen(String, f'{NS}/ground_truth', GROUND_TRUTH_QOS)}
+        streams = ('rgb', 'depth', 'info', 'depth_info')
+        assert c.spin_until(lambda: all(len(got[k]) >= 3 for k in streams), 30), (
+            f'no frames: {sim_camera.output()}')
+        rgb, depth, info = got['rgb'][-1], got['depth'][-1], got['info'][-1]
+        assert rgb.encoding == 'rgb8' and depth.encoding == '16UC1'
+        assert rgb.header.frame_id == 'camera_color_optical_frame'
+        assert rgb.header.stamp == depth.header.stamp  # aligned pairs share a stamp
+        intr = camera_info_to_intrinsics(info)
+        assert (intr.width, intr.height) == (160, 120) and intr.fx > 0
+        before = image_to_numpy(depth).astype(np.float32)
+        assert image_to_numpy(rgb).shape == (120, 160, 3)
+        assert (before > 500).mean() > 0.9  # metres away, in millimetres
 
-    assert spin_until(ex, lambda: all(len(got[k]) >= 3 for k in ('rgb', 'depth', 'info',
-                                                                 'depth_info')), 30,
-                      processes=[sim_camera]), f'no frames: {sim_camera.output()}'
-    rgb, depth, info = got['rgb'][-1], got['depth'][-1], got['info'][-1]
-    assert rgb.encoding == 'rgb8' and depth.encoding == '16UC1'
-    assert rgb.header.frame_id == 'camera_color_optical_frame'
-    assert rgb.header.stamp == depth.header.stamp  # aligned pairs share a stamp
-    intr = camera_info_to_intrinsics(info)
-    assert (intr.width, intr.height) == (160, 120) and intr.fx > 0
-    before = image_to_numpy(depth).astype(np.float32)
-    assert image_to_numpy(rgb).shape == (120, 160, 3)
-    assert (before > 500).mean() > 0.9  # metres away, in millimetres
-
-    reply = call_service(node, ex, Trigger, f'{NS}/pick')
-    assert reply.success, reply.message
-    assert spin_until(ex, lambda: len(got['truth']) >= 1, 10)
-    truth = json.loads(got['truth'][0].data)
-    assert len(truth['removed']) == 1
-    # frames published after the pick show the removed log gone: depth grew over its pixels
-    n = len(got['depth'])
-    assert spin_until(ex, lambda: len(got['depth']) >= n + 3, 10)
+        reply = c.call(f'{NS}/pick')
+        assert reply.success, reply.message
+        assert c.spin_until(lambda: len(got['truth']) >= 1, 10)
+        truth = json.loads(got['truth'][0].data)
+        assert len(truth['removed']) == 1
+        # frames published after the pick show the removed log gone: depth grew over its pixels
+        n = len(got['depth'])
+        assert c.spin_until(lambda: len(got['depth']) >= n + 3, 10)
     after = image_to_numpy(got['depth'][-1]).astype(np.float32)
     valid = (before > 0) & (after > 0)
     grew = (after - before > 20) & valid
@@ -74,16 +69,17 @@ def test_publishes_realsense_topics_and_pick_changes_the_scene(rclpy_context, si
 
 def test_pick_on_an_empty_pile_fails_with_a_reason_and_reset_starts_over(rclpy_context,
                                                                          sim_camera):
-    node = rclpy.create_node('sim_camera_test2', context=rclpy_context)
-    ex = SingleThreadedExecutor(context=rclpy_context)
-    ex.add_node(node)
-    for _ in range(5):
-        assert call_service(node, ex, Trigger, f'{NS}/pick').success
-    reply = call_service(node, ex, Trigger, f'{NS}/pick')
-    assert not reply.success and 'empty' in reply.message
-    reply = call_service(node, ex, Trigger, f'{NS}/reset')
-    assert reply.success and 'new pile of 5 logs' in reply.message
-    assert call_service(node, ex, Trigger, f'{NS}/pick').success
+    c = CellClient([sim_camera], timeout_s=20.0, name='sim_camera_test2', context=rclpy_context)
+    try:
+        for _ in range(5):
+            assert c.call(f'{NS}/pick').success
+        reply = c.call(f'{NS}/pick')
+        assert not reply.success and 'empty' in reply.message
+        reply = c.call(f'{NS}/reset')
+        assert reply.success and 'new pile of 5 logs' in reply.message
+        assert c.call(f'{NS}/pick').success
+    finally:
+        c.close()
 
 
 def test_bad_parameter_exits_with_a_clear_message(tmp_path):

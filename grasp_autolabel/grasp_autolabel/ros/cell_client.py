@@ -18,21 +18,28 @@ __all__ = ['CellClient']
 
 
 class CellClient:
-    """A client of the simulated cell: its services, labels and diagnostics.
+    """A client of the cell: its services, labels, diagnostics and any topic it listens to.
 
     ``procs``: the node processes (objects with ``name``, ``alive()``, ``proc`` and ``tail()``)
-    whose death ends any wait with an error; ``timeout_s`` for services.
+    whose death ends any wait with an error; ``timeout_s`` for services; ``context``: an
+    initialised rclpy context to use (a test's), else one of its own, shut down by
+    :meth:`close`.
     """
 
-    def __init__(self, procs=(), timeout_s: float = 30.0, name: str = 'cell_client'):
+    def __init__(self, procs=(), timeout_s: float = 30.0, name: str = 'cell_client',
+                 context=None):
         self.procs, self.timeout_s = list(procs), timeout_s
-        self.context = rclpy.Context()
-        rclpy.init(context=self.context)
+        self._own_context = context is None
+        if context is None:
+            context = rclpy.Context()
+            rclpy.init(context=context)
+        self.context = context
         self.node = rclpy.create_node(name, context=self.context)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         self.labels: list = []  # GraspRectArray from /autolabel_node/grasps
         self.status: dict = {}  # node name -> {key: value} of its latest /diagnostics status
+        self.diagnostics: list = []  # every DiagnosticArray received
         self.node.create_subscription(GraspRectArray, '/autolabel_node/grasps', self.labels.append,
                                       RELIABLE)
         self.node.create_subscription(DiagnosticArray, '/diagnostics', self._on_diagnostics,
@@ -40,12 +47,24 @@ class CellClient:
         self._clients: dict = {}
 
     def _on_diagnostics(self, msg) -> None:
+        self.diagnostics.append(msg)
         for status in msg.status:
             self.status[status.name.split(': ')[-1]] = {kv.key: kv.value for kv in status.values}
 
     def autolabel_frames(self) -> int:
         """Capture frames the autolabel node has received."""
         return int(self.status.get('autolabel_node', {}).get('frames', 0))
+
+    def listen(self, msg_type, topic: str, qos=RELIABLE, *, raw: bool = False,
+               callback=None) -> list:
+        """Subscribe to ``topic``; return the list its messages are appended to."""
+        received: list = []
+        self.node.create_subscription(msg_type, topic, callback or received.append, qos, raw=raw)
+        return received
+
+    def spin_for(self, seconds: float) -> None:
+        """Spin for ``seconds`` (still ending with an error if a node process dies)."""
+        self.spin_until(lambda: False, seconds)
 
     def spin_until(self, predicate, seconds: float) -> bool:
         """Spin until ``predicate()``; RuntimeError naming a node process that died meanwhile."""
@@ -76,6 +95,14 @@ class CellClient:
             raise RuntimeError(f'service {name} did not answer within {self.timeout_s:.0f} s')
         return future.result()
 
+    def __enter__(self) -> 'CellClient':
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     def close(self) -> None:
+        self.executor.shutdown()
         self.node.destroy_node()
-        rclpy.shutdown(context=self.context)
+        if self._own_context:
+            rclpy.shutdown(context=self.context)
