@@ -14,8 +14,11 @@ is still and again after every pick; with ``auto_capture:=false`` call ``/captur
 from grasp_autolabel.ros.launch_args import (argument, config, DEFAULT_DATASET_DIR,
                                              DEFAULT_SESSION_DIR, param)
 from launch import LaunchDescription
-from launch.substitutions import LaunchConfiguration
+from launch.actions import IncludeLaunchDescription
+from launch.launch_description_sources import PythonLaunchDescriptionSource
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
+from launch_ros.substitutions import FindPackageShare
 
 
 def generate_launch_description():
@@ -35,12 +38,13 @@ def generate_launch_description():
                   parameters=[config('sim_camera.yaml'),
                               {'fps': param('fps', float), 'seed': param('seed', int),
                                'arm_in_view_s': param('arm_in_view_s', float)}], output='screen')
-    capture = Node(package='grasp_autolabel', executable='capture_node', name='capture_node',
-                   parameters=[config('capture.yaml'),
-                               {'auto_capture': param('auto_capture', bool),
-                                'session_dir': LaunchConfiguration('session_dir')}],
-                   output='screen')
-    autolabel = Node(package='grasp_autolabel', executable='autolabel_node', name='autolabel_node',
-                     parameters=[config('autolabel.yaml'), {'dataset_dir': LaunchConfiguration(
-                         'dataset_dir')}], output='screen')
-    return LaunchDescription(args + [camera, capture, autolabel])
+    # capture and autolabel exactly as at the real cell: cell.launch.py without the RealSense
+    # and without the inference node
+    cell = IncludeLaunchDescription(
+        PythonLaunchDescriptionSource(PathJoinSubstitution([
+            FindPackageShare('grasp_autolabel'), 'launch', 'cell.launch.py'])),
+        launch_arguments={'camera': 'false', 'inference': 'false',
+                          'auto_capture': LaunchConfiguration('auto_capture'),
+                          'session_dir': LaunchConfiguration('session_dir'),
+                          'dataset_dir': LaunchConfiguration('dataset_dir')}.items())
+    return LaunchDescription(args + [camera, cell])
