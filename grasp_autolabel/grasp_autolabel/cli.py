@@ -170,7 +170,7 @@ def _add_export(sub):
                         '(default: from the topic names)')
     p.add_argument('--trigger', metavar='TOPIC',
                    help='continuous: capture the first still frame after each message on TOPIC '
-                        '(any type) ' 'instead of on every scene change')
+                        '(any type) instead of on every scene change')
     p.add_argument('--settle-s', type=float, default=0.5,
                    help='continuous: seconds still before a capture (0.5)')
     p.add_argument('--average', type=positive_int, default=5,
@@ -243,7 +243,7 @@ def _add_train(sub):
                    help='network family (default grasp-map)')
     p.add_argument('--config', type=Path,
                    help='YAML of detector settings: model, network:, train:, decode: (see '
-                        'detector/config.py ' 'and detector/models/)')
+                        'detector/config.py and detector/models/)')
     p.add_argument('--max-steps', dest='max_steps', type=positive_int,
                    help='training steps (grasp-map 900, faster-rcnn 700)')
     p.add_argument('--max-minutes', dest='max_minutes', type=non_negative_float,
@@ -258,7 +258,7 @@ def _add_train(sub):
                         'no validation)')
     p.add_argument('--channels',
                    help='input: grasp-map rgbd | depth | rgb (default rgbd); faster-rcnn rgb | '
-                        'rgd (default ' 'rgd)')
+                        'rgd (default rgd)')
     p.add_argument('--input-size', dest='input_size', type=positive_int,
                    help='long side of the network input, pixels (default 320)')
     p.add_argument('--backbone', choices=('resnet50', 'resnet18'),

@@ -42,7 +42,7 @@ PARAMS = [
           'camera_info of the colour (= aligned depth) image'),
     Param('session_dir', '~/grasp_autolabel/session',
           'folder of the capture session (created; continued if it holds frames); relative: to '
-          'the ' 'working directory'),
+          'the working directory'),
     Param('depth_scale', 0.001, 'metres per unit of integer depth (RealSense: 0.001)', min=1e-6,
           max=1.0),
     Param('max_pair_dt', 0.02,
@@ -206,7 +206,7 @@ class CaptureNode(Node):
         if self.latest is None:
             return (False,
                     'no colour+depth pair received yet (check the topics and that depth is '
-                    'aligned ' 'to colour)')
+                    'aligned to colour)')
         if self.info_msg is None:
             return False, f"no camera_info received yet on {self.p['camera_info_topic']}"
         color, depth, depth_m = self.latest
