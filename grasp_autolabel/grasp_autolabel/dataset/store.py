@@ -136,7 +136,7 @@ class GraspDataset:
 
     # ---------------------------------------------------------------- items
     def item_indices(self) -> list[int]:
-        """Indicate of the complete items (those with a labels file), sorted."""
+        """Return the indices of the complete items (those with a labels file), sorted."""
         folder = self.path / 'labels'
         if not folder.is_dir():
             return []

@@ -71,7 +71,7 @@ def train_one_epoch(model, network, optimizer, items, rng: np.random.Generator, 
 
 
 def evaluate(model, network, decode, items) -> dict:
-    """Validate on un-augmented ``items`` (network scale) under ``torch.inference_mode``.
+    """Run validation on un-augmented ``items`` (network scale) under ``torch.inference_mode``.
 
     The top-1 rectangle metric against the items' labels (IoU > 0.25, angle < 30 deg; the jaw size
     of a prediction is the labels' median) and the mean number of candidates.

@@ -52,7 +52,7 @@ class CellClient:
             self.status[status.name.split(': ')[-1]] = {kv.key: kv.value for kv in status.values}
 
     def autolabel_frames(self) -> int:
-        """Capture frames the autolabel node has received."""
+        """Return how many captured frames the autolabel node has received."""
         return int(self.status.get('autolabel_node', {}).get('frames', 0))
 
     def listen(self, msg_type, topic: str, qos=RELIABLE, *, raw: bool = False,

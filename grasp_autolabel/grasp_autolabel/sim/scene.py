@@ -71,11 +71,11 @@ class Pile:
         return {i for i, sup in self.supports.items() if log_id in sup and i in self.logs}
 
     def graspable(self) -> list[int]:
-        """Log that nothing rests on: an expert may pick any of them without disturbing others."""
+        """Return the logs nothing rests on: an expert may pick any without disturbing others."""
         return sorted(i for i in self.logs if not self.resting_on(i))
 
     def touching(self, log_id: int, *, gap: float = 0.01) -> list[int]:
-        """Log within ``gap`` metres of touching ``log_id`` (supports, dependents, neighbours)."""
+        """Return the logs within ``gap`` metres of ``log_id`` (supports, dependents, neighbours)."""
         a = self.logs[log_id]
         out = []
         for j, b in self.logs.items():
