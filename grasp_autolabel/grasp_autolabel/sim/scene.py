@@ -75,7 +75,7 @@ class Pile:
         return sorted(i for i in self.logs if not self.resting_on(i))
 
     def touching(self, log_id: int, *, gap: float = 0.01) -> list[int]:
-        """Return the logs within ``gap`` metres of ``log_id`` (supports, dependents, neighbours)."""
+        """Return the logs within ``gap`` metres of ``log_id`` (supports, dependents, others)."""
         a = self.logs[log_id]
         out = []
         for j, b in self.logs.items():
