@@ -15,10 +15,10 @@ from dataclasses import dataclass
 import os
 from pathlib import Path
 import re
-import tempfile
 
 import cv2
 from grasp_autolabel.camera import CameraIntrinsics
+from grasp_autolabel.fsio import write_atomic, write_text_atomic
 import numpy as np
 import yaml
 
@@ -37,38 +37,6 @@ class SessionError(ValueError):
 # --------------------------------------------------------------------------------------------
 # Atomic file writing and checked reading
 # --------------------------------------------------------------------------------------------
-def _atomic_write(path: Path, write) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:  # noqa: B902 (cleaned up, then re-raised)
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
-def write_atomic(path, write) -> None:
-    """Write a file atomically.
-
-    ``write(f)`` fills a temporary binary file in the same folder, which is fsync'd and renamed
-    over ``path`` (removed if ``write`` fails).
-    """
-    _atomic_write(Path(path), write)
-
-
-def write_text_atomic(path, text: str) -> None:
-    """Write a text file atomically (temporary file in the same folder, then rename)."""
-    _atomic_write(Path(path), lambda f: f.write(text.encode('utf-8')))
-
-
 def write_png_atomic(path, image: np.ndarray, *, rgb: bool = True, compression: int = 1) -> None:
     """Write an image as PNG atomically.
 
@@ -91,7 +59,7 @@ def write_png_atomic(path, image: np.ndarray, *, rgb: bool = True, compression: 
     if not ok:
         raise SessionError(
             f'{path}: could not encode image of shape {a.shape} and dtype {a.dtype} as PNG')
-    _atomic_write(Path(path), lambda f: f.write(buf.tobytes()))
+    write_atomic(Path(path), lambda f: f.write(buf.tobytes()))
 
 
 def read_png(path, *, kind: str) -> np.ndarray:
@@ -135,17 +103,24 @@ def read_png(path, *, kind: str) -> np.ndarray:
     raise ValueError(f"kind: expected 'rgb', 'depth' or 'mask', got {kind!r}")
 
 
-def read_json(path, *, what: str = 'file'):
-    """Read a JSON file; a missing or malformed one raises SessionError naming it."""
+def read_json(path, *, what: str = 'file', kind: type = dict):
+    """Read a JSON file holding a ``kind`` (an object unless said).
+
+    A missing, malformed or other-shaped one raises SessionError naming it.
+    """
     import json
 
     path = Path(path)
     try:
-        return json.loads(path.read_text())
+        data = json.loads(path.read_text())
     except FileNotFoundError:
         raise SessionError(f'{path}: {what} not found') from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError, OSError) as exc:
         raise SessionError(f'{path}: not valid JSON ({exc})') from None
+    if not isinstance(data, kind):
+        raise SessionError(f'{path}: expected a JSON {"object" if kind is dict else kind.__name__}'
+                           f', got {type(data).__name__}')
+    return data
 
 
 def png_size(path) -> tuple[int, int]:

@@ -22,6 +22,7 @@ import time
 import cv2
 from grasp_autolabel.dataset.splits import assign_splits, origin_of
 from grasp_autolabel.dataset.store import DatasetError, GraspDataset
+from grasp_autolabel.fsio import check_not_input, OutputError
 from grasp_autolabel.geometry import as_grasps, normalize_angle, rect_to_corners
 import numpy as np
 
@@ -86,8 +87,6 @@ def augment_dataset(source, out, *, factor: int = 100, seed: int = 0, max_shift_
     DatasetError
         ``source`` is not a dataset or has no accepted item; ``out`` holds another dataset.
     """
-    from tqdm import tqdm
-
     if factor < 1:
         raise DatasetError(f'--factor: {factor} must be at least 1')
     src = GraspDataset.open(source)
@@ -98,6 +97,15 @@ def augment_dataset(source, out, *, factor: int = 100, seed: int = 0, max_shift_
               'max_shift_px': max_shift_px,
               'max_rotation_deg': max_rotation_deg, 'items': len(accepted)}
     ds = _open_output(src, Path(out), params, overwrite)
+    with ds.lock():
+        return _augment_all(src, ds, accepted, params, progress)
+
+
+def _augment_all(src, ds, accepted, params, progress) -> dict:
+    from tqdm import tqdm
+
+    factor, seed = params['factor'], params['seed']
+    max_shift_px, max_rotation_deg = params['max_shift_px'], params['max_rotation_deg']
     done = set(ds.item_indices())
     counts = {'items': 0, 'skipped': len(done), 'grasps_in': 0, 'grasps_out': 0,
               'grasps_dropped': 0, 'copies_without_grasps': 0}
@@ -140,16 +148,22 @@ def _augment_item(src, ds, i, j, copies, factor, seed, limits, counts, bar) -> N
 
 def _open_output(src: GraspDataset, out: Path, params: dict, overwrite: bool) -> GraspDataset:
     """Return the output dataset: new, or the same augmentation again (resumed)."""
+    try:
+        check_not_input(out, [src.path])
+    except OutputError as exc:
+        raise DatasetError(str(exc)) from None
     if (out / 'dataset.json').exists() and not overwrite:
         existing = GraspDataset.open(out)
+        if 'augmentation' not in existing.meta and not existing.item_indices():
+            existing.meta['augmentation'] = params  # a crash between creating and recording
         if existing.meta.get('augmentation') != params:
             raise DatasetError(f'{out} already holds a dataset ({len(existing.item_indices())} '
-                               'items) that is not this '
-                               'augmentation; pass --overwrite to replace it')
+                               'items) that is not this augmentation; pass --overwrite to replace '
+                               'it')
         return existing
     ds = GraspDataset.create(out, jaw_width_m=src.meta['jaw_width_m'],
-                             settings=src.meta.get('settings', {}),
-                             overwrite=overwrite)
+                             settings=src.meta.get('settings', {}), overwrite=overwrite,
+                             inputs=[src.path])
     ds.meta['sources'] = src.meta.get('sources', [])
     ds.meta['augmentation'] = params
     ds.save_meta()

@@ -23,10 +23,11 @@ from __future__ import annotations
 import math
 from pathlib import Path
 import re
-import shutil
 
 import cv2
 from grasp_autolabel.dataset.store import DatasetError, GraspDataset
+from grasp_autolabel.fsio import (claim_output, copy_atomic, FolderLock, OutputError,
+                                  write_atomic, write_text_atomic)
 from grasp_autolabel.geometry import as_grasps, corners_to_rect, normalize_angle, rect_to_corners
 from grasp_autolabel.session import read_png
 import numpy as np
@@ -47,61 +48,72 @@ def _items(ds: GraspDataset, accepted_only: bool):
         yield i, label
 
 
-def _prepare(out: Path, overwrite: bool) -> Path:
-    out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        if not overwrite:
-            raise DatasetError(
-                f'{out} exists and is not empty; choose another --out or pass --overwrite')
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-    return out
+# What each export writes (``--overwrite`` removes these and nothing else).
+_OWNED = {'cornell': (r'pcd\d{4,}(r\.png|d\.tiff|cpos\.txt|cneg\.txt)', r'\.pcd.*\.tmp'),
+          'jacquard': (r'\d{6,}_(RGB\.png|perfect_depth\.tiff|mask\.png|grasps\.txt)',
+                       r'\.\d{6,}_.*\.tmp')}
 
 
-def _export(dataset, out, write_sample, *, accepted_only: bool, overwrite: bool) -> int:
+def _write_tiff(path: Path, depth: np.ndarray) -> None:
+    ok, buf = cv2.imencode('.tiff', depth)
+    if not ok:
+        raise DatasetError(f'{path}: could not encode depth as TIFF')
+    write_atomic(path, lambda f: f.write(buf.tobytes()))
+
+
+def _export(dataset, out, write_sample, *, kind: str, accepted_only: bool,
+            overwrite: bool) -> int:
     """Call ``write_sample(out, index, label, rgb_path, depth_m, dataset)`` for every item."""
     ds = GraspDataset.open(dataset)
-    out = _prepare(out, overwrite)
+    try:
+        out, earlier = claim_output(out, kind=f'{kind} export', inputs=[ds.path],
+                                    overwrite=overwrite, owned=_OWNED[kind])
+    except OutputError as exc:
+        raise DatasetError(str(exc)) from None
+    if earlier:
+        raise DatasetError(f'{out} holds an earlier {kind} export; choose another --out or pass '
+                           '--overwrite to replace it')
     n = 0
-    for i, label in _items(ds, accepted_only):
-        write_sample(out, i, label, ds.path / label.get('image', f'images/{i:06d}.png'),
-                     _depth_m(ds, i, label), ds)
-        n += 1
+    with FolderLock(out):
+        for i, label in _items(ds, accepted_only):
+            write_sample(out, i, label, ds.rgb_path(i, label), _depth_m(ds, i, label), ds)
+            n += 1
     return n
 
 
 def _cornell_sample(out: Path, i: int, label: dict, rgb_path: Path, depth, ds) -> None:
     stem = f'pcd{i:04d}'
-    shutil.copyfile(rgb_path, out / f'{stem}r.png')
+    copy_atomic(rgb_path, out / f'{stem}r.png')
     if depth is not None:
-        cv2.imwrite(str(out / f'{stem}d.tiff'), depth)
+        _write_tiff(out / f'{stem}d.tiff', depth)
     corners = rect_to_corners(as_grasps(label['grasps']))
     lines = [f'{x:.3f} {y:.3f}' for rect in corners.reshape(-1, 4, 2) for x, y in rect]
-    (out / f'{stem}cpos.txt').write_text('\n'.join(lines) + ('\n' if lines else ''))
-    (out / f'{stem}cneg.txt').write_text('')
+    write_text_atomic(out / f'{stem}cpos.txt', '\n'.join(lines) + ('\n' if lines else ''))
+    write_text_atomic(out / f'{stem}cneg.txt', '')
 
 
 def _jacquard_sample(out: Path, i: int, label: dict, rgb_path: Path, depth, ds) -> None:
     stem = f'{i:06d}'
-    shutil.copyfile(rgb_path, out / f'{stem}_RGB.png')
+    copy_atomic(rgb_path, out / f'{stem}_RGB.png')
     if depth is not None:
-        cv2.imwrite(str(out / f'{stem}_perfect_depth.tiff'), depth)
-    mask = ds.path / label.get('mask', f'masks/{i:06d}.png')
+        _write_tiff(out / f'{stem}_perfect_depth.tiff', depth)
+    mask = ds.resolve(i, label, 'mask', f'masks/{i:06d}.png')
     if mask.is_file():
-        shutil.copyfile(mask, out / f'{stem}_mask.png')
-    lines = [f'{x:.3f};{y:.3f};{math.degrees(t):.4f};{w:.3f};{h:.3f}' for x, y, t, w,
-             h in as_grasps(label['grasps'])]
-    (out / f'{stem}_grasps.txt').write_text('\n'.join(lines) + ('\n' if lines else ''))
+        copy_atomic(mask, out / f'{stem}_mask.png')
+    lines = [f'{x:.3f};{y:.3f};{math.degrees(t):.4f};{w:.3f};{h:.3f}'
+             for x, y, t, w, h in as_grasps(label['grasps'])]
+    write_text_atomic(out / f'{stem}_grasps.txt', '\n'.join(lines) + ('\n' if lines else ''))
 
 
 def export_cornell(dataset, out, *, accepted_only: bool = True, overwrite: bool = False) -> int:
     """Write the dataset's items as a Cornell folder; returns the number of samples."""
-    return _export(dataset, out, _cornell_sample, accepted_only=accepted_only, overwrite=overwrite)
+    return _export(dataset, out, _cornell_sample, kind='cornell', accepted_only=accepted_only,
+                   overwrite=overwrite)
 
 
 def export_jacquard(dataset, out, *, accepted_only: bool = True, overwrite: bool = False) -> int:
     """Write the dataset's items as a Jacquard folder; returns the number of samples."""
-    return _export(dataset, out, _jacquard_sample, accepted_only=accepted_only,
+    return _export(dataset, out, _jacquard_sample, kind='jacquard', accepted_only=accepted_only,
                    overwrite=overwrite)
 
 
@@ -137,19 +149,33 @@ def read_cornell_rectangles(path) -> np.ndarray:
     return corners_to_rect(pts) if len(pts) else np.zeros((0, 5))
 
 
+def _inside(folder: Path, path: Path) -> Path:
+    """Return ``path`` resolved; it must stay inside ``folder`` (a symlink may not lead out)."""
+    target = path.resolve()
+    if folder.resolve() not in target.parents:
+        raise DatasetError(f'{path}: leads outside {folder}; refusing to read it')
+    return target
+
+
 def _import(samples, out: Path, *, source_name: str, overwrite: bool,
             jaw_width_m: float = 0.0) -> int:
     ds = GraspDataset.create(out, jaw_width_m=jaw_width_m, settings={'imported_from': source_name},
-                             overwrite=overwrite)
+                             overwrite=overwrite, inputs=[source_name])
+    with ds.lock():
+        return _import_samples(ds, samples, source_name)
+
+
+def _import_samples(ds: GraspDataset, samples, source_name: str) -> int:
+    folder = Path(source_name)
     src = ds.add_source({'session': source_name, 'name': Path(source_name).name,
                          'first_item': ds.next_index(),
                          'steps': 0, 'complete': False, 'camera': None})
     index = ds.next_index()
     for stem, rgb_path, depth_path, grasps in samples:
-        rgb = read_png(rgb_path, kind='rgb')
+        rgb = read_png(_inside(folder, rgb_path), kind='rgb')
         depth_u16 = None
         if depth_path is not None and depth_path.is_file():
-            d = cv2.imread(str(depth_path), cv2.IMREAD_UNCHANGED)
+            d = cv2.imread(str(_inside(folder, depth_path)), cv2.IMREAD_UNCHANGED)
             if d is None or d.ndim != 2:
                 raise DatasetError(f'{depth_path}: not a readable single-channel depth TIFF')
             d = np.where(np.isfinite(d) & (d > 0), d, 0).astype(np.float64)
@@ -184,7 +210,7 @@ def import_cornell(folder, out, *, overwrite: bool = False) -> int:
     if not stems:
         raise DatasetError(f'{folder}: no Cornell samples (pcdNNNNcpos.txt) found')
     samples = [(s, folder / f'{s}r.png', folder / f'{s}d.tiff',
-                read_cornell_rectangles(folder / f'{s}cpos.txt'))
+                read_cornell_rectangles(_inside(folder, folder / f'{s}cpos.txt')))
                for s in stems]
     return _import(samples, out, source_name=str(folder.resolve()), overwrite=overwrite)
 
@@ -210,6 +236,6 @@ def import_jacquard(folder, out, *, overwrite: bool = False) -> int:
     if not stems:
         raise DatasetError(f'{folder}: no Jacquard samples (*_grasps.txt) found')
     samples = [(s, folder / f'{s}_RGB.png', folder / f'{s}_perfect_depth.tiff',
-                _read_jacquard(folder / f'{s}_grasps.txt'))
+                _read_jacquard(_inside(folder, folder / f'{s}_grasps.txt')))
                for s in stems]
     return _import(samples, out, source_name=str(folder.resolve()), overwrite=overwrite)

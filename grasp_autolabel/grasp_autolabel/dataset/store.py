@@ -22,10 +22,11 @@ import json
 import os
 from pathlib import Path
 import re
-import shutil
 
 from grasp_autolabel import __version__
 from grasp_autolabel.camera import CameraIntrinsics
+from grasp_autolabel.fsio import (check_not_input, copy_atomic, FolderLock, LOCK_NAME, MARKER,
+                                  OutputError, remove_owned)
 from grasp_autolabel.session import (read_json, read_png, SessionError, write_png_atomic,
                                      write_text_atomic)
 import numpy as np
@@ -39,6 +40,10 @@ CONVENTION = ('grasp = [x, y, theta, w, h] in RGB pixels: centre (x, y); theta =
               'direction from image +x towards +y, radians in [-pi/2, pi/2); w = opening along '
               "the closing direction; h = jaw size along the object's spine")
 _ITEM_RE = re.compile(r'^(\d{6})\.json$')
+# What a dataset's own files look like (``--overwrite`` removes these and nothing else).
+OWNED = (r'dataset\.json', r'(images|depth|masks|viz)/\d{6}\.png', r'labels/\d{6}\.json',
+         r'(images|depth|masks|viz)/\.\d{6}\.png\.\w+\.tmp', r'labels/\.\d{6}\.json\.\w+\.tmp',
+         r'\.dataset\.json\.\w+\.tmp')
 
 
 class DatasetError(SessionError):
@@ -82,7 +87,7 @@ class GraspDataset:
 
     @classmethod
     def create(cls, path, *, jaw_width_m: float, settings: dict, append: bool = False,
-               overwrite: bool = False) -> 'GraspDataset':
+               overwrite: bool = False, inputs=()) -> 'GraspDataset':
         """Start a new dataset in ``path``, or continue the one there.
 
         Raises
@@ -90,39 +95,28 @@ class GraspDataset:
         DatasetError
             ``path`` already holds a dataset and neither ``append`` nor ``overwrite`` was given,
             or ``append`` was given but the dataset was made with another jaw width or settings;
-            or ``path`` holds other files.
+            or ``path`` holds other files, or is, holds or lies inside one of ``inputs``.
+            ``overwrite`` removes only the dataset's own files (nothing else in ``path``).
         """
         path = Path(path)
+        try:
+            check_not_input(path, inputs)
+        except OutputError as exc:
+            raise DatasetError(str(exc)) from None
         if (path / 'dataset.json').exists():
+            existing = cls.open(path)  # the dataset.json of this format is the tool's marker
             if overwrite:
-                for sub in ('images', 'depth', 'masks', 'labels', 'viz', 'dataset.json'):
-                    target = path / sub
-                    if target.is_dir():
-                        shutil.rmtree(target)
-                    elif target.exists():
-                        target.unlink()
+                remove_owned(path, OWNED)
             elif append:
-                ds = cls.open(path)
-                if abs(float(ds.meta.get('jaw_width_m', -1)) - jaw_width_m) > 1e-9:
-                    raise DatasetError(f'{path}: was labelled with '
-                                       f"jaw_width_m={ds.meta.get('jaw_width_m')}, "
-                                       f'not {jaw_width_m}; label into a new dataset')
-                if ds.meta.get('settings') != settings:
-                    changed = sorted(k for k in set(settings) | set(ds.meta.get('settings', {}))
-                                     if settings.get(k) != ds.meta.get('settings', {}).get(k))
-                    raise DatasetError(f'{path}: was labelled with other settings '
-                                       f"({', '.join(changed)}); "
-                                       'label into a new dataset')
-                return ds
+                existing.check_same(jaw_width_m, settings)
+                return existing
             else:
-                n = len(cls.open(path).item_indices())
-                raise DatasetError(f'{path} already holds a dataset ({n} items); pass --append to '
-                                   'add to it '
-                                   'or --overwrite to replace it')
-        elif path.exists() and any(path.iterdir()):
-            raise DatasetError(
-                f'{path} exists and is not empty (and holds no dataset.json); choose another '
-                'folder')
+                raise DatasetError(f'{path} already holds a dataset '
+                                   f'({len(existing.item_indices())} items); pass --append to '
+                                   'add to it or --overwrite to replace it')
+        elif path.exists() and any(e.name not in (MARKER, LOCK_NAME) for e in path.iterdir()):
+            raise DatasetError(f'{path} exists and is not empty (and holds no dataset.json); '
+                               'choose another folder')
         meta = {'format': FORMAT, 'format_version': FORMAT_VERSION, 'tool_version': __version__,
                 'grasp_convention': CONVENTION, 'jaw_width_m': jaw_width_m, 'settings': settings,
                 'sources': [], 'splits': {}}
@@ -130,6 +124,36 @@ class GraspDataset:
         ds = cls(path, meta)
         ds.save_meta()
         return ds
+
+    def check_same(self, jaw_width_m: float, settings: dict) -> None:
+        """Refuse to add items made with another jaw width or other settings (DatasetError)."""
+        if abs(float(self.meta.get('jaw_width_m', -1)) - jaw_width_m) > 1e-9:
+            raise DatasetError(f'{self.path}: was labelled with jaw_width_m='
+                               f"{self.meta.get('jaw_width_m')}, not {jaw_width_m}; label into a "
+                               'new dataset')
+        if self.meta.get('settings') != settings:
+            mine = self.meta.get('settings') or {}
+            changed = sorted(k for k in set(settings) | set(mine)
+                             if settings.get(k) != mine.get(k))
+            raise DatasetError(f'{self.path}: was labelled with other settings '
+                               f"({', '.join(changed)}); label into a new dataset")
+
+    def lock(self) -> FolderLock:
+        """One writer at a time (``with ds.lock(): ...``); a second gets a one-line error."""
+        return FolderLock(self.path)
+
+    def resolve(self, index: int, label: dict, field: str, default: str) -> Path:
+        """Return the file a labels file names in ``field``, which must lie inside the dataset."""
+        rel = label.get(field) or default
+        if not isinstance(rel, str):
+            raise DatasetError(f'{self.path}/labels/{index:06d}.json: {field}: expected a path, '
+                               f'got {type(rel).__name__}')
+        root = self.path.resolve()
+        target = (root / rel).resolve()
+        if root not in target.parents:
+            raise DatasetError(f'{self.path}/labels/{index:06d}.json: {field}: {rel!r} lies '
+                               'outside the dataset')
+        return target
 
     def save_meta(self) -> None:
         write_text_atomic(self.path / 'dataset.json', json.dumps(self.meta, indent=1) + '\n')
@@ -165,10 +189,7 @@ class GraspDataset:
         for sub, png, arr in (('images', rgb_png, rgb), ('depth', depth_png, depth)):
             target = self.path / sub / name
             if png is not None:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                tmp = target.with_name(f'.{name}.tmp')
-                shutil.copyfile(png, tmp)
-                os.replace(tmp, target)
+                copy_atomic(png, target)
             elif arr is not None:
                 write_png_atomic(target, arr)
             else:
@@ -190,8 +211,7 @@ class GraspDataset:
 
     def depth_path(self, index: int, label: dict | None = None) -> Path:
         """Item ``index``'s depth PNG (an imported dataset's labels file may name another)."""
-        name = (label or {}).get('depth') or f'depth/{index:06d}.png'
-        return self.path / name
+        return self.resolve(index, label or {}, 'depth', f'depth/{index:06d}.png')
 
     def has_depth(self, index: int, label: dict | None = None) -> bool:
         return self.depth_path(index, label).is_file()
@@ -200,11 +220,15 @@ class GraspDataset:
         """Item ``index``'s raw depth ``(H, W)`` uint16, in units of its camera's depth scale."""
         return read_png(self.depth_path(index, label), kind='depth')
 
-    def read_mask(self, index: int) -> np.ndarray:
-        return read_png(self.path / 'masks' / f'{index:06d}.png', kind='mask') > 0
+    def read_mask(self, index: int, label: dict | None = None) -> np.ndarray:
+        path = self.resolve(index, label or {}, 'mask', f'masks/{index:06d}.png')
+        return read_png(path, kind='mask') > 0
 
-    def read_rgb(self, index: int) -> np.ndarray:
-        return read_png(self.path / 'images' / f'{index:06d}.png', kind='rgb')
+    def rgb_path(self, index: int, label: dict | None = None) -> Path:
+        return self.resolve(index, label or {}, 'image', f'images/{index:06d}.png')
+
+    def read_rgb(self, index: int, label: dict | None = None) -> np.ndarray:
+        return read_png(self.rgb_path(index, label), kind='rgb')
 
     def source_of(self, index: int, label: dict | None = None) -> dict:
         """Return the source record (session or bag) item ``index`` came from.
@@ -219,8 +243,7 @@ class GraspDataset:
         k = label.get('source', 0)
         if not isinstance(k, int) or not 0 <= k < len(sources):
             raise DatasetError(f"{self.path / 'labels' / f'{index:06d}.json'}: source {k!r} is "
-                               'not one of the '
-                               f"dataset's {len(sources)} sources")
+                               f"not one of the dataset's {len(sources)} sources")
         return sources[k]
 
     def intrinsics(self, index: int,

@@ -29,10 +29,11 @@ from grasp_autolabel.annotate.config import AnnotateConfig
 from grasp_autolabel.annotate.pipeline import annotate_step
 from grasp_autolabel.camera import same_camera
 from grasp_autolabel.dataset.bags import BagError, BagSource, expand_bags
-from grasp_autolabel.dataset.store import DatasetError, GraspDataset, intrinsics_to_dict
+from grasp_autolabel.dataset.store import GraspDataset, intrinsics_to_dict
 from grasp_autolabel.jobs.bag_captures import (average_depth, captures, Decoder, DEFAULT_TOPICS,
                                                describe_topics, ExportOptions, find_topics)
-from grasp_autolabel.jobs.label import finish_job, label_record, LabelSummary, write_viz
+from grasp_autolabel.jobs.label import (finish_job, label_record, LabelSummary, open_dataset,
+                                        write_viz)
 
 __all__ = ['ExportOptions', 'ExportSummary', 'export_bags', 'find_topics', 'average_depth',
            'DEFAULT_TOPICS']
@@ -59,22 +60,6 @@ class ExportSummary(LabelSummary):
 
 
 # ------------------------------------------------------------------------------- export
-def _open_dataset(out: Path, bags: list[Path], cfg: AnnotateConfig, append: bool,
-                  overwrite: bool) -> GraspDataset:
-    if (out / 'dataset.json').exists() and not overwrite and not append:
-        ds = GraspDataset.open(out)
-        ours = {str(b.resolve()) for b in bags}
-        theirs = [s.get('bag') for s in ds.meta['sources']]
-        if not any(t in ours for t in theirs):
-            raise DatasetError(f'{out} already holds a dataset ({len(ds.item_indices())} items) '
-                               'made from other '
-                               'sources; pass --append to add to it or --overwrite to replace it')
-        append = True  # the same bags again: resume
-    return GraspDataset.create(out, jaw_width_m=cfg.jaw_width_m, settings=cfg.to_dict(),
-                               append=append,
-                               overwrite=overwrite)
-
-
 def export_bags(bags, out, *, config: AnnotateConfig | None = None,
                 options: ExportOptions | None = None,
                 append: bool = False, overwrite: bool = False, progress: bool = True,
@@ -99,7 +84,12 @@ def export_bags(bags, out, *, config: AnnotateConfig | None = None,
             if opts.trigger and opts.trigger not in bag.topics:
                 raise BagError(
                     f'{path}: no trigger topic {opts.trigger}; {describe_topics(bag.topics)}')
-    ds = _open_dataset(Path(out), paths, cfg, append, overwrite)
+    ds = open_dataset(out, cfg, inputs=paths, key='bag', append=append, overwrite=overwrite)
+    with ds.lock():
+        return _export_all(ds, paths, cfg, opts, viz, progress, log)
+
+
+def _export_all(ds, paths, cfg, opts, viz, progress, log) -> ExportSummary:
     summary = ExportSummary(bags=len(paths))
     touched: list[int] = []
     t0 = time.perf_counter()
@@ -109,6 +99,7 @@ def export_bags(bags, out, *, config: AnnotateConfig | None = None,
         prior = [i for i, s in enumerate(ds.meta['sources']) if s.get('bag') == key]
         if prior and ds.meta['sources'][prior[-1]].get('complete'):
             summary.skipped_bags += 1
+            touched.append(prior[-1])  # its later grasps are carried back again (idempotent)
             continue
         with BagSource(path) as bag:
             if bag.damaged:

@@ -10,7 +10,7 @@ from grasp_autolabel.annotate.config import AnnotateConfig
 from grasp_autolabel.annotate.pipeline import annotate_step, REASONS, StepLabel
 from grasp_autolabel.dataset.propagate import propagate_labels
 from grasp_autolabel.dataset.splits import assign_splits
-from grasp_autolabel.dataset.store import GraspDataset, intrinsics_to_dict
+from grasp_autolabel.dataset.store import DatasetError, GraspDataset, intrinsics_to_dict
 from grasp_autolabel.session import Session, SessionError
 import numpy as np
 
@@ -42,6 +42,7 @@ class LabelSummary:
     grasps: int = 0
     rejected: Counter = field(default_factory=Counter)
     seconds: float = 0.0
+    skipped: list = field(default_factory=list)  # sources already done, one line each
 
     def add(self, step: StepLabel) -> None:
         self.steps += 1
@@ -52,8 +53,9 @@ class LabelSummary:
             self.rejected[step.reason] += 1
 
     def lines(self) -> list[str]:
-        out = [f'{self.steps} steps: {self.accepted} accepted ({self.grasps} grasps), '
-               f'{self.steps - self.accepted} rejected']
+        out = list(self.skipped)
+        out.append(f'{self.steps} steps: {self.accepted} accepted ({self.grasps} grasps), '
+                   f'{self.steps - self.accepted} rejected')
         for reason, n in self.rejected.most_common():
             out.append(f"  {n:5d}  {reason}: {REASONS.get(reason, '')}")
         return out
@@ -80,36 +82,70 @@ def label_sessions(sessions, out, *, config: AnnotateConfig | None = None, viz: 
         if len(s.frames) < 2:
             raise SessionError(f'{s.path}: has {len(s.frames)} frame; labelling needs at least '
                                'two (one before and one after a pick)')
-    ds = GraspDataset.create(out, jaw_width_m=cfg.jaw_width_m, settings=cfg.to_dict(),
-                             append=append, overwrite=overwrite)
-    done = {str(Path(src['session']).resolve())
-            for src in ds.meta['sources'] if src.get('complete')}
-    for s in opened:
-        if str(s.path.resolve()) in done:
-            raise SessionError(f'{s.path}: already labelled into {out}')
+    ds = open_dataset(out, cfg, inputs=[s.path for s in opened], key='session', append=append,
+                      overwrite=overwrite)
     summary = LabelSummary()
     t0 = time.perf_counter()
-    total = sum(len(s.frames) - 1 for s in opened)
-    index = ds.next_index()
-    new_sources: list[int] = []
-    with tqdm(total=total, unit='step', desc='label', disable=not progress,
-              dynamic_ncols=True) as bar:
-        for s in opened:
-            new_sources.append(len(ds.meta['sources']))
-            index = _label_session(ds, s, index, cfg, viz, summary, bar)
-    return finish_job(ds, new_sources, summary, t0)
+    with ds.lock():
+        known = {src.get('session'): i for i, src in enumerate(ds.meta['sources'])}
+        sources = [known.get(str(s.path.resolve())) for s in opened]
+        for s, src in zip(opened, sources):
+            if src is not None and ds.meta['sources'][src].get('complete'):
+                summary.skipped.append(f'{s.path}: already labelled into {out}, skipped')
+        todo = [(j, s, src) for j, (s, src) in enumerate(zip(opened, sources))
+                if src is None or not ds.meta['sources'][src].get('complete')]
+        total = sum(len(s.frames) - 1 for _, s, _ in todo)
+        with tqdm(total=total, unit='step', desc='label', disable=not progress,
+                  dynamic_ncols=True) as bar:
+            for j, s, src in todo:
+                sources[j] = _label_session(ds, s, src, cfg, viz, summary, bar)
+        return finish_job(ds, sources, summary, t0)
 
 
-def _label_session(ds, s, index, cfg, viz, summary, bar) -> int:
-    """Label every pick of session ``s`` from item ``index`` on; returns the next index."""
-    record = {'session': str(s.path.resolve()), 'name': s.path.name, 'first_item': index,
-              'steps': 0, 'complete': False,
-              'camera': intrinsics_to_dict(s.intrinsics, s.depth_scale)}
-    src = ds.add_source(record)
+def open_dataset(out, cfg: AnnotateConfig, *, inputs, key: str, append: bool,
+                 overwrite: bool) -> GraspDataset:
+    """Return the dataset a labelling job writes.
+
+    New, added to (``append``), replaced (``overwrite``), or resumed: a dataset without sources
+    or with one of ``inputs`` among them (``key``: 'session' or 'bag') is this same job's, left
+    by a crash or run again.
+    """
+    out = Path(out)
+    if (out / 'dataset.json').exists() and not overwrite and not append:
+        ds = GraspDataset.open(out)
+        ours = {str(Path(p).resolve()) for p in inputs}
+        theirs = [src.get(key) for src in ds.meta['sources']]
+        if theirs and not any(t in ours for t in theirs):
+            raise DatasetError(f'{out} already holds a dataset ({len(ds.item_indices())} items) '
+                               'made from other sources; pass --append to add to it or '
+                               '--overwrite to replace it')
+        append = True  # the same inputs again: resume
+    return GraspDataset.create(out, jaw_width_m=cfg.jaw_width_m, settings=cfg.to_dict(),
+                               append=append, overwrite=overwrite, inputs=inputs)
+
+
+def _label_session(ds, s, src, cfg, viz, summary, bar) -> int:
+    """Label the picks of session ``s`` not yet in ``ds`` (source ``src``, None: new).
+
+    Returns the session's source index. A source a crash left incomplete is continued: its
+    items are a prefix of its picks (each complete only with its labels file, written last).
+    """
+    if src is None:
+        src = ds.add_source({'session': str(s.path.resolve()), 'name': s.path.name,
+                             'first_item': ds.next_index(), 'steps': 0, 'complete': False,
+                             'camera': intrinsics_to_dict(s.intrinsics, s.depth_scale)})
+    record = ds.meta['sources'][src]
+    labels = (ds.read_label(i) for i in ds.item_indices() if i >= record['first_item'])
+    done = {lab.get('pick_index') for lab in labels if lab.get('source') == src}
+    record['steps'] = len(done)
+    bar.update(len(done))
+    index, after = ds.next_index(), None
     try:
-        after = s.read_depth_m(s.frames[0])
         for k, k_next in zip(s.frames[:-1], s.frames[1:]):
-            before, after = after, s.read_depth_m(k_next)
+            if k in done:
+                continue
+            before = after if after is not None else s.read_depth_m(k)
+            after = s.read_depth_m(k_next)
             step = annotate_step(before, after, s.intrinsics, cfg)
             rec = label_record(step, pick_index=k, source=src, session=s.path.name,
                                frame_after=k_next)
@@ -124,9 +160,8 @@ def _label_session(ds, s, index, cfg, viz, summary, bar) -> int:
             bar.set_postfix(accepted=summary.accepted, refresh=False)
         record['complete'] = True
     finally:
-        ds.meta['sources'][src] = record
         ds.save_meta()
-    return index
+    return src
 
 
 def finish_job(ds: GraspDataset, sources, summary: LabelSummary, t0: float) -> LabelSummary:
