@@ -7,11 +7,15 @@ DatasetError, BagError) become one line there.
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 import time
 
 from grasp_autolabel.errors import CommandError
+from grasp_autolabel.fsio import claim_output, OutputError
+
+# What `simulate` writes (its --overwrite removes these and nothing else).
+SIMULATED = (r'seq_\d{3}/(camera_info\.yaml|(rgb|depth)/\d{6}\.png|gt/[\w./-]+)',
+             r'bags/seq_\d{3}/[\w.-]+', r'(seq_\d{3}/)?(\w+/)?\..*\.tmp')
 
 __all__ = ['simulate_main', 'label_main', 'eval_labels_main', 'run_sim_main', 'formats_main',
            'export_main',
@@ -29,18 +33,19 @@ def simulate_main(args) -> int:
                             tilt_max_deg=args.tilt_max)
     except ValueError as exc:
         raise CommandError(f'simulate: {exc}') from None
+    try:
+        claim_output(args.out, kind='simulate', overwrite=args.overwrite, owned=SIMULATED)
+    except OutputError as exc:
+        raise CommandError(str(exc)) from None
     existing = [args.out / f'seq_{i:03d}' for i in range(args.sequences)
-                if (args.out / f'seq_{i:03d}').exists() and any((
-                    args.out / f'seq_{i:03d}').iterdir())]
+                if (args.out / f'seq_{i:03d}').exists()]
+    if existing and args.overwrite:
+        kept = sorted(str(f.relative_to(existing[0])) for f in existing[0].rglob('*'))[:3]
+        raise CommandError(f'{existing[0]}: holds files simulate did not write ({", ".join(kept)}'
+                           '); they were kept: move them away or choose another --out')
     if existing:
-        if not args.overwrite:
-            raise CommandError(
-                f'{existing[0]} already exists; choose another --out or pass --overwrite')
-        for path in existing:
-            shutil.rmtree(path)
-            bag = args.out / 'bags' / path.name
-            if bag.exists():
-                shutil.rmtree(bag)
+        raise CommandError(f'{existing[0]} already exists; choose another --out or pass '
+                           '--overwrite')
     t0 = time.perf_counter()
     paths = simulate(args.out, sequences=args.sequences, seed=args.seed, config=config,
                      progress=sys.stderr.isatty() or None, bag=args.bag, storage=args.storage,

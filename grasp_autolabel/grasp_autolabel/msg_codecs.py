@@ -24,6 +24,7 @@ bgra8     uint8    4
 from __future__ import annotations
 
 from grasp_autolabel.camera import CameraIntrinsics
+from grasp_autolabel.imageheader import check_pixels
 import numpy as np
 
 __all__ = ['ENCODINGS', 'encoding_spec', 'image_to_numpy', 'to_rgb8', 'camera_info_to_intrinsics']
@@ -72,6 +73,7 @@ def image_to_numpy(msg) -> np.ndarray:
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
     if height <= 0 or width <= 0:
         raise ValueError(f'Image.height/width: image is empty ({width}x{height})')
+    check_pixels(width, height, 'Image.height/width')
     row_bytes = width * channels * dtype.itemsize
     if step < row_bytes:
         raise ValueError(f'Image.step: {step} bytes is less than one row of {width} '

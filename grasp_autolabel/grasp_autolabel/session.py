@@ -19,6 +19,7 @@ import re
 import cv2
 from grasp_autolabel.camera import CameraIntrinsics
 from grasp_autolabel.fsio import write_atomic, write_text_atomic
+from grasp_autolabel.imageheader import check_pixels, encoded_size, PNG_SIGNATURE
 import numpy as np
 import yaml
 
@@ -80,8 +81,15 @@ def read_png(path, *, kind: str) -> np.ndarray:
     if not path.is_file():
         raise SessionError(f'{path}: file not found')
     data = np.fromfile(path, dtype=np.uint8)
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-    if img is None:
+    size = encoded_size(data[:64].tobytes()) if data.size else None
+    if size is None:
+        raise SessionError(f'{path}: not a PNG file')
+    try:
+        check_pixels(*size, str(path))
+    except ValueError as exc:
+        raise SessionError(str(exc)) from None
+    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if img is None or img.shape[:2] != size[::-1]:
         raise SessionError(f'{path}: not a readable image (truncated or corrupt PNG?)')
     if kind == 'rgb':
         if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] not in (3, 4):
@@ -137,9 +145,10 @@ def png_size(path) -> tuple[int, int]:
             head = f.read(24)
     except FileNotFoundError:
         raise SessionError(f'{path}: file not found') from None
-    if len(head) < 24 or head[:8] != b'\x89PNG\r\n\x1a\n' or head[12:16] != b'IHDR':
+    size = encoded_size(head) if head[:8] == PNG_SIGNATURE else None
+    if size is None:
         raise SessionError(f'{path}: not a PNG file')
-    return int.from_bytes(head[16:20], 'big'), int.from_bytes(head[20:24], 'big')
+    return size
 
 
 # --------------------------------------------------------------------------------------------
@@ -250,15 +259,17 @@ class Session:
         return img
 
     def check_rgb(self, k: int) -> Path:
-        """Return frame k's colour file path, its size checked against camera_info.
+        """Return frame k's colour file path, checked whole before it is copied.
 
-        Only the header is read (for copying it without decoding).
+        Its size against camera_info from the header first, then decoded whole: 8-bit colour
+        (a truncated, grayscale or 16-bit file stops the command, naming it).
         """
         path = self.rgb_path(k)
         w, h = png_size(path)
         if (w, h) != (self.intrinsics.width, self.intrinsics.height):
             raise SessionError(f'{path}: image is {w}x{h} but camera_info.yaml says '
                                f'{self.intrinsics.width}x{self.intrinsics.height}')
+        read_png(path, kind='rgb')
         return path
 
     def read_depth(self, k: int) -> np.ndarray:

@@ -29,6 +29,7 @@ from grasp_autolabel.detector.predict import (CHECKPOINT_FORMAT, checkpoint_meta
                                               CHECKPOINT_VERSION, CheckpointError, load_checkpoint,
                                               load_weights, save_checkpoint)
 from grasp_autolabel.errors import CommandError
+from grasp_autolabel.fsio import check_not_input, FolderLock, LOCK_NAME, OutputError
 from grasp_autolabel.session import write_atomic, write_text_atomic
 import numpy as np
 
@@ -104,7 +105,7 @@ def _check_out(out: Path, resume: bool) -> dict | None:
                                f"{load_checkpoint(last)['step']}); pass --resume to "
                                'continue it or choose another --out')
         return load_checkpoint(last)
-    if out.exists() and any(out.iterdir()):
+    if out.exists() and any(e.name != LOCK_NAME for e in out.iterdir()):
         if resume and (out / RUN_MARKER).is_file():
             return None  # killed before its first checkpoint: start again
         raise CommandError(f'{out} exists and is not a run; choose another --out')
@@ -131,25 +132,34 @@ def train(dataset, out, network, settings: TrainSettings, *, decode: DecodeSetti
     """
     dev = resolve_device(device)
     out = Path(out)
+    try:
+        check_not_input(out, [dataset])
+    except OutputError as exc:
+        raise CommandError(str(exc)) from None
+    with FolderLock(out):
+        return _train(dataset, out, network, settings, decode, decode_overrides, dev, resume,
+                      backbone_weights, progress, log)
+
+
+def _train(dataset, out, network, settings, decode, decode_overrides, dev, resume,
+           backbone_weights, progress, log) -> dict:
     ckpt = _check_out(out, resume)
     if ckpt is not None:
         _check_same_network(ckpt, network)
     items = GraspItems(dataset, network, settings, part='train')
     try:
-        held_out = GraspItems(dataset, network, settings, part='test',
-                              augment=False) if settings.split != 'none' \
-            else None
+        held_out = (GraspItems(dataset, network, settings, part='test', augment=False)
+                    if settings.split != 'none' else None)
     except DatasetError:
         held_out = None  # no held-out part with labels: the last checkpoint is the best one
-    decode = decode or DecodeSettings(**{'jaw_width_m': float(items.ds.meta.get('jaw_width_m',
-                                                                                0.04)),
+    jaw_width_m = float(items.ds.meta.get('jaw_width_m', 0.04))
+    decode = decode or DecodeSettings(**{'jaw_width_m': jaw_width_m,
                                          'fallback_jaw_px': items.median_jaw_px,
                                          'peak_distance_px': max(1.0, 0.3 * items.min_opening_px),
                                          **DECODE_DEFAULTS[network.model],
                                          **(decode_overrides or {})})
     run = _Run(out, Path(dataset), network, settings, decode, items, held_out, dev, ckpt,
-               backbone_weights,
-               progress, log)
+               backbone_weights, progress, log)
     return run.loop()
 
 

@@ -13,6 +13,7 @@ from grasp_autolabel.camera import CameraIntrinsics, same_camera
 from grasp_autolabel.capture import SettleDetector, StampPairer
 from grasp_autolabel.dataset.bags import BagError, BagSource, cdr_stamp_ns
 from grasp_autolabel.depth import depth_to_metres, metres_to_depth_units
+from grasp_autolabel.imageheader import check_pixels, encoded_size
 from grasp_autolabel.msg_codecs import camera_info_to_intrinsics, image_to_numpy, to_rgb8
 import numpy as np
 
@@ -154,8 +155,13 @@ class Decoder:
             if self.types[self.colour].endswith('CompressedImage'):
                 import cv2
 
-                img = cv2.imdecode(np.frombuffer(bytes(msg.data), np.uint8), cv2.IMREAD_COLOR)
-                if img is None:
+                data = bytes(msg.data)
+                size = encoded_size(data)
+                if size is None:
+                    raise ValueError(f'CompressedImage.data: not a PNG or JPEG ({msg.format!r})')
+                check_pixels(*size, 'CompressedImage')
+                img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+                if img is None or img.shape[:2] != size[::-1]:
                     raise ValueError(f'CompressedImage.data: cannot decode ({msg.format!r})')
                 return img[:, :, ::-1].copy()
             return to_rgb8(image_to_numpy(msg), msg.encoding)

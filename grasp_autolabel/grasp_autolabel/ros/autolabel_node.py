@@ -26,6 +26,7 @@ from grasp_autolabel.annotate import annotate_step, AnnotateConfig, REASONS
 from grasp_autolabel.annotate.viz import draw_label
 from grasp_autolabel.capture import StampPairer
 from grasp_autolabel.dataset.store import DatasetError, GraspDataset, intrinsics_to_dict
+from grasp_autolabel.fsio import OutputError
 from grasp_autolabel.jobs.label import label_record
 from grasp_autolabel.ros.convert import (camera_info_to_intrinsics, depth_to_metres,
                                          image_to_numpy, metres_to_depth_units, numpy_to_image,
@@ -65,12 +66,14 @@ class AutolabelNode(Node):
             raise ParameterError(str(exc)) from None
         self.dataset: GraspDataset | None = None
         self.source: int | None = None
+        self.lock = None  # the dataset's, held while the node runs: one writer at a time
         if self.p['dataset_dir']:
             path = Path(self.p['dataset_dir']).expanduser()
             try:
                 self.dataset = GraspDataset.create(path, jaw_width_m=self.config.jaw_width_m,
                                                    settings=self.config.to_dict(), append=True)
-            except DatasetError as exc:
+                self.lock = self.dataset.lock().__enter__()
+            except (DatasetError, OutputError) as exc:
                 raise ParameterError(f"parameter 'dataset_dir': {exc}") from None
         # a captured frame's three parts carry one stamp
         self.parts = StampPairer(('rgb', 'depth', 'info'), max_dt=0, keep=10)
@@ -203,10 +206,12 @@ class AutolabelNode(Node):
 
     def destroy_node(self):
         # (also called on a node whose __init__ stopped at a bad parameter)
-        if getattr(self, 'dataset',
-                   None) is not None and getattr(self, 'source', None) is not None:
+        if getattr(self, 'dataset', None) and getattr(self, 'source', None) is not None:
             self.dataset.meta['sources'][self.source]['complete'] = True
             self.dataset.save_meta()
+        if getattr(self, 'lock', None) is not None:
+            self.lock.__exit__(None, None, None)
+            self.lock = None
         return super().destroy_node()
 
 
