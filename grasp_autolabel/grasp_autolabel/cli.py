@@ -14,7 +14,8 @@ import sys
 import traceback
 
 from grasp_autolabel import __version__
-from grasp_autolabel.cli_types import non_negative_float, positive_float, positive_int
+from grasp_autolabel.cli_types import (fraction, non_negative_float, non_negative_int,
+                                       positive_float, positive_int)
 from grasp_autolabel.errors import CommandError
 
 PROG = 'grasp-autolabel'
@@ -42,10 +43,10 @@ def _add_simulate(sub):
                    help='output folder; sequences go to OUT/seq_000, ...')
     p.add_argument('--sequences', type=positive_int, default=1,
                    help='number of sequences (default 1)')
-    p.add_argument('--seed', type=int, default=0, help='random seed (default 0)')
+    p.add_argument('--seed', type=non_negative_int, default=0, help='random seed (default 0)')
     p.add_argument('--logs', type=positive_int, default=None,
                    help='logs per pile (default: 8 to 14 at random)')
-    p.add_argument('--fault-rate', '--faults', dest='fault_rate', type=float, nargs='?',
+    p.add_argument('--fault-rate', '--faults', dest='fault_rate', type=fraction, nargs='?',
                    const=0.25, default=0.0,
                    metavar='RATE',
                    help='include fault steps (failed pick, two logs at once, camera knocked, arm '
@@ -55,7 +56,7 @@ def _add_simulate(sub):
                    help='image width in pixels (default 640)')
     p.add_argument('--height', type=positive_int, default=480,
                    help='image height in pixels (default 480)')
-    p.add_argument('--tilt-max', type=float, default=12.0, metavar='DEG',
+    p.add_argument('--tilt-max', type=non_negative_float, default=12.0, metavar='DEG',
                    help='largest camera tilt from straight down; half the sequences are tilted '
                         '(default 12)')
     p.add_argument('--bag', choices=('captured', 'continuous'),
@@ -64,7 +65,7 @@ def _add_simulate(sub):
                         'topics at --fps with the arm in view during picks (needs rosbags)')
     p.add_argument('--storage', choices=('mcap', 'sqlite3'), default='mcap',
                    help='bag storage (default mcap)')
-    p.add_argument('--fps', type=float, default=30.0,
+    p.add_argument('--fps', type=positive_float, default=30.0,
                    help='--bag continuous: frame rate (default 30)')
     p.add_argument('--trigger', action='store_true',
                    help='--bag continuous: also record /operator/pick_done (std_msgs/Empty) once '
@@ -121,8 +122,9 @@ def _add_run_sim(sub):
                                    'setup).')
     p.add_argument('--picks', type=positive_int, required=True, help='number of picks')
     p.add_argument('--out', type=Path, required=True, help='output folder')
-    p.add_argument('--seed', type=int, default=0, help='pile seed (default 0)')
-    p.add_argument('--fps', type=float, default=30.0, help='camera frame rate (default 30)')
+    p.add_argument('--seed', type=non_negative_int, default=0, help='pile seed (default 0)')
+    p.add_argument('--fps', type=positive_float, default=30.0,
+                   help='camera frame rate (default 30)')
     p.add_argument('--width', type=positive_int, default=640)
     p.add_argument('--height', type=positive_int, default=480)
     p.set_defaults(_impl='grasp_autolabel.cli_data:run_sim_main')
@@ -171,11 +173,11 @@ def _add_export(sub):
     p.add_argument('--trigger', metavar='TOPIC',
                    help='continuous: capture the first still frame after each message on TOPIC '
                         '(any type) instead of on every scene change')
-    p.add_argument('--settle-s', type=float, default=0.5,
+    p.add_argument('--settle-s', type=non_negative_float, default=0.5,
                    help='continuous: seconds still before a capture (0.5)')
     p.add_argument('--average', type=positive_int, default=5,
                    help='continuous: still frames averaged (5)')
-    p.add_argument('--depth-scale', type=float, default=0.001,
+    p.add_argument('--depth-scale', type=positive_float, default=0.001,
                    help='metres per unit of 16UC1 depth (0.001)')
     p.add_argument('--camera-info', type=Path, metavar='YAML',
                    help='camera_info.yaml for bags without camera_info')
@@ -201,10 +203,10 @@ def _add_augment(sub):
     p.add_argument('--out', required=True, type=Path, metavar='DATASET2')
     p.add_argument('--factor', type=positive_int, default=100,
                    help='items per input item (default 100)')
-    p.add_argument('--seed', type=int, default=0)
-    p.add_argument('--max-shift', type=float, default=50.0, metavar='PX',
+    p.add_argument('--seed', type=non_negative_int, default=0)
+    p.add_argument('--max-shift', type=non_negative_float, default=50.0, metavar='PX',
                    help='largest shift in x and y (50 px)')
-    p.add_argument('--max-rotation', type=float, default=180.0, metavar='DEG',
+    p.add_argument('--max-rotation', type=non_negative_float, default=180.0, metavar='DEG',
                    help='largest rotation (180 deg)')
     p.add_argument('--overwrite', action='store_true', help='replace what is in --out')
     p.set_defaults(_impl='grasp_autolabel.cli_data:augment_main')
@@ -219,9 +221,10 @@ def _add_split(sub):
         'with the defaults already.',
     )
     p.add_argument('dataset', type=Path, metavar='DATASET')
-    p.add_argument('--test-fraction', type=float, default=None,
+    p.add_argument('--test-fraction', type=fraction, default=None,
                    help='share held out (default: as recorded, else 0.2)')
-    p.add_argument('--seed', type=int, default=None, help='(default: as recorded, else 0)')
+    p.add_argument('--seed', type=non_negative_int, default=None,
+                   help='(default: as recorded, else 0)')
     p.set_defaults(_impl='grasp_autolabel.cli_data:splits_main')
 
 
@@ -273,7 +276,7 @@ def _add_train(sub):
 
 
 def _add_decode_options(p):
-    p.add_argument('--score-threshold', dest='score_threshold', type=float,
+    p.add_argument('--score-threshold', dest='score_threshold', type=fraction,
                    help="drop candidates scored below this (default: the model's, 0.3)")
     p.add_argument('--max-candidates', dest='max_candidates', type=positive_int,
                    help="candidates per image (default: the model's, 10)")

@@ -2,7 +2,8 @@
 import argparse
 import math
 
-__all__ = ['positive_int', 'non_negative_float', 'positive_float']
+__all__ = ['positive_int', 'non_negative_int', 'non_negative_float', 'positive_float',
+           'fraction']
 
 
 def positive_int(text: str) -> int:
@@ -12,6 +13,16 @@ def positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f'expected an integer, got {text!r}') from None
     if value <= 0:
         raise argparse.ArgumentTypeError(f'expected a positive integer, got {text}')
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'expected an integer, got {text!r}') from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f'expected an integer >= 0, got {text}')
     return value
 
 
@@ -31,3 +42,7 @@ def non_negative_float(text: str) -> float:
 
 def positive_float(text: str) -> float:
     return _finite(text, lambda v: v > 0, 'a positive number')
+
+
+def fraction(text: str) -> float:
+    return _finite(text, lambda v: 0 <= v <= 1, 'a number from 0 to 1')
