@@ -376,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
     except (CommandError, ValueError, OSError) as exc:
         if debug:
             traceback.print_exc()
-        print(f'{PROG}: error: {exc}', file=sys.stderr)
+        print(f"{PROG}: error: {' '.join(str(exc).split())}", file=sys.stderr)  # one line
         return 2
 
 

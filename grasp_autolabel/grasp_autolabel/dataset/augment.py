@@ -129,7 +129,7 @@ def _augment_item(src, ds, i, j, copies, factor, seed, limits, counts, bar) -> N
     grasps = as_grasps(label.get('grasps', []), name=f'{src.path}/labels/{i:06d}.json grasps')
     rgb, depth, mask = src.read_rgb(i), src.read_depth(i, label), src.read_mask(i)
     h, w = mask.shape
-    origin = dict(zip(('source', 'pick_index'), origin_of(src, label)))
+    origin = dict(zip(('source', 'pick_index'), origin_of(src, label, i)))
     for c in copies:
         rng = np.random.default_rng([seed, j, c])
         copy = _draw_copy(rng, c, rgb, depth, mask, grasps, *limits)

@@ -17,20 +17,31 @@ from __future__ import annotations
 
 import hashlib
 
-from grasp_autolabel.dataset.store import GraspDataset
+from grasp_autolabel.dataset.store import DatasetError, GraspDataset
 
 __all__ = ['assign_splits', 'origin_of', 'DEFAULT_TEST_FRACTION']
 
 DEFAULT_TEST_FRACTION = 0.2
 
 
-def origin_of(ds: GraspDataset, label: dict) -> tuple[str, int]:
-    """``(source key, pick index)`` of the real pick an item shows (through augmentation)."""
-    if 'origin' in label:
-        return label['origin']['source'], int(label['origin']['pick_index'])
-    src = ds.meta['sources'][int(label.get('source', 0))] if ds.meta.get('sources') else {}
-    key = src.get('bag') or src.get('session') or src.get('name') or str(label.get('session', ''))
-    return str(key), int(label.get('pick_index', 0))
+def origin_of(ds: GraspDataset, label: dict, index: int) -> tuple[str, int]:
+    """Return ``(source key, pick index)`` of the real pick item ``index`` shows.
+
+    Through augmentation (``origin``) or from its source; DatasetError naming the labels file
+    when they are not there or of the wrong type.
+    """
+    try:
+        if 'origin' in label:
+            return str(label['origin']['source']), int(label['origin']['pick_index'])
+        src = ds.source_of(index, label) if ds.meta.get('sources') else {}
+        key = (src.get('bag') or src.get('session') or src.get('name')
+               or str(label.get('session', '')))
+        return str(key), int(label.get('pick_index', 0))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        if isinstance(exc, DatasetError):
+            raise
+        raise DatasetError(f'{ds.path}/labels/{index:06d}.json: origin, source or pick_index '
+                           f'unreadable ({type(exc).__name__}: {exc})') from None
 
 
 def _unit(*parts) -> float:
@@ -50,7 +61,7 @@ def assign_splits(ds: GraspDataset, *, test_fraction: float | None = None,
     seed = int(old.get('seed', 0) if seed is None else seed)
     if not 0.0 <= frac < 1.0:
         raise ValueError(f'test fraction: {frac} is not in [0, 1)')
-    origins = {i: origin_of(ds, ds.read_label(i)) for i in ds.item_indices()}
+    origins = {i: origin_of(ds, ds.read_label(i), i) for i in ds.item_indices()}
     sources = sorted({s for s, _ in origins.values()}, key=lambda s: _unit(seed, 'session', s))
     n_test = min(len(sources) - 1,
                  max(1, round(frac * len(sources)))) if len(sources) >= 2 and frac > 0 else 0
