@@ -139,7 +139,7 @@ class GraspDataset:
                                f"({', '.join(changed)}); label into a new dataset")
 
     def lock(self) -> FolderLock:
-        """One writer at a time (``with ds.lock(): ...``); a second gets a one-line error."""
+        """Hold the dataset for one writer at a time; a second writer gets a one-line error."""
         return FolderLock(self.path)
 
     def resolve(self, index: int, label: dict, field: str, default: str) -> Path:
