@@ -155,3 +155,21 @@ def test_evaluate_refuses_a_dataset_without_splits(labelled, tmp_path, capsys):
     capsys.readouterr()
     rc = cli(['evaluate', str(tmp_path / 'run'), str(ds)])
     assert rc == 2 and 'has no session-wise split' in _err(capsys)
+
+
+def test_a_bag_whose_metadata_names_files_outside_it_is_refused(labelled, tmp_path, capsys):
+    pytest.importorskip('rosbags')
+    from grasp_autolabel.dataset.bagwrite import write_session_bag
+
+    _, sessions = labelled
+    bag = tmp_path / 'bag'
+    write_session_bag(sessions[0], bag, storage='mcap')
+    storage = next(bag.glob('*.mcap'))
+    storage.rename(tmp_path / storage.name)  # the recording now lies outside the bag folder
+    meta = (bag / 'metadata.yaml').read_text().replace(f'- {storage.name}',
+                                                         f'- ../{storage.name}')
+    assert f'../{storage.name}' in meta
+    (bag / 'metadata.yaml').write_text(meta)
+    rc = cli(['export', str(bag), '--out', str(tmp_path / 'ds')])
+    err = _err(capsys)
+    assert rc == 2 and 'metadata.yaml: relative_file_paths' in err and 'outside the bag' in err

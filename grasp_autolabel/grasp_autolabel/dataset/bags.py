@@ -190,6 +190,22 @@ class _SqliteRows:
 
 
 # ------------------------------------------------------------------------------------ reader
+def _check_storage_paths(folder: Path) -> None:
+    """Refuse a metadata.yaml naming storage files outside the bag's folder (BagError)."""
+    import yaml
+
+    try:
+        info = yaml.safe_load((folder / 'metadata.yaml').read_text())
+        names = info['rosbag2_bagfile_information']['relative_file_paths']
+    except Exception:  # noqa: B902 (an unreadable metadata.yaml is rosbags' to report)
+        return
+    root = folder.resolve()
+    for name in names if isinstance(names, list) else []:
+        if not isinstance(name, str) or root not in (root / name).resolve().parents:
+            raise BagError(f'{folder}/metadata.yaml: relative_file_paths: {name!r} lies outside '
+                           'the bag')
+
+
 @dataclass
 class BagSource:
     """One bag, opened for reading (use as a context manager).
@@ -239,6 +255,8 @@ class BagSource:
                             'reading its storage files directly')
         else:
             files = [path]
+            if path.is_dir():
+                _check_storage_paths(path)
         for f in files:
             try:
                 reader = Reader(f)
