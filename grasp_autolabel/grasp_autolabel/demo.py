@@ -18,10 +18,10 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-import shutil
 import sys
 import time
 
+from grasp_autolabel.fsio import claim_output, MARKER, OutputError, read_marker, write_text_atomic
 from grasp_autolabel.jobs.label import label_sessions
 from grasp_autolabel.jobs.simulate import simulate
 from grasp_autolabel.sim import CellConfig
@@ -114,20 +114,22 @@ def draw_judged(dataset: Path, per_image: list, out: Path, *, limit: int) -> lis
     return paths
 
 
-DEMO_MARKER = '.grasp_autolabel_demo'
+DEMO_MARKER = '.grasp_autolabel_demo'  # the marker of earlier versions
+# What the demo writes (a rerun removes these and nothing else).
+DEMO_FILES = (r'(cell|heldout|heldout_dataset|heldout_viz|live|logs|run|sessions)/.+',
+              r'(model\.onnx|report\.html|stats\.json|\.grasp_autolabel_demo)')
 
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     out = Path(argv[0] if argv else 'demo').resolve()
-    if out.exists() and any(out.iterdir()):
-        if not (out / DEMO_MARKER).is_file():
-            print(f'demo: {out} exists and was not made by the demo; choose another folder',
-                  file=sys.stderr)
-            return 2
-        shutil.rmtree(out)  # the demo's own output from an earlier run
-    out.mkdir(parents=True, exist_ok=True)
-    (out / DEMO_MARKER).write_text('made by `make demo`; the next run replaces this folder\n')
+    if (out / DEMO_MARKER).is_file() and not read_marker(out):  # made by an earlier version
+        write_text_atomic(out / MARKER, json.dumps({'tool': 'grasp-autolabel', 'kind': 'demo'}))
+    try:  # the next run replaces the demo's own files, and nothing else in the folder
+        claim_output(out, kind='demo', overwrite=True, owned=DEMO_FILES)
+    except OutputError as exc:
+        print(f'demo: {exc}', file=sys.stderr)
+        return 2
     t0 = time.perf_counter()
     demo = _Demo(out, sys.stderr.isatty())
     demo.step('nodes', demo.nodes)
@@ -139,7 +141,7 @@ def main(argv=None) -> int:
     from grasp_autolabel.report import write_report
 
     demo.stats['total_s'] = round(time.perf_counter() - t0, 1)
-    (out / 'stats.json').write_text(json.dumps(demo.stats, indent=1) + '\n')
+    write_text_atomic(out / 'stats.json', json.dumps(demo.stats, indent=1) + '\n')
     report = write_report(out, demo.stats, latencies_ms=lat, overlays=live['overlays'],
                           heldout=heldout_viz)
     print(f'[6/6] report: {report}')

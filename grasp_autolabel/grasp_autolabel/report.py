@@ -7,6 +7,7 @@ import io
 import json
 from pathlib import Path
 
+from grasp_autolabel.fsio import write_text_atomic
 import numpy as np
 
 __all__ = ['write_report']
@@ -81,7 +82,7 @@ def write_report(out: Path, stats: dict, *, latencies_ms, overlays, heldout=()) 
     parts += _evaluation_section(stats.get('evaluation', {}), heldout)
     parts += _live_section(stats.get('live', {}), latencies_ms, overlays)
     path = out / 'report.html'
-    path.write_text('\n'.join(parts) + '\n')
+    write_text_atomic(path, '\n'.join(parts) + '\n')
     return path
 
 

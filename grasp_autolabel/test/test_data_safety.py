@@ -173,3 +173,12 @@ def test_a_bag_whose_metadata_names_files_outside_it_is_refused(labelled, tmp_pa
     rc = cli(['export', str(bag), '--out', str(tmp_path / 'ds')])
     err = _err(capsys)
     assert rc == 2 and 'metadata.yaml: relative_file_paths' in err and 'outside the bag' in err
+
+
+def test_the_demo_never_replaces_a_folder_it_did_not_make(tmp_path, capsys):
+    from grasp_autolabel.demo import main as demo
+
+    (tmp_path / 'notes.txt').write_text('mine')
+    assert demo([str(tmp_path)]) == 2
+    assert 'did not make' in capsys.readouterr().err
+    assert (tmp_path / 'notes.txt').read_text() == 'mine'

@@ -37,6 +37,9 @@ def export_onnx(run, out, *, opset: int = 17, overwrite: bool = False) -> Path:
     if out.exists() and not overwrite:
         raise CheckpointError(f'{out}: exists; pass --overwrite to replace it')
     ckpt = load_checkpoint(run)
+    if out.exists() and out.resolve() == Path(ckpt['path']).resolve():
+        raise CheckpointError(f'--out {out}: is the checkpoint being exported; choose another '
+                              '--out')
     network = ckpt['network_obj']
     model = build_model(network)
     load_weights(model, ckpt['state_dict'], ckpt['path'])
