@@ -84,7 +84,7 @@ def _add_label(sub):
                                    'between frames k and k+1. Rejected steps keep a labels file '
                                    'with accepted=false and the reason.')
     p.add_argument('sessions', nargs='+', type=Path, metavar='SESSION',
-                   help='capture session folder(s)')
+                   help='capture session folder(s), or folders of sessions (taken in name order)')
     p.add_argument('--out', required=True, type=Path, metavar='DATASET',
                    help='dataset folder to write')
     p.add_argument('--config', type=Path,

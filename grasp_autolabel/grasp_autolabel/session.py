@@ -23,7 +23,7 @@ from grasp_autolabel.imageheader import check_pixels, encoded_size, PNG_SIGNATUR
 import numpy as np
 import yaml
 
-__all__ = ['write_atomic', 'Session', 'SessionError', 'read_camera_info_yaml',
+__all__ = ['write_atomic', 'expand_sessions', 'Session', 'SessionError', 'read_camera_info_yaml',
            'write_camera_info_yaml', 'write_png_atomic', 'read_png', 'write_text_atomic',
            'FRAME_NAME', 'png_size', 'read_json']
 
@@ -293,3 +293,36 @@ def _frame_indices(folder: Path) -> list[int]:
     if not folder.is_dir():
         return []
     return [int(m.group(1)) for name in os.listdir(folder) if (m := _FRAME_RE.match(name))]
+
+
+def expand_sessions(paths) -> list[Path]:
+    """Return the session folders ``paths`` name.
+
+    Each path is a session (it has camera_info.yaml) or a folder of sessions (its sub-folders that
+    have one, in name order), as ``simulate --out DIR`` writes them.
+
+    Raises
+    ------
+    SessionError
+        A path is neither, or two sessions share a folder name.
+    """
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if (p / 'camera_info.yaml').is_file():
+            out.append(p)
+        elif p.is_dir():
+            subs = sorted(s for s in p.iterdir() if s.is_dir() and (
+                s / 'camera_info.yaml').is_file())
+            if not subs:
+                raise SessionError(
+                    f'{p}: neither a capture session (no camera_info.yaml) nor a folder of '
+                    'sessions')
+            out.extend(subs)
+        else:
+            raise SessionError(f'{p}: session folder not found')
+    names = [s.name for s in out]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise SessionError(
+            f'two sessions named {dup[0]!r}; give each its own folder name')
+    return out

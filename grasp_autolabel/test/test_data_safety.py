@@ -167,7 +167,7 @@ def test_a_bag_whose_metadata_names_files_outside_it_is_refused(labelled, tmp_pa
     storage = next(bag.glob('*.mcap'))
     storage.rename(tmp_path / storage.name)  # the recording now lies outside the bag folder
     meta = (bag / 'metadata.yaml').read_text().replace(f'- {storage.name}',
-                                                         f'- ../{storage.name}')
+                                                       f'- ../{storage.name}')
     assert f'../{storage.name}' in meta
     (bag / 'metadata.yaml').write_text(meta)
     rc = cli(['export', str(bag), '--out', str(tmp_path / 'ds')])

@@ -97,6 +97,34 @@ def test_continuous_recording_finds_every_pick(sim_continuous, tmp_path):
                 assert (m1 & m2).sum() / (m1 | m2).sum() > 0.85
 
 
+def test_camera_info_recorded_after_the_first_images_exports_every_pick(sim_continuous,
+                                                                        tmp_path):
+    """A recording that starts between an image and its camera_info (issue 16, item 2)."""
+    from rosbags.rosbag2 import Reader, StoragePlugin, Writer
+    from rosbags.typesys import get_typestore, Stores
+
+    src = sim_continuous / 'bags' / 'seq_000'
+    late = tmp_path / 'late'
+    with Reader(src) as reader:
+        first = min(t for c, t, _ in reader.messages() if c.topic.endswith('image_raw'))
+        with Writer(late, version=8, storage_plugin=StoragePlugin.MCAP) as writer:
+            conns = {c.id: writer.add_connection(c.topic, c.msgtype,
+                                                 typestore=get_typestore(Stores.ROS2_KILTED))
+                     for c in reader.connections}
+            dropped = 0
+            for c, t, raw in reader.messages():
+                if c.topic.endswith('camera_info') and t < first + 2 * 10**9:
+                    dropped += 1  # the first two seconds of images come without camera_info
+                    continue
+                writer.write(conns[c.id], t, raw)
+    assert dropped >= 10
+    whole = export_bags([src], tmp_path / 'whole', progress=False, log=quiet)
+    cut = export_bags([late], tmp_path / 'cut', progress=False, log=quiet)
+    assert cut.picks_found == whole.picks_found > 0
+    (_, a), (_, b) = _labels(tmp_path / 'whole'), _labels(tmp_path / 'cut')
+    assert [x['grasps'] for x in a] == [x['grasps'] for x in b]
+
+
 def test_averaging_keeps_pixels_seen_by_half_the_frames():
     a = np.array([[1.0, 0.0, 2.0]], np.float32)
     b = np.array([[3.0, 0.0, 0.0]], np.float32)

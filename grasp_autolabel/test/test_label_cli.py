@@ -163,3 +163,15 @@ def test_eval_labels_errors(sim, tmp_path):
     assert out.returncode == 2 and '2 folder(s) for 1 source' in out.stderr
     out = cli('eval-labels', tmp_path / 'ds', '--gt', tmp_path / 'missing')
     assert out.returncode == 2 and 'ground-truth folder not found' in out.stderr
+
+
+def test_a_folder_of_sessions_is_labelled_in_name_order(sim, tmp_path):
+    """`simulate --out sim` then `label sim`: every seq_NNN in it, in name order."""
+    out = cli('label', sim, '--out', tmp_path / 'ds')
+    assert out.returncode == 0, out.stderr
+    ds = GraspDataset.open(tmp_path / 'ds')
+    assert [s['name'] for s in ds.meta['sources']] == sorted(p.name for p in sim.glob('seq_*'))
+    empty = tmp_path / 'empty'
+    empty.mkdir()
+    bad = cli('label', empty, '--out', tmp_path / 'ds2')
+    assert bad.returncode == 2 and 'nor a folder of sessions' in bad.stderr

@@ -21,45 +21,13 @@ import time
 
 from grasp_autolabel.camera import depth_at, grasp_poses
 from grasp_autolabel.errors import CommandError
-from grasp_autolabel.session import Session, SessionError, write_png_atomic, write_text_atomic
+from grasp_autolabel.session import (expand_sessions, Session, write_png_atomic,
+                                     write_text_atomic)
 import numpy as np
 
 __all__ = ['expand_sessions', 'predict_sessions', 'MARKER']
 
 MARKER = 'predictions.json'
-
-
-def expand_sessions(paths) -> list[Path]:
-    """Session folders.
-
-    Each path is a session (it has camera_info.yaml) or a folder of sessions (its sub-folders that
-    have one, in name order).
-
-    Raises
-    ------
-    SessionError
-        A path is neither, or two sessions share a folder name.
-    """
-    out: list[Path] = []
-    for p in map(Path, paths):
-        if (p / 'camera_info.yaml').is_file():
-            out.append(p)
-        elif p.is_dir():
-            subs = sorted(s for s in p.iterdir() if s.is_dir() and (
-                s / 'camera_info.yaml').is_file())
-            if not subs:
-                raise SessionError(
-                    f'{p}: neither a capture session (no camera_info.yaml) nor a folder of '
-                    'sessions')
-            out.extend(subs)
-        else:
-            raise SessionError(f'{p}: session folder not found')
-    names = [s.name for s in out]
-    dup = sorted({n for n in names if names.count(n) > 1})
-    if dup:
-        raise SessionError(
-            f'two sessions named {dup[0]!r}; their outputs would collide in OUT/{dup[0]}')
-    return out
 
 
 def _pose_dicts(grasps, depth_m, intrinsics) -> list[dict]:

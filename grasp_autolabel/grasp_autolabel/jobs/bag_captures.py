@@ -202,10 +202,21 @@ def _stamp(raw: bytes, fallback_ns: int) -> int:
     return s if s else fallback_ns
 
 
+def _first_message(bag: BagSource, topic: str | None) -> bytes | None:
+    if not topic:
+        return None
+    for _, _, raw in bag.messages([topic]):
+        return raw
+    return None
+
+
 def _frames(bag: BagSource, dec: Decoder, trigger: str | None, stats: dict):
     """Paired frames ``(stamp_ns, rgb_raw, depth_raw, info_raw)`` and trigger times, in order."""
     pairer = StampPairer(max_dt=dec.options.max_pair_dt, keep=8)
-    info_raw = None
+    # realsense2_camera stamps an image and its camera_info alike and publishes them in either
+    # order, and a recording can start between them: frames before the first camera_info use
+    # it (the camera is fixed); later ones the newest before them
+    info_raw = _first_message(bag, dec.info)
     names = [t for t in (dec.colour, dec.depth, dec.info, trigger) if t]
     for topic, ts, raw in bag.messages(names):
         if topic == dec.info:
@@ -241,14 +252,10 @@ class _Intrinsics:
     def get(self, info_raw: bytes | None) -> CameraIntrinsics:
         if info_raw is None:
             if self.fallback is None:
-                where = (
-                    f'no camera_info message on {self.dec.info} before the first frame'
-                    if self.dec.info
-                    else 'no camera_info topic'
-                )
+                where = (f'no camera_info message on {self.dec.info}' if self.dec.info
+                         else 'no camera_info topic')
                 raise BagError(f'{self.dec.bag.path}: {where}; record the camera_info topic or '
-                               'pass '
-                               '--camera-info camera_info.yaml')
+                               'pass --camera-info camera_info.yaml')
             return self.fallback
         if info_raw[12:] != (self._raw or b'')[12:]:  # ignore the stamp
             self._raw = info_raw

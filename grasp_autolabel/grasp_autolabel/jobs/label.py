@@ -11,7 +11,7 @@ from grasp_autolabel.annotate.pipeline import annotate_step, REASONS, StepLabel
 from grasp_autolabel.dataset.propagate import propagate_labels
 from grasp_autolabel.dataset.splits import assign_splits
 from grasp_autolabel.dataset.store import DatasetError, GraspDataset, intrinsics_to_dict
-from grasp_autolabel.session import Session, SessionError
+from grasp_autolabel.session import expand_sessions, Session, SessionError
 import numpy as np
 
 __all__ = ['label_sessions', 'label_record', 'write_viz', 'finish_job', 'LabelSummary']
@@ -77,7 +77,8 @@ def label_sessions(sessions, out, *, config: AnnotateConfig | None = None, viz: 
     from tqdm import tqdm
 
     cfg = config or AnnotateConfig()
-    opened = [Session.open(p) for p in sessions]  # check every session before writing anything
+    # every session checked before anything is written; a folder of sessions in name order
+    opened = [Session.open(p) for p in expand_sessions(sessions)]
     for s in opened:
         if len(s.frames) < 2:
             raise SessionError(f'{s.path}: has {len(s.frames)} frame; labelling needs at least '
