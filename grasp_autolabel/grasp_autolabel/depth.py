@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ['depth_to_metres', 'metres_to_depth_units', 'noise_sigma']
+__all__ = ['depth_to_metres', 'metres_to_depth_units', 'noise_sigma', 'unchanged_noise_sigma']
 
 
 def depth_to_metres(array: np.ndarray, encoding: str, *, depth_scale: float = 0.001) -> np.ndarray:
@@ -45,3 +45,27 @@ def noise_sigma(values: np.ndarray) -> float:
     if v.size == 0:
         return 0.0
     return 1.4826 * float(np.median(np.abs(v - np.median(v))))
+
+
+def unchanged_noise_sigma(diff: np.ndarray, floor_m: float, k: float = 4.0,
+                          rounds: int = 4) -> float:
+    """Noise of a depth difference measured where the scene did not change.
+
+    When much of the view changed at once (several logs, a bin emptied) the changed pixels
+    swamp a plain median absolute deviation. Here the estimate starts from the differences
+    smaller than ``floor_m`` (a change that counts is at least that) and is refined on the
+    differences within ``k`` of its own sigmas of the median (or ``floor_m``, the larger), so
+    whatever share of the view changed by more than that never enters it.
+    """
+    v = np.asarray(diff, dtype=np.float64).ravel()
+    if v.size == 0:
+        return 0.0
+    keep = np.abs(v) < floor_m
+    if keep.sum() < max(50, v.size // 20):  # nearly everything changed: nothing to measure
+        return noise_sigma(v)
+    sigma = noise_sigma(v[keep])
+    for _ in range(rounds):
+        centre = float(np.median(v[keep]))
+        keep = np.abs(v - centre) < max(floor_m, k * sigma)
+        sigma = noise_sigma(v[keep])
+    return sigma

@@ -8,6 +8,7 @@ from grasp_autolabel.annotate import annotate_step, AnnotateConfig, load_config
 from grasp_autolabel.annotate.grasps import fit_spine, measure_widths
 from grasp_autolabel.annotate.segment import depth_change, refine
 from grasp_autolabel.camera import CameraIntrinsics
+from grasp_autolabel.depth import noise_sigma
 from grasp_autolabel.geometry import angle_difference
 from grasp_autolabel.sim import CellConfig, SimCell
 from grasp_autolabel.sim.render import Camera, look_at, render
@@ -36,14 +37,35 @@ def test_depth_change_signs_invalid_pixels_and_noise_aware_threshold():
     c = depth_change(b, a, min_change_m=0.02, noise_k=5)
     assert c.threshold_m == pytest.approx(0.02)
     assert c.noise_m == pytest.approx(0.002 * math.sqrt(2), rel=0.25)
-    assert c.increased[40:60,
-                       20:140].mean() > 0.99 and c.increased[45, 50] == 0 and not c.valid[45, 50]
+    assert c.increased[40:60, 20:140].mean() > 0.99
+    assert c.increased[45, 50] == 0 and not c.valid[45, 50]
     assert c.decreased[90:110, 10:40].all()
     assert c.increased.sum() < 20 * 120 + 5
     # a noisy camera raises the threshold by itself
     noisy = depth_change(_noisy(before, rng, 0.01), _noisy(after, rng, 0.01), min_change_m=0.02,
                          noise_k=5)
     assert noisy.threshold_m > 0.06
+
+
+def test_noise_is_measured_where_the_scene_did_not_change_however_much_changed():
+    """Issue 16, item 3: 54 % of the view changed (several logs, a bin emptied) at once."""
+    rng = np.random.default_rng(3)
+    before = np.full((240, 320), 2.0)
+    for k in range(6):  # logs 15 cm thick covering 54 % of the view, of different heights
+        before[k * 40:k * 40 + 36, :int(320 * 0.6)] = 1.85 - 0.02 * k
+    after = np.full((240, 320), 2.0)
+    b, a = _noisy(before, rng, 0.003), _noisy(after, rng, 0.003)
+    c = depth_change(b, a, min_change_m=0.02, noise_k=5)
+    assert 0.50 < c.increased.mean() < 0.6
+    assert c.noise_m == pytest.approx(0.003 * math.sqrt(2), rel=0.25)  # not the change's spread
+    assert c.threshold_m < 0.025
+    assert noise_sigma((a - b)[::4, ::4]) > 0.02  # what the whole view's spread would say
+    intr = CameraIntrinsics(320, 240, fx=300.0, fy=300.0, cx=159.5, cy=119.5)
+    step = annotate_step(b, a, intr, AnnotateConfig())
+    assert not step.accepted and step.reason == 'large_change', step.reason
+    # the camera did move: the still part shifted
+    moved = annotate_step(b, np.roll(b, 12, axis=1), intr, AnnotateConfig())
+    assert moved.reason == 'camera_moved'
 
 
 def test_depth_change_rejects_bad_input():

@@ -72,7 +72,8 @@ class AnnotateConfig:
         A region of decreased depth (something appeared) larger than this fraction of the
         smallest plausible log's area means something is in view that was not there before.
     max_changed_fraction : float
-        More than this fraction of the image changing means the view itself changed.
+        More than this fraction of the image changing at once is rejected (``large_change``;
+        ``camera_moved`` only where the still part of the view shifted or tilted).
     max_shift_px : float
         A global image shift larger than this (phase correlation of the two depth frames) means
         the camera moved, if the shift also explains the change (next).
@@ -116,8 +117,8 @@ class AnnotateConfig:
         0.35, 'another removed region this share of a log: two removed', 0.0, 1.0)
     new_object_fraction: float = _setting(
         0.35, 'a nearer region this share of a log: something appeared', 0.0, 1.0)
-    max_changed_fraction: float = _setting(0.25, 'more of the image changed: the view moved', 0.0,
-                                           1.0)
+    max_changed_fraction: float = _setting(0.25, 'more of the image changed at once: rejected',
+                                           0.0, 1.0)
     max_shift_px: float = _setting(
         1.5, 'a global shift larger than this (if it explains the change): moved', 0.0, 1000.0)
     min_shift_explains: float = _setting(0.2, 'share of the mismatch a shift must explain', 0.0,

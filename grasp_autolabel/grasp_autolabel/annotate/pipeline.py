@@ -13,7 +13,9 @@ __all__ = ['StepLabel', 'annotate_step', 'REASONS', 'STAGES']
 # Every reason a step can be rejected for, in the order the gate checks them.
 REASONS = {
     'no_valid_depth': 'too few pixels have a valid depth in both frames',
-    'camera_moved': 'the whole view shifted or changed: the camera moved',
+    'camera_moved': 'the still part of the view shifted or tilted: the camera moved',
+    'large_change': 'much of the view changed at once while the rest stayed still (several '
+                    'objects, or a large part of the pile, went)',
     'new_object_in_view': 'something is in view that was not there before (depth decreased)',
     'nothing_removed': 'no region large enough for a log changed',
     'multiple_objects_removed': 'more than one object was removed',

@@ -6,8 +6,9 @@ difference is taken in metres, signed, only where both frames have a valid (non-
 * a removed object makes the scene *farther* (depth increases) where it was;
 * something that appears (an arm) makes it *nearer* (depth decreases);
 * the threshold is metric (a log leaves centimetres) and noise-aware: at least ``noise_k``
-  times the pair's own noise level, estimated from the difference image with the median
-  absolute deviation (the unchanged majority of the image is pure sensor noise).
+  times the pair's own noise level, estimated with the median absolute deviation of the
+  difference where the scene did not change (``depth.unchanged_noise_sigma``: however much of
+  the view changed, only the still part measures the sensor).
 
 Invalid pixels are unknown, not "no change": the closing of stage 2 fills them where they lie
 inside the changed region.
@@ -17,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import cv2
-from grasp_autolabel.depth import noise_sigma
+from grasp_autolabel.depth import noise_sigma, unchanged_noise_sigma
 import numpy as np
 
 __all__ = ['Change', 'depth_change', 'refine', 'estimate_shift', 'scale_px', 'noise_sigma']
@@ -77,9 +78,9 @@ def depth_change(before_m, after_m, *, min_change_m: float = 0.02, noise_k: floa
     valid = (b > 0) & (a > 0) & (b < 1e4) & (a < 1e4)
     diff = cv2.subtract(a, b)
     diff[~valid] = 0
-    # robust noise level from a subsample (the unchanged majority of the image)
+    # robust noise level from a subsample, measured where the scene did not change
     sub = diff[::4, ::4][valid[::4, ::4]]
-    noise = noise_sigma(sub) if sub.size >= 100 else 0.0
+    noise = unchanged_noise_sigma(sub, min_change_m) if sub.size >= 100 else 0.0
     thr = max(min_change_m, noise_k * noise)
     increased = (diff > thr).view(np.uint8)
     decreased = (diff < -thr).view(np.uint8)

@@ -117,7 +117,10 @@ def check_view(step: Step) -> str | None:
     step.info['view_ramp_m'] = round(ramp, 4)
     moved = np.hypot(dx, dy) > cfg.max_shift_px and ratio < 1 - cfg.min_shift_explains
     moved = moved or ramp > cfg.max_view_ramp_m
-    return 'camera_moved' if moved or changed_share > cfg.max_changed_fraction else None
+    if moved:
+        return 'camera_moved'
+    # much changed while the rest of the view stayed where it was: not the camera
+    return 'large_change' if changed_share > cfg.max_changed_fraction else None
 
 
 def measure_scale(step: Step) -> None:
