@@ -59,6 +59,10 @@ def _add_simulate(sub):
     p.add_argument('--tilt-max', type=non_negative_float, default=12.0, metavar='DEG',
                    help='largest camera tilt from straight down; half the sequences are tilted '
                         '(default 12)')
+    p.add_argument('--sensor', choices=('d4xx', 'two-sided'), default='d4xx',
+                   help='depth sensor model: d4xx (RealSense-like: occlusion band on the far '
+                        'side of edges, 1 mm units) or two-sided (edges blanked on both sides, '
+                        '25-35 %% invalid, 0.1 mm units, heavier noise)')
     p.add_argument('--bag', choices=('captured', 'continuous'),
                    help="also write each sequence as a rosbag2 bag in OUT/bags/: 'captured' = the "
                         "capture node's topics (one frame per pick), 'continuous' = the camera's "

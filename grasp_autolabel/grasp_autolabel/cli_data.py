@@ -25,12 +25,13 @@ __all__ = ['simulate_main', 'label_main', 'eval_labels_main', 'run_sim_main', 'f
 def simulate_main(args) -> int:
     from grasp_autolabel.jobs.simulate import simulate
     from grasp_autolabel.sim.cell import CellConfig
+    from grasp_autolabel.sim.sensor import SensorModel
 
     n_logs = (args.logs, args.logs) if args.logs else CellConfig.n_logs
     try:
         config = CellConfig(width=args.width, height=args.height, n_logs=n_logs,
-                            fault_rate=args.fault_rate,
-                            tilt_max_deg=args.tilt_max)
+                            fault_rate=args.fault_rate, tilt_max_deg=args.tilt_max,
+                            sensor=SensorModel.preset(args.sensor))
     except ValueError as exc:
         raise CommandError(f'simulate: {exc}') from None
     try:

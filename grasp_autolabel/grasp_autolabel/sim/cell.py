@@ -177,7 +177,7 @@ class SimCell:
                                                           occluders),
                                                       rays=self._rays)
         s = self.config.sensor
-        return s.rgb(r.rgb, self.rng), s.depth(r.depth, self.intrinsics.fx, self.rng)
+        return s.rgb(r.rgb, self.rng), s.depth(r.depth, self.intrinsics.fx, self.rng, r.rgb)
 
     def arm(self) -> Occluder:
         """Return the operator's forearm reaching in from a random image border, above the pile."""

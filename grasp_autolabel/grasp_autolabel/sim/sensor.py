@@ -1,4 +1,9 @@
-"""What an Intel RealSense D4xx makes of a noiseless frame.
+"""What an RGB-D sensor makes of a noiseless frame: a D4xx-like model and a second kind.
+
+``SensorModel()`` is an Intel RealSense D4xx; ``SensorModel.preset('two-sided')`` a sensor that
+blanks depth on *both* sides of an edge (structured light, time of flight, or a D4xx with other
+filters): a band of 1-2 px around every depth edge, 25-35 % invalid pixels in all (dark or
+grazing surfaces as larger blobs), depth in 0.1 mm units and heavier noise. The D4xx model:
 
 * Depth noise grows with z^2 (stereo: sigma_z = z^2 * sigma_d / (f * B)), part white, part
   spatially correlated (the stereo matcher's window smears errors over a few pixels).
@@ -16,6 +21,8 @@ import cv2
 import numpy as np
 
 __all__ = ['SensorModel']
+
+DARK_LEVEL = 60.0  # the two-sided preset's; tuned so 25-35 % of a simulated pile reads 0
 
 
 @dataclass(frozen=True)
@@ -39,6 +46,17 @@ class SensorModel:
         Probability that a pixel on a depth edge reads 0.
     blobs : float
         Mean number of small invalid blobs per frame.
+    blob_px : tuple of int
+        Smallest and largest half-axis of those blobs, pixels.
+    edge_band_px : int
+        Depth edges blanked this many pixels to *each* side (0: only the D4xx's one-sided
+        occlusion band and ``edge_dropout``).
+    dark_level : float
+        Surfaces darker than this (8-bit luminance of the clean colour image) return too
+        little light and read 0 (a soft 20-level ramp: they flicker near it); 0: off.
+    max_slope_deg : float
+        Surfaces seen more obliquely than this read 0 (the sides of a log near its outline);
+        90: off.
     rgb_noise : float
         Colour noise standard deviation, 8-bit levels.
     """
@@ -50,10 +68,30 @@ class SensorModel:
     dropout: float = 0.003
     edge_dropout: float = 0.5
     blobs: float = 2.0
+    blob_px: tuple = (2, 8)
+    edge_band_px: int = 0
+    dark_level: float = 0.0
+    max_slope_deg: float = 90.0
     rgb_noise: float = 2.5
 
-    def depth(self, depth_m: np.ndarray, fx: float, rng: np.random.Generator) -> np.ndarray:
-        """Make noisy, quantised uint16 depth in units of ``depth_scale``, 0 = invalid."""
+    @staticmethod
+    def preset(name: str) -> 'SensorModel':
+        """Return a named sensor model: ``d4xx`` (the default) or ``two-sided``."""
+        if name == 'd4xx':
+            return SensorModel()
+        if name == 'two-sided':
+            return SensorModel(sigma_at_1m=0.003, correlated_share=0.5, baseline=0.0,
+                               depth_scale=0.0001, dropout=0.02, edge_dropout=1.0, blobs=6.0,
+                               blob_px=(3, 12), edge_band_px=2, dark_level=DARK_LEVEL,
+                               max_slope_deg=72.0, rgb_noise=3.0)
+        raise ValueError(f"sensor: expected 'd4xx' or 'two-sided', got {name!r}")
+
+    def depth(self, depth_m: np.ndarray, fx: float, rng: np.random.Generator,
+              rgb: np.ndarray | None = None) -> np.ndarray:
+        """Make noisy, quantised uint16 depth in units of ``depth_scale``, 0 = invalid.
+
+        ``rgb``: the clean colour image, for ``dark_level``.
+        """
         z = np.where(np.isfinite(depth_m), depth_m, 0.0)
         h, w = z.shape
         sigma = self.sigma_at_1m * z * z
@@ -81,15 +119,26 @@ class SensorModel:
         grad = np.maximum(np.abs(cv2.Sobel(zz, cv2.CV_32F, 1, 0, ksize=3)),
                           np.abs(cv2.Sobel(zz, cv2.CV_32F, 0, 1, ksize=3)))
         edge = grad > 0.08 * np.maximum(zz, 1e-3)
+        if self.edge_band_px > 0:  # blanked on both sides of the edge
+            k = 2 * self.edge_band_px - 1
+            invalid |= cv2.dilate(edge.astype(np.uint8), np.ones((k, k), np.uint8)) > 0
+        if self.max_slope_deg < 90:  # |dz/dx| * f / z is the tangent of the viewing angle
+            slope = grad / 8.0 * fx / np.maximum(zz, 1e-3)
+            invalid |= (slope > np.tan(np.radians(self.max_slope_deg))) & ~edge
+        if self.dark_level > 0 and rgb is not None:
+            lum = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
+            p_dark = np.clip((self.dark_level + 10 - lum) / 20, 0, 1)
+            invalid |= rng.random((h, w), dtype=np.float32) < p_dark
         edge_idx = np.flatnonzero(edge)
         invalid.flat[edge_idx[rng.random(len(edge_idx)) < self.edge_dropout]] = True
         invalid.flat[rng.integers(0, h * w, rng.binomial(h * w, self.dropout))] = True
+        blobs = np.zeros((h, w), np.uint8)
+        lo, hi = self.blob_px
         for _ in range(rng.poisson(self.blobs)):
             centre = (int(rng.integers(w)), int(rng.integers(h)))
-            axes = (int(rng.integers(2, 9)), int(rng.integers(2, 9)))
-            blob = np.zeros((h, w), np.uint8)
-            cv2.ellipse(blob, centre, axes, float(rng.uniform(0, 180)), 0, 360, 1, -1)
-            invalid |= blob.astype(bool)
+            axes = (int(rng.integers(lo, hi + 1)), int(rng.integers(lo, hi + 1)))
+            cv2.ellipse(blobs, centre, axes, float(rng.uniform(0, 180)), 0, 360, 1, -1)
+        invalid |= blobs.astype(bool)
         out[invalid] = 0
         return out.astype(np.uint16)
 
