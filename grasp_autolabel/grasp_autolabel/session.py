@@ -308,8 +308,8 @@ def expand_sessions(paths) -> list[Path]:
     """
     out: list[Path] = []
     for p in map(Path, paths):
-        if (p / 'camera_info.yaml').is_file():
-            out.append(p)
+        if (p / 'camera_info.yaml').is_file() or (p / 'rgb').is_dir() or (p / 'depth').is_dir():
+            out.append(p)  # a session (Session.open names what it lacks)
         elif p.is_dir():
             subs = sorted(s for s in p.iterdir() if s.is_dir() and (
                 s / 'camera_info.yaml').is_file())
