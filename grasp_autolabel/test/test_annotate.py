@@ -33,12 +33,12 @@ def test_depth_change_signs_invalid_pixels_and_noise_aware_threshold():
     before[40:60, 20:140] = 1.85  # a log was here: after the pick the scene is farther
     after[90:110, 10:40] = 1.5  # something appeared: nearer
     b, a = _noisy(before, rng, 0.002), _noisy(after, rng, 0.002)
-    b[45, 50] = 0.0  # invalid in one frame: unknown, not "no change"
+    b[45, 50] = 0.0  # invalid in one frame: its neighbours there say the log was there
     c = depth_change(b, a, min_change_m=0.02, noise_k=5)
     assert c.threshold_m == pytest.approx(0.02)
     assert c.noise_m == pytest.approx(0.002 * math.sqrt(2), rel=0.25)
     assert c.increased[40:60, 20:140].mean() > 0.99
-    assert c.increased[45, 50] == 0 and not c.valid[45, 50]
+    assert c.increased[45, 50] == 1 and not c.valid[45, 50]
     assert c.decreased[90:110, 10:40].all()
     assert c.increased.sum() < 20 * 120 + 5
     # a noisy camera raises the threshold by itself
@@ -66,6 +66,21 @@ def test_noise_is_measured_where_the_scene_did_not_change_however_much_changed()
     # the camera did move: the still part shifted
     moved = annotate_step(b, np.roll(b, 12, axis=1), intr, AnnotateConfig())
     assert moved.reason == 'camera_moved'
+
+
+def test_depth_read_in_one_frame_only_counts_as_evidence():
+    """Issue 16: a removed log with unreadable patches and an invalid band at its edge."""
+    before = np.full((120, 160), 2.0, np.float32)
+    before[40:60, 20:140] = 1.85  # the log
+    after = np.full((120, 160), 2.0, np.float32)
+    b, a = before.copy(), after.copy()
+    b[47:53, 60:66] = 0  # a dark patch on the log reads nothing before the pick
+    a[47:53, 100:106] = 0  # and a patch of the ground reads nothing after it
+    b[38:40, 20:140] = 0  # an invalid band just outside the log's upper edge
+    c = depth_change(b, a, min_change_m=0.02, noise_k=5)
+    assert c.increased[47:53, 60:66].all() and c.increased[47:53, 100:106].all()
+    assert not c.increased[38:40, 20:140].any()  # its neighbours include the ground: not evidence
+    assert c.increased.sum() == 20 * 120
 
 
 def test_depth_change_rejects_bad_input():

@@ -10,8 +10,10 @@ difference is taken in metres, signed, only where both frames have a valid (non-
   difference where the scene did not change (``depth.unchanged_noise_sigma``: however much of
   the view changed, only the still part measures the sensor).
 
-Invalid pixels are unknown, not "no change": the closing of stage 2 fills them where they lie
-inside the changed region.
+A pixel read in one frame only is evidence when every valid neighbour in the other frame agrees
+(``_one_sided``: farther after than the farthest depth around it before, or the reverse), as on
+a sensor that blanks dark or oblique surfaces; the rest of the invalid pixels are unknown, not
+"no change": the closing of stage 2 fills them where they lie inside the changed region.
 """
 from __future__ import annotations
 
@@ -84,7 +86,33 @@ def depth_change(before_m, after_m, *, min_change_m: float = 0.02, noise_k: floa
     thr = max(min_change_m, noise_k * noise)
     increased = (diff > thr).view(np.uint8)
     decreased = (diff < -thr).view(np.uint8)
+    _one_sided(b, a, valid, thr, increased)
     return Change(diff, valid, thr, noise, increased, decreased)
+
+
+def _one_sided(b, a, valid, thr, increased) -> None:
+    """Depth read in one frame only is evidence too: the other frame's neighbours stand in.
+
+    A pixel invalid before (a dark or oblique surface, an edge band) and valid after counts as
+    increased when the after depth is farther, by more than the threshold, than *every* valid
+    before-depth around it (the farthest of them); a pixel valid before and invalid after, when
+    every valid after-depth around it (the nearest of them) is that much farther. So unreadable
+    patches on a removed log do not split it, while a band at its outline, whose neighbours
+    include the ground, stays out.
+    """
+    vb = (b > 0) & (b < 1e4)
+    va = (a > 0) & (a < 1e4)
+    kernel = np.ones((7, 7), np.uint8)
+    only_a = va & ~vb
+    if only_a.any():
+        farthest_before = cv2.dilate(np.where(vb, b, 0).astype(np.float32), kernel)
+        increased |= (only_a & (farthest_before > 0)
+                      & (a - farthest_before > thr)).view(np.uint8)
+    only_b = vb & ~va
+    if only_b.any():
+        nearest_after = cv2.erode(np.where(va, a, np.inf).astype(np.float32), kernel)
+        increased |= (only_b & np.isfinite(nearest_after)
+                      & (nearest_after - b > thr)).view(np.uint8)
 
 
 def scale_px(size_at_640: int, width: int) -> int:
