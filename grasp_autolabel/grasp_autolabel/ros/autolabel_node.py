@@ -155,6 +155,8 @@ class AutolabelNode(Node):
         self.counts['accepted' if step.accepted else f'rejected_{step.reason}'] += 1
         grasps = step.grasps if step.accepted else np.zeros((0, 5))
         poses = step.poses if step.accepted else []
+        if self.dataset is not None:  # durable first: a label anyone received is in the dataset
+            self.append(step, previous, current, intr)
         self.pub_grasps.publish(grasps_to_msg(grasps,
                                               scores=step.scores if step.accepted else None,
                                               poses=poses,
@@ -168,8 +170,6 @@ class AutolabelNode(Node):
         if not step.accepted:
             self.get_logger().info(
                 f"step rejected: {step.reason} ({REASONS.get(step.reason, '')})")
-        if self.dataset is not None:
-            self.append(step, previous, current, intr)
 
     def append(self, step, previous, current, intr) -> None:
         ds = self.dataset
