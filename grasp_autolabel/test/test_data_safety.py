@@ -182,3 +182,28 @@ def test_the_demo_never_replaces_a_folder_it_did_not_make(tmp_path, capsys):
     assert demo([str(tmp_path)]) == 2
     assert 'did not make' in capsys.readouterr().err
     assert (tmp_path / 'notes.txt').read_text() == 'mine'
+
+
+@pytest.mark.parametrize('args, option', [
+    (['export', 'b', '--out', 'o', '--depth-scale', 'nan'], '--depth-scale'),
+    (['export', 'b', '--out', 'o', '--depth-scale', '0'], '--depth-scale'),
+    (['export', 'b', '--out', 'o', '--depth-scale', '-1'], '--depth-scale'),
+    (['export', 'b', '--out', 'o', '--settle-s', 'nan'], '--settle-s'),
+    (['simulate', '--out', 'o', '--fps', '0'], '--fps'),
+    (['simulate', '--out', 'o', '--seed', '-1'], '--seed'),
+    (['augment', 'd', '--out', 'o', '--max-shift', 'inf'], '--max-shift'),
+    (['split', 'd', '--test-fraction', '1.5'], '--test-fraction')])
+def test_numeric_options_are_range_checked_with_the_option_named(args, option, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli(args)
+    assert exit_.value.code == 2
+    assert f'argument {option}' in capsys.readouterr().err
+
+
+def test_a_gpu_that_is_not_there_is_one_line(capsys):
+    pytest.importorskip('torch')
+    import torch
+
+    rc = cli(['evaluate', 'run', 'ds', '--device', f'cuda:{torch.cuda.device_count() + 3}'])
+    err = _err(capsys)
+    assert rc == 2 and f'--device cuda:{torch.cuda.device_count() + 3}' in err
