@@ -258,20 +258,6 @@ class Session:
         self._check_size(self.rgb_path(k), img)
         return img
 
-    def check_rgb(self, k: int) -> Path:
-        """Return frame k's colour file path, checked whole before it is copied.
-
-        Its size against camera_info from the header first, then decoded whole: 8-bit colour
-        (a truncated, grayscale or 16-bit file stops the command, naming it).
-        """
-        path = self.rgb_path(k)
-        w, h = png_size(path)
-        if (w, h) != (self.intrinsics.width, self.intrinsics.height):
-            raise SessionError(f'{path}: image is {w}x{h} but camera_info.yaml says '
-                               f'{self.intrinsics.width}x{self.intrinsics.height}')
-        read_png(path, kind='rgb')
-        return path
-
     def read_depth(self, k: int) -> np.ndarray:
         """Frame k's raw depth, ``(H, W)`` uint16 in units of ``depth_scale`` metres."""
         img = read_png(self.depth_path(k), kind='depth')

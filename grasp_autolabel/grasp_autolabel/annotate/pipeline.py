@@ -51,7 +51,8 @@ class StepLabel:
 
 
 def annotate_step(before_m: np.ndarray, after_m: np.ndarray, intrinsics: CameraIntrinsics,
-                  config: AnnotateConfig | None = None) -> StepLabel:
+                  config: AnnotateConfig | None = None, *, before_rgb=None,
+                  after_rgb=None) -> StepLabel:
     """Label one pick from the depth frames before and after it.
 
     The stages below in order, each measuring into ``info`` and returning a rejection reason or
@@ -64,12 +65,16 @@ def annotate_step(before_m: np.ndarray, after_m: np.ndarray, intrinsics: CameraI
     intrinsics : CameraIntrinsics
         Of the (colour-aligned) depth image; its size must match.
     config : AnnotateConfig, optional
+    before_rgb, after_rgb : ndarray (H, W, 3) uint8, optional
+        The aligned colour images. Where a frame has no depth (edge bands, dark or grazing
+        surfaces) they decide whether the pixel belonged to the removed object; without them
+        the nearest pixel with depth does.
 
     Returns
     -------
     StepLabel
     """
-    step = start(before_m, after_m, intrinsics, config or AnnotateConfig())
+    step = start(before_m, after_m, intrinsics, config or AnnotateConfig(), before_rgb, after_rgb)
     for stage in STAGES:
         reason = stage(step)
         if reason is not None:

@@ -14,6 +14,11 @@ A pixel read in one frame only is evidence when every valid neighbour in the oth
 (``_one_sided``: farther after than the farthest depth around it before, or the reverse), as on
 a sensor that blanks dark or oblique surfaces; the rest of the invalid pixels are unknown, not
 "no change": the closing of stage 2 fills them where they lie inside the changed region.
+
+Where the aligned colour images are given, a pixel without depth whose colour changed
+(``colour_change``) is evidence too: a surface left. At the full-resolution mask an invalid band
+at an edge is split by evidence, never taken whole: its pixels whose colour changed, or whose
+nearest pixel with depth changed (``nearest_side``), belong to the removed object.
 """
 from __future__ import annotations
 
@@ -23,7 +28,11 @@ import cv2
 from grasp_autolabel.depth import noise_sigma, unchanged_noise_sigma
 import numpy as np
 
-__all__ = ['Change', 'depth_change', 'refine', 'estimate_shift', 'scale_px', 'noise_sigma']
+__all__ = ['Change', 'depth_change', 'colour_change', 'nearest_side', 'refine', 'estimate_shift',
+           'scale_px', 'noise_sigma']
+
+COLOUR_K = 5.0  # a colour change counts at this many sigmas of the pair's colour noise ...
+COLOUR_FLOOR = 30.0  # ... and at least this many 8-bit levels (in the largest channel)
 
 
 @dataclass
@@ -113,6 +122,61 @@ def _one_sided(b, a, valid, thr, increased) -> None:
         nearest_after = cv2.erode(np.where(va, a, np.inf).astype(np.float32), kernel)
         increased |= (only_b & np.isfinite(nearest_after)
                       & (nearest_after - b > thr)).view(np.uint8)
+
+
+def colour_change(before_rgb, after_rgb, *, still: np.ndarray | None = None, blur: float = 1.0,
+                  model: tuple | None = None) -> tuple[np.ndarray, tuple]:
+    """Where the aligned colour image changed beyond its own noise.
+
+    The largest per-channel difference after a slight blur (``blur`` sigma, pixels: sensor
+    noise averages out, a surface that left does not), with the after frame's per-channel gain
+    matched to the before frame's on the ``still`` pixels (where the depth did not change; auto
+    exposure). The threshold is ``COLOUR_K`` times the colour noise there, and at least
+    ``COLOUR_FLOOR`` levels.
+
+    Returns
+    -------
+    changed : ndarray (H, W) bool
+    model : tuple
+        ``(gain, threshold)``; pass it back to judge a crop of the same pair by the whole
+        pair's measure.
+    """
+    b = np.asarray(before_rgb)
+    a = np.asarray(after_rgb)
+    if b.shape != a.shape or b.ndim != 3 or b.shape[2] != 3:
+        raise ValueError(f'colour images: expected two (H, W, 3) images of one size, got '
+                         f'{b.shape} and {a.shape}')
+    bf = cv2.GaussianBlur(b, (0, 0), blur).astype(np.float32)
+    af = cv2.GaussianBlur(a, (0, 0), blur).astype(np.float32)
+    if model is None:
+        keep = np.ones(b.shape[:2], bool) if still is None else np.asarray(still, bool)
+        if keep[::4, ::4].sum() < 100:
+            keep = np.ones(b.shape[:2], bool)
+        sb, sa = bf[::4, ::4][keep[::4, ::4]], af[::4, ::4][keep[::4, ::4]]
+        gain = (sb.sum(axis=0) / np.maximum(sa.sum(axis=0), 1.0)).astype(np.float32)
+        signed = (sa * gain - sb).ravel()
+        model = (gain, max(COLOUR_FLOOR, COLOUR_K * unchanged_noise_sigma(signed, COLOUR_FLOOR)))
+    gain, thr = model
+    diff = cv2.absdiff(af * gain, bf).max(axis=2)
+    return diff > thr, model
+
+
+def nearest_side(unknown: np.ndarray, changed: np.ndarray) -> np.ndarray:
+    """Unknown pixels whose nearest known pixel changed: (H, W) bool.
+
+    Without colour evidence, an invalid band at an edge is split where its two sides meet
+    halfway, whichever side (or both) the sensor blanked.
+    """
+    if not unknown.any():
+        return np.zeros(unknown.shape, bool)
+    known = ~unknown
+    if not known.any():
+        return np.zeros(unknown.shape, bool)
+    _, lab = cv2.distanceTransformWithLabels(unknown.view(np.uint8), cv2.DIST_L2, 3,
+                                             labelType=cv2.DIST_LABEL_PIXEL)
+    lut = np.zeros(int(lab.max()) + 1, bool)
+    lut[lab[known]] = changed[known]
+    return unknown & lut[lab]
 
 
 def scale_px(size_at_640: int, width: int) -> int:

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 import cv2
 from grasp_autolabel.annotate.config import AnnotateConfig
 from grasp_autolabel.annotate.grasps import fit_spine, propose_grasps, Spine
-from grasp_autolabel.annotate.segment import depth_change, estimate_shift, refine, scale_px
+from grasp_autolabel.annotate.segment import (colour_change, depth_change, estimate_shift,
+                                              nearest_side, refine, scale_px)
 from grasp_autolabel.annotate.shapes import (continues, crest_dips, largest_pieces, line_share,
                                              principal_spine, upsample, view_ramp)
 from grasp_autolabel.camera import CameraIntrinsics, depth_at
@@ -40,11 +41,14 @@ class Step:
     before_m: np.ndarray  # full resolution, metres
     after_m: np.ndarray
     ds: int  # detection runs at 1/ds resolution
+    before_rgb: np.ndarray | None = None  # the aligned colour images, when given
+    after_rgb: np.ndarray | None = None
     info: dict = field(default_factory=dict)
     mask: np.ndarray | None = None  # what a rejection here carries (None: empty)
     ends: np.ndarray | None = None  # the spine's end points, once fitted
     # found by the stages, in order
     change: object = None
+    colour_model: tuple | None = None  # colour_change's (gain, threshold) for this pair
     min_log_px: float = 0.0
     open_px: int = 0
     close_px: int = 0
@@ -71,10 +75,17 @@ class Step:
         return self.before_m[::self.ds, ::self.ds], self.after_m[::self.ds, ::self.ds]
 
 
-def start(before_m, after_m, intrinsics: CameraIntrinsics, cfg: AnnotateConfig) -> Step:
+def start(before_m, after_m, intrinsics: CameraIntrinsics, cfg: AnnotateConfig,
+          before_rgb=None, after_rgb=None) -> Step:
     before_m, after_m = np.asarray(before_m), np.asarray(after_m)
     if before_m.shape != after_m.shape:
         raise ValueError(f'depth frames differ in size: {before_m.shape} vs {after_m.shape}')
+    if (before_rgb is None) != (after_rgb is None):
+        raise ValueError('colour images: give both (before and after) or neither')
+    for name, rgb in (('before_rgb', before_rgb), ('after_rgb', after_rgb)):
+        if rgb is not None and np.shape(rgb)[:2] != before_m.shape[:2]:
+            raise ValueError(f'{name}: {np.shape(rgb)} is not aligned with the depth frames '
+                             f'{before_m.shape}')
     h, w = before_m.shape[:2]
     if (w, h) != (intrinsics.width, intrinsics.height):
         raise ValueError(
@@ -84,7 +95,8 @@ def start(before_m, after_m, intrinsics: CameraIntrinsics, cfg: AnnotateConfig) 
     # resolution, where it costs a quarter; the removed object's mask is then made again at
     # full resolution inside its own bounding box.
     return Step(cfg, intrinsics, before_m.astype(np.float32, copy=False),
-                after_m.astype(np.float32, copy=False), ds=2 if w >= 320 else 1)
+                after_m.astype(np.float32, copy=False), ds=2 if w >= 320 else 1,
+                before_rgb=before_rgb, after_rgb=after_rgb)
 
 
 def detect_change(step: Step) -> str | None:
@@ -92,6 +104,14 @@ def detect_change(step: Step) -> str | None:
     bh, ah = step.half
     step.change = change = depth_change(bh, ah, min_change_m=step.cfg.min_change_m,
                                         noise_k=step.cfg.noise_k)
+    if step.before_rgb is not None:
+        # a pixel without depth in a frame whose colour changed counts as increased (a dark log,
+        # unreadable to the depth sensor, that left the bright ground behind)
+        still = change.valid & (np.abs(change.diff) < change.threshold_m)
+        colour, step.colour_model = colour_change(step.before_rgb[::step.ds, ::step.ds],
+                                                  step.after_rgb[::step.ds, ::step.ds],
+                                                  still=still)
+        change.increased |= (colour & ~change.valid).view(np.uint8)
     step.info.update({'threshold_m': round(change.threshold_m, 5),
                       'noise_m': round(change.noise_m, 5)})
     valid_share = float(change.valid[::2, ::2].mean())
@@ -212,8 +232,8 @@ def full_resolution_mask(step: Step) -> str | None:
     b_c, a_c = step.before_m[cy0:cy1, cx0:cx1], step.after_m[cy0:cy1, cx0:cx1]
     valid_c = (b_c > 0) & (a_c > 0) & (b_c < 1e4) & (a_c < 1e4)
     diff_c = np.where(valid_c, a_c - b_c, np.float32(0))
-    unknown_c = ~valid_c
     thr = step.change.threshold_m
+    unknown_c = _unknown_in(step, ~valid_c, diff_c > HYSTERESIS * thr, (cx0, cy0, cx1, cy1))
     strong = ((diff_c > thr) | unknown_c).view(np.uint8) & region
     k_close = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (scale_px(cfg.close_px, w),) * 2)
     crop = cv2.morphologyEx(strong, cv2.MORPH_CLOSE, k_close) & region
@@ -245,6 +265,22 @@ def full_resolution_mask(step: Step) -> str | None:
             or core_full[:, :b + 1].any() or core_full[:, -b - 1:].any()):
         return 'mask_touches_border'
     return None
+
+
+def _unknown_in(step: Step, unknown, changed, box) -> np.ndarray:
+    """Return the pixels without depth in a frame that belong to the removed object.
+
+    Those whose colour changed (the surface there left), and those whose nearest pixel with
+    depth changed: an edge band is split halfway, whichever side the sensor blanked; never the
+    whole band.
+    """
+    inside = nearest_side(unknown, changed)
+    if step.colour_model is None:
+        return inside
+    cx0, cy0, cx1, cy1 = box
+    colour, _ = colour_change(step.before_rgb[cy0:cy1, cx0:cx1],
+                              step.after_rgb[cy0:cy1, cx0:cx1], model=step.colour_model)
+    return inside | (unknown & colour)
 
 
 def check_size(step: Step) -> str | None:

@@ -188,7 +188,8 @@ class _Job:
         if not same_camera(before.intrinsics, cap.intrinsics):
             raise BagError(f'{path}: camera_info changed between captures {k - 1} and {k}; '
                            'export the parts before and after as separate bags')
-        step = annotate_step(before.depth_m, cap.depth_m, before.intrinsics, self.cfg)
+        step = annotate_step(before.depth_m, cap.depth_m, before.intrinsics, self.cfg,
+                             before_rgb=before.rgb, after_rgb=cap.rgb)
         rec = label_record(step, pick_index=k - 1, source=src, session=path.name, frame_after=k)
         rec.update(stamp_before_ns=int(before.stamp_ns), stamp_after_ns=int(cap.stamp_ns),
                    frames_averaged=[before.frames, cap.frames])

@@ -145,15 +145,16 @@ def _label_session(ds, s, src, cfg, viz, summary, bar) -> int:
         for k, k_next in zip(s.frames[:-1], s.frames[1:]):
             if k in done:
                 continue
-            before = after if after is not None else s.read_depth_m(k)
-            after = s.read_depth_m(k_next)
-            step = annotate_step(before, after, s.intrinsics, cfg)
+            before = after if after is not None else (s.read_depth_m(k), s.read_rgb(k))
+            after = (s.read_depth_m(k_next), s.read_rgb(k_next))
+            step = annotate_step(before[0], after[0], s.intrinsics, cfg, before_rgb=before[1],
+                                 after_rgb=after[1])
             rec = label_record(step, pick_index=k, source=src, session=s.path.name,
                                frame_after=k_next)
-            ds.write_item(index, rgb_png=s.check_rgb(k), depth_png=s.depth_path(k),
+            ds.write_item(index, rgb_png=s.rgb_path(k), depth_png=s.depth_path(k),
                           mask=step.mask, label=rec)
             if viz:
-                write_viz(ds, index, s.read_rgb(k), k, step)
+                write_viz(ds, index, before[1], k, step)
             summary.add(step)
             record['steps'] += 1
             index += 1

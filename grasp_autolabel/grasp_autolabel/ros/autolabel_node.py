@@ -150,7 +150,8 @@ class AutolabelNode(Node):
     # ---------------------------------------------------------------- labelling
     def label(self, previous, current) -> None:
         header, rgb, depth_u16, depth_m, intr = previous
-        step = annotate_step(depth_m, current[3], intr, self.config)
+        step = annotate_step(depth_m, current[3], intr, self.config, before_rgb=rgb,
+                             after_rgb=current[1])
         self.counts['steps'] += 1
         self.counts['accepted' if step.accepted else f'rejected_{step.reason}'] += 1
         grasps = step.grasps if step.accepted else np.zeros((0, 5))
