@@ -93,12 +93,19 @@ def largest_pieces(crop: np.ndarray, n: int) -> np.ndarray:
     return np.isin(lab, keep).astype(np.uint8)
 
 
-def continues(labels: np.ndarray, main: int, other: int, before_m: np.ndarray) -> bool:
-    """Is component ``other`` the same log as ``main``, seen past something lying across it?.
+GAP_RISE = 0.3  # a gap that went farther by this share of the change threshold lay under the log
+
+
+def continues(labels: np.ndarray, main: int, other: int, before_m: np.ndarray,
+              after_m: np.ndarray, threshold_m: float) -> bool:
+    """Is component ``other`` the same log as ``main``, past something across or under it?.
 
     Together the two must form one straight band (both inside the corridor of their union's
-    principal axis, about one log wide), and the gap between them must have been nearer to the
-    camera than the log (an occluder lying across it), not farther (a separate removal).
+    principal axis, about one log wide), and along the gap between them either the view was
+    nearer to the camera than the log (an occluder lying across it), or the gap went farther
+    too, by less than the change threshold (``threshold_m``) but clearly (the log lay on another
+    one there), or the gap has no depth in a frame and is shorter than the band is wide (a dark
+    or grazing stretch of the same log); not a gap that stayed as it was (two separate removals).
     """
     ys, xs = np.nonzero(labels == main)
     yo, xo = np.nonzero(labels == other)
@@ -121,7 +128,9 @@ def continues(labels: np.ndarray, main: int, other: int, before_m: np.ndarray) -
     else:
         t0, t1 = t_o.max(), t_m.min()
     if t1 - t0 < 2:
-        return False  # not separated along the axis: side by side, two objects
+        # not separated along the axis: a piece within the log's own band (split off by an
+        # unreadable strip along it) is the same log; one beside it is another object
+        return bool(np.mean(np.abs((po - c) @ n - mid) <= half) >= 0.85)
     ts = np.linspace(t0, t1, 12)[1:-1]
     gap = np.rint(c + ts[:, None] * d + mid * n).astype(int)
     h, w = before_m.shape
@@ -129,9 +138,16 @@ def continues(labels: np.ndarray, main: int, other: int, before_m: np.ndarray) -
     if len(gap) == 0:
         return False
     z_gap = before_m[gap[:, 1], gap[:, 0]]
+    z_after = after_m[gap[:, 1], gap[:, 0]]
+    both = (z_gap > 0) & (z_after > 0)
+    if both.mean() < 0.3 and t1 - t0 <= 2 * half:
+        return True
+    rise = float(np.median(z_after[both] - z_gap[both])) if both.sum() >= 3 else 0.0
     z_gap = z_gap[z_gap > 0]
     z_log = np.median(before_m[ys, xs][before_m[ys, xs] > 0])
-    return z_gap.size > 0 and float(np.median(z_gap)) < z_log - 0.02
+    if z_gap.size == 0:
+        return False
+    return float(np.median(z_gap)) < z_log - 0.02 or rise > GAP_RISE * threshold_m
 
 
 def view_ramp(change) -> float:

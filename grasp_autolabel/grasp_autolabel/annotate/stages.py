@@ -182,7 +182,6 @@ def find_removed(step: Step) -> str | None:
     One object (possibly split in pieces by a log lying across it), not two.
     """
     cfg, ds, change = step.cfg, step.ds, step.change
-    bh, _ = step.half
     inc = refine(change.increased, ~change.valid, open_px=step.open_px, close_px=step.close_px)
     _, labels, stats, _ = cv2.connectedComponentsWithStats(inc, connectivity=8)
     areas = stats[1:, cv2.CC_STAT_AREA]
@@ -194,9 +193,12 @@ def find_removed(step: Step) -> str | None:
     step.info['removed_px'] = int(areas[order[0]]) * ds * ds
     big_others = [int(
         i) + 1 for i in order[1:] if areas[i] >= cfg.second_object_fraction * step.min_log_px]
-    # A log lying across the removed one (without resting on it) splits its mask in two; pieces
-    # on the main piece's line, with the gap between them nearer to the camera, are one log.
-    pieces = [main] + [c for c in big_others if continues(labels, main, c, bh)]
+    # A log lying across the removed one (without resting on it), or one under it that the
+    # removed log lay on, splits its mask in two; pieces on the main piece's line, with the gap
+    # between them nearer to the camera or farther by less than the threshold, are one log.
+    bh, ah = step.half
+    pieces = [main] + [c for c in big_others
+                       if continues(labels, main, c, bh, ah, change.threshold_m)]
     others = [c for c in big_others if c not in pieces]
     if others:
         step.info['second_removed_px'] = int(stats[others[0], cv2.CC_STAT_AREA]) * ds * ds
