@@ -76,10 +76,14 @@ def eval_labels_main(args) -> int:
     from grasp_autolabel.jobs.eval_labels import evaluate_labels
 
     metrics = evaluate_labels(args.dataset, args.gt)
-    width = max(len(k) for k in metrics)
-    for k, v in metrics.items():
-        if k != 'outcomes':
-            print(f'{k:{width}s}  {v}')
+    by_sensor = metrics['by_sensor']
+    names = ['all'] + list(by_sensor) if len(by_sensor) > 1 else list(by_sensor) or ['all']
+    columns = [metrics if n == 'all' else by_sensor[n] for n in names]
+    keys = [k for k in metrics if k not in ('outcomes', 'by_sensor')]
+    width = max(len(k) for k in keys)
+    print(f"{'sensor':{width}s}  " + '  '.join(f'{n:>10s}' for n in names))
+    for k in keys:
+        print(f'{k:{width}s}  ' + '  '.join(f'{str(c.get(k)):>10s}' for c in columns))
     print(json.dumps(metrics))
     return 0
 

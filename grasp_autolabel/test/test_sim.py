@@ -96,6 +96,7 @@ def test_fault_steps(fault):
     cell = SimCell(SMALL, seed=11)
     before_rgb, before_depth = cell.frame()
     before = cell.clean()
+    pile_before = cell.pile
     step = cell.pick(fault)
     after = cell.clean()
     assert step.fault == fault
@@ -103,6 +104,12 @@ def test_fault_steps(fault):
         assert step.removed == [] and not step.mask.any()
     elif fault == 'double_removal':
         assert len(step.removed) == 2
+    elif fault == 'many_removed':
+        assert 3 <= len(step.removed) <= 6 and len(set(step.removed)) == len(step.removed)
+        assert set(step.removed).isdisjoint(cell.pile.logs)
+        # nothing left behind rested on a log that went (the operator cleared top down)
+        for log_id in step.removed:
+            assert pile_before.resting_on(log_id) <= set(step.removed)
     else:
         assert len(step.removed) == 1
     if fault == 'camera_moved':

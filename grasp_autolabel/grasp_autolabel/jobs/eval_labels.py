@@ -14,6 +14,12 @@ Metrics (JSON on the last line):
     Share of fault steps (any simulated fault) that the gate rejected.
 ``good_rejected_pct``
     Share of good steps that the gate rejected.
+``several_removed``, ``several_removed_camera_moved``
+    Steps where two or more logs went at once, and how many of them the gate called
+    ``camera_moved`` (it must not: the camera did not move).
+``by_sensor``
+    The same metrics for each simulated sensor model (``d4xx``, ``two-sided``), from each
+    session's ``gt/sequence.json``.
 
 Clean steps whose log lies partly outside the image are neither good nor faults: the gate
 rejects them on purpose (``mask_touches_border``); their count and how many were accepted are
@@ -31,7 +37,7 @@ from grasp_autolabel.evaluation import mask_iou, valid_for_log
 from grasp_autolabel.session import read_png
 import numpy as np
 
-__all__ = ['evaluate_labels']
+__all__ = ['evaluate_labels', 'sensor_name']
 
 
 def _gt_folders(ds: GraspDataset, gt_args) -> dict[int, Path]:
@@ -52,14 +58,77 @@ def _gt_folders(ds: GraspDataset, gt_args) -> dict[int, Path]:
     return folders
 
 
+def sensor_name(gt_dir: Path) -> str:
+    """Return the simulated sensor model of a session's ground truth (``unknown`` if none)."""
+    try:
+        meta = json.loads((gt_dir / 'sequence.json').read_text())
+        sensor = meta['config']['sensor']
+    except (OSError, ValueError, KeyError, TypeError):
+        return 'unknown'
+    return str(sensor.get('name', 'd4xx')) if isinstance(sensor, dict) else 'unknown'
+
+
+class _Tally:
+    """The counts behind the metrics, for one group of steps."""
+
+    def __init__(self):
+        self.ious, self.n_grasps, self.n_valid = [], 0, 0
+        self.good = self.good_covered = self.good_rejected = 0
+        self.faults = self.faults_rejected = 0
+        self.partial = self.partial_accepted = 0
+        self.several = self.several_camera_moved = 0
+        self.steps = 0
+        self.by_fault = Counter()
+
+    def add(self, label: dict, truth: dict, valid: np.ndarray, iou) -> None:
+        self.steps += 1
+        fault, removed, accepted = truth['fault'], truth['removed_logs'], label['accepted']
+        if accepted:
+            self.n_grasps += len(valid)
+            self.n_valid += int(valid.sum())
+        self.by_fault[(fault or 'none', 'accepted' if accepted else label['reason'])] += 1
+        if len(removed) >= 2:
+            self.several += 1
+            self.several_camera_moved += label.get('reason') == 'camera_moved'
+        if fault is not None:
+            self.faults += 1
+            self.faults_rejected += not accepted
+            return
+        if not all(log['in_view'] for log in removed):
+            self.partial += 1
+            self.partial_accepted += bool(accepted)
+            return
+        self.good += 1
+        self.good_rejected += not accepted
+        self.good_covered += bool(accepted and valid.any())
+        if iou is not None:
+            self.ious.append(iou)
+
+    def metrics(self) -> dict:
+        def pct(a, b):
+            return round(100.0 * a / b, 2) if b else None
+
+        ious = self.ious
+        return {'steps': self.steps,
+                'mask_iou_median': round(float(np.median(ious)), 4) if ious else None,
+                'mask_iou_p10': round(float(np.percentile(ious, 10)), 4) if ious else None,
+                'valid_grasps_pct': pct(self.n_valid, self.n_grasps), 'grasps': self.n_grasps,
+                'coverage_pct': pct(self.good_covered, self.good),
+                'faults_rejected_pct': pct(self.faults_rejected, self.faults),
+                'good_rejected_pct': pct(self.good_rejected, self.good), 'good_steps': self.good,
+                'fault_steps': self.faults, 'partly_out_of_view': self.partial,
+                'partly_out_of_view_accepted': self.partial_accepted,
+                'several_removed': self.several,
+                'several_removed_camera_moved': self.several_camera_moved,
+                'outcomes': {f'{k[0]}/{k[1]}': v for k, v in sorted(self.by_fault.items())}}
+
+
 def evaluate_labels(dataset, gt=None) -> dict:
+    """Return the metrics of a labelled dataset against its ground truth, all and per sensor."""
     ds = GraspDataset.open(dataset)
     folders = _gt_folders(ds, gt)
-    ious, n_grasps, n_valid = [], 0, 0
-    good = good_covered = good_rejected = 0
-    faults = faults_rejected = 0
-    partial = partial_accepted = 0
-    by_fault = Counter()
+    sensors = {i: sensor_name(f) for i, f in folders.items()}
+    total, per_sensor = _Tally(), {}
     for idx in ds.item_indices():
         label = ds.read_label(idx)
         gt_dir = folders[label['source']]
@@ -70,43 +139,17 @@ def evaluate_labels(dataset, gt=None) -> dict:
             raise CommandError(
                 f'{truth_path}: no ground truth for item {idx} (pick {label["pick_index"]})'
             ) from None
-        fault = truth['fault']
-        removed = truth['removed_logs']
         grasps = np.asarray(label['grasps'], dtype=np.float64).reshape(-1, 5)
         valid = np.zeros(len(grasps), dtype=bool)
-        for log in removed:
+        for log in truth['removed_logs']:
             valid |= valid_for_log(grasps, log)
-        if label['accepted']:
-            n_grasps += len(grasps)
-            n_valid += int(valid.sum())
-        by_fault[(fault or 'none', 'accepted' if label['accepted'] else label['reason'])] += 1
-        if fault is not None:
-            faults += 1
-            faults_rejected += not label['accepted']
-            continue
-        in_view = all(log['in_view'] for log in removed)
-        if not in_view:
-            partial += 1
-            partial_accepted += bool(label['accepted'])
-            continue
-        good += 1
-        good_rejected += not label['accepted']
-        good_covered += bool(label['accepted'] and valid.any())
-        if label['accepted']:
+        iou = None
+        if label['accepted'] and truth['fault'] is None:
             gt_mask = read_png(gt_dir / 'masks' / f"{label['pick_index']:06d}.png",
                                kind='mask') > 0
-            ious.append(mask_iou(ds.read_mask(idx), gt_mask))
-
-    def pct(a, b):
-        return round(100.0 * a / b, 2) if b else None
-
-    return {'steps': len(ds.item_indices()),
-            'mask_iou_median': round(float(np.median(ious)), 4) if ious else None,
-            'mask_iou_p10': round(float(np.percentile(ious, 10)), 4) if ious else None,
-            'valid_grasps_pct': pct(n_valid, n_grasps), 'grasps': n_grasps,
-            'coverage_pct': pct(good_covered, good),
-            'faults_rejected_pct': pct(faults_rejected, faults),
-            'good_rejected_pct': pct(good_rejected, good), 'good_steps': good,
-            'fault_steps': faults, 'partly_out_of_view': partial,
-            'partly_out_of_view_accepted': partial_accepted,
-            'outcomes': {f'{k[0]}/{k[1]}': v for k, v in sorted(by_fault.items())}}
+            iou = mask_iou(ds.read_mask(idx), gt_mask)
+        for tally in (total, per_sensor.setdefault(sensors[label['source']], _Tally())):
+            tally.add(label, truth, valid, iou)
+    metrics = total.metrics()
+    metrics['by_sensor'] = {name: t.metrics() for name, t in sorted(per_sensor.items())}
+    return metrics

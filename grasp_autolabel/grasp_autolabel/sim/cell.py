@@ -11,6 +11,9 @@ Fault kinds (``StepTruth.fault``):
 ``camera_moved``     the camera was knocked during the pick (the view shifts and stays shifted).
 ``arm_in_view``      the operator's arm is still in view in the frame after the pick.
 ``arm_in_previous``  the frame before this step still showed the arm (so does its label image).
+``many_removed``     the operator cleared a part of the pile: 3-6 logs around the target went at
+                     once (each free once the ones above it were gone), up to half the view's
+                     changed pixels on a small pile.
 """
 from __future__ import annotations
 
@@ -25,7 +28,7 @@ import numpy as np
 
 __all__ = ['CellConfig', 'SimCell', 'StepTruth', 'LogTruth', 'FAULT_KINDS', 'default_intrinsics']
 
-FAULT_KINDS = ('failed_pick', 'double_removal', 'camera_moved', 'arm_in_view')
+FAULT_KINDS = ('failed_pick', 'double_removal', 'camera_moved', 'arm_in_view', 'many_removed')
 
 
 def default_intrinsics(width: int = 640, height: int = 480) -> CameraIntrinsics:
@@ -246,6 +249,23 @@ class SimCell:
                        key=lambda i: self.pile.logs[i].centre[2] + self.pile.logs[i].radius)
         return int(self.rng.choice(graspable))
 
+    def _clear_around(self, target: int, n: int) -> list[int]:
+        """Return up to ``n`` logs an operator clears around ``target``, top down.
+
+        Each next one is the free log (nothing resting on it once the earlier ones are gone)
+        nearest to the target.
+        """
+        removed = [target]
+        centre = self.pile.logs[target].centre
+        while len(removed) < n:
+            rest = self.pile.remove(removed)
+            free = rest.graspable()
+            if not free:
+                break
+            removed.append(min(free, key=lambda i: float(
+                np.linalg.norm(rest.logs[i].centre[:2] - centre[:2]))))
+        return removed
+
     def _nudge(self, around: list[int], exclude: set[int]) -> None:
         moved = {}
         for j in around:
@@ -281,6 +301,10 @@ class SimCell:
         removed = [] if fault == 'failed_pick' else [target]
         if fault == 'double_removal':
             removed.append(int(self.rng.choice([g for g in graspable if g != target])))
+        if fault == 'many_removed':
+            removed = self._clear_around(target, int(self.rng.integers(3, 7)))
+            if len(removed) < 3:  # too few logs left: the step is what it turned out to be
+                fault = 'double_removal' if len(removed) == 2 else None
         truths = [self.log_truth(i, before) for i in removed]
         mask = np.isin(before.instances,
                        removed) if removed else np.zeros(before.instances.shape, bool)

@@ -59,6 +59,8 @@ class SensorModel:
         90: off.
     rgb_noise : float
         Colour noise standard deviation, 8-bit levels.
+    name : str
+        The model's name, recorded with simulated sessions (``eval-labels`` reports per name).
     """
 
     sigma_at_1m: float = 0.0018
@@ -73,6 +75,7 @@ class SensorModel:
     dark_level: float = 0.0
     max_slope_deg: float = 90.0
     rgb_noise: float = 2.5
+    name: str = 'd4xx'
 
     @staticmethod
     def preset(name: str) -> 'SensorModel':
@@ -83,7 +86,7 @@ class SensorModel:
             return SensorModel(sigma_at_1m=0.003, correlated_share=0.5, baseline=0.0,
                                depth_scale=0.0001, dropout=0.02, edge_dropout=1.0, blobs=6.0,
                                blob_px=(3, 12), edge_band_px=2, dark_level=DARK_LEVEL,
-                               max_slope_deg=72.0, rgb_noise=3.0)
+                               max_slope_deg=72.0, rgb_noise=3.0, name='two-sided')
         raise ValueError(f"sensor: expected 'd4xx' or 'two-sided', got {name!r}")
 
     def depth(self, depth_m: np.ndarray, fx: float, rng: np.random.Generator,
