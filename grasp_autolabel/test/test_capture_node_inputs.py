@@ -112,6 +112,29 @@ def test_bad_input_is_dropped_counted_and_logged_once(rclpy_context, tmp_path):
     assert Session.open(tmp_path / 'session').frames == [0]
 
 
+def test_a_still_scene_seen_before_the_first_camera_info_is_captured_when_it_arrives(
+        rclpy_context, tmp_path):
+    """realsense2_camera publishes an image and its camera_info in either order."""
+    node = _capture_node(tmp_path, '-p', 'auto_capture:=true', '-p', 'settle_s:=0.5')
+    f = Feeder(rclpy_context, [node])
+    stamps = iter(range(1, 10_000))
+    try:
+        assert f.client.spin_until(lambda: f.node.count_subscribers('/t/depth') >= 1, 20)
+        for _ in range(3):  # the untouched pile, still for 2 s of stamps, without camera_info
+            f.until_counted('pairs', lambda: f.send(next(stamps), info=False))
+        assert f.count('captures_auto') == 0
+        # camera_info alone (no newer image): the frame that was due is captured now
+        f.until_counted('captures_auto', lambda: f.info.publish(
+            intrinsics_to_camera_info(INTR, header=Header(stamp=Time(sec=3), frame_id='cam'))))
+        assert f.count('captures_auto') == 1
+    finally:
+        f.client.close()
+        assert node.stop() in (0, -2), node.output()
+    log = node.output()
+    assert 'capturing when it arrives' in log and 'auto capture failed' not in log, log
+    assert Session.open(tmp_path / 'session').frames == [0]
+
+
 def test_restart_after_sigkill_continues_the_numbering(rclpy_context, tmp_path):
     for run in range(2):
         # a fresh client each run: the killed server never answers what the old client asked

@@ -80,6 +80,9 @@ class CaptureNode(Node):
         self.pairer = StampPairer(max_dt=self.p['max_pair_dt'])
         self.latest = None  # (colour msg, depth msg, depth_m)
         self.captured_stamp: float | None = None  # stamp of the last frame captured
+        # an auto capture fell due before the first camera_info: taken when it arrives (a
+        # camera publishes each image and its camera_info in either order)
+        self.waiting_for_info = False
         self.last_stamp = {'color': -1.0, 'depth': -1.0}
         # auto capture takes the first still scene too (the pile before the first pick): with
         # the button alone nobody would press it for the untouched pile
@@ -128,6 +131,11 @@ class CaptureNode(Node):
             self.bad('bad_camera_info', f'camera_info: {exc}')
             return
         self.info_msg, self.intrinsics = msg, intr
+        if self.waiting_for_info:
+            self.waiting_for_info = False
+            ok, message = self.capture('auto')
+            if not ok:
+                self.get_logger().warning(f'auto capture failed: {message}')
 
     def _check_order(self, which: str, msg) -> bool:
         t = stamp_s(msg.header)
@@ -208,7 +216,13 @@ class CaptureNode(Node):
                     'no colour+depth pair received yet (check the topics and that depth is '
                     'aligned to colour)')
         if self.info_msg is None:
-            return False, f"no camera_info received yet on {self.p['camera_info_topic']}"
+            message = f"no camera_info received yet on {self.p['camera_info_topic']}"
+            if why == 'auto':
+                if not self.waiting_for_info:
+                    self.get_logger().info(f'{message}: capturing when it arrives')
+                self.waiting_for_info = True
+                return True, f'{message}: capturing when it arrives'
+            return False, message
         color, depth, depth_m = self.latest
         if self.captured_stamp is not None and stamp_s(color.header) <= self.captured_stamp:
             return False, 'no new frame since the last capture (is the camera still publishing?)'
