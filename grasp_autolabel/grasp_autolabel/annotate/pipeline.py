@@ -23,6 +23,9 @@ REASONS = {
     'mask_too_small': 'the mask is too small for a log at that depth',
     'mask_too_large': 'the mask is too large for a log at that depth',
     'skeleton_not_line_like': "the mask's skeleton is not one straight line",
+    'log_partly_hidden': 'the log was mostly hidden behind a nearer one (what is visible is much '
+                         'narrower than the hole it left is deep): grasps on it would miss its '
+                         'axis',
     'no_grasp_found': 'no grasp could be placed on the mask',
 }
 

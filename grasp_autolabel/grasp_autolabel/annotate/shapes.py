@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import cv2
 from grasp_autolabel.annotate.grasps import Spine
+from grasp_autolabel.camera import depth_at
 import numpy as np
 
 __all__ = ['line_share', 'principal_spine', 'crest_dips', 'upsample', 'largest_pieces',
@@ -169,3 +170,34 @@ def view_ramp(change) -> float:
     A = np.column_stack([np.ones(len(uu)), uu * (step / w) - 0.5, vv * (step / h) - 0.5])
     coef, *_ = np.linalg.lstsq(A, d[keep].astype(np.float64), rcond=None)
     return float(abs(coef[0]) + 0.5 * abs(coef[1]) + 0.5 * abs(coef[2]))
+
+
+def occluded_side_share(mask: np.ndarray, before_m: np.ndarray, point, direction, t_min: float,
+                        t_max: float, margin_m: float, sections: int = 16) -> float:
+    """Share of cross-sections where a nearer surface borders the mask along one long side.
+
+    Walking out from the spine across the mask (full resolution), the depth just outside its
+    edge is compared with the depth just inside: a surface nearer by more than ``margin_m``
+    there hides part of the object (a log seen beside a nearer, higher one). The side found in
+    the most sections counts; a log lying free shows farther ground or logs on both sides.
+    """
+    h, w = mask.shape
+    d = np.asarray(direction, float)
+    n = np.array([-d[1], d[0]])
+    sides = []
+    for t in np.linspace(t_min, t_max, sections + 4)[2:-2]:
+        c = np.asarray(point, float) + t * d
+        for sign in (1, -1):
+            e = 0
+            while e < max(h, w):
+                x, y = np.rint(c + sign * (e + 1) * n).astype(int)
+                if not (0 <= x < w and 0 <= y < h) or not mask[y, x]:
+                    break
+                e += 1
+            inside = depth_at(before_m, *(c + sign * max(e - 2, 0) * n), radius=1)
+            outside = depth_at(before_m, *(c + sign * (e + 3) * n), radius=1)
+            if np.isfinite(inside) and np.isfinite(outside) and outside < inside - margin_m:
+                sides.append(sign)
+    if not sides:
+        return 0.0
+    return max(sides.count(1), sides.count(-1)) / sections

@@ -13,7 +13,8 @@ from grasp_autolabel.annotate.grasps import fit_spine, propose_grasps, Spine
 from grasp_autolabel.annotate.segment import (colour_change, depth_change, estimate_shift,
                                               nearest_side, refine, scale_px)
 from grasp_autolabel.annotate.shapes import (continues, crest_dips, largest_pieces, line_share,
-                                             principal_spine, upsample, view_ramp)
+                                             occluded_side_share, principal_spine, upsample,
+                                             view_ramp)
 from grasp_autolabel.camera import CameraIntrinsics, depth_at
 import numpy as np
 
@@ -26,6 +27,14 @@ SPINE_SWITCH_GAIN = 0.02  # ... with the principal axis, kept if that explains t
 # cross-sections with two crests at or above this: two logs side by side
 MAX_TWO_CRESTS_SHARE = 0.2
 HYSTERESIS = 0.5  # the mask grows into pixels that changed by this fraction of the threshold
+# A log narrower than this share of the depth step it left, with a nearer surface along one long
+# side in at least this share of its cross-sections, is mostly hidden behind that surface.
+HIDDEN_WIDTH_RATIO = 0.7
+# Colour decides a pixel without depth where this share of the removed object's pixels with depth
+# in the window around it changed colour too (the object differs from what lay behind it).
+COLOUR_WINDOW_PX = 15
+COLOUR_TELLS_SHARE = 0.8
+HIDDEN_SIDE_SHARE = 0.5
 
 
 @dataclass
@@ -272,9 +281,10 @@ def full_resolution_mask(step: Step) -> str | None:
 def _unknown_in(step: Step, unknown, changed, box) -> np.ndarray:
     """Return the pixels without depth in a frame that belong to the removed object.
 
-    Those whose colour changed (the surface there left), and those whose nearest pixel with
-    depth changed: an edge band is split halfway, whichever side the sensor blanked; never the
-    whole band.
+    Those whose colour changed (the surface there left). Where the colour cannot tell (the
+    removed object's nearby pixels with depth did not change colour either: a dark log over a
+    dark one), those whose nearest pixel with depth changed: an edge band is split halfway,
+    whichever side the sensor blanked; never the whole band.
     """
     inside = nearest_side(unknown, changed)
     if step.colour_model is None:
@@ -282,7 +292,12 @@ def _unknown_in(step: Step, unknown, changed, box) -> np.ndarray:
     cx0, cy0, cx1, cy1 = box
     colour, _ = colour_change(step.before_rgb[cy0:cy1, cx0:cx1],
                               step.after_rgb[cy0:cy1, cx0:cx1], model=step.colour_model)
-    return inside | (unknown & colour)
+    seen = changed & ~unknown
+    k = (COLOUR_WINDOW_PX, COLOUR_WINDOW_PX)
+    both = cv2.boxFilter((seen & colour).view(np.uint8), cv2.CV_32F, k, normalize=False)
+    near = cv2.boxFilter(seen.view(np.uint8), cv2.CV_32F, k, normalize=False)
+    telling = (near >= 10) & (both >= COLOUR_TELLS_SHARE * near)
+    return unknown & (colour | (inside & ~telling))
 
 
 def check_size(step: Step) -> str | None:
@@ -349,16 +364,17 @@ def place_grasps(step: Step) -> str | None:
     length_m = spine.length * step.m_per_px
     step.info['width_m'] = round(float(width_m), 4) if np.isfinite(width_m) else None
     step.info['length_m'] = round(float(length_m), 4)
-    if (
-        not np.isfinite(width_m)
-        or width_m < cfg.min_diameter_m
-        or length_m < cfg.min_visible_length_m
-    ):
+    if not np.isfinite(width_m):
+        return 'mask_too_small'
+    depth_step = _depth_step(step)
+    step.info['depth_step_m'] = round(depth_step, 4) if np.isfinite(depth_step) else None
+    # a sliver of a hidden log is also too thin for one: the truer reason first
+    if _partly_hidden(step, width_m, depth_step):
+        return 'log_partly_hidden'
+    if width_m < cfg.min_diameter_m or length_m < cfg.min_visible_length_m:
         return 'mask_too_small'
     if width_m > cfg.max_diameter_m or length_m > cfg.max_length_m:
         return 'mask_too_large'
-    depth_step = _depth_step(step)
-    step.info['depth_step_m'] = round(depth_step, 4) if np.isfinite(depth_step) else None
     if np.isfinite(depth_step) and width_m > cfg.max_width_ratio * depth_step:
         return 'multiple_objects_removed'
     dips = crest_dips(before_m, step.spine_full, width_px, noise=step.change.noise_m,
@@ -370,6 +386,21 @@ def place_grasps(step: Step) -> str | None:
         return 'no_grasp_found'
     step.grasps, step.scores = grasps, scores
     return None
+
+
+def _partly_hidden(step: Step, width_m: float, depth_step: float) -> bool:
+    """Return whether the log was mostly hidden behind a nearer one.
+
+    What is visible is much narrower than the hole it left is deep, and a nearer surface borders
+    it along one long side: the grasps would sit on a sliver, off the log's real axis.
+    """
+    if not np.isfinite(depth_step) or width_m >= HIDDEN_WIDTH_RATIO * depth_step:
+        return False
+    sp = step.spine_full
+    share = occluded_side_share(step.mask, step.before_m, sp.point, sp.direction, sp.t_min,
+                                sp.t_max, max(step.change.threshold_m, step.cfg.min_change_m))
+    step.info['occluded_side_share'] = round(share, 3)
+    return share >= HIDDEN_SIDE_SHARE
 
 
 def _depth_step(step: Step) -> float:
