@@ -19,7 +19,7 @@ SENSORS = ('d4xx', 'two-sided')
 def scored(tmp_path_factory):
     root = tmp_path_factory.mktemp('quality')
     for i, name in enumerate(SENSORS):
-        simulate(root / 'sim' / name, sequences=5, seed=1600 + i,
+        simulate(root / 'sim' / name, sequences=8, seed=1600 + i,
                  config=CellConfig(fault_rate=0.3, sensor=SensorModel.preset(name)),
                  progress=False)
     run = [sys.executable, '-m', 'grasp_autolabel.cli']

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 import math
+from statistics import NormalDist
 
 import cv2
 from grasp_autolabel.geometry import normalize_angle
 import numpy as np
-from scipy.special import ndtri
 from skimage.morphology import skeletonize
 
 __all__ = ['Spine', 'fit_spine', 'measure_widths', 'propose_grasps']
+
+_NORMAL = NormalDist()  # its quantiles spread the proposals (the stdlib's: no SciPy import)
 
 
 @dataclass
@@ -225,5 +227,5 @@ def _positions(spine: Spine, centroid: np.ndarray, median_width: float, n: int, 
     t_c = min(max(t_c, t_lo), t_hi)
     sigma = max(spread * spine.length, 1.0)
     q = (np.arange(n) + 0.5) / n
-    t = np.clip(t_c + sigma * ndtri(q), t_lo, t_hi)
+    t = np.clip(t_c + sigma * np.array([_NORMAL.inv_cdf(x) for x in q]), t_lo, t_hi)
     return np.unique(np.round(t, 2)), t_c, sigma

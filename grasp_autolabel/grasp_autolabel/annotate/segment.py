@@ -141,23 +141,27 @@ def colour_change(before_rgb, after_rgb, *, still: np.ndarray | None = None, blu
         ``(gain, threshold)``; pass it back to judge a crop of the same pair by the whole
         pair's measure.
     """
-    b = np.asarray(before_rgb)
-    a = np.asarray(after_rgb)
-    if b.shape != a.shape or b.ndim != 3 or b.shape[2] != 3:
-        raise ValueError(f'colour images: expected two (H, W, 3) images of one size, got '
-                         f'{b.shape} and {a.shape}')
-    bf = cv2.GaussianBlur(b, (0, 0), blur).astype(np.float32)
-    af = cv2.GaussianBlur(a, (0, 0), blur).astype(np.float32)
+    b = np.ascontiguousarray(before_rgb)
+    a = np.ascontiguousarray(after_rgb)
+    if b.shape != a.shape or b.ndim != 3 or b.shape[2] != 3 or b.dtype != np.uint8:
+        raise ValueError(f'colour images: expected two (H, W, 3) uint8 images of one size, got '
+                         f'{b.shape} {b.dtype} and {a.shape} {a.dtype}')
+    bf = cv2.GaussianBlur(b, (0, 0), blur)
+    af = cv2.GaussianBlur(a, (0, 0), blur)
     if model is None:
         keep = np.ones(b.shape[:2], bool) if still is None else np.asarray(still, bool)
         if keep[::4, ::4].sum() < 100:
             keep = np.ones(b.shape[:2], bool)
-        sb, sa = bf[::4, ::4][keep[::4, ::4]], af[::4, ::4][keep[::4, ::4]]
-        gain = (sb.sum(axis=0) / np.maximum(sa.sum(axis=0), 1.0)).astype(np.float32)
+        sb = bf[::4, ::4][keep[::4, ::4]].astype(np.float32)
+        sa = af[::4, ::4][keep[::4, ::4]].astype(np.float32)
+        gain = sb.sum(axis=0) / np.maximum(sa.sum(axis=0), 1.0)
         signed = (sa * gain - sb).ravel()
         model = (gain, max(COLOUR_FLOOR, COLOUR_K * unchanged_noise_sigma(signed, COLOUR_FLOOR)))
     gain, thr = model
-    diff = cv2.absdiff(af * gain, bf).max(axis=2)
+    # 8-bit throughout: the gain by channel, saturating, then the largest channel difference
+    scaled = cv2.multiply(af, (float(gain[0]), float(gain[1]), float(gain[2]), 0.0))
+    c0, c1, c2 = cv2.split(cv2.absdiff(scaled, bf))
+    diff = cv2.max(cv2.max(c0, c1), c2)
     return diff > thr, model
 
 

@@ -1,9 +1,10 @@
 """Shape measurements on masks, spines and depth the annotation stages use (numpy/OpenCV)."""
 from __future__ import annotations
 
+import warnings
+
 import cv2
 from grasp_autolabel.annotate.grasps import Spine
-from grasp_autolabel.camera import depth_at
 import numpy as np
 
 __all__ = ['line_share', 'principal_spine', 'crest_dips', 'upsample', 'largest_pieces',
@@ -184,20 +185,37 @@ def occluded_side_share(mask: np.ndarray, before_m: np.ndarray, point, direction
     h, w = mask.shape
     d = np.asarray(direction, float)
     n = np.array([-d[1], d[0]])
-    sides = []
-    for t in np.linspace(t_min, t_max, sections + 4)[2:-2]:
-        c = np.asarray(point, float) + t * d
-        for sign in (1, -1):
-            e = 0
-            while e < max(h, w):
-                x, y = np.rint(c + sign * (e + 1) * n).astype(int)
-                if not (0 <= x < w and 0 <= y < h) or not mask[y, x]:
-                    break
-                e += 1
-            inside = depth_at(before_m, *(c + sign * max(e - 2, 0) * n), radius=1)
-            outside = depth_at(before_m, *(c + sign * (e + 3) * n), radius=1)
-            if np.isfinite(inside) and np.isfinite(outside) and outside < inside - margin_m:
-                sides.append(sign)
-    if not sides:
-        return 0.0
-    return max(sides.count(1), sides.count(-1)) / sections
+    reach = int(min(max(h, w), 4 * mask.sum() / max(t_max - t_min, 1.0))) + 4  # 4x the width
+    ts = np.linspace(t_min, t_max, sections + 4)[2:-2]
+    e = np.arange(reach)
+    # (section, side, step out) points along each normal
+    signs = np.array([1.0, -1.0])
+    centres = np.asarray(point, float) + ts[:, None] * d  # (S, 2)
+    pts = centres[:, None, None, :] + (signs[None, :, None, None] * (e[None, None, :, None] + 1)
+                                       * n[None, None, None, :])
+    xi, yi = np.rint(pts[..., 0]).astype(int), np.rint(pts[..., 1]).astype(int)
+    inside_img = (xi >= 0) & (xi < w) & (yi >= 0) & (yi < h)
+    on = inside_img & mask[np.clip(yi, 0, h - 1), np.clip(xi, 0, w - 1)]
+    edge = np.where(on.all(axis=2), reach, np.argmin(on, axis=2))  # (S, 2) steps to the edge
+
+    def depth(offset):
+        q = centres[:, None, :] + (signs[None, :, None] * offset[..., None]) * n
+        return _depth_3x3(before_m, q)
+
+    inner = depth(np.maximum(edge - 2, 0).astype(float))
+    outer = depth(edge + 3.0)
+    nearer = np.isfinite(inner) & np.isfinite(outer) & (outer < inner - margin_m)
+    return float(nearer.sum(axis=0).max()) / sections
+
+
+def _depth_3x3(depth_m: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Median of the valid depths in the 3x3 window around each point of ``q``; NaN if none."""
+    h, w = depth_m.shape
+    x = np.rint(q[..., 0]).astype(int)[..., None] + np.array([-1, 0, 1] * 3)
+    y = np.rint(q[..., 1]).astype(int)[..., None] + np.repeat([-1, 0, 1], 3)
+    ok = (x >= 0) & (x < w) & (y >= 0) & (y < h)
+    v = np.where(ok, depth_m[np.clip(y, 0, h - 1), np.clip(x, 0, w - 1)], 0.0)
+    v = np.where(v > 0, v, np.nan)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', RuntimeWarning)  # an all-NaN window is NaN
+        return np.nanmedian(v, axis=-1)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 import time
@@ -140,13 +141,17 @@ def _label_session(ds, s, src, cfg, viz, summary, bar) -> int:
     done = {lab.get('pick_index') for lab in labels if lab.get('source') == src}
     record['steps'] = len(done)
     bar.update(len(done))
-    index, after = ds.next_index(), None
+    index = ds.next_index()
+    todo = [(k, k_next) for k, k_next in zip(s.frames[:-1], s.frames[1:]) if k not in done]
+    keys: list = []
+    for k, k_next in todo:
+        keys += [k, k_next] if not keys or keys[-1] != k else [k_next]
+    frames, held = _frames_ahead(s, keys), (None, None)
     try:
-        for k, k_next in zip(s.frames[:-1], s.frames[1:]):
-            if k in done:
-                continue
-            before = after if after is not None else (s.read_depth_m(k), s.read_rgb(k))
-            after = (s.read_depth_m(k_next), s.read_rgb(k_next))
+        for k, k_next in todo:
+            before = held[1] if held[0] == k else next(frames)
+            after = next(frames)
+            held = (k_next, after)
             step = annotate_step(before[0], after[0], s.intrinsics, cfg, before_rgb=before[1],
                                  after_rgb=after[1])
             rec = label_record(step, pick_index=k, source=src, session=s.path.name,
@@ -162,8 +167,25 @@ def _label_session(ds, s, src, cfg, viz, summary, bar) -> int:
             bar.set_postfix(accepted=summary.accepted, refresh=False)
         record['complete'] = True
     finally:
+        frames.close()
         ds.save_meta()
     return src
+
+
+def _frames_ahead(s: Session, keys: list):
+    """Yield ``(depth_m, rgb)`` of frames ``keys`` in order, the next decoded meanwhile.
+
+    PNG decoding releases the GIL: one thread reads frame k + 1 while frame k is annotated.
+    """
+    def read(k):
+        return s.read_depth_m(k), s.read_rgb(k)
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        ahead = pool.submit(read, keys[0]) if keys else None
+        for i in range(len(keys)):
+            frame = ahead.result()
+            ahead = pool.submit(read, keys[i + 1]) if i + 1 < len(keys) else None
+            yield frame
 
 
 def finish_job(ds: GraspDataset, sources, summary: LabelSummary, t0: float) -> LabelSummary:
