@@ -23,7 +23,9 @@ Metrics (JSON on the last line):
 
 Clean steps whose log lies partly outside the image are neither good nor faults: the gate
 rejects them on purpose (``mask_touches_border``); their count and how many were accepted are
-reported as ``partly_out_of_view`` and ``partly_out_of_view_accepted``.
+reported as ``partly_out_of_view`` and ``partly_out_of_view_accepted``. So are clean steps whose
+log showed under a quarter of itself (hidden under or behind others: no label can be read from
+the image), as ``mostly_hidden`` and ``mostly_hidden_accepted``.
 """
 from __future__ import annotations
 
@@ -37,7 +39,7 @@ from grasp_autolabel.evaluation import mask_iou, valid_for_log
 from grasp_autolabel.session import read_png
 import numpy as np
 
-__all__ = ['evaluate_labels', 'sensor_name']
+__all__ = ['evaluate_labels', 'sensor_name', 'visible_share']
 
 
 def _gt_folders(ds: GraspDataset, gt_args) -> dict[int, Path]:
@@ -68,6 +70,20 @@ def sensor_name(gt_dir: Path) -> str:
     return str(sensor.get('name', 'd4xx')) if isinstance(sensor, dict) else 'unknown'
 
 
+MIN_VISIBLE_SHARE = 0.25  # a log showing less of itself than this is not a good step
+
+
+def visible_share(log: dict) -> float:
+    """Return the share of a log's projected outline that is visible (ground truth).
+
+    The outline approximated as its axis's length times its diameter plus the two end caps.
+    """
+    (u0, v0), (u1, v1) = log['axis_px']
+    d = float(log['diameter_px'])
+    full = np.hypot(u1 - u0, v1 - v0) * d + 0.25 * np.pi * d * d
+    return float(log['visible_px']) / full if full > 0 else 0.0
+
+
 class _Tally:
     """The counts behind the metrics, for one group of steps."""
 
@@ -76,6 +92,7 @@ class _Tally:
         self.good = self.good_covered = self.good_rejected = 0
         self.faults = self.faults_rejected = 0
         self.partial = self.partial_accepted = 0
+        self.hidden = self.hidden_accepted = 0
         self.several = self.several_camera_moved = 0
         self.steps = 0
         self.by_fault = Counter()
@@ -98,6 +115,10 @@ class _Tally:
             self.partial += 1
             self.partial_accepted += bool(accepted)
             return
+        if any(visible_share(log) < MIN_VISIBLE_SHARE for log in removed):
+            self.hidden += 1
+            self.hidden_accepted += bool(accepted)
+            return
         self.good += 1
         self.good_rejected += not accepted
         self.good_covered += bool(accepted and valid.any())
@@ -118,6 +139,7 @@ class _Tally:
                 'good_rejected_pct': pct(self.good_rejected, self.good), 'good_steps': self.good,
                 'fault_steps': self.faults, 'partly_out_of_view': self.partial,
                 'partly_out_of_view_accepted': self.partial_accepted,
+                'mostly_hidden': self.hidden, 'mostly_hidden_accepted': self.hidden_accepted,
                 'several_removed': self.several,
                 'several_removed_camera_moved': self.several_camera_moved,
                 'outcomes': {f'{k[0]}/{k[1]}': v for k, v in sorted(self.by_fault.items())}}
