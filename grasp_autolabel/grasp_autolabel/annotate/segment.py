@@ -28,11 +28,15 @@ import cv2
 from grasp_autolabel.depth import noise_sigma, unchanged_noise_sigma
 import numpy as np
 
-__all__ = ['Change', 'depth_change', 'colour_change', 'nearest_side', 'refine', 'estimate_shift',
-           'scale_px', 'noise_sigma']
+__all__ = ['Change', 'depth_change', 'colour_change', 'nearest_side', 'band_owner', 'refine',
+           'estimate_shift', 'scale_px', 'noise_sigma']
 
 COLOUR_K = 5.0  # a colour change counts at this many sigmas of the pair's colour noise ...
 COLOUR_FLOOR = 30.0  # ... and at least this many 8-bit levels (in the largest channel)
+# Colour decides a pixel without depth where this share of the removed object's pixels with depth
+# in the window around it changed colour too (the object differs from what lay behind it).
+COLOUR_WINDOW_PX = 15
+COLOUR_TELLS_SHARE = 0.8
 
 
 @dataclass
@@ -181,6 +185,26 @@ def nearest_side(unknown: np.ndarray, changed: np.ndarray) -> np.ndarray:
     lut = np.zeros(int(lab.max()) + 1, bool)
     lut[lab[known]] = changed[known]
     return unknown & lut[lab]
+
+
+def band_owner(unknown: np.ndarray, changed: np.ndarray,
+               colour: np.ndarray | None = None) -> np.ndarray:
+    """Return the pixels without depth that belong to the removed object: (H, W) bool.
+
+    Those whose colour changed (``colour``: the surface there left). Where the colour cannot
+    tell (the object's nearby pixels with depth did not change colour either: a dark log over a
+    dark one), or without colour, those whose nearest pixel with depth ``changed``: an edge band
+    is split halfway, whichever side the sensor blanked; never the whole band.
+    """
+    inside = nearest_side(unknown, changed)
+    if colour is None:
+        return inside
+    seen = changed & ~unknown
+    k = (COLOUR_WINDOW_PX, COLOUR_WINDOW_PX)
+    both = cv2.boxFilter((seen & colour).view(np.uint8), cv2.CV_32F, k, normalize=False)
+    near = cv2.boxFilter(seen.view(np.uint8), cv2.CV_32F, k, normalize=False)
+    telling = (near >= 10) & (both >= COLOUR_TELLS_SHARE * near)
+    return unknown & (colour | (inside & ~telling))
 
 
 def scale_px(size_at_640: int, width: int) -> int:

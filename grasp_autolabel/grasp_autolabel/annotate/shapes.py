@@ -219,3 +219,16 @@ def _depth_3x3(depth_m: np.ndarray, q: np.ndarray) -> np.ndarray:
     with warnings.catch_warnings():
         warnings.simplefilter('ignore', RuntimeWarning)  # an all-NaN window is NaN
         return np.nanmedian(v, axis=-1)
+
+
+def depth_step_along(before_m: np.ndarray, after_m: np.ndarray, spine: Spine) -> float:
+    """Median depth increase along the spine: a cylinder leaves a hole as deep as it is wide."""
+    h, w = before_m.shape
+    t = np.linspace(spine.t_min, spine.t_max, 32)
+    sp = np.rint(spine.point + t[:, None] * spine.direction).astype(int)
+    sp[:, 0] = np.clip(sp[:, 0], 0, w - 1)
+    sp[:, 1] = np.clip(sp[:, 1], 0, h - 1)
+    b_sp, a_sp = before_m[sp[:, 1], sp[:, 0]], after_m[sp[:, 1], sp[:, 0]]
+    along = (a_sp - b_sp)[(b_sp > 0) & (a_sp > 0)]
+    along = along[along > 0]
+    return float(np.median(along)) if along.size else float('nan')

@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 import cv2
 from grasp_autolabel.annotate.config import AnnotateConfig
 from grasp_autolabel.annotate.grasps import fit_spine, propose_grasps, Spine
-from grasp_autolabel.annotate.segment import (colour_change, depth_change, estimate_shift,
-                                              nearest_side, refine, scale_px)
-from grasp_autolabel.annotate.shapes import (continues, crest_dips, largest_pieces, line_share,
-                                             occluded_side_share, principal_spine, upsample,
-                                             view_ramp)
+from grasp_autolabel.annotate.segment import (band_owner, colour_change, depth_change,
+                                              estimate_shift, refine, scale_px)
+from grasp_autolabel.annotate.shapes import (continues, crest_dips, depth_step_along,
+                                             largest_pieces, line_share, occluded_side_share,
+                                             principal_spine, upsample, view_ramp)
 from grasp_autolabel.camera import CameraIntrinsics, depth_at
 import numpy as np
 
@@ -30,10 +30,6 @@ HYSTERESIS = 0.5  # the mask grows into pixels that changed by this fraction of 
 # A log narrower than this share of the depth step it left, with a nearer surface along one long
 # side in at least this share of its cross-sections, is mostly hidden behind that surface.
 HIDDEN_WIDTH_RATIO = 0.7
-# Colour decides a pixel without depth where this share of the removed object's pixels with depth
-# in the window around it changed colour too (the object differs from what lay behind it).
-COLOUR_WINDOW_PX = 15
-COLOUR_TELLS_SHARE = 0.8
 HIDDEN_SIDE_SHARE = 0.5
 
 
@@ -281,23 +277,15 @@ def full_resolution_mask(step: Step) -> str | None:
 def _unknown_in(step: Step, unknown, changed, box) -> np.ndarray:
     """Return the pixels without depth in a frame that belong to the removed object.
 
-    Those whose colour changed (the surface there left). Where the colour cannot tell (the
-    removed object's nearby pixels with depth did not change colour either: a dark log over a
-    dark one), those whose nearest pixel with depth changed: an edge band is split halfway,
-    whichever side the sensor blanked; never the whole band.
+    By the colour images where given, else by the nearest pixel with depth
+    (:func:`segment.band_owner`); never a whole edge band.
     """
-    inside = nearest_side(unknown, changed)
     if step.colour_model is None:
-        return inside
+        return band_owner(unknown, changed)
     cx0, cy0, cx1, cy1 = box
     colour, _ = colour_change(step.before_rgb[cy0:cy1, cx0:cx1],
                               step.after_rgb[cy0:cy1, cx0:cx1], model=step.colour_model)
-    seen = changed & ~unknown
-    k = (COLOUR_WINDOW_PX, COLOUR_WINDOW_PX)
-    both = cv2.boxFilter((seen & colour).view(np.uint8), cv2.CV_32F, k, normalize=False)
-    near = cv2.boxFilter(seen.view(np.uint8), cv2.CV_32F, k, normalize=False)
-    telling = (near >= 10) & (both >= COLOUR_TELLS_SHARE * near)
-    return unknown & (colour | (inside & ~telling))
+    return band_owner(unknown, changed, colour)
 
 
 def check_size(step: Step) -> str | None:
@@ -366,7 +354,7 @@ def place_grasps(step: Step) -> str | None:
     step.info['length_m'] = round(float(length_m), 4)
     if not np.isfinite(width_m):
         return 'mask_too_small'
-    depth_step = _depth_step(step)
+    depth_step = depth_step_along(step.before_m, step.after_m, step.spine_full)
     step.info['depth_step_m'] = round(depth_step, 4) if np.isfinite(depth_step) else None
     # a sliver of a hidden log is also too thin for one: the truer reason first
     if _partly_hidden(step, width_m, depth_step):
@@ -401,20 +389,6 @@ def _partly_hidden(step: Step, width_m: float, depth_step: float) -> bool:
                                 sp.t_max, max(step.change.threshold_m, step.cfg.min_change_m))
     step.info['occluded_side_share'] = round(share, 3)
     return share >= HIDDEN_SIDE_SHARE
-
-
-def _depth_step(step: Step) -> float:
-    """Median depth increase along the spine: a cylinder leaves a hole as deep as it is wide."""
-    h, w = step.shape
-    spine, spine_full = step.spine, step.spine_full
-    t = np.linspace(spine.t_min, spine.t_max, 32)
-    sp = np.rint(spine_full.point + t[:, None] * spine_full.direction).astype(int)
-    sp[:, 0] = np.clip(sp[:, 0], 0, w - 1)
-    sp[:, 1] = np.clip(sp[:, 1], 0, h - 1)
-    b_sp, a_sp = step.before_m[sp[:, 1], sp[:, 0]], step.after_m[sp[:, 1], sp[:, 0]]
-    along = (a_sp - b_sp)[(b_sp > 0) & (a_sp > 0)]
-    along = along[along > 0]
-    return float(np.median(along)) if along.size else float('nan')
 
 
 # The paper's three stages (segment, skeleton, grasps) with the gate's checks between them, in

@@ -210,19 +210,23 @@ class CaptureNode(Node):
                 self.get_logger().warning(f'auto capture failed: {message}')
 
     # ---------------------------------------------------------------- capture
+    def _no_info_yet(self, why: str) -> tuple[bool, str]:
+        """Return the answer to a capture before any camera_info: an auto one waits for it."""
+        message = f"no camera_info received yet on {self.p['camera_info_topic']}"
+        if why != 'auto':
+            return False, message
+        if not self.waiting_for_info:
+            self.get_logger().info(f'{message}: capturing when it arrives')
+        self.waiting_for_info = True
+        return True, f'{message}: capturing when it arrives'
+
     def capture(self, why: str) -> tuple[bool, str]:
         if self.latest is None:
             return (False,
                     'no colour+depth pair received yet (check the topics and that depth is '
                     'aligned to colour)')
         if self.info_msg is None:
-            message = f"no camera_info received yet on {self.p['camera_info_topic']}"
-            if why == 'auto':
-                if not self.waiting_for_info:
-                    self.get_logger().info(f'{message}: capturing when it arrives')
-                self.waiting_for_info = True
-                return True, f'{message}: capturing when it arrives'
-            return False, message
+            return self._no_info_yet(why)
         color, depth, depth_m = self.latest
         if self.captured_stamp is not None and stamp_s(color.header) <= self.captured_stamp:
             return False, 'no new frame since the last capture (is the camera still publishing?)'
