@@ -115,6 +115,8 @@ def draw_judged(dataset: Path, per_image: list, out: Path, *, limit: int) -> lis
 
 
 DEMO_MARKER = '.grasp_autolabel_demo'  # the marker of earlier versions
+# about 50 accepted labels beside the live cell's (with faults, several logs at a time among them)
+OFFLINE_SEQUENCES = 10
 # What the demo writes (a rerun removes these and nothing else).
 DEMO_FILES = (r'(cell|heldout|heldout_dataset|heldout_viz|live|logs|run|sessions)/.+',
               r'(model\.onnx|report\.html|stats\.json|\.grasp_autolabel_demo)')
@@ -177,11 +179,12 @@ class _Demo:
     def label(self) -> None:
         out, tty, cell = self.out, self.tty, self.cell
         print(
-            '[2/6] 8 more simulated sequences (with faults) labelled offline into the same '
+            f'[2/6] {OFFLINE_SEQUENCES} more simulated sequences (with faults) labelled offline '
+            'into the same '
             'dataset',
             flush=True,
         )
-        sessions = simulate(out / 'sessions', sequences=8, seed=2027,
+        sessions = simulate(out / 'sessions', sequences=OFFLINE_SEQUENCES, seed=2027,
                             config=CellConfig(fault_rate=0.2), progress=tty)
         summary = label_sessions(sessions, out / 'cell' / 'dataset', append=True, viz=True,
                                  progress=tty)
