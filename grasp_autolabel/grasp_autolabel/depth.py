@@ -9,7 +9,7 @@ import numpy as np
 
 __all__ = ['depth_to_metres', 'metres_to_depth_units', 'noise_sigma', 'unchanged_noise_sigma']
 
-MAX_SAMPLES = 4096  # unchanged_noise_sigma thins larger samples evenly to this many
+MAX_SAMPLES = 2048  # unchanged_noise_sigma thins larger samples evenly to this many
 
 
 def depth_to_metres(array: np.ndarray, encoding: str, *, depth_scale: float = 0.001) -> np.ndarray:

@@ -28,14 +28,15 @@ import cv2
 from grasp_autolabel.depth import noise_sigma, unchanged_noise_sigma
 import numpy as np
 
-__all__ = ['Change', 'depth_change', 'colour_change', 'nearest_side', 'band_owner', 'refine',
-           'estimate_shift', 'scale_px', 'noise_sigma']
+__all__ = ['Change', 'depth_change', 'colour_change', 'add_colour_evidence', 'nearest_side',
+           'band_owner', 'refine', 'estimate_shift', 'scale_px', 'noise_sigma']
 
 COLOUR_K = 5.0  # a colour change counts at this many sigmas of the pair's colour noise ...
 COLOUR_FLOOR = 30.0  # ... and at least this many 8-bit levels (in the largest channel)
 # Colour decides a pixel without depth where this share of the removed object's pixels with depth
 # in the window around it changed colour too (the object differs from what lay behind it).
 COLOUR_WINDOW_PX = 15
+COLOUR_DEPTH_K = 2.0  # where the colour changed, a depth increase of this many noise sigmas counts
 COLOUR_TELLS_SHARE = 0.8
 
 
@@ -150,8 +151,8 @@ def colour_change(before_rgb, after_rgb, *, still: np.ndarray | None = None, blu
     if b.shape != a.shape or b.ndim != 3 or b.shape[2] != 3 or b.dtype != np.uint8:
         raise ValueError(f'colour images: expected two (H, W, 3) uint8 images of one size, got '
                          f'{b.shape} {b.dtype} and {a.shape} {a.dtype}')
-    bf = cv2.GaussianBlur(b, (0, 0), blur)
-    af = cv2.GaussianBlur(a, (0, 0), blur)
+    bf = cv2.GaussianBlur(b, (0, 0), blur) if blur > 0 else b
+    af = cv2.GaussianBlur(a, (0, 0), blur) if blur > 0 else a
     if model is None:
         keep = np.ones(b.shape[:2], bool) if still is None else np.asarray(still, bool)
         if keep[::4, ::4].sum() < 100:
@@ -167,6 +168,26 @@ def colour_change(before_rgb, after_rgb, *, still: np.ndarray | None = None, blu
     c0, c1, c2 = cv2.split(cv2.absdiff(scaled, bf))
     diff = cv2.max(cv2.max(c0, c1), c2)
     return diff > thr, model
+
+
+def add_colour_evidence(change: Change, before_rgb, after_rgb) -> tuple:
+    """Count pixels as increased by their colour too; return colour_change's model of the pair.
+
+    A pixel without depth in a frame whose colour changed (a dark log, unreadable to the depth
+    sensor, that left the bright ground behind), and one that went farther by less than the
+    threshold but clearly (``COLOUR_DEPTH_K`` noise sigmas: a thin log under heavy noise) whose
+    colour changed too. The colour images are brought to the change's size by area averaging
+    (itself the slight blur colour_change wants); the gain is matched on the still pixels.
+    """
+    h, w = change.diff.shape
+    still = change.valid & (np.abs(change.diff) < change.threshold_m)
+    smaller = np.shape(before_rgb)[:2] != (h, w)
+    b, a = (cv2.resize(np.asarray(x), (w, h), interpolation=cv2.INTER_AREA) if smaller
+            else np.asarray(x) for x in (before_rgb, after_rgb))
+    colour, model = colour_change(b, a, still=still, blur=0.0 if smaller else 1.0)
+    change.increased |= (colour & (~change.valid | (change.diff > COLOUR_DEPTH_K
+                                                    * change.noise_m))).view(np.uint8)
+    return model
 
 
 def nearest_side(unknown: np.ndarray, changed: np.ndarray) -> np.ndarray:

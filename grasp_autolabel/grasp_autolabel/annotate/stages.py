@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 import cv2
 from grasp_autolabel.annotate.config import AnnotateConfig
 from grasp_autolabel.annotate.grasps import fit_spine, propose_grasps, Spine
-from grasp_autolabel.annotate.segment import (band_owner, colour_change, depth_change,
-                                              estimate_shift, refine, scale_px)
+from grasp_autolabel.annotate.segment import (add_colour_evidence, band_owner, colour_change,
+                                              depth_change, estimate_shift, refine, scale_px)
 from grasp_autolabel.annotate.shapes import (continues, crest_dips, depth_step_along,
                                              largest_pieces, line_share, occluded_side_share,
                                              principal_spine, upsample, view_ramp)
@@ -110,13 +110,7 @@ def detect_change(step: Step) -> str | None:
     step.change = change = depth_change(bh, ah, min_change_m=step.cfg.min_change_m,
                                         noise_k=step.cfg.noise_k)
     if step.before_rgb is not None:
-        # a pixel without depth in a frame whose colour changed counts as increased (a dark log,
-        # unreadable to the depth sensor, that left the bright ground behind)
-        still = change.valid & (np.abs(change.diff) < change.threshold_m)
-        colour, step.colour_model = colour_change(step.before_rgb[::step.ds, ::step.ds],
-                                                  step.after_rgb[::step.ds, ::step.ds],
-                                                  still=still)
-        change.increased |= (colour & ~change.valid).view(np.uint8)
+        step.colour_model = add_colour_evidence(change, step.before_rgb, step.after_rgb)
     step.info.update({'threshold_m': round(change.threshold_m, 5),
                       'noise_m': round(change.noise_m, 5)})
     valid_share = float(change.valid[::2, ::2].mean())
