@@ -232,3 +232,11 @@ def depth_step_along(before_m: np.ndarray, after_m: np.ndarray, spine: Spine) ->
     along = (a_sp - b_sp)[(b_sp > 0) & (a_sp > 0)]
     along = along[along > 0]
     return float(np.median(along)) if along.size else float('nan')
+
+
+def inscribed_radius(labels: np.ndarray, stats: np.ndarray, c: int) -> float:
+    """Radius of the largest disc inside component ``c`` of ``labels``, pixels."""
+    x, y = stats[c, cv2.CC_STAT_LEFT], stats[c, cv2.CC_STAT_TOP]
+    w, h = stats[c, cv2.CC_STAT_WIDTH], stats[c, cv2.CC_STAT_HEIGHT]
+    piece = np.pad(labels[y:y + h, x:x + w] == c, 1).view(np.uint8)
+    return float(cv2.distanceTransform(piece, cv2.DIST_L2, 3).max())

@@ -13,8 +13,9 @@ from grasp_autolabel.annotate.grasps import fit_spine, propose_grasps, Spine
 from grasp_autolabel.annotate.segment import (add_colour_evidence, band_owner, colour_change,
                                               depth_change, estimate_shift, refine, scale_px)
 from grasp_autolabel.annotate.shapes import (continues, crest_dips, depth_step_along,
-                                             largest_pieces, line_share, occluded_side_share,
-                                             principal_spine, upsample, view_ramp)
+                                             inscribed_radius, largest_pieces, line_share,
+                                             occluded_side_share, principal_spine, upsample,
+                                             view_ramp)
 from grasp_autolabel.camera import CameraIntrinsics, depth_at
 import numpy as np
 
@@ -29,7 +30,8 @@ MAX_TWO_CRESTS_SHARE = 0.2
 HYSTERESIS = 0.5  # the mask grows into pixels that changed by this fraction of the threshold
 # A log narrower than this share of the depth step it left, with a nearer surface along one long
 # side in at least this share of its cross-sections, is mostly hidden behind that surface.
-HIDDEN_WIDTH_RATIO = 0.7
+HIDDEN_WIDTH_RATIO = 0.55
+SLIVER_RADIUS_SHARE = 1.0  # a region narrower than the thinnest log is a sliver, not another log
 HIDDEN_SIDE_SHARE = 0.5
 
 
@@ -190,8 +192,11 @@ def find_removed(step: Step) -> str | None:
     order = np.argsort(-areas)
     main = int(order[0]) + 1
     step.info['removed_px'] = int(areas[order[0]]) * ds * ds
-    big_others = [int(
-        i) + 1 for i in order[1:] if areas[i] >= cfg.second_object_fraction * step.min_log_px]
+    # another object is as wide as a log (a crescent along a nudged neighbour's edge is not)
+    min_radius = SLIVER_RADIUS_SHARE * 0.5 * step.thin_px / ds
+    big_others = [int(i) + 1 for i in order[1:]
+                  if areas[i] >= cfg.second_object_fraction * step.min_log_px
+                  and inscribed_radius(labels, stats, int(i) + 1) >= min_radius]
     # A log lying across the removed one (without resting on it), or one under it that the
     # removed log lay on, splits its mask in two; pieces on the main piece's line, with the gap
     # between them nearer to the camera or farther by less than the threshold, are one log.
