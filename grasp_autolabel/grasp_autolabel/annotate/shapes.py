@@ -86,6 +86,13 @@ def upsample(mask: np.ndarray, shape: tuple) -> np.ndarray:
                       interpolation=cv2.INTER_NEAREST) > 0
 
 
+def fill_holes(mask: np.ndarray) -> np.ndarray:
+    """Return a 0/1 mask with every region it encloses filled, as bool."""
+    pad = np.pad(np.asarray(mask, np.uint8), 1)
+    cv2.floodFill(pad, None, (0, 0), 2)  # the outside, reached from the padded corner
+    return pad[1:-1, 1:-1] != 2
+
+
 def largest_pieces(crop: np.ndarray, n: int) -> np.ndarray:
     """Keep the ``n`` largest connected pieces of a 0/1 mask."""
     count, lab, st, _ = cv2.connectedComponentsWithStats(crop, connectivity=8)

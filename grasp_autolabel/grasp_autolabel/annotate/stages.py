@@ -13,9 +13,9 @@ from grasp_autolabel.annotate.grasps import fit_spine, propose_grasps, Spine
 from grasp_autolabel.annotate.segment import (add_colour_evidence, band_owner, colour_change,
                                               depth_change, estimate_shift, refine, scale_px)
 from grasp_autolabel.annotate.shapes import (continues, crest_dips, depth_step_along,
-                                             inscribed_radius, largest_pieces, line_share,
-                                             occluded_side_share, principal_spine, upsample,
-                                             view_ramp)
+                                             fill_holes, inscribed_radius, largest_pieces,
+                                             line_share, occluded_side_share, principal_spine,
+                                             upsample, view_ramp)
 from grasp_autolabel.camera import CameraIntrinsics, depth_at
 import numpy as np
 
@@ -250,7 +250,9 @@ def full_resolution_mask(step: Step) -> str | None:
     crop = cv2.morphologyEx(crop, cv2.MORPH_OPEN,
                             cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
     crop = largest_pieces(crop, len(pieces))
-    core = crop.astype(bool)  # the conservative mask: the gate's shape checks use it
+    # the conservative mask, for the gate's shape checks: a log's outline has no holes (inside
+    # it, unreadable or unchanged patches are the sensor's, and branch the skeleton)
+    core = fill_holes(crop)
     if not core.any():
         return 'nothing_removed'
     # Hysteresis: near its silhouette a log is only half as thick as on its crest, so its edges
