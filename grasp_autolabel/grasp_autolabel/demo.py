@@ -11,7 +11,8 @@
 
 Everything lands in ./demo (or the folder given as the first argument; a folder the demo did not
 make is refused). DEMO_STEPS sets the training steps (default 180), DEMO_MINUTES the most minutes
-they may take (default 3: fewer steps on a slower machine).
+they may take (default 4: fewer steps on a slower machine; at ~110 steps on a 2-core CPU the
+network sometimes ends without a candidate above threshold, ~150 leave more margin).
 """
 from __future__ import annotations
 
@@ -137,7 +138,7 @@ def main(argv=None) -> int:
     demo.step('nodes', demo.nodes)
     demo.step('label', demo.label)
     demo.step('train', lambda: demo.train(int(os.environ.get('DEMO_STEPS', '180')),
-                                          float(os.environ.get('DEMO_MINUTES', '3'))))
+                                          float(os.environ.get('DEMO_MINUTES', '4'))))
     onnx, heldout_viz = demo.step('evaluate', demo.evaluate)
     lat, live = demo.step('live', lambda: demo.live(onnx))
     from grasp_autolabel.report import write_report
