@@ -33,10 +33,10 @@ __all__ = ['Change', 'depth_change', 'colour_change', 'add_colour_evidence', 'ne
 
 COLOUR_K = 5.0  # a colour change counts at this many sigmas of the pair's colour noise ...
 COLOUR_FLOOR = 30.0  # ... and at least this many 8-bit levels (in the largest channel)
+COLOUR_DEPTH_K = 2.0  # where the colour changed, a depth increase of this many noise sigmas counts
 # Colour decides a pixel without depth where this share of the removed object's pixels with depth
 # in the window around it changed colour too (the object differs from what lay behind it).
 COLOUR_WINDOW_PX = 15
-COLOUR_DEPTH_K = 2.0  # where the colour changed, a depth increase of this many noise sigmas counts
 COLOUR_TELLS_SHARE = 0.8
 
 
@@ -91,7 +91,8 @@ def depth_change(before_m, after_m, *, min_change_m: float = 0.02, noise_k: floa
     if b.shape != a.shape:
         raise ValueError(f'before_m and after_m: shapes differ, {b.shape} vs {a.shape}')
     # NaN compares false, so NaN and 0 are both invalid; so is inf
-    valid = (b > 0) & (a > 0) & (b < 1e4) & (a < 1e4)
+    valid_b, valid_a = (b > 0) & (b < 1e4), (a > 0) & (a < 1e4)
+    valid = valid_b & valid_a
     diff = cv2.subtract(a, b)
     diff[~valid] = 0
     # robust noise level from a subsample, measured where the scene did not change
@@ -100,11 +101,11 @@ def depth_change(before_m, after_m, *, min_change_m: float = 0.02, noise_k: floa
     thr = max(min_change_m, noise_k * noise)
     increased = (diff > thr).view(np.uint8)
     decreased = (diff < -thr).view(np.uint8)
-    _one_sided(b, a, valid, thr, increased)
+    _one_sided(b, a, valid_b, valid_a, thr, increased)
     return Change(diff, valid, thr, noise, increased, decreased)
 
 
-def _one_sided(b, a, valid, thr, increased) -> None:
+def _one_sided(b, a, vb, va, thr, increased) -> None:
     """Depth read in one frame only is evidence too: the other frame's neighbours stand in.
 
     A pixel invalid before (a dark or oblique surface, an edge band) and valid after counts as
@@ -114,8 +115,6 @@ def _one_sided(b, a, valid, thr, increased) -> None:
     patches on a removed log do not split it, while a band at its outline, whose neighbours
     include the ground, stays out.
     """
-    vb = (b > 0) & (b < 1e4)
-    va = (a > 0) & (a < 1e4)
     kernel = np.ones((7, 7), np.uint8)
     only_a = va & ~vb
     if only_a.any():
@@ -196,11 +195,9 @@ def nearest_side(unknown: np.ndarray, changed: np.ndarray) -> np.ndarray:
     Without colour evidence, an invalid band at an edge is split where its two sides meet
     halfway, whichever side (or both) the sensor blanked.
     """
-    if not unknown.any():
+    if unknown.all() or not unknown.any():  # nothing to decide, or nothing to decide by
         return np.zeros(unknown.shape, bool)
     known = ~unknown
-    if not known.any():
-        return np.zeros(unknown.shape, bool)
     _, lab = cv2.distanceTransformWithLabels(unknown.view(np.uint8), cv2.DIST_L2, 3,
                                              labelType=cv2.DIST_LABEL_PIXEL)
     lut = np.zeros(int(lab.max()) + 1, bool)

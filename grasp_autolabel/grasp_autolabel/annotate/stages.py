@@ -387,7 +387,7 @@ def _partly_hidden(step: Step, width_m: float, depth_step: float) -> bool:
         return False
     sp = step.spine_full
     share = occluded_side_share(step.mask, step.before_m, sp.point, sp.direction, sp.t_min,
-                                sp.t_max, max(step.change.threshold_m, step.cfg.min_change_m))
+                                sp.t_max, step.change.threshold_m)
     step.info['occluded_side_share'] = round(share, 3)
     return share >= HIDDEN_SIDE_SHARE
 

@@ -20,9 +20,6 @@ indices). Training uses them with ``grasps`` (``TrainSettings.use_later_grasps``
 """
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-import os
-
 import cv2
 from grasp_autolabel.dataset.store import GraspDataset
 from grasp_autolabel.depth import noise_sigma
@@ -91,10 +88,9 @@ def propagate_labels(ds: GraspDataset, *, sources=None) -> int:
     carried = 0
     for src, items in groups.items():
         items.sort(key=lambda i: labels[i]['pick_index'])
-        # each item with its own camera's scale; PNG decoding releases the GIL: in threads
-        with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
-            depth = dict(zip(items, pool.map(lambda i: ds.read_depth_m(i, labels[i]), items)))
-            masks = dict(zip(items, pool.map(ds.read_mask, items)))
+        depth = {i: ds.read_depth_m(
+            i, labels[i]) for i in items}  # each item with its own camera's scale
+        masks = {i: ds.read_mask(i) for i in items}
         donors = [j for j in items if labels[j]['accepted'] and labels[j]['grasps']]
         grown = {j: _grow(masks[j]) for j in donors}
         blind = {i for i in items if not labels[i]['accepted'] and not masks[i].any()

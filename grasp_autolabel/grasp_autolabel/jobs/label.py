@@ -143,10 +143,8 @@ def _label_session(ds, s, src, cfg, viz, summary, bar) -> int:
     bar.update(len(done))
     index = ds.next_index()
     todo = [(k, k_next) for k, k_next in zip(s.frames[:-1], s.frames[1:]) if k not in done]
-    keys: list = []
-    for k, k_next in todo:
-        keys += [k, k_next] if not keys or keys[-1] != k else [k_next]
-    frames, held = _frames_ahead(s, keys), (None, None)
+    # every frame the picks to do need, each read once, in order
+    frames, held = _frames_ahead(s, sorted({k for pair in todo for k in pair})), (None, None)
     try:
         for k, k_next in todo:
             before = held[1] if held[0] == k else next(frames)
