@@ -10,13 +10,19 @@ runs the detector (ONNX Runtime or torch) and publishes
   frame (depth: median over a 7x7 window at the centre, robust to holes) and its opening in
   metres; ``pose_valid`` false where there is no depth (or no depth frame / camera_info at all:
   the 2-D grasps are still published);
+* ``~/grasp_poses``, ``~/sample_grasp_poses`` (MoveIt Task Constructor's DeepGraspPose
+  interface) and ``/tf_static``: see :mod:`grasp_autolabel.ros.planner_outputs`. With a mounting
+  (``base_frame`` and ``mounting_*``, see :mod:`grasp_autolabel.ros.robot_frame`) every grasp's
+  pose is also given in ``base_frame``, with approach and retreat; a grasp wider than the
+  gripper's stroke is not offered;
 * ``~/markers`` (visualization_msgs/MarkerArray) and ``~/overlay`` (sensor_msgs/Image rgb8);
 * ``/diagnostics``: rate, latency (image received -> grasps published, p50/p99), model id,
   every dropped or degraded input counted by kind; ERROR while no model is loaded.
 
 Services: ``~/get_grasps`` (grasp_autolabel_msgs/GetGrasps: the newest frame's grasps, or wait
 for a frame newer than a stamp) and ``~/load_model`` (grasp_autolabel_msgs/LoadModel: swap the
-model without a restart; a model that fails to load leaves the old one in use).
+model without a restart; only models inside ``model_dir``; a model that fails to load or is
+refused leaves the old one in use).
 """
 from __future__ import annotations
 
@@ -28,12 +34,18 @@ import time
 
 from grasp_autolabel.camera import depth_at, grasp_poses
 from grasp_autolabel.capture import StampPairer
+from grasp_autolabel.detector.model_files import (allowed_model_path, default_model_dir,
+                                                  ModelPathError)
+from grasp_autolabel.mounting import Mounting, pick_geometry
 from grasp_autolabel.ros.convert import (camera_info_to_intrinsics, depth_to_metres,
                                          image_to_numpy, numpy_to_image, to_rgb8)
 from grasp_autolabel.ros.health import ERROR, Health, OK, stamp_ns, WARN
-from grasp_autolabel.ros.messages import grasp_markers, grasps_to_msg, SOURCE_DETECTOR
-from grasp_autolabel.ros.params import declare_parameters, Param
+from grasp_autolabel.ros.messages import (grasp_markers, grasps_to_msg, PickFields,
+                                          SOURCE_DETECTOR)
+from grasp_autolabel.ros.params import declare_parameters, Param, ParameterError
+from grasp_autolabel.ros.planner_outputs import PlannerOutputs
 from grasp_autolabel.ros.qos import RELIABLE, SENSOR
+from grasp_autolabel.ros.robot_frame import mounting_from_params, MOUNTING_PARAMS
 from grasp_autolabel.ros.runner import run_node
 from grasp_autolabel.ros.watch import StreamWatch
 from grasp_autolabel_msgs.msg import GraspRectArray
@@ -56,6 +68,9 @@ PARAMS = [
         '',
         'detector: a .onnx model, a .pt checkpoint or a run folder; empty: wait for ~/load_model',
     ),
+    Param('model_dir', '',
+          'the only folder models are loaded from (model_path and ~/load_model; symlinks '
+          'followed); empty: the folder of model_path, else ~/grasp_autolabel/models'),
     Param('backend', 'onnx', 'onnx (ONNX Runtime, CPU) or torch', choices=('onnx', 'torch')),
     Param('device', 'cpu', 'torch backend: cpu or cuda[:N]'),
     Param('threads', 0, 'onnx backend: intra-op threads (0: one per core)', min=0, max=256),
@@ -74,13 +89,32 @@ PARAMS = [
     Param('input_timeout_s', 3.0,
           'an input silent this long is reported on /diagnostics (ERROR) and subscribed afresh',
           min=0.1, max=600.0),
-]
+    Param('gripper_stroke_m', 0.35,
+          "the gripper's largest opening, m: a grasp that needs more is not offered",
+          min=0.001, max=10.0),
+    Param('tcp_depth_ratio', 0.385,
+          'the grasp pose lies this fraction of the opening beyond the surface along the approach '
+          "(0.385: a round log's axis at the labels' opening margin 1.3; 0: the surface)",
+          min=0.0, max=2.0),
+    Param('pre_grasp_distance_m', 0.10, 'approach distance before the grasp pose, m', min=0.0,
+          max=5.0),
+    Param('retreat_distance_m', 0.15, 'retreat distance after the grasp, m', min=0.0, max=5.0),
+    Param('action_timeout_s', 2.0,
+          '~/sample_grasp_poses: how long a goal without a timeout waits for a new frame, s',
+          min=0.1, max=600.0),
+] + MOUNTING_PARAMS
 
 
 class InferenceNode(Node):
     def __init__(self, **kwargs):
         super().__init__('inference_node', **kwargs)
         self.p = declare_parameters(self, PARAMS)
+        self.mounting = mounting_from_params(self.p)
+        self.has_mounting = self.mounting is not None
+        if self.mounting is None:
+            self.mounting = Mounting.identity(self.p['camera_frame'])
+        self.model_dir = (Path(self.p['model_dir']).expanduser() if self.p['model_dir'].strip()
+                          else default_model_dir(self.p['model_path']))
         self.health = Health(self, 'inference_node', self.p['color_topic'], dropped=False)
         self.counts, self.bad = self.health.counts, self.health.bad
         self.cv = threading.Condition()
@@ -90,13 +124,18 @@ class InferenceNode(Node):
         self.info = None
         self.result = None  # (stamp ns, GraspRectArray)
         self.latencies: deque = deque(maxlen=1000)
+        self.action_latencies: deque = deque(maxlen=1000)
+        self.seq = 0  # colour frames received; each result records its frame's number
         self.published_times: deque = deque(maxlen=200)
         self.predictor = None
         self.model_id = ''
         self.model_error = 'no model_path set; call ~/load_model'
         self.model_lock = threading.Lock()
         if self.p['model_path']:
-            self._log_load(*self.load_model(self.p['model_path'], self.p['backend']))
+            ok, message = self.load_model(self.p['model_path'], self.p['backend'])
+            if not ok and message.startswith('refused'):
+                raise ParameterError(f"parameter 'model_path': {message}")
+            self._log_load(ok, message)
         sensors = MutuallyExclusiveCallbackGroup()
         self.inputs = StreamWatch(self, self.p['input_timeout_s'])
         self.inputs.subscribe('color', Image, self.p['color_topic'], self.on_color, SENSOR,
@@ -109,6 +148,7 @@ class InferenceNode(Node):
         self.pub_grasps = self.create_publisher(GraspRectArray, '~/grasps', RELIABLE)
         self.pub_markers = self.create_publisher(MarkerArray, '~/markers', RELIABLE)
         self.pub_overlay = self.create_publisher(Image, '~/overlay', RELIABLE)
+        self.planner = PlannerOutputs(self, RELIABLE)
         services = ReentrantCallbackGroup()
         self.create_service(GetGrasps, '~/get_grasps', self.on_get_grasps, callback_group=services)
         self.create_service(LoadModel, '~/load_model', self.on_load_model, callback_group=services)
@@ -121,7 +161,11 @@ class InferenceNode(Node):
         # next publish fails on the dead context
         self.context.on_shutdown(self.stop_worker)
         self.get_logger().info(f"detecting grasps on {self.p['color_topic']} with "
-                               f"{self.model_id or 'no model yet (' + self.model_error + ')'}")
+                               f"{self.model_id or 'no model yet (' + self.model_error + ')'}; "
+                               f'models from {self.model_dir}; ' + (
+                                   f'poses also in {self.mounting.base_frame}' if self.has_mounting
+                                   else 'no mounting (base_frame empty): poses in the camera '
+                                   'frame only'))
 
     # ---------------------------------------------------------------- model
     def load_model(self, path: str, backend: str) -> tuple[bool, str]:
@@ -130,7 +174,12 @@ class InferenceNode(Node):
         backend = backend or self.p['backend']
         if backend not in ('onnx', 'torch'):
             return False, f'backend {backend!r}: expected onnx or torch'
-        path_obj = Path(path).expanduser()
+        try:
+            path_obj = allowed_model_path(path, self.model_dir)
+        except ModelPathError as exc:
+            self.counts['model_refused'] += 1
+            return False, f'refused: {exc}' + (f'; {self.model_id} still serving'
+                                               if self.model_id else '')
         try:
             predictor = load_predictor(path_obj, backend=backend, device=self.p['device'],
                                        threads=int(self.p['threads']) or None)
@@ -168,7 +217,8 @@ class InferenceNode(Node):
             if self.latest is not None:
                 # the worker was busy: only the newest frame counts
                 self.counts['dropped_stale'] += 1
-            self.latest = (msg, time.monotonic())
+            self.seq += 1
+            self.latest = (msg, time.monotonic(), self.seq)
             self.counts['frames'] += 1
             self.cv.notify_all()
 
@@ -212,7 +262,7 @@ class InferenceNode(Node):
                     return  # shutting down under a frame: not a failure of the frame
                 self.bad('failed', f'frame failed: {type(exc).__name__}: {exc}')
 
-    def process(self, msg: Image, received: float) -> None:
+    def process(self, msg: Image, received: float, seq: int) -> None:
         with self.model_lock:
             predictor = self.predictor
         if predictor is None:
@@ -228,7 +278,7 @@ class InferenceNode(Node):
         except ValueError as exc:
             self.bad('unexpected_input', f'colour frame: {exc}')
             return
-        self._publish(msg, received, predictor.model_id, rgb, depth_m, intr,
+        self._publish(msg, (received, seq), predictor.model_id, rgb, depth_m, intr,
                       grasps[:self.p['max_grasps']],
                       scores[:self.p['max_grasps']])
 
@@ -285,20 +335,46 @@ class InferenceNode(Node):
             return None
         return depth_m
 
-    def _publish(self, msg: Image, received: float, model_id: str, rgb, depth_m, intr, grasps,
+    def _pick_fields(self, poses, grasps, scores):
+        """Return the offered grasps, scores, poses and their pick fields (base frame)."""
+        valid = [p.valid for p in poses]
+        geometry = pick_geometry(
+            self.mounting, [p.position if p.valid else np.zeros(3) for p in poses],
+            [p.orientation for p in poses], [p.opening_m if p.valid else np.nan for p in poses],
+            tcp_depth_ratio=self.p['tcp_depth_ratio'], stroke_m=self.p['gripper_stroke_m'])
+        keep = [i for i in range(len(poses)) if geometry.offered[i] or not valid[i]]
+        if len(keep) < len(poses):
+            self.counts['beyond_stroke'] += len(poses) - len(keep)
+            geometry = type(geometry)(*(a[keep] for a in (
+                geometry.positions, geometry.orientations, geometry.approach,
+                geometry.camera_positions, geometry.orientations_camera, geometry.offered)))
+        fields = PickFields(self.mounting.base_frame, geometry, self.p['pre_grasp_distance_m'],
+                            self.p['retreat_distance_m'])
+        return grasps[keep], scores[keep], [poses[i] for i in keep], fields
+
+    def _publish(self, msg: Image, arrival: tuple, model_id: str, rgb, depth_m, intr, grasps,
                  scores) -> None:
         """Publish the grasps (3-D poses where depth and camera_info allow), markers, overlay."""
-        poses = None
+        received, seq = arrival
+        poses, pick = None, None
         if depth_m is not None and intr is not None:
             r = int(self.p['depth_window_px'])
             z = [depth_at(depth_m, g[0], g[1], radius=r) for g in grasps]
             poses = grasp_poses(grasps, z, intr)
             self.counts['no_depth_at_grasp'] += sum(1 for p in poses if not p.valid)
+            grasps, scores, poses, pick = self._pick_fields(poses, np.asarray(grasps),
+                                                            np.asarray(scores))
         out = grasps_to_msg(grasps, scores=scores, poses=poses, header=msg.header,
-                            source=SOURCE_DETECTOR,
-                            model_id=model_id)
+                            source=SOURCE_DETECTOR, model_id=model_id, pick=pick)
         self.pub_grasps.publish(out)
         latency = time.monotonic() - received
+        with self.cv:
+            self.result = (stamp_ns(msg.header.stamp), out, seq)
+            self.latencies.append(latency)
+            self.published_times.append(time.monotonic())
+            self.counts['published'] += 1
+            self.cv.notify_all()
+        self.planner.publish(out)
         if poses is not None:
             self.pub_markers.publish(grasp_markers(msg.header, grasps, poses, intr))
         if self.p['publish_overlay']:
@@ -307,33 +383,53 @@ class InferenceNode(Node):
             self.pub_overlay.publish(numpy_to_image(draw_grasps(rgb.copy(), grasps, thickness=2),
                                                     'rgb8',
                                                     header=msg.header))
+
+    # ---------------------------------------------------------------- results
+    def frame_seq(self) -> int:
+        """Return the number of the newest colour frame received."""
         with self.cv:
-            self.result = (stamp_ns(msg.header.stamp), out)
-            self.latencies.append(latency)
-            self.published_times.append(time.monotonic())
-            self.counts['published'] += 1
-            self.cv.notify_all()
+            return self.seq
+
+    def wait_result(self, *, after_seq: int = 0, newer_ns: int = 0, timeout_s: float,
+                    cancelled=lambda: False):
+        """Wait for grasps of a frame received after ``after_seq`` and stamped after ``newer_ns``.
+
+        Returns ``((stamp_ns, GraspRectArray), '')``, or ``(None, why)`` after ``timeout_s``.
+        """
+        if self.predictor is None:
+            return None, f'no model loaded: {self.model_error}'
+        deadline = time.monotonic() + max(0.0, timeout_s)
+        with self.cv:
+            while (self.result is None or self.result[0] <= newer_ns
+                   or self.result[2] <= after_seq):
+                left = deadline - time.monotonic()
+                if left <= 0 or cancelled() or not self.running:
+                    return None, self._no_result_reason(newer_ns, after_seq, timeout_s)
+                self.cv.wait(min(left, 0.05))
+            return self.result[:2], ''
+
+    def _no_result_reason(self, newer_ns: int, after_seq: int, timeout_s: float) -> str:
+        if self.seq <= after_seq:
+            what = f'no camera frame arrived on {self.p["color_topic"]}'
+        elif self.result is None or self.result[2] <= after_seq:
+            what = 'no frame processed (see /diagnostics for the inputs dropped)'
+        else:
+            what = (f'no frame newer than {newer_ns * 1e-9:.3f} s '
+                    f'(newest: {self.result[0] * 1e-9:.3f} s)')
+        return f'{what} within {timeout_s:g} s'
+
+    def note_action_latency(self, seconds: float) -> None:
+        with self.cv:
+            self.action_latencies.append(seconds)
 
     # ---------------------------------------------------------------- service
     def on_get_grasps(self, request, response):
-        if self.predictor is None:
-            response.success, response.message = False, f'no model loaded: {self.model_error}'
+        found, why = self.wait_result(newer_ns=stamp_ns(request.newer_than),
+                                      timeout_s=request.timeout_s)
+        if found is None:
+            response.success, response.message = False, why
             return response
-        newer = stamp_ns(request.newer_than)
-        deadline = time.monotonic() + max(0.0, request.timeout_s)
-        with self.cv:
-            while self.result is None or self.result[0] <= newer:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    what = (
-                        'no frame processed yet' if self.result is None else
-                        f'no frame newer than {newer * 1e-9:.3f} s '
-                        f'(newest: {self.result[0] * 1e-9:.3f} s)')
-                    response.success, response.message = (False,
-                                                          f'{what} within {request.timeout_s:g} s')
-                    return response
-                self.cv.wait(min(left, 0.1))
-            stamp, msg = self.result
+        stamp, msg = found
         out = GraspRectArray(
             header=msg.header,
             source=msg.source,
@@ -351,13 +447,15 @@ class InferenceNode(Node):
     def publish_diagnostics(self) -> None:
         with self.cv:
             lat = np.array(self.latencies) * 1000.0
+            action_lat = np.array(self.action_latencies) * 1000.0
             times = list(self.published_times)
             counts = dict(self.counts)
         now = time.monotonic()
         recent = [t for t in times if now - t <= 5.0]
         rate = len(recent) / min(5.0, max(1e-3, now - recent[0])) if len(recent) >= 2 else 0.0
         degraded = {k: v for k,
-                    v in counts.items() if k not in ('frames', 'published', 'dropped_stale') and v}
+                    v in counts.items() if k not in ('frames', 'published', 'dropped_stale',
+                                                     'beyond_stroke', 'action_aborted') and v}
         stalled = self.inputs.check()
         if self.predictor is None:
             level, message = ERROR, f'no model: {self.model_error}'
@@ -372,7 +470,10 @@ class InferenceNode(Node):
         values = {'model_id': self.model_id or '(none)', 'model_error': self.model_error,
                   'rate_hz': f'{rate:.2f}',
                   'latency_ms_p50': f'{np.percentile(lat, 50):.1f}' if len(lat) else '',
-                  'latency_ms_p99': f'{np.percentile(lat, 99):.1f}' if len(lat) else ''}
+                  'latency_ms_p99': f'{np.percentile(lat, 99):.1f}' if len(lat) else '',
+                  'action_feedback_ms_p99': (f'{np.percentile(action_lat, 99):.1f}'
+                                             if len(action_lat) else ''),
+                  'base_frame': self.mounting.base_frame if self.has_mounting else '(none)'}
         values.update({k: str(v) for k, v in sorted(counts.items())})
         values.update(self.inputs.values())
         self.health.publish(level, message, values)
@@ -388,6 +489,8 @@ class InferenceNode(Node):
 
     def destroy_node(self):
         self.stop_worker()
+        if getattr(self, 'planner', None) is not None:
+            self.planner.destroy()
         return super().destroy_node()
 
 

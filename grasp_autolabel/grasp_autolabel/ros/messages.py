@@ -6,18 +6,50 @@ from dataclasses import dataclass
 from geometry_msgs.msg import Pose
 from grasp_autolabel.camera import GraspPose
 from grasp_autolabel.geometry import as_grasps
+from grasp_autolabel.mounting import PickGeometry
+from grasp_autolabel.ros.robot_frame import pose_msg
 from grasp_autolabel_msgs.msg import GraspRect, GraspRectArray
 import numpy as np
 
 __all__ = ['grasps_to_msg', 'msg_to_grasps', 'grasp_markers', 'DecodedGrasps', 'SOURCE_ANNOTATION',
-           'SOURCE_DETECTOR']
+           'SOURCE_DETECTOR', 'PickFields']
 
 SOURCE_ANNOTATION = GraspRectArray.SOURCE_ANNOTATION
 SOURCE_DETECTOR = GraspRectArray.SOURCE_DETECTOR
 
 
+@dataclass(frozen=True)
+class PickFields:
+    """What a pick pipeline needs beside the camera-frame pose (GraspRect.msg, moveit_msgs/Grasp).
+
+    ``geometry`` holds the TCP poses in ``frame`` (the base frame) and the camera frame;
+    approach and retreat run along each pose's z axis over the distances given (metres).
+    """
+
+    frame: str
+    geometry: PickGeometry
+    approach_m: float
+    retreat_m: float
+
+
+def _fill_pick(r: GraspRect, i: int, pick: PickFields, header) -> None:
+    g = pick.geometry
+    r.pose = pose_msg(g.camera_positions[i], g.orientations_camera[i])
+    r.grasp_pose.header.stamp = header.stamp if header is not None else r.grasp_pose.header.stamp
+    r.grasp_pose.header.frame_id = pick.frame
+    r.grasp_pose.pose = pose_msg(g.positions[i], g.orientations[i])
+    for motion, sign, dist in ((r.pre_grasp_approach, 1.0, pick.approach_m),
+                               (r.post_grasp_retreat, -1.0, pick.retreat_m)):
+        motion.direction.header = r.grasp_pose.header
+        motion.direction.vector.x, motion.direction.vector.y, motion.direction.vector.z = (
+            float(sign * v) for v in g.approach[i])
+        motion.desired_distance = float(dist)
+        motion.min_distance = float(dist / 2)
+
+
 def grasps_to_msg(grasps, *, scores=None, poses: list[GraspPose] | None = None, header=None,
-                  source: int = SOURCE_DETECTOR, model_id: str = '') -> GraspRectArray:
+                  source: int = SOURCE_DETECTOR, model_id: str = '',
+                  pick: PickFields | None = None) -> GraspRectArray:
     """Build a GraspRectArray, sorted by score (highest first).
 
     Parameters
@@ -28,6 +60,9 @@ def grasps_to_msg(grasps, *, scores=None, poses: list[GraspPose] | None = None, 
         In [0, 1]; all 1 when omitted (automatic labels).
     poses : list of GraspPose, optional
         3-D poses in the header's frame; all invalid when omitted.
+    pick : PickFields, optional
+        The TCP poses (replacing ``poses``' surface points where valid), the same in the base
+        frame, approach and retreat.
     """
     g = as_grasps(grasps)
     s = np.ones(len(g)) if scores is None else np.asarray(scores, dtype=np.float64).reshape(-1)
@@ -53,6 +88,8 @@ def grasps_to_msg(grasps, *, scores=None, poses: list[GraspPose] | None = None, 
              r.pose.orientation.z, r.pose.orientation.w) = (float(v) for v in p.orientation)
             r.opening_m = float(p.opening_m)
             r.pose_valid = True
+            if pick is not None:
+                _fill_pick(r, int(i), pick, header)
         else:
             r.pose.orientation.w = 1.0
             r.pose_valid = False

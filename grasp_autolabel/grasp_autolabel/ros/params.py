@@ -59,10 +59,10 @@ def declare_parameters(node, params: list[Param]) -> dict[str, Any]:
     for p in params:
         descriptor = _descriptor(p)
         is_float = isinstance(p.default, float)
-        if is_float:
-            # `fps:=15` (or `settle_s: 1` in a file) is an integer to ROS: accept it as the float
-            # it
-            # means, then pin the parameter to double as if it had been declared so
+        is_floats = isinstance(p.default, list)
+        if is_float or is_floats:
+            # `fps:=15` (or `settle_s: 1`, `[0, 0, 1]` in a file) is an integer to ROS: accept it
+            # as the float it means, then pin the parameter to double as if declared so
             descriptor.dynamic_typing, descriptor.read_only = True, False
         try:
             value = node.declare_parameter(p.name, p.default, descriptor).value
@@ -75,28 +75,39 @@ def declare_parameters(node, params: list[Param]) -> dict[str, Any]:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ParameterError(f"parameter '{p.name}' = {value!r}: expected a number")
             value = float(value)
-        if p.min is not None and not isinstance(value,
-                                                bool) and isinstance(value,
-                                                                     (int,
-                                                                      float)) and value < p.min:
-            raise ParameterError(f"parameter '{p.name}' = {value}: below the minimum {p.min}")
-        if p.max is not None and not isinstance(value,
-                                                bool) and isinstance(value,
-                                                                     (int,
-                                                                      float)) and value > p.max:
-            raise ParameterError(f"parameter '{p.name}' = {value}: above the maximum {p.max}")
-        if p.choices and value not in p.choices:
-            raise ParameterError(
-                f"parameter '{p.name}' = {value!r}: expected one of "
-                f"{', '.join(map(str, p.choices))}")
-        if is_float:
+        if is_floats:
+            value = _floats(p, value)
+        _check_range(p, value)
+        if is_float or is_floats:
             final = _descriptor(p)
-            final.type = Parameter.Type.DOUBLE.value
+            kind = Parameter.Type.DOUBLE if is_float else Parameter.Type.DOUBLE_ARRAY
+            final.type = kind.value
             node.set_descriptor(p.name, final,
-                                alternative_value=Parameter(p.name, Parameter.Type.DOUBLE,
+                                alternative_value=Parameter(p.name, kind,
                                                             value).get_parameter_value())
         values[p.name] = value
     return values
+
+
+def _floats(p: Param, value) -> list[float]:
+    """Return a list parameter as floats (integers accepted), or stop naming the parameter."""
+    if isinstance(value, (str, bytes, bool)) or not hasattr(value, '__iter__') or any(
+            isinstance(v, bool) or not isinstance(v, (int, float)) for v in value):
+        raise ParameterError(f"parameter '{p.name}' = {value!r}: expected a list of numbers")
+    return [float(v) for v in value]
+
+
+def _check_range(p: Param, value) -> None:
+    """Stop with one line naming ``p`` when ``value`` is outside its range or choices."""
+    number = not isinstance(value, bool) and isinstance(value, (int, float))
+    if p.min is not None and number and value < p.min:
+        raise ParameterError(f"parameter '{p.name}' = {value}: below the minimum {p.min}")
+    if p.max is not None and number and value > p.max:
+        raise ParameterError(f"parameter '{p.name}' = {value}: above the maximum {p.max}")
+    if p.choices and value not in p.choices:
+        raise ParameterError(
+            f"parameter '{p.name}' = {value!r}: expected one of "
+            f"{', '.join(map(str, p.choices))}")
 
 
 def _allowed(p: Param) -> str:

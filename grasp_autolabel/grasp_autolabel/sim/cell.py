@@ -22,6 +22,7 @@ import math
 
 from grasp_autolabel.camera import CameraIntrinsics
 from grasp_autolabel.sim.render import Camera, look_at, Occluder, OCCLUDER_ID, Render, render
+from grasp_autolabel.sim.robot import GraspOutcome, Gripper, judge_grasp
 from grasp_autolabel.sim.scene import build_pile, Pile
 from grasp_autolabel.sim.sensor import SensorModel
 import numpy as np
@@ -60,6 +61,10 @@ class CellConfig:
     nudge_m : float
         Standard deviation of the shift of logs that touched the removed one, metres.
     sensor : SensorModel
+    camera_pose : (position (3,), rotation (3, 3)) or None
+        A fixed mounting: the camera optical frame's position and axes (columns) in the world
+        frame, which is the robot's base frame (ground at z = 0). The pile lies where the optical
+        axis meets the ground. None: a random height in ``camera_height`` and tilt.
     """
 
     width: int = 640
@@ -72,6 +77,7 @@ class CellConfig:
     fault_rate: float = 0.0
     nudge_m: float = 0.004
     sensor: SensorModel = field(default_factory=SensorModel)
+    camera_pose: tuple | None = None
 
     def __post_init__(self):
         if self.width < 64 or self.height < 48:
@@ -130,27 +136,45 @@ class SimCell:
         self.rng = np.random.default_rng(seed)
         c = self.config
         intr = default_intrinsics(c.width, c.height)
-        height = self.rng.uniform(*c.camera_height)
-        tilt = math.radians(self.rng.uniform(0,
-                                             c.tilt_max_deg)) if self.rng.random() < 0.5 else 0.0
-        tilt_dir = self.rng.uniform(-math.pi, math.pi)
-        # the camera looks at the pile centre from `height` above the ground, tilted by `tilt`
-        eye = np.array([math.sin(tilt) * math.cos(tilt_dir), math.sin(tilt) * math.sin(tilt_dir),
-                        0.0])
-        eye = eye * height / max(math.cos(tilt), 1e-6)
-        eye[2] = height
-        self.camera = Camera(intr, eye, look_at(eye, [0.0, 0.0, 0.0]))
+        if c.camera_pose is None:
+            eye, rotation = self._random_pose()
+        else:
+            eye, rotation = (np.asarray(v, dtype=np.float64) for v in c.camera_pose)
+            if rotation[2, 2] >= -0.1:
+                raise ValueError('camera_pose: the camera must look down at the ground '
+                                 f'(optical axis {rotation[:, 2].round(3).tolist()})')
+        self.camera = Camera(intr, eye, rotation)
+        # the pile's centre: where the optical axis meets the ground
+        centre = eye - rotation[:, 2] * (eye[2] / rotation[2, 2])
+        height = float(eye[2])
         ground_w = height * c.width / intr.fx
         ground_h = height * c.height / intr.fy
         max_len = min(c.length_range[1], 0.55 * ground_w)
         n = int(self.rng.integers(c.n_logs[0], c.n_logs[1] + 1))
-        self.pile: Pile = build_pile(self.rng, n, spread=(0.11 * ground_w, 0.11 * ground_h),
-                                     radius_range=c.radius_range,
-                                     length_range=(min(c.length_range[0], max_len), max_len))
+        pile = build_pile(self.rng, n, spread=(0.11 * ground_w, 0.11 * ground_h),
+                          radius_range=c.radius_range,
+                          length_range=(min(c.length_range[0], max_len), max_len))
+        shift = np.array([centre[0], centre[1], 0.0])
+        if c.camera_pose is not None:
+            pile = pile.replace_logs({i: g.moved(shift) for i, g in pile.logs.items()})
+        self.pile: Pile = pile
         self.occluders: tuple = ()
         self.step_index = 0
         self._rays = self.camera.rays()
         self._clean: Render | None = None
+
+    def _random_pose(self) -> tuple[np.ndarray, np.ndarray]:
+        """Return a camera at a random height, tilted in half the cells, looking at the origin."""
+        c = self.config
+        height = self.rng.uniform(*c.camera_height)
+        tilt = math.radians(self.rng.uniform(0,
+                                             c.tilt_max_deg)) if self.rng.random() < 0.5 else 0.0
+        tilt_dir = self.rng.uniform(-math.pi, math.pi)
+        eye = np.array([math.sin(tilt) * math.cos(tilt_dir), math.sin(tilt) * math.sin(tilt_dir),
+                        0.0])
+        eye = eye * height / max(math.cos(tilt), 1e-6)
+        eye[2] = height
+        return eye, look_at(eye, [0.0, 0.0, 0.0])
 
     # ---------------------------------------------------------------- frames
     @property
@@ -331,6 +355,37 @@ class SimCell:
                          removed, truths, graspable, mask)
         self.step_index += 1
         return step
+
+    def robot_pick(self, tcp, approach, closing, opening_m: float,
+                   gripper: Gripper = Gripper()) -> tuple[StepTruth, GraspOutcome]:
+        """The robot's grasp (world frame, see :func:`sim.robot.judge_grasp`) and its step.
+
+        A grasp that holds removes its log (its neighbours may be nudged, as after a person's
+        pick); a miss that touched a log leaves it nudged (the step's fault is ``failed_pick``).
+        """
+        if self.done:
+            raise RuntimeError('robot_pick: no logs left in the pile')
+        verdict = judge_grasp(self.pile, tcp, approach, closing, opening_m, gripper)
+        before = self.clean()
+        graspable = self.pile.graspable()
+        removed = [verdict.log_id] if verdict.held else []
+        truths = [self.log_truth(i, before) for i in removed]
+        mask = np.isin(before.instances, removed)
+        if verdict.held:
+            touching = self.pile.touching(verdict.log_id)
+            self.pile = self.pile.remove(removed)
+            self._nudge(touching, set(removed))
+        elif verdict.log_id >= 0:  # the jaws pushed the log and let go
+            log = self.pile.logs[verdict.log_id]
+            self.pile = self.pile.replace_logs({verdict.log_id: log.moved(
+                np.append(self.rng.normal(0, 0.004, 2), 0.0),
+                yaw=self.rng.normal(0, math.radians(0.5)))})
+        self.occluders = ()
+        self._clean = None
+        step = StepTruth(self.step_index, None if verdict.held else 'failed_pick', removed,
+                         truths, graspable, mask)
+        self.step_index += 1
+        return step, verdict
 
 
 def _axis_angle(axis: np.ndarray, angle: float) -> np.ndarray:
