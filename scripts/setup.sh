@@ -94,7 +94,7 @@ fi
 # colcon workspace. colcon itself skips nothing, so a stamp over the package sources keeps a
 # second run fast.
 COLCON_INPUTS=(grasp_autolabel_msgs/package.xml grasp_autolabel_msgs/CMakeLists.txt
-               grasp_autolabel_msgs/msg/*.msg grasp_autolabel_msgs/srv/*.srv grasp_autolabel/package.xml grasp_autolabel/setup.py
+               grasp_autolabel_msgs/msg/*.msg grasp_autolabel_msgs/srv/*.srv grasp_autolabel_msgs/action/*.action grasp_autolabel/package.xml grasp_autolabel/setup.py
                grasp_autolabel/setup.cfg)
 shopt -s nullglob
 COLCON_INPUTS+=(grasp_autolabel/launch/* grasp_autolabel/config/*)
@@ -109,6 +109,24 @@ if ! stamp_ok colcon "${COLCON_INPUTS[@]}" || [[ ! -f install/setup.bash ]]; the
       --cmake-args -DPython3_EXECUTABLE="$VENV/bin/python" -DBUILD_TESTING=OFF
   ) > log/colcon-build.txt 2>&1 || { mkdir -p log; cat log/colcon-build.txt >&2; echo "setup: colcon build failed (log/colcon-build.txt)" >&2; exit 1; }
   stamp_set colcon "${COLCON_INPUTS[@]}"
+fi
+
+# tf2_msgs (the messages of /tf_static) has no wheel. Where the test tooling's copy of its
+# upstream sources is present (../shared/vendor/tf2_msgs), build it into build/tf2_msgs so the
+# tests see inference_node publish the camera's mounting; a real ROS 2 install has it already.
+TF2_VENDOR="${TF2_MSGS_VENDOR:-$ROOT/../shared/vendor/tf2_msgs/tf2_msgs}"
+TF2_OUT="$ROOT/build/tf2_msgs"
+if [[ -f "$TF2_VENDOR/package.xml" && ! -f "$TF2_OUT/install/setup.bash" ]]; then
+  say "tf2_msgs from the test tooling's sources (about 15 s)"
+  mkdir -p "$TF2_OUT"
+  (
+    export VIRTUAL_ENV="$VENV" PATH="$VENV/bin:$PATH"
+    export AMENT_PREFIX_PATH="$VENV" CMAKE_PREFIX_PATH="$VENV"
+    colcon --log-base "$TF2_OUT/log" build --base-paths "$TF2_VENDOR" \
+      --build-base "$TF2_OUT/build" --install-base "$TF2_OUT/install" --merge-install \
+      --event-handlers console_cohesion- \
+      --cmake-args -DPython3_EXECUTABLE="$VENV/bin/python" -DBUILD_TESTING=OFF
+  ) > "$TF2_OUT/colcon.txt" 2>&1 || { cat "$TF2_OUT/colcon.txt" >&2; rm -rf "$TF2_OUT/install"; echo "setup: tf2_msgs build failed ($TF2_OUT/colcon.txt); /tf_static tests will skip" >&2; }
 fi
 
 say "done in $((SECONDS - t0)) s. Shell: source .venv/bin/activate && source install/setup.bash"

@@ -48,3 +48,34 @@ def rclpy_context(ros_domain):
     finally:
         if context.ok():
             rclpy.shutdown(context=context)
+
+
+@pytest.fixture(scope='session')
+def tiny_models(tmp_path_factory):
+    """Two tiny grasp-map models briefly trained on one simulated 160x120 sequence.
+
+    ``onnx`` (4 steps, exported), ``pt`` (6 steps, a torch checkpoint), ``broken`` (an ONNX
+    file cut short), all in one folder; score threshold 0: every peak is a candidate.
+    """
+    pytest.importorskip('torch')
+    from grasp_autolabel.detector.config import DecodeSettings, TrainSettings
+    from grasp_autolabel.detector.export import export_onnx
+    from grasp_autolabel.detector.models import GraspMapNetwork
+    from grasp_autolabel.detector.train import train
+    from grasp_autolabel.jobs.label import label_sessions
+    from grasp_autolabel.jobs.simulate import simulate
+    from grasp_autolabel.sim import CellConfig
+
+    tiny, any_peak = GraspMapNetwork(input_size=96, width=8), DecodeSettings(score_threshold=0.0)
+    root = tmp_path_factory.mktemp('models')
+    paths = simulate(root / 'sim', sequences=1, seed=51, progress=False,
+                     config=CellConfig(width=160, height=120, n_logs=(4, 4), tilt_max_deg=0.0))
+    label_sessions(paths, root / 'ds', progress=False)
+    for name, steps in (('run_a', 4), ('run_b', 6)):
+        train(root / 'ds', root / name, tiny,
+              TrainSettings(batch_size=2, split='none', max_steps=steps), decode=any_peak,
+              progress=False)
+    onnx = export_onnx(root / 'run_a', root / 'a.onnx')
+    (root / 'broken.onnx').write_bytes(onnx.read_bytes()[:4000])
+    return {'onnx': onnx, 'pt': root / 'run_b' / 'checkpoints' / 'last.pt',
+            'broken': root / 'broken.onnx'}

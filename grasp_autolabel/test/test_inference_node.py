@@ -10,16 +10,9 @@ rclpy = pytest.importorskip('rclpy')
 pytest.importorskip('torch')
 pytest.importorskip('onnxruntime')
 from builtin_interfaces.msg import Time  # noqa: E402, I100
-from grasp_autolabel.detector.config import DecodeSettings, TrainSettings  # noqa: E402
-from grasp_autolabel.detector.export import export_onnx  # noqa: E402
-from grasp_autolabel.detector.models import GraspMapNetwork  # noqa: E402
-from grasp_autolabel.detector.train import train  # noqa: E402
-from grasp_autolabel.jobs.label import label_sessions  # noqa: E402
-from grasp_autolabel.jobs.simulate import simulate  # noqa: E402
 from grasp_autolabel.ros.cell_client import CellClient  # noqa: E402
 from grasp_autolabel.ros.convert import intrinsics_to_camera_info, numpy_to_image  # noqa: E402
 from grasp_autolabel.ros.qos import SENSOR  # noqa: E402
-from grasp_autolabel.sim import CellConfig  # noqa: E402
 from grasp_autolabel.sim.cell import default_intrinsics  # noqa: E402
 from grasp_autolabel_msgs.msg import GraspRectArray  # noqa: E402
 from grasp_autolabel_msgs.srv import GetGrasps, LoadModel  # noqa: E402
@@ -27,28 +20,12 @@ from ros_helpers import node_status, NodeProcess  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 
-W, H = 160, 120
-TINY = GraspMapNetwork(input_size=96, width=8)
-ANY = DecodeSettings(
-    score_threshold=0.0)  # a tiny, briefly trained model: every peak is a candidate
+W, H = 160, 120  # the tiny models' image size (conftest.tiny_models)
 
 
 @pytest.fixture(scope='module')
-def models(tmp_path_factory):
-    root = tmp_path_factory.mktemp('models')
-    paths = simulate(root / 'sim', sequences=1, seed=51, progress=False,
-                     config=CellConfig(width=W, height=H, n_logs=(4, 4), tilt_max_deg=0.0))
-    label_sessions(paths, root / 'ds', progress=False)
-    train(root / 'ds', root / 'run_a', TINY,
-          TrainSettings(batch_size=2, split='none', max_steps=4), decode=ANY,
-          progress=False)
-    train(root / 'ds', root / 'run_b', TINY,
-          TrainSettings(batch_size=2, split='none', max_steps=6), decode=ANY,
-          progress=False)
-    onnx = export_onnx(root / 'run_a', root / 'a.onnx')
-    (root / 'broken.onnx').write_bytes(onnx.read_bytes()[:4000])
-    return {'onnx': onnx, 'pt': root / 'run_b' / 'checkpoints' / 'last.pt',
-            'broken': root / 'broken.onnx'}
+def models(tiny_models):
+    return tiny_models
 
 
 def _client(context, procs) -> CellClient:
@@ -93,7 +70,9 @@ def test_sim_camera_to_grasps_service_and_model_swap(rclpy_context, tmp_path, mo
         fx = default_intrinsics(W, H).fx
         for g in valid:  # the pile lies 1.5-2.5 m below the camera; the opening is w at that depth
             assert 1.0 < g.pose.position.z < 3.0
-            assert g.opening_m == pytest.approx(g.w * g.pose.position.z / fx, rel=0.05)
+            # the pose is the TCP: tcp_depth_ratio (0.385) x the opening beyond the surface
+            surface_z = g.pose.position.z - 0.385 * g.opening_m
+            assert g.opening_m == pytest.approx(g.w * surface_z / fx, rel=1e-3)
         # the service: the newest frame, then one newer than it
         r = c.call('/inference_node/get_grasps', GetGrasps, GetGrasps.Request(max_grasps=2))
         assert r.success and 0 < len(r.grasps.grasps) <= 2, r.message
@@ -107,7 +86,8 @@ def test_sim_camera_to_grasps_service_and_model_swap(rclpy_context, tmp_path, mo
         # a broken model is refused and the old one keeps serving
         r = c.call('/inference_node/load_model', LoadModel,
                    LoadModel.Request(model_path=str(models['broken'])))
-        assert not r.success and 'not loaded' in r.message and r.model_id == 'grasp-map-rgbd-step4'
+        assert not r.success and 'not an ONNX model' in r.message
+        assert r.model_id == 'grasp-map-rgbd-step4'
         # a swap to a torch checkpoint takes effect without a restart
         r = c.call('/inference_node/load_model', LoadModel,
                    LoadModel.Request(model_path=str(models['pt']), backend='torch'))
@@ -127,7 +107,8 @@ def test_sim_camera_to_grasps_service_and_model_swap(rclpy_context, tmp_path, mo
 def test_starts_without_a_model_and_serves_once_one_is_loaded(rclpy_context, tmp_path, models):
     node = _inference(tmp_path, '-p', 'color_topic:=/t/color', '-p', 'depth_topic:=/t/depth',
                       '-p', 'camera_info_topic:=/t/info', '-p',
-                      f"model_path:={tmp_path / 'missing.onnx'}")
+                      f"model_path:={tmp_path / 'missing.onnx'}", '-p',
+                      f"model_dir:={models['onnx'].parent}", '-p', 'gripper_stroke_m:=10.0')
     c = _client(rclpy_context, [node])
     color = c.node.create_publisher(Image, '/t/color', SENSOR)
     depth = c.node.create_publisher(Image, '/t/depth', SENSOR)

@@ -42,7 +42,7 @@ from grasp_autolabel.ros.convert import (camera_info_to_intrinsics, depth_to_met
 from grasp_autolabel.ros.health import ERROR, Health, OK, stamp_ns, WARN
 from grasp_autolabel.ros.messages import (grasp_markers, grasps_to_msg, PickFields,
                                           SOURCE_DETECTOR)
-from grasp_autolabel.ros.params import declare_parameters, Param, ParameterError
+from grasp_autolabel.ros.params import declare_parameters, Param
 from grasp_autolabel.ros.planner_outputs import PlannerOutputs
 from grasp_autolabel.ros.qos import RELIABLE, SENSOR
 from grasp_autolabel.ros.robot_frame import mounting_from_params, MOUNTING_PARAMS
@@ -122,7 +122,7 @@ class InferenceNode(Node):
         # depth frames waiting for their colour frame (stamps in ns)
         self.depth_buf = StampPairer(max_dt=self.p['max_pair_dt'] * 1e9, keep=8)
         self.info = None
-        self.result = None  # (stamp ns, GraspRectArray)
+        self.result = None  # (stamp ns, GraspRectArray, frame number)
         self.latencies: deque = deque(maxlen=1000)
         self.action_latencies: deque = deque(maxlen=1000)
         self.seq = 0  # colour frames received; each result records its frame's number
@@ -132,10 +132,7 @@ class InferenceNode(Node):
         self.model_error = 'no model_path set; call ~/load_model'
         self.model_lock = threading.Lock()
         if self.p['model_path']:
-            ok, message = self.load_model(self.p['model_path'], self.p['backend'])
-            if not ok and message.startswith('refused'):
-                raise ParameterError(f"parameter 'model_path': {message}")
-            self._log_load(ok, message)
+            self._log_load(*self.load_model(self.p['model_path'], self.p['backend']))
         sensors = MutuallyExclusiveCallbackGroup()
         self.inputs = StreamWatch(self, self.p['input_timeout_s'])
         self.inputs.subscribe('color', Image, self.p['color_topic'], self.on_color, SENSOR,
@@ -178,6 +175,8 @@ class InferenceNode(Node):
             path_obj = allowed_model_path(path, self.model_dir)
         except ModelPathError as exc:
             self.counts['model_refused'] += 1
+            if self.predictor is None:
+                self.model_error = f'model {path} refused: {exc}'
             return False, f'refused: {exc}' + (f'; {self.model_id} still serving'
                                                if self.model_id else '')
         try:

@@ -134,11 +134,14 @@ class SimCameraNode(Node):
         self.pub_depth_info.publish(info)
         self.frames += 1
 
-    def _after_step(self, truth: dict) -> None:
-        """Publish a step's truth; the arm withdraws from view over arm_in_view_s."""
+    def _after_step(self, truth: dict, *, person: bool = True) -> None:
+        """Publish a step's truth; a person's arm withdraws from view over arm_in_view_s.
+
+        (The robot's arm has left the view with the log by the time its call returns.)
+        """
         truth['frame_truth_after'] = self.cell.frame_truth()
         self.pub_truth.publish(String(data=json.dumps(truth)))
-        if self.p['arm_in_view_s'] > 0:
+        if person and self.p['arm_in_view_s'] > 0:
             self.arm = self.cell.arm()
             self.arm_until = self.get_clock().now() + rclpy.duration.Duration(
                 seconds=self.p['arm_in_view_s'])
@@ -204,7 +207,7 @@ class SimCameraNode(Node):
         truth = step.to_json()
         truth['robot'] = {'outcome': verdict.outcome, 'log_id': verdict.log_id,
                           'message': verdict.message}
-        self._after_step(truth)
+        self._after_step(truth, person=False)
         response.success, response.outcome = verdict.held, verdict.outcome
         response.message = f'step {step.step}: {verdict.message}'
         response.log_id, response.logs_left = verdict.log_id, len(self.cell.pile.logs)
