@@ -166,8 +166,8 @@ class Planner(Node):
 
 def run(node: Planner, args, out=sys.stdout) -> dict:
     """The pick loop; returns the summary (picks, held, misses by cause, times)."""
-    summary = {'picks': 0, 'held': 0, 'misses': {}, 'detect_plan_s': [], 'logs_left': None,
-               'stopped': ''}
+    summary = {'picks': 0, 'held': 0, 'misses': {}, 'miss_details': [], 'detect_plan_s': [],
+               'logs_left': None, 'stopped': ''}
     last, misses_in_row = Time(), 0
     for k in range(1, args.picks + 1):
         t0 = time.monotonic()
@@ -200,6 +200,8 @@ def run(node: Planner, args, out=sys.stdout) -> dict:
             misses_in_row = 0
         else:
             summary['misses'][reply.outcome] = summary['misses'].get(reply.outcome, 0) + 1
+            summary['miss_details'].append(f'pick {k}: {reply.outcome}: {reply.message} '
+                                           f'(score {chosen.score:.2f})')
             misses_in_row += 1
         if reply.logs_left == 0:
             summary['stopped'] = 'the pile is empty'

@@ -42,8 +42,9 @@ def _status(client):
 
 
 def _inference(tmp_path, *extra):
-    return NodeProcess('inference_node', '-p', 'diagnostics_period_s:=0.3', *extra,
-                       log_dir=tmp_path)
+    # (a tiny model's openings are arbitrary: a stroke that takes them all)
+    return NodeProcess('inference_node', '-p', 'diagnostics_period_s:=0.3', '-p',
+                       'gripper_stroke_m:=10.0', *extra, log_dir=tmp_path)
 
 
 def test_sim_camera_to_grasps_service_and_model_swap(rclpy_context, tmp_path, models):
@@ -108,7 +109,7 @@ def test_starts_without_a_model_and_serves_once_one_is_loaded(rclpy_context, tmp
     node = _inference(tmp_path, '-p', 'color_topic:=/t/color', '-p', 'depth_topic:=/t/depth',
                       '-p', 'camera_info_topic:=/t/info', '-p',
                       f"model_path:={tmp_path / 'missing.onnx'}", '-p',
-                      f"model_dir:={models['onnx'].parent}", '-p', 'gripper_stroke_m:=10.0')
+                      f"model_dir:={models['onnx'].parent}")
     c = _client(rclpy_context, [node])
     color = c.node.create_publisher(Image, '/t/color', SENSOR)
     depth = c.node.create_publisher(Image, '/t/depth', SENSOR)

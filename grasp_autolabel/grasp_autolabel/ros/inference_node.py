@@ -33,27 +33,25 @@ import threading
 import time
 
 from grasp_autolabel.camera import depth_at, grasp_poses
-from grasp_autolabel.capture import StampPairer
 from grasp_autolabel.detector.model_files import (allowed_model_path, default_model_dir,
                                                   ModelPathError)
-from grasp_autolabel.mounting import Mounting, pick_geometry
-from grasp_autolabel.ros.convert import (camera_info_to_intrinsics, depth_to_metres,
-                                         image_to_numpy, numpy_to_image, to_rgb8)
+from grasp_autolabel.mounting import Mounting
+from grasp_autolabel.ros.convert import numpy_to_image
 from grasp_autolabel.ros.health import ERROR, Health, OK, stamp_ns, WARN
-from grasp_autolabel.ros.messages import (grasp_markers, grasps_to_msg, PickFields,
-                                          SOURCE_DETECTOR)
+from grasp_autolabel.ros.inference_inputs import CameraInputs
+from grasp_autolabel.ros.messages import grasp_markers, grasps_to_msg, SOURCE_DETECTOR
 from grasp_autolabel.ros.params import declare_parameters, Param
 from grasp_autolabel.ros.planner_outputs import PlannerOutputs
-from grasp_autolabel.ros.qos import RELIABLE, SENSOR
-from grasp_autolabel.ros.robot_frame import mounting_from_params, MOUNTING_PARAMS
+from grasp_autolabel.ros.qos import RELIABLE
+from grasp_autolabel.ros.robot_frame import (mounting_from_params, MOUNTING_PARAMS,
+                                             offered_grasps)
 from grasp_autolabel.ros.runner import run_node
-from grasp_autolabel.ros.watch import StreamWatch
 from grasp_autolabel_msgs.msg import GraspRectArray
 from grasp_autolabel_msgs.srv import GetGrasps, LoadModel
 import numpy as np
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.node import Node
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import Image
 from visualization_msgs.msg import MarkerArray
 
 PARAMS = [
@@ -118,14 +116,9 @@ class InferenceNode(Node):
         self.health = Health(self, 'inference_node', self.p['color_topic'], dropped=False)
         self.counts, self.bad = self.health.counts, self.health.bad
         self.cv = threading.Condition()
-        self.latest = None  # (colour msg, received monotonic)
-        # depth frames waiting for their colour frame (stamps in ns)
-        self.depth_buf = StampPairer(max_dt=self.p['max_pair_dt'] * 1e9, keep=8)
-        self.info = None
         self.result = None  # (stamp ns, GraspRectArray, frame number)
         self.latencies: deque = deque(maxlen=1000)
         self.action_latencies: deque = deque(maxlen=1000)
-        self.seq = 0  # colour frames received; each result records its frame's number
         self.published_times: deque = deque(maxlen=200)
         self.predictor = None
         self.model_id = ''
@@ -134,14 +127,8 @@ class InferenceNode(Node):
         if self.p['model_path']:
             self._log_load(*self.load_model(self.p['model_path'], self.p['backend']))
         sensors = MutuallyExclusiveCallbackGroup()
-        self.inputs = StreamWatch(self, self.p['input_timeout_s'])
-        self.inputs.subscribe('color', Image, self.p['color_topic'], self.on_color, SENSOR,
-                              callback_group=sensors)
-        self.inputs.subscribe('depth', Image, self.p['depth_topic'], self.on_depth, SENSOR,
-                              callback_group=sensors)
-        self.inputs.subscribe('camera_info', CameraInfo, self.p['camera_info_topic'], self.on_info,
-                              SENSOR,
-                              callback_group=sensors)
+        # the camera's messages are taken by the worker when it is free (inference_inputs.py)
+        self.inputs = CameraInputs(self)
         self.pub_grasps = self.create_publisher(GraspRectArray, '~/grasps', RELIABLE)
         self.pub_markers = self.create_publisher(MarkerArray, '~/markers', RELIABLE)
         self.pub_overlay = self.create_publisher(Image, '~/overlay', RELIABLE)
@@ -210,50 +197,19 @@ class InferenceNode(Node):
         response.success, response.message, response.model_id = ok, message, self.model_id
         return response
 
-    # ---------------------------------------------------------------- inputs
-    def on_color(self, msg: Image) -> None:
-        with self.cv:
-            if self.latest is not None:
-                # the worker was busy: only the newest frame counts
-                self.counts['dropped_stale'] += 1
-            self.seq += 1
-            self.latest = (msg, time.monotonic(), self.seq)
-            self.counts['frames'] += 1
-            self.cv.notify_all()
-
-    def on_depth(self, msg: Image) -> None:
-        with self.cv:
-            self.depth_buf.add('depth', stamp_ns(msg.header.stamp), msg)
-            self.cv.notify_all()
-
-    def on_info(self, msg: CameraInfo) -> None:
-        self.info = msg
-
-    def _depth_for(self, t_ns: int):
-        """Return the depth frame nearest in stamp, waiting briefly for it.
-
-        Depth often arrives just after its colour frame.
-        """
-        deadline = time.monotonic() + 0.05
-        with self.cv:
-            while True:
-                best = self.depth_buf.take('depth', t_ns)
-                if best is not None:
-                    return best[1]
-                left = deadline - time.monotonic()
-                if left <= 0 or not self.running:
-                    return None
-                self.cv.wait(left)
-
     # ---------------------------------------------------------------- work
     def work(self) -> None:
         while self.running:
-            with self.cv:
-                while self.latest is None and self.running:
-                    self.cv.wait(0.2)
-                if not self.running:
+            try:
+                item = self.inputs.newest(0.05)
+            except Exception as exc:  # noqa: B902 - shutting down under a wait (InvalidHandle)
+                if not self.running or not self.context.ok():
                     return
-                item, self.latest = self.latest, None
+                self.bad('failed', f'input failed: {type(exc).__name__}: {exc}')
+                time.sleep(0.05)
+                continue
+            if item is None:
+                continue
             try:
                 self.process(*item)
             except Exception as exc:  # noqa: B902 - a bad frame must never stop the node
@@ -267,7 +223,7 @@ class InferenceNode(Node):
         if predictor is None:
             self.counts['no_model'] += 1
             return
-        inputs = self._inputs(msg, predictor)
+        inputs = self.inputs.prepare(msg, predictor, lambda: self.running)
         if inputs is None:
             return
         rgb, depth_m, intr = inputs
@@ -281,76 +237,6 @@ class InferenceNode(Node):
                       grasps[:self.p['max_grasps']],
                       scores[:self.p['max_grasps']])
 
-    def _inputs(self, msg: Image, predictor):
-        """Return ``(rgb, depth_m or None, intrinsics or None)`` of a colour frame.
-
-        None when the model cannot run on it (each degraded or missing input counted by kind).
-        """
-        try:
-            rgb = to_rgb8(image_to_numpy(msg), msg.encoding)
-        except ValueError as exc:
-            self.bad('bad_image', f'colour frame: {exc}')
-            return None
-        h, w = rgb.shape[:2]
-        depth_m = self._depth_m(stamp_ns(msg.header.stamp), w, h)
-        intr = None
-        if self.info is None:
-            self.bad('no_camera_info', 'no camera_info yet: 2-D grasps only, poses invalid')
-        else:
-            try:
-                intr = camera_info_to_intrinsics(self.info)
-            except ValueError as exc:
-                self.bad('bad_camera_info', f'camera_info: {exc}')
-            if intr is not None and (intr.width, intr.height) != (w, h):
-                self.bad('size_mismatch',
-                         f"camera_info {intr.width}x{intr.height} is not the colour's {w}x{h}")
-                intr = None
-        try:
-            predictor.check_size(w, h, where='colour frame')
-        except ValueError as exc:
-            self.bad('unexpected_input', str(exc))
-            return None
-        if depth_m is None and predictor.uses_depth:
-            self.counts['skipped_no_depth'] += 1  # an RGB-D model cannot run on colour alone
-            return None
-        return rgb, depth_m, intr
-
-    def _depth_m(self, t_ns: int, w: int, h: int):
-        """Return the depth frame paired with a colour frame, in metres, or None (counted)."""
-        dmsg = self._depth_for(t_ns)
-        if dmsg is None:
-            self.bad('no_depth',
-                     'no depth frame with a matching stamp: 2-D grasps only, poses invalid')
-            return None
-        try:
-            depth_m = depth_to_metres(image_to_numpy(dmsg), dmsg.encoding,
-                                      depth_scale=self.p['depth_scale'])
-        except ValueError as exc:
-            self.bad('bad_depth', f'depth frame: {exc}')
-            return None
-        if depth_m.shape != (h, w):
-            self.bad('size_mismatch',
-                     f"depth {depth_m.shape[1]}x{depth_m.shape[0]} is not the colour's {w}x{h}")
-            return None
-        return depth_m
-
-    def _pick_fields(self, poses, grasps, scores):
-        """Return the offered grasps, scores, poses and their pick fields (base frame)."""
-        valid = [p.valid for p in poses]
-        geometry = pick_geometry(
-            self.mounting, [p.position if p.valid else np.zeros(3) for p in poses],
-            [p.orientation for p in poses], [p.opening_m if p.valid else np.nan for p in poses],
-            tcp_depth_ratio=self.p['tcp_depth_ratio'], stroke_m=self.p['gripper_stroke_m'])
-        keep = [i for i in range(len(poses)) if geometry.offered[i] or not valid[i]]
-        if len(keep) < len(poses):
-            self.counts['beyond_stroke'] += len(poses) - len(keep)
-            geometry = type(geometry)(*(a[keep] for a in (
-                geometry.positions, geometry.orientations, geometry.approach,
-                geometry.camera_positions, geometry.orientations_camera, geometry.offered)))
-        fields = PickFields(self.mounting.base_frame, geometry, self.p['pre_grasp_distance_m'],
-                            self.p['retreat_distance_m'])
-        return grasps[keep], scores[keep], [poses[i] for i in keep], fields
-
     def _publish(self, msg: Image, arrival: tuple, model_id: str, rgb, depth_m, intr, grasps,
                  scores) -> None:
         """Publish the grasps (3-D poses where depth and camera_info allow), markers, overlay."""
@@ -361,8 +247,9 @@ class InferenceNode(Node):
             z = [depth_at(depth_m, g[0], g[1], radius=r) for g in grasps]
             poses = grasp_poses(grasps, z, intr)
             self.counts['no_depth_at_grasp'] += sum(1 for p in poses if not p.valid)
-            grasps, scores, poses, pick = self._pick_fields(poses, np.asarray(grasps),
-                                                            np.asarray(scores))
+            grasps, scores, poses, pick = offered_grasps(self.mounting, self.p, poses,
+                                                         np.asarray(grasps), np.asarray(scores))
+            self.counts['beyond_stroke'] += len(z) - len(poses)
         out = grasps_to_msg(grasps, scores=scores, poses=poses, header=msg.header,
                             source=SOURCE_DETECTOR, model_id=model_id, pick=pick)
         self.pub_grasps.publish(out)
@@ -374,9 +261,11 @@ class InferenceNode(Node):
             self.counts['published'] += 1
             self.cv.notify_all()
         self.planner.publish(out)
-        if poses is not None:
+        # markers and the overlay only for someone who listens (RViz): drawing and sending a
+        # 1 MB image nobody reads costs the next frame's latency
+        if poses is not None and self.pub_markers.get_subscription_count():
             self.pub_markers.publish(grasp_markers(msg.header, grasps, poses, intr))
-        if self.p['publish_overlay']:
+        if self.p['publish_overlay'] and self.pub_overlay.get_subscription_count():
             from grasp_autolabel.annotate.viz import draw_grasps
 
             self.pub_overlay.publish(numpy_to_image(draw_grasps(rgb.copy(), grasps, thickness=2),
@@ -386,8 +275,7 @@ class InferenceNode(Node):
     # ---------------------------------------------------------------- results
     def frame_seq(self) -> int:
         """Return the number of the newest colour frame received."""
-        with self.cv:
-            return self.seq
+        return self.inputs.frame_seq()
 
     def wait_result(self, *, after_seq: int = 0, newer_ns: int = 0, timeout_s: float,
                     cancelled=lambda: False):
@@ -408,7 +296,7 @@ class InferenceNode(Node):
             return self.result[:2], ''
 
     def _no_result_reason(self, newer_ns: int, after_seq: int, timeout_s: float) -> str:
-        if self.seq <= after_seq:
+        if self.inputs.frame_seq() <= after_seq:
             what = f'no camera frame arrived on {self.p["color_topic"]}'
         elif self.result is None or self.result[2] <= after_seq:
             what = 'no frame processed (see /diagnostics for the inputs dropped)'
@@ -474,7 +362,7 @@ class InferenceNode(Node):
                                              if len(action_lat) else ''),
                   'base_frame': self.mounting.base_frame if self.has_mounting else '(none)'}
         values.update({k: str(v) for k, v in sorted(counts.items())})
-        values.update(self.inputs.values())
+        values.update(self.inputs.watch.values())
         self.health.publish(level, message, values)
 
     def stop_worker(self) -> None:
@@ -490,6 +378,8 @@ class InferenceNode(Node):
         self.stop_worker()
         if getattr(self, 'planner', None) is not None:
             self.planner.destroy()
+        if getattr(self, 'inputs', None) is not None:
+            self.inputs.destroy()
         return super().destroy_node()
 
 

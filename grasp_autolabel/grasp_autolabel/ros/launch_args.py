@@ -21,7 +21,12 @@ DEFAULT_DATASET_DIR = '~/grasp_autolabel/dataset'
 
 
 def argument(name: str, default, description: str) -> DeclareLaunchArgument:
-    """Declare ``name`` with its default (bools as ``true`` / ``false``) and description."""
+    """Declare ``name`` with its default (bools as ``true`` / ``false``) and description.
+
+    A substitution (a package file, :func:`config`) is a default found when the launch runs.
+    """
+    if isinstance(default, Substitution):
+        return DeclareLaunchArgument(name, default_value=[default], description=description)
     text = str(default).lower() if isinstance(default, bool) else str(default)
     return DeclareLaunchArgument(name, default_value=text, description=description)
 

@@ -6,8 +6,7 @@ from dataclasses import dataclass
 from geometry_msgs.msg import Pose
 from grasp_autolabel.camera import GraspPose
 from grasp_autolabel.geometry import as_grasps
-from grasp_autolabel.mounting import PickGeometry
-from grasp_autolabel.ros.robot_frame import pose_msg
+from grasp_autolabel.ros.robot_frame import PickFields, pose_msg
 from grasp_autolabel_msgs.msg import GraspRect, GraspRectArray
 import numpy as np
 
@@ -16,20 +15,6 @@ __all__ = ['grasps_to_msg', 'msg_to_grasps', 'grasp_markers', 'DecodedGrasps', '
 
 SOURCE_ANNOTATION = GraspRectArray.SOURCE_ANNOTATION
 SOURCE_DETECTOR = GraspRectArray.SOURCE_DETECTOR
-
-
-@dataclass(frozen=True)
-class PickFields:
-    """What a pick pipeline needs beside the camera-frame pose (GraspRect.msg, moveit_msgs/Grasp).
-
-    ``geometry`` holds the TCP poses in ``frame`` (the base frame) and the camera frame;
-    approach and retreat run along each pose's z axis over the distances given (metres).
-    """
-
-    frame: str
-    geometry: PickGeometry
-    approach_m: float
-    retreat_m: float
 
 
 def _fill_pick(r: GraspRect, i: int, pick: PickFields, header) -> None:

@@ -8,14 +8,16 @@ declare :data:`MOUNTING_PARAMS` and call :func:`mounting_from_params`.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from geometry_msgs.msg import Pose, PoseArray, PoseStamped, TransformStamped
-from grasp_autolabel.mounting import Mounting, MountingError
+from grasp_autolabel.mounting import Mounting, MountingError, pick_geometry, PickGeometry
 from grasp_autolabel.ros.params import Param, ParameterError
 import numpy as np
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 __all__ = ['MOUNTING_PARAMS', 'mounting_from_params', 'TF_STATIC_QOS', 'static_transform',
-           'pose_msg', 'pose_array']
+           'pose_msg', 'pose_array', 'PickFields', 'offered_grasps']
 
 MOUNTING_PARAMS = [
     Param('base_frame', '',
@@ -95,3 +97,38 @@ def pose_stamped(header, frame: str, position, orientation) -> PoseStamped:
     out.header.stamp = header.stamp
     out.header.frame_id = frame
     return out
+
+
+@dataclass(frozen=True)
+class PickFields:
+    """What a pick pipeline needs beside the camera-frame pose (GraspRect.msg, moveit_msgs/Grasp).
+
+    ``geometry`` holds the TCP poses in ``frame`` (the base frame) and the camera frame;
+    approach and retreat run along each pose's z axis over the distances given (metres).
+    """
+
+    frame: str
+    geometry: PickGeometry
+    approach_m: float
+    retreat_m: float
+
+
+def offered_grasps(mounting: Mounting, p: dict, poses, grasps, scores):
+    """Return the grasps a gripper can take, their scores, poses and pick fields.
+
+    A grasp with a valid pose whose opening exceeds ``p['gripper_stroke_m']`` is not offered;
+    one without a pose (no depth under it) stays, 2-D only. ``p``: the node's parameters
+    (``tcp_depth_ratio``, ``gripper_stroke_m``, ``pre_grasp_distance_m``,
+    ``retreat_distance_m``).
+    """
+    geometry = pick_geometry(
+        mounting, [q.position if q.valid else np.zeros(3) for q in poses],
+        [q.orientation for q in poses], [q.opening_m if q.valid else np.nan for q in poses],
+        tcp_depth_ratio=p['tcp_depth_ratio'], stroke_m=p['gripper_stroke_m'])
+    keep = [i for i, q in enumerate(poses) if geometry.offered[i] or not q.valid]
+    geometry = PickGeometry(*(np.asarray(a)[keep] for a in (
+        geometry.positions, geometry.orientations, geometry.approach, geometry.camera_positions,
+        geometry.orientations_camera, geometry.offered)))
+    fields = PickFields(mounting.base_frame, geometry, p['pre_grasp_distance_m'],
+                        p['retreat_distance_m'])
+    return grasps[keep], scores[keep], [poses[i] for i in keep], fields

@@ -59,6 +59,10 @@ class StreamWatch:
                                                             **stream.kwargs)
         stream.since = time.monotonic()
 
+    def note(self, name: str) -> None:
+        """Note that ``name`` delivered a message now (for messages taken, not called back)."""
+        self.streams[name].last = time.monotonic()
+
     def silent_s(self, name: str, now: float | None = None) -> float:
         """Seconds since ``name`` last delivered a message (or since it was subscribed)."""
         stream = self.streams[name]
