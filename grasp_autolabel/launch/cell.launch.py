@@ -20,7 +20,7 @@ inference node gives every grasp in the robot's ``base_frame`` (``~/grasp_poses`
 cannot have two parents.
 """
 from grasp_autolabel.ros.launch_args import (argument, config, DEFAULT_DATASET_DIR,
-                                             DEFAULT_SESSION_DIR, param)
+                                             DEFAULT_SESSION_DIR, param, UserPath)
 from launch import LaunchDescription
 from launch.actions import IncludeLaunchDescription
 from launch.conditions import IfCondition
@@ -70,7 +70,7 @@ def generate_launch_description():
                      parameters=[config('autolabel.yaml'), {'dataset_dir': LaunchConfiguration(
                          'dataset_dir')}], output='screen')
     inference = Node(package='grasp_autolabel', executable='inference_node', name='inference_node',
-                     parameters=[config('inference.yaml'), LaunchConfiguration('mounting_file'),
+                     parameters=[config('inference.yaml'), UserPath('mounting_file'),
                                  {'model_path': LaunchConfiguration('model_path')}],
                      condition=IfCondition(LaunchConfiguration('inference')), output='screen')
     return LaunchDescription(args + [realsense, capture, autolabel, inference])

@@ -17,7 +17,7 @@ floor, looking down); ``inference:=true`` adds the inference node with the same 
 /camera/camera/execute_grasp`` clears the pile with it).
 """
 from grasp_autolabel.ros.launch_args import (argument, config, DEFAULT_DATASET_DIR,
-                                             DEFAULT_SESSION_DIR, param)
+                                             DEFAULT_SESSION_DIR, param, UserPath)
 from launch import LaunchDescription
 from launch.actions import IncludeLaunchDescription
 from launch.launch_description_sources import PythonLaunchDescriptionSource
@@ -44,7 +44,7 @@ def generate_launch_description():
     ]
     camera = Node(package='grasp_autolabel', executable='sim_camera_node', name='camera',
                   namespace='camera',
-                  parameters=[config('sim_camera.yaml'), LaunchConfiguration('mounting_file'),
+                  parameters=[config('sim_camera.yaml'), UserPath('mounting_file'),
                               {'fps': param('fps', float), 'seed': param('seed', int),
                                'arm_in_view_s': param('arm_in_view_s', float)}], output='screen')
     # capture and autolabel exactly as at the real cell: cell.launch.py without the RealSense

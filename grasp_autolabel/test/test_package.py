@@ -146,6 +146,25 @@ def test_config_files_mirror_the_declared_parameter_defaults(config_file, module
         assert values[p.name] == p.default and type(values[p.name]) is type(p.default), p.name
 
 
+@pytest.mark.parametrize('config_file', ['mounting.yaml', 'sim_mounting.yaml'])
+def test_mounting_files_set_only_parameters_inference_node_declares(config_file):
+    import importlib
+
+    import yaml
+
+    pytest.importorskip('rclpy')
+    from grasp_autolabel.mounting import Mounting
+
+    (section,) = yaml.safe_load((PKG / 'config' / config_file).read_text()).values()
+    values = section['ros__parameters']
+    declared = {p.name for p in importlib.import_module(
+        'grasp_autolabel.ros.inference_node').PARAMS}
+    assert set(values) <= declared, set(values) - declared
+    if values['base_frame']:  # a mounting the nodes accept
+        Mounting.from_values(values['base_frame'], values['camera_frame'],
+                             values['mounting_translation'], values['mounting_rotation'])
+
+
 def test_no_function_over_60_lines_and_no_module_over_400():
     """Short functions and modules (issue 14): a long one is a composition waiting to be named."""
     import ast

@@ -7,6 +7,8 @@ a value that is not of that type stops the launch with one line naming the argum
 """
 from __future__ import annotations
 
+import os
+
 from launch.actions import DeclareLaunchArgument
 from launch.substitution import Substitution
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
@@ -71,3 +73,17 @@ def param(name: str, value_type: type) -> ParameterValue:
 def config(filename: str) -> PathJoinSubstitution:
     """Return a parameter file of this package (found when the launch runs, not when read)."""
     return PathJoinSubstitution([FindPackageShare('grasp_autolabel'), 'config', filename])
+
+
+class UserPath(Substitution):
+    """The launch argument ``name`` as a path, ``~`` expanded (a shell leaves ``x:=~/f`` as is)."""
+
+    def __init__(self, name: str):
+        super().__init__()
+        self.name = name
+
+    def describe(self) -> str:
+        return f"LaunchConfig('{self.name}') as a path"
+
+    def perform(self, context) -> str:
+        return os.path.expanduser(LaunchConfiguration(self.name).perform(context).strip())

@@ -97,6 +97,60 @@ def _blocking(top: np.ndarray, tip: np.ndarray, other, reach: float, up: np.ndar
     return bool(np.any(hit & (nearest @ up > above)))
 
 
+def _straddled(pile: Pile, tcp: np.ndarray, a: np.ndarray, half: float):
+    """Return ``(log, s)``: the log whose axis passes nearest the approach line, within reach.
+
+    ``s`` in [0, 1] along its axis; None when no log reaches between the open jaws.
+    """
+    best = None
+    for log in pile.logs.values():
+        e = log.ends
+        dist, _, s = _line_to_segment(tcp, a, e[0], e[1])
+        if dist <= half + log.radius and (best is None or dist < best[0]):
+            best = (dist, log, s)
+    return None if best is None else best[1:]
+
+
+def _finger_blocker(pile: Pile, log, q: np.ndarray, fingers, a: np.ndarray,
+                    gripper: Gripper) -> int | None:
+    """Return the id of a log lying higher than ``log`` where a finger goes down, or None."""
+    up = -a
+    log_top = float(q @ up) + log.radius
+    for f in fingers:
+        top = f + up * gripper.finger_length_m
+        for other in pile.logs.values():
+            if other.id != log.id and _blocking(top, f, other, gripper.finger_thickness_m / 2, up,
+                                                log_top):
+                return other.id
+    return None
+
+
+def _misfit(log, q: np.ndarray, tcp: np.ndarray, a: np.ndarray, c: np.ndarray,
+            opening_m: float, gripper: Gripper) -> GraspOutcome | None:
+    """Return why the jaws cannot close around ``log`` at ``q`` (angle, width, centre, depth)."""
+    half = opening_m / 2.0
+    axis_p = log.axis - (log.axis @ a) * a
+    axis_p = axis_p / max(np.linalg.norm(axis_p), 1e-12)
+    angle = math.degrees(math.acos(min(1.0, abs(float(c @ axis_p)))))
+    if angle < gripper.min_angle_deg:
+        return GraspOutcome('not_across', log.id,
+                            f'closing {angle:.0f} deg from the axis of log {log.id} '
+                            f'(< {gripper.min_angle_deg:g})')
+    width = 2 * log.radius / math.sin(math.radians(angle))  # the log's section along the jaws
+    if opening_m <= width:
+        return GraspOutcome('too_narrow', log.id,
+                            f'opening {opening_m:.3f} m <= log {log.id} width {width:.3f} m')
+    offset = abs(float((q - tcp) @ c))
+    if offset + width / 2 > half:
+        return GraspOutcome('off_centre', log.id,
+                            f'a jaw lands on log {log.id} ({offset:.3f} m off its axis)')
+    depth = float((q - tcp) @ a)  # > 0: the axis lies beyond the fingertips
+    if depth > 0.3 * log.radius:
+        return GraspOutcome('too_shallow', log.id,
+                            f'fingertips {depth:.3f} m short of the axis of log {log.id}')
+    return None
+
+
 def judge_grasp(pile: Pile, tcp, approach, closing, opening_m: float,
                 gripper: Gripper = Gripper(), *, ground_z: float = 0.0) -> GraspOutcome:
     """Decide whether a grasp holds, from the pile's truth (world frame, metres).
@@ -120,17 +174,10 @@ def judge_grasp(pile: Pile, tcp, approach, closing, opening_m: float,
     c = c - (c @ a) * a
     c = c / np.linalg.norm(c)
     half = opening_m / 2.0
-    # the log the jaws straddle: the one whose axis passes nearest to the approach line, among
-    # those that reach between the open jaws
-    best = None
-    for log in pile.logs.values():
-        e = log.ends
-        dist, t, s = _line_to_segment(tcp, a, e[0], e[1])
-        if dist <= half + log.radius and (best is None or dist < best[0]):
-            best = (dist, log, s)
-    if best is None:
+    found = _straddled(pile, tcp, a, half)
+    if found is None:
         return GraspOutcome('no_log', -1, 'no log between the open jaws')
-    _, log, s = best
+    log, s = found
     q = log.ends[0] + s * (log.ends[1] - log.ends[0])  # the axis point between the jaws
     if opening_m > gripper.stroke_m:
         return GraspOutcome('beyond_stroke', log.id,
@@ -139,25 +186,9 @@ def judge_grasp(pile: Pile, tcp, approach, closing, opening_m: float,
     if resting:
         return GraspOutcome('not_free', log.id,
                             f'log {log.id} has log(s) {resting} resting on it')
-    axis_p = log.axis - (log.axis @ a) * a
-    axis_p = axis_p / max(np.linalg.norm(axis_p), 1e-12)
-    angle = math.degrees(math.acos(min(1.0, abs(float(c @ axis_p)))))
-    if angle < gripper.min_angle_deg:
-        return GraspOutcome('not_across', log.id,
-                            f'closing {angle:.0f} deg from the axis of log {log.id} '
-                            f'(< {gripper.min_angle_deg:g})')
-    width = 2 * log.radius / math.sin(math.radians(angle))  # the log's section along the jaws
-    if opening_m <= width:
-        return GraspOutcome('too_narrow', log.id,
-                            f'opening {opening_m:.3f} m <= log {log.id} width {width:.3f} m')
-    offset = abs(float((q - tcp) @ c))
-    if offset + width / 2 > half:
-        return GraspOutcome('off_centre', log.id,
-                            f'a jaw lands on log {log.id} ({offset:.3f} m off its axis)')
-    depth = float((q - tcp) @ a)  # > 0: the axis lies beyond the fingertips
-    if depth > 0.3 * log.radius:
-        return GraspOutcome('too_shallow', log.id,
-                            f'fingertips {depth:.3f} m short of the axis of log {log.id}')
+    misfit = _misfit(log, q, tcp, a, c, opening_m, gripper)
+    if misfit is not None:
+        return misfit
     fingers = [tcp + side * (half + gripper.finger_thickness_m / 2) * c for side in (-1, 1)]
     if min(float(f[2]) for f in fingers) < ground_z - 0.005:
         return GraspOutcome('too_deep', log.id, 'a fingertip goes into the ground')
@@ -165,13 +196,8 @@ def judge_grasp(pile: Pile, tcp, approach, closing, opening_m: float,
     if along > log.length / 2 - gripper.jaw_m / 4:
         return GraspOutcome('past_end', log.id,
                             f'the jaws close past the end of log {log.id}')
-    up = -a
-    log_top = float(q @ up) + log.radius
-    for f in fingers:
-        top = f + up * gripper.finger_length_m
-        for other in pile.logs.values():
-            if other.id != log.id and _blocking(top, f, other, gripper.finger_thickness_m / 2, up,
-                                                log_top):
-                return GraspOutcome('jaw_collision', log.id,
-                                    f'a finger lands on log {other.id}, above log {log.id}')
+    blocker = _finger_blocker(pile, log, q, fingers, a, gripper)
+    if blocker is not None:
+        return GraspOutcome('jaw_collision', log.id,
+                            f'a finger lands on log {blocker}, above log {log.id}')
     return GraspOutcome('held', log.id, f'log {log.id} held')
