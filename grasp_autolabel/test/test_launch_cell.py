@@ -1,9 +1,10 @@
 """The README's "At a real cell, in an afternoon" steps, command for command, through the real
 ROS 2 launch, with the simulated camera in place of the RealSense (started as the README says
-for a rehearsal): auto capture with picks only gives labels; a bag of the captured topics
-replayed through replay.launch.py gives the same labels; a model trained and exported with the
-README's commands is served by cell.launch.py, answers ~/get_grasps, and the example planner
-client picks a reachable grasp from it, by subscription and by service."""
+for a rehearsal, with the cell's mounting file): auto capture with picks only gives labels; a bag
+of the captured topics replayed through replay.launch.py gives the same labels; a model trained
+and exported with the README's commands is served by cell.launch.py with the mounting file,
+answers ~/get_grasps, and the example planner client picks a reachable grasp in the robot's
+base frame from it, through the DeepGraspPose action, the PoseArray and the service."""
 from collections import Counter
 import json
 import subprocess
@@ -108,9 +109,21 @@ def test_the_readme_cell_steps_with_the_sim_camera(rclpy_context, tmp_path):
     env = {'HOME': str(home)}
     cell_dir = home / 'cell'
     picks = 3
-    # the RealSense's stand-in, named and namespaced as realsense2_camera's defaults
-    camera = NodeProcess('sim_camera_node', '-r', '__node:=camera', '-r', '__ns:=/camera', '-p',
-                         'arm_in_view_s:=1.0',
+    # step 2: the hand-eye calibration, in a copy of config/mounting.yaml
+    mounting = cell_dir / 'mounting.yaml'
+    mounting.parent.mkdir(parents=True)
+    mounting.write_text((REPO / 'grasp_autolabel' / 'config' / 'mounting.yaml').read_text()
+                        .replace('base_frame: ""', 'base_frame: base_link')
+                        .replace('mounting_translation: [0.0, 0.0, 0.0]',
+                                 'mounting_translation: [0.9, 0.0, 1.9]')
+                        .replace('mounting_rotation: [0.0, 0.0, 0.0, 1.0]',
+                                 'mounting_rotation: [1.0, 0.0, 0.0, 0.0]')
+                        # a tiny test network's openings are arbitrary: a gripper that takes all
+                        .replace('gripper_stroke_m: 0.35', 'gripper_stroke_m: 10.0'))
+    # the RealSense's stand-in, named and namespaced as realsense2_camera's defaults, mounted
+    # where the calibration says
+    camera = NodeProcess('sim_camera_node', '-r', '__node:=camera', '-r', '__ns:=/camera',
+                         '--params-file', str(mounting), '-p', 'arm_in_view_s:=1.0',
                          '-p', 'width:=320', '-p', 'height:=240', '-p', 'fps:=15.0', '-p',
                          'logs:=8', '-p', 'seed:=5',
                          '-p', 'tilt_max_deg:=0.0', log_dir=tmp_path)
@@ -174,8 +187,9 @@ def test_the_readme_cell_steps_with_the_sim_camera(rclpy_context, tmp_path):
         _cli('export-onnx', str(cell_dir / 'run'), '--out', str(cell_dir / 'model.onnx'),
              home=home)
 
-        # step 4: serve: cell.launch.py model_path:=model.onnx; the planner asks and subscribes
+        # step 4: serve with the mounting: cell.launch.py model_path:=... mounting_file:=...
         serve = Launch('cell.launch.py', 'camera:=false', 'model_path:=~/cell/model.onnx',
+                       'mounting_file:=~/cell/mounting.yaml',
                        'session_dir:=~/cell/session2', 'dataset_dir:=~/cell/dataset2',
                        log_dir=tmp_path, env=env)
         launches.append(serve)
@@ -190,15 +204,18 @@ def test_the_readme_cell_steps_with_the_sim_camera(rclpy_context, tmp_path):
         assert reply is not None and reply.success, (reply, serve.output())
         assert (
             reply.grasps.source == GraspRectArray.SOURCE_DETECTOR and reply.grasps.header.frame_id)
-        for mode in ('service', 'subscribe'):
+        for mode in ('action', 'poses', 'service'):
             client = subprocess.run([sys.executable, str(REPO / 'examples' / 'planner_client.py'),
-                                     '--mode', mode, '--picks', '2', '--timeout', '30'],
+                                     '--mode', mode, '--picks', '2', '--timeout', '30',
+                                     '--max-opening-m', '10'],
                                     capture_output=True, text=True, timeout=120)
             assert client.returncode == 0, (
                 f'planner_client --mode {mode}:\n{client.stdout}{client.stderr}')
-            lines = client.stdout.strip().splitlines()
-            assert len(lines) == 2 and all(line.startswith(f'pick {k + 1}: grasp (') for k,
-                                           line in enumerate(lines))
+            lines = [line for line in client.stdout.strip().splitlines()
+                     if line.startswith('pick ')]
+            assert len(lines) == 2 and all(line.startswith(f'pick {k + 1}: grasp (') and
+                                           ' m in base_link,' in line for k,
+                                           line in enumerate(lines)), client.stdout
             stamps = [line.rsplit('frame ', 1)[1] for line in lines]
             assert stamps[0] < stamps[1], 'the second pick planned on the same frame'
         serve.interrupt()

@@ -16,13 +16,15 @@ import pytest
 rclpy = pytest.importorskip('rclpy')
 pytest.importorskip('torch')
 pytest.importorskip('onnxruntime')
-from geometry_msgs.msg import PoseArray  # noqa: E402, I100
+from geometry_msgs.msg import PoseArray, PoseStamped  # noqa: E402, I100
 from grasp_autolabel.mounting import Mounting, quaternion_to_matrix  # noqa: E402
 from grasp_autolabel.ros.cell_client import CellClient  # noqa: E402
 from grasp_autolabel_msgs.action import SampleGraspPoses  # noqa: E402
-from grasp_autolabel_msgs.srv import LoadModel  # noqa: E402
+from grasp_autolabel_msgs.msg import GraspRect  # noqa: E402
+from grasp_autolabel_msgs.srv import ExecuteGrasp, LoadModel  # noqa: E402
 from rclpy.action import ActionClient  # noqa: E402
 from ros_helpers import node_status, NodeProcess  # noqa: E402
+from std_msgs.msg import Header  # noqa: E402
 
 W, H = 160, 120
 TRANSLATION, ROTATION = [0.9, 0.1, 1.9], [0.9961947, 0.0, 0.0, 0.0871557]  # looking down, 10 deg
@@ -109,6 +111,17 @@ def test_action_pose_array_and_tf_in_the_robots_frame(rclpy_context, tmp_path, t
                                atol=1e-6)
             assert g.post_grasp_retreat.desired_distance == pytest.approx(0.15)
             assert 0 < g.opening_m <= 0.35
+        # the simulated robot refuses what it cannot do, naming it, and nothing moves
+        for request, words in ((ExecuteGrasp.Request(rect=GraspRect(x=-50.0, y=10.0, w=20.0,
+                                                                    h=10.0), opening_m=0.1),
+                                'outside the 160x120 image'),
+                               (ExecuteGrasp.Request(pose=PoseStamped(header=Header(
+                                   frame_id='map')), opening_m=0.1), "pose in frame 'map'"),
+                               (ExecuteGrasp.Request(pose=fb.grasp_candidates[0],
+                                                     opening_m=float('nan')), 'opening_m = nan')):
+            r = c.call('/camera/camera/execute_grasp', ExecuteGrasp, request)
+            assert not r.success and r.outcome == 'refused' and words in r.message, r.message
+            assert r.logs_left == 5
         # a later goal gets a later frame: never grasps from before the goal
         _, _, later = _goal(c, action)
         assert later and later[-1].grasps.header.stamp != fb.grasps.header.stamp
@@ -162,14 +175,22 @@ def test_load_model_refuses_what_lies_outside_model_dir(rclpy_context, tmp_path,
             assert p.stop() in (0, -2), p.output()
 
 
-def test_a_goal_without_a_model_aborts_with_the_reason(rclpy_context, tmp_path):
-    node = _inference(tmp_path, '-p', 'color_topic:=/none/color')
+def test_a_goal_without_a_model_or_a_frame_aborts_with_the_reason(rclpy_context, tmp_path,
+                                                                  tiny_models):
+    node = _inference(tmp_path, '-p', 'color_topic:=/none/color', '-p',
+                      f"model_dir:={tiny_models['onnx'].parent}", '-p', 'action_timeout_s:=1.0')
     c = CellClient([node], timeout_s=20.0, name='planner', context=rclpy_context)
     action = ActionClient(c.node, SampleGraspPoses, '/inference_node/sample_grasp_poses')
     try:
         assert action.wait_for_server(timeout_sec=30), node.output()
         status, result, feedback = _goal(c, action)
         assert status == 6 and 'no model loaded' in result.grasp_state and not feedback  # ABORTED
+        r = c.call('/inference_node/load_model', LoadModel,
+                   LoadModel.Request(model_path=tiny_models['onnx'].name))
+        assert r.success, r.message
+        status, result, feedback = _goal(c, action)
+        assert status == 6 and not feedback
+        assert result.grasp_state == 'no camera frame arrived on /none/color within 1 s'
         assert node.alive()
     finally:
         action.destroy()
