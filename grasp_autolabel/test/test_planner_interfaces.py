@@ -130,8 +130,8 @@ def test_action_pose_array_and_tf_in_the_robots_frame(rclpy_context, tmp_path, t
         if tf_msgs is not None:
             assert c.spin_until(lambda: tf_msgs, 10), 'no /tf_static'
             t = tf_msgs[-1].transforms[0]
-            assert (t.header.frame_id, t.child_frame_id) == ('base_link',
-                                                              'camera_color_optical_frame')
+            frames = (t.header.frame_id, t.child_frame_id)
+            assert frames == ('base_link', 'camera_color_optical_frame')
             assert [t.transform.translation.x, t.transform.translation.y,
                     t.transform.translation.z] == pytest.approx(TRANSLATION)
     finally:

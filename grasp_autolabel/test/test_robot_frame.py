@@ -150,11 +150,12 @@ def test_robot_pick_removes_a_held_log_and_leaves_a_missed_one_nudged():
     free = cell.pile.graspable()
     log = cell.pile.logs[free[0]]
     closing = np.cross(DOWN_A, log.axis)
-    step, verdict = cell.robot_pick(log.centre + [0.3, 0, 0], DOWN_A, closing, 1.3 * 2 * log.radius)
+    opening = 1.3 * 2 * log.radius
+    step, verdict = cell.robot_pick(log.centre + [0.3, 0, 0], DOWN_A, closing, opening)
     before = {i: g.centre.copy() for i, g in cell.pile.logs.items()}
     if verdict.log_id >= 0:
         assert not verdict.held and step.removed == [] and step.fault == 'failed_pick'
-    step, verdict = cell.robot_pick(log.centre, DOWN_A, closing, 1.3 * 2 * log.radius)
+    step, verdict = cell.robot_pick(log.centre, DOWN_A, closing, opening)
     assert verdict.held, verdict.message
     assert step.removed == [log.id] and log.id not in cell.pile.logs and step.fault is None
     assert len(cell.pile.logs) == 4 and set(before) - set(cell.pile.logs) == {log.id}

@@ -21,7 +21,7 @@ __all__ = ['FrameTaker']
 
 
 def _ignore(_msg) -> None:
-    """The helper node's subscriptions are never spun: messages are taken, not called back."""
+    """Do nothing: the helper node is never spun; its messages are taken, not called back."""
 
 
 class FrameTaker:
@@ -87,7 +87,7 @@ class FrameTaker:
                  if info.get('received_timestamp') else now) for msg, info in out]
 
     def check(self) -> list[str]:
-        """The watch's check (it may re-create a subscription) under the lock."""
+        """Return the silent streams (the watch may re-create a subscription), under the lock."""
         with self.lock:
             return self.watch.check()
 

@@ -358,7 +358,7 @@ class SimCell:
 
     def robot_pick(self, tcp, approach, closing, opening_m: float,
                    gripper: Gripper = Gripper()) -> tuple[StepTruth, GraspOutcome]:
-        """The robot's grasp (world frame, see :func:`sim.robot.judge_grasp`) and its step.
+        """Try the robot's grasp (world frame, see :func:`sim.robot.judge_grasp`); return its step.
 
         A grasp that holds removes its log (its neighbours may be nudged, as after a person's
         pick); a miss that touched a log leaves it nudged (the step's fault is ``failed_pick``).

@@ -81,7 +81,7 @@ def _line_to_segment(p: np.ndarray, d: np.ndarray, a: np.ndarray, b: np.ndarray)
 
 def _blocking(top: np.ndarray, tip: np.ndarray, other, reach: float, up: np.ndarray,
               above: float, samples: int = 17) -> bool:
-    """True when the finger top-tip passes through ``other`` where it lies higher than ``above``.
+    """Return whether the finger top-tip passes through ``other`` where it lies above ``above``.
 
     Heights along ``up``. A neighbour at the grasped log's own level rolls aside as a finger
     wedges in; one whose axis lies above the grasped log's top blocks the finger.
