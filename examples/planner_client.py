@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A motion planner's side of grasp_autolabel: detect, choose the best reachable grasp, pick, repeat.
+"""A motion planner's side of grasp_autolabel: detect, choose the best reachable grasp, pick.
 
 Three ways to get the detector's grasps from inference_node, all in its ``base_frame`` (the
 robot's frame, from the camera's mounting):
@@ -14,9 +14,10 @@ robot's frame, from the camera's mounting):
 
 "Reachable" stands in for a real planner's IK: the TCP pose, its pre-grasp point (back along the
 approach) and the retreat lie inside a workspace box in the base frame, and the opening is
-within the gripper's stroke. With ``--execute SERVICE`` (the simulated cell's robot,
-``/camera/camera/execute_grasp``) each chosen grasp is carried out, until the pile is empty, two
-picks in a row miss, or ``--picks`` is reached.
+within the gripper's stroke. The best reachable grasp is taken, except that after a miss a grasp
+within 5 cm of where it missed comes last, until a pick holds. With ``--execute SERVICE`` (the
+simulated cell's robot, ``/camera/camera/execute_grasp``) each chosen grasp is carried out,
+until the pile is empty, two picks in a row miss, or ``--picks`` is reached.
 
     python examples/planner_client.py [--mode action|poses|service] [--picks 3]
         [--execute /camera/camera/execute_grasp] [--workspace XMIN XMAX YMIN YMAX ZMIN ZMAX]
@@ -60,6 +61,12 @@ def reachable(g, args) -> bool:
     points = [p] + [tuple(pi - d * ai for pi, ai in zip(p, a)) for d in back]
     return all(box[0] <= x <= box[1] and box[2] <= y <= box[3] and box[4] <= z <= box[5]
                for x, y, z in points)
+
+
+def near(g, places, radius: float = 0.05) -> bool:
+    """Return whether the grasp's TCP lies within ``radius`` m of one of ``places`` (x, y, z)."""
+    p = _xyz(g.grasp_pose.pose.position)
+    return any(math.dist(p, q) < radius for q in places)
 
 
 def describe(k: int, g, header) -> str:
@@ -168,7 +175,8 @@ def run(node: Planner, args, out=sys.stdout) -> dict:
     """The pick loop; returns the summary (picks, held, misses by cause, times)."""
     summary = {'picks': 0, 'held': 0, 'misses': {}, 'miss_details': [], 'detect_plan_s': [],
                'logs_left': None, 'stopped': ''}
-    last, misses_in_row = Time(), 0
+    # where a grasp missed since the last one that held: the next pick tries elsewhere first
+    last, misses_in_row, missed_at = Time(), 0, []
     for k in range(1, args.picks + 1):
         t0 = time.monotonic()
         deadline = t0 + args.timeout
@@ -178,7 +186,9 @@ def run(node: Planner, args, out=sys.stdout) -> dict:
             if msg is None:
                 break
             last = msg.header.stamp  # never plan twice on one frame
-            chosen = next((g for g in msg.grasps if reachable(g, args)), None)
+            usable = [g for g in msg.grasps if reachable(g, args)]
+            chosen = next((g for g in usable if not near(g, missed_at)),
+                          usable[0] if usable else None)
         if chosen is None:
             summary['stopped'] = f'pick {k}: no reachable grasp within {args.timeout:g} s'
             break
@@ -197,8 +207,9 @@ def run(node: Planner, args, out=sys.stdout) -> dict:
               flush=True)
         if reply.success:
             summary['held'] += 1
-            misses_in_row = 0
+            misses_in_row, missed_at = 0, []
         else:
+            missed_at.append(_xyz(chosen.grasp_pose.pose.position))
             summary['misses'][reply.outcome] = summary['misses'].get(reply.outcome, 0) + 1
             summary['miss_details'].append(f'pick {k}: {reply.outcome}: {reply.message} '
                                            f'(score {chosen.score:.2f})')
