@@ -184,7 +184,8 @@ def run(node: Planner, args, out=sys.stdout) -> dict:
         while chosen is None and time.monotonic() < deadline:
             msg = node.next_grasps(last, deadline)
             if msg is None:
-                break
+                node.spin_for(0.1)  # no frame yet (camera silent, frames lost): ask again
+                continue
             last = msg.header.stamp  # never plan twice on one frame
             usable = [g for g in msg.grasps if reachable(g, args)]
             chosen = next((g for g in usable if not near(g, missed_at)),

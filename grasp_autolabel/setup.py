@@ -33,6 +33,7 @@ setup(
         ('share/' + package_name, ['package.xml']),
         ('share/' + package_name + '/launch', glob('launch/*.launch.py')),
         ('share/' + package_name + '/config', glob('config/*.yaml')),
+        ('share/' + package_name + '/models', glob('models/*.onnx') + glob('models/*.json')),
     ],
     python_requires='>=3.10',
     install_requires=[
