@@ -14,8 +14,10 @@ robot's frame, from the camera's mounting):
 
 "Reachable" stands in for a real planner's IK: the TCP pose, its pre-grasp point (back along the
 approach) and the retreat lie inside a workspace box in the base frame, and the opening is
-within the gripper's stroke. The best reachable grasp is taken, except that after a miss a grasp
-within 5 cm of where it missed comes last, until a pick holds. With ``--execute SERVICE`` (the
+within the gripper's stroke. Of the reachable grasps scoring within 0.1 of the best, the highest
+above the floor is taken (``--prefer top``: the top of a pile is what nothing rests on; ``--prefer
+score``: the best scored), except that after a miss a grasp within 5 cm of where it missed comes
+last, until a pick holds. With ``--execute SERVICE`` (the
 simulated cell's robot, ``/camera/camera/execute_grasp``) each chosen grasp is carried out,
 until the pile is empty, two picks in a row miss, or ``--picks`` is reached.
 
@@ -67,6 +69,23 @@ def near(g, places, radius: float = 0.05) -> bool:
     """Return whether the grasp's TCP lies within ``radius`` m of one of ``places`` (x, y, z)."""
     p = _xyz(g.grasp_pose.pose.position)
     return any(math.dist(p, q) < radius for q in places)
+
+
+def choose(usable: list, missed_at: list, args):
+    """Return the grasp to try of the reachable ones (best first), or None.
+
+    ``--prefer score``: the best scored. ``--prefer top`` (default): of those scoring within
+    ``--score-margin`` of the best, the one highest above the floor (base frame +z): the logs on
+    top of a pile are the ones nothing rests on, as a person clearing it takes them. A grasp
+    within 5 cm of where one missed since the last pick that held comes last.
+    """
+    fresh = [g for g in usable if not near(g, missed_at)] or usable
+    if not fresh:
+        return None
+    if args.prefer == 'score':
+        return fresh[0]
+    good = [g for g in fresh if g.score >= fresh[0].score - args.score_margin]
+    return max(good, key=lambda g: g.grasp_pose.pose.position.z)
 
 
 def describe(k: int, g, header) -> str:
@@ -187,9 +206,7 @@ def run(node: Planner, args, out=sys.stdout) -> dict:
                 node.spin_for(0.1)  # no frame yet (camera silent, frames lost): ask again
                 continue
             last = msg.header.stamp  # never plan twice on one frame
-            usable = [g for g in msg.grasps if reachable(g, args)]
-            chosen = next((g for g in usable if not near(g, missed_at)),
-                          usable[0] if usable else None)
+            chosen = choose([g for g in msg.grasps if reachable(g, args)], missed_at, args)
         if chosen is None:
             summary['stopped'] = f'pick {k}: no reachable grasp within {args.timeout:g} s'
             break
@@ -242,6 +259,10 @@ def parser() -> argparse.ArgumentParser:
                     metavar=('XMIN', 'XMAX', 'YMIN', 'YMAX', 'ZMIN', 'ZMAX'),
                     help="the arm's reach in the base frame, m")
     ap.add_argument('--max-opening-m', type=float, default=0.35, help="the gripper's stroke, m")
+    ap.add_argument('--prefer', choices=('top', 'score'), default='top',
+                    help='top: of the grasps scoring within --score-margin of the best, the '
+                         'highest (the top of the pile); score: the best scored')
+    ap.add_argument('--score-margin', type=float, default=0.1)
     ap.add_argument('--pause-s', type=float, default=0.0,
                     help='wait this long after each pick (the capture node labels each pick '
                          'once the scene has been still for its settle_s)')

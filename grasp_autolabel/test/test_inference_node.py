@@ -71,8 +71,10 @@ def test_sim_camera_to_grasps_service_and_model_swap(rclpy_context, tmp_path, mo
         fx = default_intrinsics(W, H).fx
         for g in valid:  # the pile lies 1.5-2.5 m below the camera; the opening is w at that depth
             assert 1.0 < g.pose.position.z < 3.0
-            # the pose is the TCP: tcp_depth_ratio (0.385) x the opening beyond the surface
-            surface_z = g.pose.position.z - 0.385 * g.opening_m
+            # the pose is the TCP: tcp_depth_ratio (0.5) x the opening beyond the surface,
+            # along the line of sight
+            p = np.array([g.pose.position.x, g.pose.position.y, g.pose.position.z])
+            surface_z = (p - p / np.linalg.norm(p) * 0.5 * g.opening_m)[2]
             assert g.opening_m == pytest.approx(g.w * surface_z / fx, rel=1e-3)
         # the service: the newest frame, then one newer than it
         r = c.call('/inference_node/get_grasps', GetGrasps, GetGrasps.Request(max_grasps=2))

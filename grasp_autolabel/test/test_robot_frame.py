@@ -46,8 +46,9 @@ def test_base_frame_pose_is_the_camera_pose_transformed_by_the_mounting(q, t, gr
     r = quaternion_to_matrix(q)
     for i, p in enumerate(poses):
         cam_rot = quaternion_to_matrix(geo.orientations_camera[i])
-        # the TCP lies ratio x opening beyond the surface along the approach (camera z)
-        expected_cam = p.position + cam_rot[:, 2] * ratio * p.opening_m
+        # the TCP lies ratio x opening beyond the surface along the line of sight
+        sight = p.position / np.linalg.norm(p.position)
+        expected_cam = p.position + sight * ratio * p.opening_m
         np.testing.assert_allclose(geo.camera_positions[i], expected_cam, atol=1e-9)
         np.testing.assert_allclose(geo.positions[i], r @ expected_cam + np.asarray(t),
                                    atol=1e-9)

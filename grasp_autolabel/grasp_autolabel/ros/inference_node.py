@@ -90,10 +90,10 @@ PARAMS = [
     Param('gripper_stroke_m', 0.35,
           "the gripper's largest opening, m: a grasp that needs more is not offered",
           min=0.001, max=10.0),
-    Param('tcp_depth_ratio', 0.385,
-          'the grasp pose lies this fraction of the opening beyond the surface along the approach '
-          "(0.385: a round log's axis at the labels' opening margin 1.3; 0: the surface)",
-          min=0.0, max=2.0),
+    Param('tcp_depth_ratio', 0.5,
+          'the grasp pose lies this fraction of the opening beyond the surface along the line of '
+          "sight (0.5: a round log's width x 0.65 at the labels' opening margin 1.3, the "
+          'fingertips past its axis; 0: the surface)', min=0.0, max=2.0),
     Param('pre_grasp_distance_m', 0.10, 'approach distance before the grasp pose, m', min=0.0,
           max=5.0),
     Param('retreat_distance_m', 0.15, 'retreat distance after the grasp, m', min=0.0, max=5.0),

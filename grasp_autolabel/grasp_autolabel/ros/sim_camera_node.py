@@ -71,7 +71,7 @@ PARAMS = [
           max=10.0),
     Param('gripper_jaw_m', 0.08, "the simulated gripper's jaw size along the log, m",
           min=0.001, max=2.0),
-    Param('tcp_depth_ratio', 0.385,
+    Param('tcp_depth_ratio', 0.5,
           '~/execute_grasp with a rectangle: the TCP lies this fraction of the opening beyond the '
           'surface (as inference_node places it)', min=0.0, max=2.0),
 ] + MOUNTING_PARAMS
