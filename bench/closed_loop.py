@@ -56,6 +56,9 @@ def main() -> int:
     ap.add_argument("--mounting", type=Path, default=REPO / "grasp_autolabel" / "config" / "sim_mounting.yaml")
     ap.add_argument("--max-picks", type=int, default=40, help="per pile")
     ap.add_argument("--json", type=Path, help="also write the figures here")
+    ap.add_argument("--label", action="store_true",
+                    help="also run capture_node (auto capture) and autolabel_node: the robot's picks are "
+                         "labelled as a person's (the planner pauses 2.5 s after each pick for the capture)")
     args = ap.parse_args()
     if not args.model.exists():
         print(f"closed_loop: --model {args.model}: no such file", file=sys.stderr)
@@ -69,9 +72,14 @@ def main() -> int:
                 "-p", f"fps:={args.fps}", "-p", f"seed:={args.seed}")
     node = start(tmp, "inference_node", *mounting, "-p", f"model_path:={args.model.resolve()}",
                  "-p", "publish_overlay:=false")
+    procs = [cam, node]
+    if args.label:
+        procs += [start(tmp, "capture_node", "-p", "auto_capture:=true", "-p", f"session_dir:={tmp / 'session'}"),
+                  start(tmp, "autolabel_node", "-p", f"dataset_dir:={tmp / 'dataset'}")]
     rclpy.init()
     pargs = planner_client.parser().parse_args(
-        ["--execute", "/camera/camera/execute_grasp", "--picks", str(args.max_picks), "--timeout", "10"])
+        ["--execute", "/camera/camera/execute_grasp", "--picks", str(args.max_picks), "--timeout", "10"]
+        + (["--pause-s", "2.5"] if args.label else []))
     planner = planner_client.Planner(pargs)
     from std_srvs.srv import Trigger
 
@@ -100,7 +108,7 @@ def main() -> int:
     finally:
         planner.destroy_node()
         rclpy.try_shutdown()
-        stop((cam, node))
+        stop(procs)
     times = np.array([t for s in piles for t in s["detect_plan_s"]]) * 1000
     picks, held = sum(s["picks"] for s in piles), sum(s["held"] for s in piles)
     cleared = sum(s["cleared"] for s in piles)
@@ -119,6 +127,16 @@ def main() -> int:
           f"({figures['cleared_pct']} %); detect + plan per pick p50 {figures['detect_plan_ms_p50']} ms, "
           f"p95 {figures['detect_plan_ms_p95']} ms; misses by cause {causes or 'none'}; "
           f"{figures['wall_s']:.0f} s", flush=True)
+    if args.label:
+        labels = [json.loads(p.read_text()) for p in sorted((tmp / "dataset" / "labels").glob("*.json"))]
+        reasons = {}
+        for r in labels:
+            if not r["accepted"]:
+                reasons[r["reason"]] = reasons.get(r["reason"], 0) + 1
+        figures.update(labelled_steps=len(labels), accepted=sum(r["accepted"] for r in labels),
+                       rejected_by_reason=reasons)
+        print(f"labelled by capture_node + autolabel_node: {len(labels)} steps for {held} picks that held "
+              f"({len(piles)} piles), {figures['accepted']} accepted, rejected {reasons or 'none'}", flush=True)
     print(json.dumps(figures))
     if args.json:
         args.json.write_text(json.dumps({"figures": figures, "piles": piles}, indent=1))
