@@ -105,6 +105,8 @@ def main() -> int:
                   f"({s['stopped']}), {s['seconds']:.0f} s", flush=True)
             for line in s["miss_details"]:
                 print(f"    miss {line}", flush=True)
+        if args.label:
+            planner.spin_for(5.0)  # the last pick's capture and label
     finally:
         planner.destroy_node()
         rclpy.try_shutdown()
