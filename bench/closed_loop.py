@@ -56,6 +56,8 @@ def main() -> int:
     ap.add_argument("--mounting", type=Path, default=REPO / "grasp_autolabel" / "config" / "sim_mounting.yaml")
     ap.add_argument("--max-picks", type=int, default=40, help="per pile")
     ap.add_argument("--json", type=Path, help="also write the figures here")
+    ap.add_argument("--prefer", choices=("top", "score"), default="top",
+                    help="the planner's choice among reachable grasps (examples/planner_client.py)")
     ap.add_argument("--label", action="store_true",
                     help="also run capture_node (auto capture) and autolabel_node: the robot's picks are "
                          "labelled as a person's (the planner pauses 2.5 s after each pick for the capture)")
@@ -78,7 +80,8 @@ def main() -> int:
                   start(tmp, "autolabel_node", "-p", f"dataset_dir:={tmp / 'dataset'}")]
     rclpy.init()
     pargs = planner_client.parser().parse_args(
-        ["--execute", "/camera/camera/execute_grasp", "--picks", str(args.max_picks), "--timeout", "10"]
+        ["--execute", "/camera/camera/execute_grasp", "--picks", str(args.max_picks), "--timeout", "10",
+         "--prefer", args.prefer]
         + (["--pause-s", "2.5"] if args.label else []))
     planner = planner_client.Planner(pargs)
     from std_srvs.srv import Trigger
@@ -124,7 +127,8 @@ def main() -> int:
                "detect_plan_ms_p50": round(float(np.percentile(times, 50)), 1) if len(times) else None,
                "detect_plan_ms_p95": round(float(np.percentile(times, 95)), 1) if len(times) else None,
                "misses_by_cause": causes, "wall_s": round(time.monotonic() - t_start, 1)}
-    print(f"closed loop, {len(piles)} piles of 8-14 logs, model {args.model.name}, camera at {args.fps:g} Hz: "
+    print(f"closed loop, {len(piles)} piles of 8-14 logs, model {args.model.name}, camera at {args.fps:g} Hz, "
+          f"planner --prefer {args.prefer}: "
           f"{held}/{picks} picks held ({figures['held_pct']} %), {cleared}/{len(piles)} piles cleared "
           f"({figures['cleared_pct']} %); detect + plan per pick p50 {figures['detect_plan_ms_p50']} ms, "
           f"p95 {figures['detect_plan_ms_p95']} ms; misses by cause {causes or 'none'}; "
