@@ -121,11 +121,14 @@ def test_starts_without_a_model_and_serves_once_one_is_loaded(rclpy_context, tmp
     rgb[40:80, 20:140] = (150, 90, 40)
 
     def send(sec, *, with_depth=True, with_info=True, encoding='rgb8', image=None,
-             depth_units=1800):
+             depth_units=1800, depth_msg=None):
         h = Header(stamp=Time(sec=sec), frame_id='cam')
         if with_info:
             info.publish(intrinsics_to_camera_info(intr, header=h))
-        if with_depth:
+        if depth_msg is not None:
+            depth_msg.header = h
+            depth.publish(depth_msg)
+        elif with_depth:
             d = np.full((H, W), depth_units, np.uint16)
             d[40:80, 20:140] = depth_units * 17 // 18  # 10 cm high where the colour is
             depth.publish(numpy_to_image(d, '16UC1', header=h))
@@ -154,12 +157,16 @@ def test_starts_without_a_model_and_serves_once_one_is_loaded(rclpy_context, tmp
             sec += 1
         with_grasps = [m for m in c.grasps if m.grasps]
         assert with_grasps and any(g.pose_valid for g in with_grasps[-1].grasps)
-        # depth without a valid pixel: grasps still published, every pose invalid
+        # depth without a valid pixel: the RGB-D model does not run on it (counted, WARN)
         n = len(c.grasps)
         for k in range(5):
             send(100 + k, depth_units=0)
-        assert len(c.grasps) > n and c.grasps[-1].grasps and not any(
-            g.pose_valid for g in c.grasps[-1].grasps)
+        nan = np.full((H, W), np.nan, np.float32)
+        nan[:, :W // 2] = np.inf
+        for k in range(3):  # 32FC1 metres, all NaN or inf
+            send(110 + k, depth_msg=numpy_to_image(nan, '32FC1'))
+        assert c.spin_until(lambda: int(_status(c)[1].get('no_valid_depth', 0)) >= 8, 10)
+        assert len(c.grasps) == n
         # no depth: an RGB-D model cannot run; counted, nothing published for those frames
         n = len(c.grasps)
         for k in range(3):

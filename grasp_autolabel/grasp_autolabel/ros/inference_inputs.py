@@ -17,6 +17,7 @@ from grasp_autolabel.ros.frame_taker import FrameTaker
 from grasp_autolabel.ros.health import stamp_ns
 from grasp_autolabel.ros.qos import SENSOR
 from grasp_autolabel.ros.watch import StreamWatch
+import numpy as np
 from sensor_msgs.msg import CameraInfo, Image
 
 __all__ = ['CameraInputs']
@@ -127,6 +128,15 @@ class CameraInputs:
         if depth_m is None and predictor.uses_depth:
             self.counts['skipped_no_depth'] += 1  # an RGB-D model cannot run on colour alone
             return None
+        if depth_m is not None and not np.any(np.isfinite(depth_m) & (depth_m > 0)):
+            # a depth frame that says nothing (all 0, NaN or inf): a degraded input, as the
+            # capture node treats it; an RGB-D model would only invent grasps from it
+            self.bad('no_valid_depth', 'depth frame without a valid pixel: '
+                     + ('the RGB-D model does not run on it' if predictor.uses_depth
+                        else '2-D grasps only, poses invalid'))
+            if predictor.uses_depth:
+                return None
+            depth_m = None
         return rgb, depth_m, intr
 
     def _depth_m(self, t_ns: int, w: int, h: int, running):
