@@ -11,7 +11,7 @@ from grasp_autolabel_msgs.msg import GraspRect, GraspRectArray
 import numpy as np
 
 __all__ = ['grasps_to_msg', 'msg_to_grasps', 'grasp_markers', 'DecodedGrasps', 'SOURCE_ANNOTATION',
-           'SOURCE_DETECTOR', 'PickFields']
+           'SOURCE_DETECTOR']
 
 SOURCE_ANNOTATION = GraspRectArray.SOURCE_ANNOTATION
 SOURCE_DETECTOR = GraspRectArray.SOURCE_DETECTOR
@@ -20,7 +20,8 @@ SOURCE_DETECTOR = GraspRectArray.SOURCE_DETECTOR
 def _fill_pick(r: GraspRect, i: int, pick: PickFields, header) -> None:
     g = pick.geometry
     r.pose = pose_msg(g.camera_positions[i], g.orientations_camera[i])
-    r.grasp_pose.header.stamp = header.stamp if header is not None else r.grasp_pose.header.stamp
+    if header is not None:
+        r.grasp_pose.header.stamp = header.stamp
     r.grasp_pose.header.frame_id = pick.frame
     r.grasp_pose.pose = pose_msg(g.positions[i], g.orientations[i])
     for motion, sign, dist in ((r.pre_grasp_approach, 1.0, pick.approach_m),

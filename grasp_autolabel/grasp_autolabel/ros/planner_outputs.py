@@ -15,10 +15,11 @@ from __future__ import annotations
 import time
 
 from geometry_msgs.msg import PoseArray
-from grasp_autolabel.ros.robot_frame import pose_array, static_transform, TF_STATIC_QOS
+from grasp_autolabel.ros.health import stamp_ns
+from grasp_autolabel.ros.robot_frame import static_transform, TF_STATIC_QOS
 from grasp_autolabel_msgs.action import SampleGraspPoses
 from grasp_autolabel_msgs.msg import GraspRectArray
-from rclpy.action import ActionServer, CancelResponse, GoalResponse
+from rclpy.action import ActionServer, CancelResponse
 from rclpy.callback_groups import ReentrantCallbackGroup
 
 __all__ = ['PlannerOutputs']
@@ -53,19 +54,16 @@ class PlannerOutputs:
                 self.tf_pub = node.create_publisher(type(tf), '/tf_static', TF_STATIC_QOS)
                 self.tf_pub.publish(tf)
         self.action = ActionServer(node, SampleGraspPoses, '~/sample_grasp_poses',
-                                   execute_callback=self.execute, goal_callback=self.on_goal,
+                                   execute_callback=self.execute,
                                    cancel_callback=lambda _: CancelResponse.ACCEPT,
                                    callback_group=ReentrantCallbackGroup())
 
     def publish(self, msg: GraspRectArray) -> None:
         """Publish the PoseArray of a frame's grasps (best first)."""
-        grasps = offered_poses(msg)
-        self.pub_poses.publish(pose_array(
-            msg.header, self.frame, [_xyz(g.grasp_pose.pose.position) for g in grasps],
-            [_xyzw(g.grasp_pose.pose.orientation) for g in grasps]))
-
-    def on_goal(self, goal) -> GoalResponse:
-        return GoalResponse.ACCEPT
+        out = PoseArray(poses=[g.grasp_pose.pose for g in offered_poses(msg)])
+        out.header.stamp = msg.header.stamp
+        out.header.frame_id = self.frame
+        self.pub_poses.publish(out)
 
     def execute(self, goal_handle):
         """Answer one goal: a fresh frame's candidates as feedback, then the result."""
@@ -74,7 +72,7 @@ class PlannerOutputs:
         t0 = time.monotonic()
         timeout = goal.timeout_s if goal.timeout_s > 0 else node.p['action_timeout_s']
         found, why = node.wait_result(after_seq=node.frame_seq(),
-                                      newer_ns=_ns(goal.newer_than), timeout_s=timeout,
+                                      newer_ns=stamp_ns(goal.newer_than), timeout_s=timeout,
                                       cancelled=lambda: goal_handle.is_cancel_requested)
         result = SampleGraspPoses.Result()
         if found is None:
@@ -108,15 +106,3 @@ class PlannerOutputs:
 
     def destroy(self) -> None:
         self.action.destroy()
-
-
-def _ns(stamp) -> int:
-    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
-
-
-def _xyz(p) -> tuple:
-    return (p.x, p.y, p.z)
-
-
-def _xyzw(q) -> tuple:
-    return (q.x, q.y, q.z, q.w)

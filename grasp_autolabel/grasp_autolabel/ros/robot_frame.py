@@ -8,16 +8,16 @@ declare :data:`MOUNTING_PARAMS` and call :func:`mounting_from_params`.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
-from geometry_msgs.msg import Pose, PoseArray, PoseStamped, TransformStamped
+from geometry_msgs.msg import Pose, TransformStamped
 from grasp_autolabel.mounting import Mounting, MountingError, pick_geometry, PickGeometry
 from grasp_autolabel.ros.params import Param, ParameterError
 import numpy as np
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 __all__ = ['MOUNTING_PARAMS', 'mounting_from_params', 'TF_STATIC_QOS', 'static_transform',
-           'pose_msg', 'pose_array', 'PickFields', 'offered_grasps']
+           'pose_msg', 'PickFields', 'offered_grasps']
 
 MOUNTING_PARAMS = [
     Param('base_frame', '',
@@ -82,23 +82,6 @@ def pose_msg(position, orientation) -> Pose:
     return pose
 
 
-def pose_array(header, frame: str, positions: np.ndarray, orientations: np.ndarray) -> PoseArray:
-    """Return the poses as a PoseArray stamped like ``header`` in ``frame`` (in their order)."""
-    out = PoseArray()
-    out.header.stamp = header.stamp
-    out.header.frame_id = frame
-    out.poses = [pose_msg(p, q) for p, q in zip(positions, orientations)]
-    return out
-
-
-def pose_stamped(header, frame: str, position, orientation) -> PoseStamped:
-    """Return one pose stamped like ``header`` in ``frame``."""
-    out = PoseStamped(pose=pose_msg(position, orientation))
-    out.header.stamp = header.stamp
-    out.header.frame_id = frame
-    return out
-
-
 @dataclass(frozen=True)
 class PickFields:
     """What a pick pipeline needs beside the camera-frame pose (GraspRect.msg, moveit_msgs/Grasp).
@@ -126,9 +109,7 @@ def offered_grasps(mounting: Mounting, p: dict, poses, grasps, scores):
         [q.orientation for q in poses], [q.opening_m if q.valid else np.nan for q in poses],
         tcp_depth_ratio=p['tcp_depth_ratio'], stroke_m=p['gripper_stroke_m'])
     keep = [i for i, q in enumerate(poses) if geometry.offered[i] or not q.valid]
-    geometry = PickGeometry(*(np.asarray(a)[keep] for a in (
-        geometry.positions, geometry.orientations, geometry.approach, geometry.camera_positions,
-        geometry.orientations_camera, geometry.offered)))
-    fields = PickFields(mounting.base_frame, geometry, p['pre_grasp_distance_m'],
-                        p['retreat_distance_m'])
-    return grasps[keep], scores[keep], [poses[i] for i in keep], fields
+    geometry = PickGeometry(*(getattr(geometry, f.name)[keep] for f in fields(PickGeometry)))
+    pick = PickFields(mounting.base_frame, geometry, p['pre_grasp_distance_m'],
+                      p['retreat_distance_m'])
+    return grasps[keep], scores[keep], [poses[i] for i in keep], pick

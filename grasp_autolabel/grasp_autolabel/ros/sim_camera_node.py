@@ -161,6 +161,12 @@ class SimCameraNode(Node):
 
     def _grasp_in_world(self, request):
         """Return ``(tcp, approach, closing, opening_m)`` of a request (world), or a reason."""
+        grasp = self._tcp_in_world(request)
+        if isinstance(grasp, tuple) and not (np.isfinite(grasp[3]) and grasp[3] > 0):
+            return f'opening_m = {grasp[3]}: expected a positive opening'
+        return grasp
+
+    def _tcp_in_world(self, request):
         frame = request.pose.header.frame_id
         if frame:
             base = self.mounting.base_frame if self.mounting else ''
@@ -196,8 +202,6 @@ class SimCameraNode(Node):
         response.logs_left = len(self.cell.pile.logs)
         response.log_id = -1
         grasp = None if self.cell.done else self._grasp_in_world(request)
-        if isinstance(grasp, tuple) and not (np.isfinite(grasp[3]) and grasp[3] > 0):
-            grasp = f'opening_m = {grasp[3]}: expected a positive opening'
         if grasp is None or isinstance(grasp, str):
             response.success, response.outcome = False, 'refused'
             response.message = grasp or 'the pile is empty; call ~/reset for a new one'
