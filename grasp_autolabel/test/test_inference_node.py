@@ -76,9 +76,14 @@ def test_sim_camera_to_grasps_service_and_model_swap(rclpy_context, tmp_path, mo
             p = np.array([g.pose.position.x, g.pose.position.y, g.pose.position.z])
             surface_z = (p - p / np.linalg.norm(p) * 0.5 * g.opening_m)[2]
             assert g.opening_m == pytest.approx(g.w * surface_z / fx, rel=1e-3)
-        # the service: the newest frame, then one newer than it
-        r = c.call('/inference_node/get_grasps', GetGrasps, GetGrasps.Request(max_grasps=2))
-        assert r.success and 0 < len(r.grasps.grasps) <= 2, r.message
+        # the service: the newest frame, then one newer than it (a tiny model's candidates
+        # on some frames all fail the depth check: 0 grasps is a true answer, so ask again)
+        for _ in range(10):
+            r = c.call('/inference_node/get_grasps', GetGrasps, GetGrasps.Request(max_grasps=2))
+            assert r.success and len(r.grasps.grasps) <= 2, r.message
+            if r.grasps.grasps:
+                break
+        assert r.grasps.grasps, r.message
         stamp = r.grasps.header.stamp
         r2 = c.call('/inference_node/get_grasps', GetGrasps,
                     GetGrasps.Request(newer_than=stamp, timeout_s=5.0))
