@@ -17,8 +17,8 @@ from pathlib import Path
 import cv2
 from grasp_autolabel.camera import CameraIntrinsics, same_camera
 from grasp_autolabel.depth import noise_sigma
-from grasp_autolabel.session import (FRAME_NAME, read_camera_info_yaml, SessionError,
-                                     write_camera_info_yaml, write_png_atomic)
+from grasp_autolabel.session import (append_stamp, FRAME_NAME, read_camera_info_yaml,
+                                     SessionError, write_camera_info_yaml, write_png_atomic)
 import numpy as np
 
 __all__ = ['SessionWriter', 'StampPairer', 'SettleDetector']
@@ -83,10 +83,12 @@ class SessionWriter:
                 f'{self.path}: frames are not numbered 0..{len(indices) - 1} without gaps')
         return len(indices)
 
-    def write(self, rgb: np.ndarray, depth: np.ndarray) -> int:
-        """Write the next frame: depth first, colour last (the frame exists once both do).
+    def write(self, rgb: np.ndarray, depth: np.ndarray, stamp_ns: int | None = None) -> int:
+        """Write the next frame whole or not at all; return its index.
 
-        Returns its index.
+        Depth first, then the frame's stamp (``stamps.csv``, when given), colour last: the frame
+        exists once its colour does. A failed write (a full disk) removes what it wrote of the
+        frame, so the session stays readable and the next frame takes the same index.
         """
         h, w = self.intrinsics.height, self.intrinsics.width
         if rgb.shape[:2] != (h, w) or depth.shape[:2] != (h, w):
@@ -96,8 +98,15 @@ class SessionWriter:
             raise ValueError(
                 f'depth: expected uint16 units of {self.depth_scale} m, got {depth.dtype}')
         k = self.next_index
-        write_png_atomic(self.path / 'depth' / FRAME_NAME.format(k), depth)
-        write_png_atomic(self.path / 'rgb' / FRAME_NAME.format(k), rgb)
+        depth_path = self.path / 'depth' / FRAME_NAME.format(k)
+        try:
+            write_png_atomic(depth_path, depth)
+            if stamp_ns is not None:
+                append_stamp(self.path, k, stamp_ns)
+            write_png_atomic(self.path / 'rgb' / FRAME_NAME.format(k), rgb)
+        except BaseException:  # noqa: B902 (the half frame removed, then re-raised)
+            depth_path.unlink(missing_ok=True)
+            raise
         self.next_index += 1
         return k
 

@@ -5,6 +5,7 @@
     SESSION/camera_info.yaml   camera_calibration_parsers YAML + depth_scale (m per unit)
     SESSION/rgb/000000.png     8-bit colour, frame k
     SESSION/depth/000000.png   uint16 depth aligned to rgb, 0 = invalid
+    SESSION/stamps.csv         optional: ``frame,stamp_ns`` per frame (the capture node's)
 
 Files are written atomically (to a temporary name in the same folder, then renamed), so a
 crash never leaves a partial frame, and a frame counts only when both its images exist.
@@ -25,7 +26,7 @@ import yaml
 
 __all__ = ['write_atomic', 'expand_sessions', 'Session', 'SessionError', 'read_camera_info_yaml',
            'write_camera_info_yaml', 'write_png_atomic', 'read_png', 'write_text_atomic',
-           'FRAME_NAME', 'png_size', 'read_json']
+           'FRAME_NAME', 'png_size', 'read_json', 'append_stamp', 'read_stamps']
 
 FRAME_NAME = '{:06d}.png'
 _FRAME_RE = re.compile(r'^(\d{6})\.png$')
@@ -273,6 +274,41 @@ class Session:
         if (w, h) != (self.intrinsics.width, self.intrinsics.height):
             raise SessionError(f'{path}: image is {w}x{h} but camera_info.yaml says '
                                f'{self.intrinsics.width}x{self.intrinsics.height}')
+
+
+STAMPS_NAME = 'stamps.csv'
+
+
+def append_stamp(path, k: int, stamp_ns: int) -> None:
+    """Append frame ``k``'s stamp to ``path/stamps.csv`` durably (a line per frame)."""
+    target = Path(path) / STAMPS_NAME
+    with open(target, 'ab') as f:
+        head = b'' if f.tell() else b'frame,stamp_ns\n'
+        if f.tell():  # a crash may have cut the last line short: never glue onto it
+            with open(target, 'rb') as r:
+                r.seek(-1, os.SEEK_END)
+                head = b'' if r.read(1) == b'\n' else b'\n'
+        f.write(head + f'{int(k)},{int(stamp_ns)}\n'.encode())
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def read_stamps(path) -> dict[int, int]:
+    """Return ``{frame: stamp_ns}`` from ``path/stamps.csv`` ({} without one).
+
+    Lines that do not parse (a crash's) are skipped; a frame written again after a crash takes
+    its last line.
+    """
+    try:
+        text = (Path(path) / STAMPS_NAME).read_text(encoding='utf-8', errors='replace')
+    except FileNotFoundError:
+        return {}
+    out = {}
+    for line in text.splitlines():
+        parts = line.split(',')
+        if len(parts) == 2 and parts[0].isdigit() and parts[1].isdigit():
+            out[int(parts[0])] = int(parts[1])
+    return out
 
 
 def _frame_indices(folder: Path) -> list[int]:

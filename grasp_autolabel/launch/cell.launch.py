@@ -67,8 +67,10 @@ def generate_launch_description():
                                 'session_dir': LaunchConfiguration('session_dir')}],
                    output='screen')
     autolabel = Node(package='grasp_autolabel', executable='autolabel_node', name='autolabel_node',
-                     parameters=[config('autolabel.yaml'), {'dataset_dir': LaunchConfiguration(
-                         'dataset_dir')}], output='screen')
+                     parameters=[config('autolabel.yaml'),
+                                 {'dataset_dir': LaunchConfiguration('dataset_dir'),
+                                  'session_dir': LaunchConfiguration('session_dir')}],
+                     output='screen')
     inference = Node(package='grasp_autolabel', executable='inference_node', name='inference_node',
                      parameters=[config('inference.yaml'), UserPath('mounting_file'),
                                  {'model_path': LaunchConfiguration('model_path')}],

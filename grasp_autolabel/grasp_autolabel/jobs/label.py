@@ -19,13 +19,18 @@ __all__ = ['label_sessions', 'label_record', 'write_viz', 'finish_job', 'LabelSu
 
 
 def label_record(step: StepLabel, *, pick_index: int, source: int, session: str,
-                 frame_after: int) -> dict:
-    """Return the labels-file content of one step (DESIGN.md.
+                 frame_after: int | None, frame_before: int | None = None) -> dict:
+    """Return the labels-file content of one step (DESIGN.md: accepted, reason, pick_index, ...).
 
-    Accepted, reason, pick_index, ...).
+    ``frame_before`` / ``frame_after``: the session's frame numbers of the step (None where the
+    frames came without them); ``frame_before`` defaults to ``frame_after - 1``.
     """
+    if frame_before is None and frame_after is not None:
+        frame_before = int(frame_after) - 1
     return {'accepted': bool(step.accepted), 'reason': step.reason, 'detail': step.detail or None,
-            'pick_index': int(pick_index), 'frame_after': int(frame_after), 'session': session,
+            'pick_index': int(pick_index),
+            'frame_before': None if frame_before is None else int(frame_before),
+            'frame_after': None if frame_after is None else int(frame_after), 'session': session,
             'source': int(source), 'grasps': np.round(step.grasps, 3).tolist(),
             'scores': np.round(step.scores, 4).tolist(),
             'poses': [{'position': np.round(p.position, 5).tolist() if p.valid else None,

@@ -4,9 +4,12 @@ Subscribes (sensor-data QoS) to colour, aligned depth and camera_info (realsense
 names with ``align_depth.enable:=true`` by default) and pairs colour and depth by stamp. A
 capture is triggered by ``~/capture`` (std_srvs/Trigger: the operator's button, the PLC) and,
 with ``auto_capture``, when the scene has changed since the last capture and then stayed still
-for ``settle_s`` (the arm has left). Each capture is written atomically to ``session_dir``
-(numbered on across restarts) and published, reliable and transient-local (depth 1), on
-``~/captured/rgb``, ``~/captured/depth`` and ``~/captured/camera_info``.
+for ``settle_s`` (the arm has left). Each capture is written to ``session_dir`` whole or not at
+all (numbered on across restarts, its stamp in ``stamps.csv``) and, once on disk, published
+reliable and transient-local (the last 10 kept for a node that restarts) on ``~/captured/rgb``,
+``~/captured/depth`` and ``~/captured/camera_info``. A write that fails (a full disk, a folder
+it may not write) turns ``/diagnostics`` ERROR with the reason and the path until a capture
+succeeds again; below ``min_free_mb`` free it WARNs.
 
 Bad input (wrong encodings, colour and depth of different sizes, missing camera_info, empty
 data, stamps going backwards, depth with no valid pixel) is logged once per kind, counted on
@@ -16,15 +19,16 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
+import shutil
 import sys
 import time
 
 from grasp_autolabel.capture import SessionWriter, SettleDetector, StampPairer
 from grasp_autolabel.ros.convert import (camera_info_to_intrinsics, depth_to_metres,
                                          image_to_numpy, metres_to_depth_units, to_rgb8)
-from grasp_autolabel.ros.health import ERROR, Health, OK, stamp_s, WARN
+from grasp_autolabel.ros.health import ERROR, Health, OK, stamp_ns, stamp_s, WARN
 from grasp_autolabel.ros.params import declare_parameters, Param
-from grasp_autolabel.ros.qos import LATCHED, SENSOR
+from grasp_autolabel.ros.qos import CAPTURED, SENSOR
 from grasp_autolabel.ros.runner import run_node
 from grasp_autolabel.ros.watch import StreamWatch
 from grasp_autolabel.session import Session, SessionError
@@ -58,6 +62,12 @@ PARAMS = [
           'auto_capture: share of the image that may move between frames while still', min=0.0,
           max=1.0),
     Param('diagnostics_period_s', 1.0, 'period of /diagnostics, s', min=0.1, max=60.0),
+    Param('min_free_mb', 500.0,
+          'free space on the session disk below which /diagnostics warns (checked each capture), '
+          'MB', min=0.0, max=1e9),
+    Param('time_jump_s', 2.0,
+          'a stamp this far behind the last one is a jump back in time (a replay restarted, a '
+          'clock reset): the last capture and the pairing start over, s', min=0.0, max=1e6),
     Param('input_timeout_s', 3.0,
           'an input silent this long is reported on /diagnostics (ERROR) and subscribed afresh',
           min=0.1, max=600.0),
@@ -84,6 +94,8 @@ class CaptureNode(Node):
         # camera publishes each image and its camera_info in either order)
         self.waiting_for_info = False
         self.last_stamp = {'color': -1.0, 'depth': -1.0}
+        self.write_error: str | None = None  # the last failed write, until one succeeds
+        self.low_space: str | None = None
         # auto capture takes the first still scene too (the pile before the first pick): with
         # the button alone nobody would press it for the untouched pile
         self.settle = SettleDetector(change_m=self.p['change_m'],
@@ -99,9 +111,9 @@ class CaptureNode(Node):
         self.inputs.subscribe('depth', Image, self.p['depth_topic'], self.on_depth, SENSOR)
         self.inputs.subscribe('camera_info', CameraInfo, self.p['camera_info_topic'], self.on_info,
                               SENSOR)
-        self.pub_rgb = self.create_publisher(Image, '~/captured/rgb', LATCHED)
-        self.pub_depth = self.create_publisher(Image, '~/captured/depth', LATCHED)
-        self.pub_info = self.create_publisher(CameraInfo, '~/captured/camera_info', LATCHED)
+        self.pub_rgb = self.create_publisher(Image, '~/captured/rgb', CAPTURED)
+        self.pub_depth = self.create_publisher(Image, '~/captured/depth', CAPTURED)
+        self.pub_info = self.create_publisher(CameraInfo, '~/captured/camera_info', CAPTURED)
         self.create_service(Trigger, '~/capture', self.on_capture)
         self.create_timer(self.p['diagnostics_period_s'], self.publish_diagnostics)
         self.get_logger().info(f'capturing into {self.session_dir}; colour '
@@ -139,14 +151,20 @@ class CaptureNode(Node):
 
     def _check_order(self, which: str, msg) -> bool:
         t = stamp_s(msg.header)
-        if t < self.last_stamp[which]:
-            self.bad(
-                'stamp_backwards',
-                f'{which} stamp went backwards ({t:.3f} < {self.last_stamp[which]:.3f}); '
-                'a replayed bag restarted? pairing is reset',
-            )
+        last = self.last_stamp[which]
+        if t < last - self.p['time_jump_s']:
+            # a replay restarted or a clock reset: what was captured before is no measure of
+            # what is new, and frames pair afresh
+            self.counts['time_jumps'] += 1
+            self.get_logger().warning(f'{which} stamps jumped back {last - t:.1f} s (a replay '
+                                      'restarted? a clock reset?): capturing starts over')
             self.pairer = StampPairer(max_dt=self.p['max_pair_dt'])
+            self.latest, self.captured_stamp = None, None
+            self.settle.still_since = None  # a still period is measured in the new time
             self.last_stamp = {'color': -1.0, 'depth': -1.0}
+        elif t < last:
+            self.bad('stamp_backwards',
+                     f'{which} stamp went backwards ({t:.3f} < {last:.3f}); frame dropped')
             return False
         self.last_stamp[which] = t
         return True
@@ -246,19 +264,19 @@ class CaptureNode(Node):
         raw = image_to_numpy(depth)
         depth_u16 = raw if raw.dtype == np.uint16 else metres_to_depth_units(
             depth_m, depth_scale=self.p['depth_scale'])
-        # opening the session checks its camera: before anything is published
-        if self.writer is None:
-            try:
+        self.check_free_space()
+        try:
+            if self.writer is None:  # opening the session checks its camera
                 self.writer = SessionWriter(self.session_dir, self.intrinsics,
                                             self.p['depth_scale'])
-            except (SessionError, OSError) as exc:
-                self.counts['capture_errors'] += 1
-                return False, f'cannot capture into {self.session_dir}: {exc}'
-            if self.writer.removed:
-                self.get_logger().warning(
-                    f'removed {len(self.writer.removed)} half-written file(s) left by a crash')
-        # Publish first, then write: the labels reach the planner without waiting ~50 ms for two
-        # PNGs to be encoded; the service answers only once the frame is safely on disk.
+                if self.writer.removed:
+                    self.get_logger().warning(
+                        f'removed {len(self.writer.removed)} half-written file(s) left by a crash')
+            k = self.writer.write(rgb, depth_u16, stamp_ns(color.header.stamp))
+        except (SessionError, ValueError, OSError) as exc:
+            return False, self.write_failed(exc)
+        self.write_ok()
+        # published once the frame is on disk: a label is never of a frame the session lacks
         self.settle.captured(depth_m)
         self.captured_stamp = stamp_s(color.header)
         self.pub_rgb.publish(color)
@@ -266,16 +284,40 @@ class CaptureNode(Node):
         info = copy.deepcopy(self.info_msg)
         info.header = color.header  # the captured frame's stamp and frame
         self.pub_info.publish(info)
-        try:
-            k = self.writer.write(rgb, depth_u16)
-        except (SessionError, ValueError, OSError) as exc:
-            self.counts['capture_errors'] += 1
-            self.get_logger().error(
-                f'could not write the captured frame to {self.session_dir}: {exc}')
-            return False, f'could not write the frame: {exc}'
         self.counts[f'captures_{why}'] += 1
         self.get_logger().info(f'captured frame {k} ({why})')
         return True, f'captured frame {k}'
+
+    def write_failed(self, exc: Exception) -> str:
+        """Count a failed capture, make it the node's ERROR and log it once; return the reason."""
+        self.counts['capture_errors'] += 1
+        where = getattr(exc, 'filename', None) or self.session_dir
+        reason = f'could not write the captured frame to {where}: ' + (
+            exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc))
+        if reason != self.write_error:
+            self.get_logger().error(f'{reason} (nothing was captured or published)')
+        self.write_error = reason
+        return reason
+
+    def write_ok(self) -> None:
+        if self.write_error is not None:
+            self.get_logger().info(f'writing to {self.session_dir} works again')
+        self.write_error = None
+
+    def check_free_space(self) -> None:
+        """WARN (on /diagnostics, logged once) while the session's disk has < min_free_mb free."""
+        folder = self.session_dir
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        try:
+            free_mb = shutil.disk_usage(folder).free / 2**20
+        except OSError:
+            return
+        low = free_mb < self.p['min_free_mb']
+        if low and self.low_space is None:
+            self.get_logger().warning(f'only {free_mb:.0f} MB free on {folder} (min_free_mb '
+                                      f"{self.p['min_free_mb']:g})")
+        self.low_space = f'{free_mb:.0f} MB free on {folder}' if low else None
 
     def on_capture(self, request, response):
         response.success, response.message = self.capture('service')
@@ -283,14 +325,13 @@ class CaptureNode(Node):
 
     def publish_diagnostics(self) -> None:
         dropped = sum(v for k, v in self.counts.items() if k.startswith('dropped_'))
-        stalled = self.inputs.check()
-        if stalled:
-            level, message = ERROR, '; '.join(stalled)
-        else:
-            level, message = (WARN,
-                              f'{dropped} input message(s) dropped') if dropped else (OK, 'ok')
+        errors = self.inputs.check() + ([self.write_error] if self.write_error else [])
+        warnings = ([f'{dropped} input message(s) dropped'] if dropped else []) + (
+            [f'low disk space: {self.low_space}'] if self.low_space else [])
+        level = ERROR if errors else WARN if warnings else OK
+        message = '; '.join(errors + warnings) or 'ok'
         keys = ['color_frames', 'depth_frames', 'pairs', 'captures_service', 'captures_auto',
-                'capture_errors']
+                'capture_errors', 'time_jumps']
         keys += [f'dropped_{k}' for k in BAD_INPUT]
         values = {k: self.counts.get(k, 0) for k in keys}
         values['next_frame'] = self.writer.next_index if self.writer else ''

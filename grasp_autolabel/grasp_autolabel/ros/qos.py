@@ -11,3 +11,9 @@ RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE,
 LATCHED = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
                      durability=DurabilityPolicy.TRANSIENT_LOCAL,
                      history=HistoryPolicy.KEEP_LAST)
+# The captured frames: the last CAPTURED_KEEP stay with the capture node, so an autolabel node
+# that (re)starts late still labels the picks it missed (a subscriber of depth 1 gets the last).
+CAPTURED_KEEP = 10
+CAPTURED = QoSProfile(depth=CAPTURED_KEEP, reliability=ReliabilityPolicy.RELIABLE,
+                      durability=DurabilityPolicy.TRANSIENT_LOCAL,
+                      history=HistoryPolicy.KEEP_LAST)

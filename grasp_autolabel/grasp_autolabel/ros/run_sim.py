@@ -117,8 +117,10 @@ def _start_graph(out: Path, logs: Path, *, seed, fps, width, height, arm_s,
             NodeProc('capture_node',
                      node_command('capture_node', '-p', f'session_dir:={out / "session"}', '-p',
                                   'auto_capture:=true', '-p', f'settle_s:={float(settle_s)}'),
-                     logs, env), NodeProc('autolabel_node', node_command(
-                         'autolabel_node', '-p', f'dataset_dir:={out / "dataset"}'), logs, env),]
+                     logs, env),
+            NodeProc('autolabel_node',
+                     node_command('autolabel_node', '-p', f'dataset_dir:={out / "dataset"}',
+                                  '-p', f'session_dir:={out / "session"}'), logs, env)]
 
 
 def _wait_for_first_frame(cell, out: Path, timeout_s: float) -> None:
