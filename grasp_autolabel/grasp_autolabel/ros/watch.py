@@ -4,14 +4,18 @@ A node's camera streams can stop for reasons it cannot see from its callbacks: t
 died, a cable, or DDS itself (a subscription matched to its publisher that receives nothing).
 :class:`StreamWatch` wraps the node's subscriptions, notes when each last delivered a message,
 and on every :meth:`check` (the node's diagnostics timer) names the streams that have been
-silent for ``timeout_s``; a silent stream whose topic has a publisher is subscribed afresh
-(a new DDS reader, matched anew) at most once per ``timeout_s``, which is what recovers a
-subscription that DDS left matched but deaf.
+silent for ``timeout_s`` and subscribes a silent stream afresh (a new DDS reader, discovered and
+matched anew), whether or not a publisher is visible: first after ``timeout_s``, then backing
+off (doubling, at most ``MAX_BACKOFF_S``). That recovers a subscription DDS left matched but
+deaf, and one that never matched a publisher that restarted (the graph may show the publisher
+or not: neither is proof that its data will come).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 import time
+
+MAX_BACKOFF_S = 30.0  # the longest wait between two fresh subscriptions of a silent stream
 
 
 @dataclass
@@ -24,6 +28,7 @@ class _Stream:
     since: float = field(default_factory=time.monotonic)  # subscribed (or resubscribed) at
     stalled: bool = False
     resubscribed: int = 0
+    backoff: float = 0.0  # wait before the next fresh subscription (0: timeout_s)
 
 
 class StreamWatch:
@@ -78,26 +83,26 @@ class StreamWatch:
             topic = stream.args[1]
             silent = self.silent_s(stream.name, now)
             if silent < self.timeout_s:
+                stream.backoff = 0.0
                 if stream.stalled:
                     stream.stalled = False
                     log.info(f'{stream.name} frames on {topic} flow again')
                 continue
             publishers = self.node.count_publishers(topic)
             what = 'no message yet' if stream.last is None else f'no message for {silent:.1f} s'
-            if publishers == 0:
-                problems.append(f'{stream.name}: {what}, no publisher on {topic}')
-            else:
-                problems.append(f'{stream.name}: {what} on {topic} although {publishers} '
-                                'publisher(s) match '
-                                '(subscribing afresh)')
+            where = f'no publisher on {topic}' if publishers == 0 else (
+                f'on {topic} although {publishers} publisher(s) match')
+            problems.append(f'{stream.name}: {what}, {where} (subscribing afresh)')
             if not stream.stalled:
                 stream.stalled = True
                 log.warning(problems[-1])
-            if publishers and now - stream.since >= self.timeout_s:
-                # a matched but deaf reader: a new one goes through discovery and matching again
+            wait = stream.backoff or self.timeout_s
+            if now - stream.since >= wait:
+                # a new reader goes through discovery and matching again
                 self.node.destroy_subscription(stream.subscription)
                 self._create(stream)
                 stream.resubscribed += 1
+                stream.backoff = min(2.0 * wait, max(MAX_BACKOFF_S, self.timeout_s))
         return problems
 
     def values(self) -> dict[str, str]:
