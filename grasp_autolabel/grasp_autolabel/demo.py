@@ -70,7 +70,7 @@ def live_inference(out: Path, model: Path, *, seed: int, frames: int = 80, fps: 
         client.spin_until(lambda: len(latencies) >= frames, timeout_s + frames / fps)
         try:  # one ~/get_grasps call, as a planner makes it
             answer = client.call('/inference_node/get_grasps', GetGrasps,
-                                 GetGrasps.Request(max_grasps=3, timeout_s=2.0))
+                                 GetGrasps.Request(max_grasps=3, timeout_s=2.0), idempotent=True)
         except RuntimeError:
             answer = None
     finally:

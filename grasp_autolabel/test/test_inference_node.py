@@ -79,26 +79,28 @@ def test_sim_camera_to_grasps_service_and_model_swap(rclpy_context, tmp_path, mo
         # the service: the newest frame, then one newer than it (a tiny model's candidates
         # on some frames all fail the depth check: 0 grasps is a true answer, so ask again)
         for _ in range(10):
-            r = c.call('/inference_node/get_grasps', GetGrasps, GetGrasps.Request(max_grasps=2))
+            r = c.call('/inference_node/get_grasps', GetGrasps, GetGrasps.Request(max_grasps=2),
+                       idempotent=True)
             assert r.success and len(r.grasps.grasps) <= 2, r.message
             if r.grasps.grasps:
                 break
         assert r.grasps.grasps, r.message
         stamp = r.grasps.header.stamp
         r2 = c.call('/inference_node/get_grasps', GetGrasps,
-                    GetGrasps.Request(newer_than=stamp, timeout_s=5.0))
+                    GetGrasps.Request(newer_than=stamp, timeout_s=5.0), idempotent=True)
         assert r2.success, r2.message
         t1 = stamp.sec * 10**9 + stamp.nanosec
         t2 = r2.grasps.header.stamp.sec * 10**9 + r2.grasps.header.stamp.nanosec
         assert t2 > t1
         # a broken model is refused and the old one keeps serving
         r = c.call('/inference_node/load_model', LoadModel,
-                   LoadModel.Request(model_path=str(models['broken'])))
+                   LoadModel.Request(model_path=str(models['broken'])), idempotent=True)
         assert not r.success and 'not an ONNX model' in r.message
         assert r.model_id == 'grasp-map-rgbd-step4'
         # a swap to a torch checkpoint takes effect without a restart
         r = c.call('/inference_node/load_model', LoadModel,
-                   LoadModel.Request(model_path=str(models['pt']), backend='torch'))
+                   LoadModel.Request(model_path=str(models['pt']), backend='torch'),
+                   idempotent=True)
         assert r.success and r.model_id == 'grasp-map-rgbd-step6', r.message
         n = len(c.grasps)
         assert c.spin_until(lambda: len(c.grasps) > n + 2
@@ -148,13 +150,13 @@ def test_starts_without_a_model_and_serves_once_one_is_loaded(rclpy_context, tmp
         assert c.spin_until(lambda: _status(c)[0] is not None, 15)
         s, values = _status(c)
         assert s.level == s.ERROR and 'missing.onnx' in s.message
-        r = c.call('/inference_node/get_grasps', GetGrasps, GetGrasps.Request())
+        r = c.call('/inference_node/get_grasps', GetGrasps, GetGrasps.Request(), idempotent=True)
         assert not r.success and 'no model' in r.message
         for sec in range(1, 4):
             send(sec)
         assert not c.grasps and node.alive()
         r = c.call('/inference_node/load_model', LoadModel,
-                   LoadModel.Request(model_path=str(models['onnx'])))
+                   LoadModel.Request(model_path=str(models['onnx'])), idempotent=True)
         assert r.success, r.message
         sec = 10
         while not any(m.grasps for m in c.grasps) and sec < 60:

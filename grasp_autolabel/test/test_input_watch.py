@@ -35,7 +35,8 @@ def test_a_silent_stream_is_named_resubscribed_and_seen_to_recover(rclpy_context
     assert len(problems) == 2
     assert problems[0] == ('color: no message yet, on /watched/in although 1 publisher(s) match '
                            '(subscribing afresh)')
-    assert problems[1] == 'depth: no message yet, no publisher on /watched/nobody (subscribing afresh)'
+    assert problems[1] == ('depth: no message yet, no publisher on /watched/nobody '
+                           '(subscribing afresh)')
     # both subscribed afresh: a publisher in the graph is no proof that its data will come, and
     # one missing from it may be a discovery that never completed
     assert watch.values()['resubscribed'] == '2'
@@ -130,5 +131,5 @@ def test_a_stop_that_hangs_prints_the_stacks_and_exits_within_seconds(tmp_path):
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 3, err
-    assert time.monotonic() - t0 < 3.0 + 2.0
-    assert 'hung_node: still running 3 s after shutdown' in err and 'in tick' in err
+    assert time.monotonic() - t0 < 2.5  # 1.5 s of grace, then out
+    assert 'hung_node: still running 1.5 s after the stop signal' in err and 'in tick' in err

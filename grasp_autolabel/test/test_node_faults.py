@@ -86,7 +86,7 @@ def test_autolabel_killed_and_restarted_labels_every_pick_exactly_once(rclpy_con
 
 @pytest.fixture
 def small_disks(tmp_path):
-    """Two 4 MB tmpfs (disks that fill): ``fill(disk)`` takes its space, ``free(disk)`` returns it."""
+    """Two 4 MB tmpfs: disks that fill (``fill(disk)``) and empty (``free(disk)``)."""
     disks = []
     for name in ('disk_a', 'disk_b'):
         mnt = tmp_path / name
@@ -161,8 +161,8 @@ def test_a_full_disk_is_an_error_a_person_sees_and_work_resumes_when_space_retur
                                    == DiagnosticStatus.ERROR, 5)
         message = _level(f.client, 'capture_node')[1]
         assert 'No space left on device' in message and str(session) in message, message
-        assert sorted(p.name for p in (session / 'depth').iterdir()) == ['000000.png',
-                                                                        '000001.png']
+        depth = sorted(p.name for p in (session / 'depth').iterdir())
+        assert depth == ['000000.png', '000001.png']
         free(small_disks[0])
         assert capture().success  # frame 2
         assert f.client.spin_until(lambda: _level(f.client, 'capture_node')[0]

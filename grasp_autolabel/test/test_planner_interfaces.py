@@ -158,7 +158,7 @@ def test_load_model_refuses_what_lies_outside_model_dir(rclpy_context, tmp_path,
                             (models / 'ds', 'not a training run'),
                             (models / 'sim', 'not a training run')):
             r = c.call('/inference_node/load_model', LoadModel,
-                       LoadModel.Request(model_path=str(path)))
+                       LoadModel.Request(model_path=str(path)), idempotent=True)
             assert not r.success and 'refused' in r.message and words in r.message, r.message
             assert r.model_id == 'grasp-map-rgbd-step4'
         # the old model keeps serving
@@ -186,7 +186,7 @@ def test_a_goal_without_a_model_or_a_frame_aborts_with_the_reason(rclpy_context,
         status, result, feedback = _goal(c, action)
         assert status == 6 and 'no model loaded' in result.grasp_state and not feedback  # ABORTED
         r = c.call('/inference_node/load_model', LoadModel,
-                   LoadModel.Request(model_path=tiny_models['onnx'].name))
+                   LoadModel.Request(model_path=tiny_models['onnx'].name), idempotent=True)
         assert r.success, r.message
         status, result, feedback = _goal(c, action)
         assert status == 6 and not feedback

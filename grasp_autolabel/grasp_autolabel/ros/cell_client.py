@@ -16,6 +16,9 @@ from std_srvs.srv import Trigger
 
 __all__ = ['CellClient']
 
+MATCH_SETTLE_S = 0.5  # after a service first looks ready: time for its side to match ours
+RESEND_S = 3.0  # an idempotent request without an answer is sent again this often
+
 
 class CellClient:
     """A client of the cell: its services, labels, diagnostics and any topic it listens to.
@@ -78,22 +81,41 @@ class CellClient:
             self.executor.spin_once(timeout_sec=0.05)
         return predicate()
 
-    def call(self, name: str, srv_type=Trigger, request=None):
+    def call(self, name: str, srv_type=Trigger, request=None, *, idempotent: bool = False):
         """Call the service ``name`` (std_srvs/Trigger unless ``srv_type``) with ``request``.
 
         RuntimeError when it does not come up or answer within ``timeout_s``. One client per
         service for the whole run: a client made per call can be handed the late answer to an
         earlier client's request.
+
+        The first call of a client waits ``MATCH_SETTLE_S`` after the service looks ready:
+        ready means *our* readers and writers matched the server's, not that the server's
+        response writer has matched our reader yet, and Fast DDS drops a response to a reader
+        it has not matched after 100 ms (rmw_fastrtps's ``__rmw_send_response``). An
+        ``idempotent`` request (a query) is also sent again every ``RESEND_S`` until an answer
+        comes (the first answer wins).
         """
         client = self._clients.get(name)
         if client is None:
             client = self._clients[name] = self.node.create_client(srv_type, name)
-        if not self.spin_until(client.service_is_ready, self.timeout_s):
+            if not self.spin_until(client.service_is_ready, self.timeout_s):
+                raise RuntimeError(f'service {name} did not come up within {self.timeout_s:.0f} s')
+            self.spin_for(MATCH_SETTLE_S)
+        elif not self.spin_until(client.service_is_ready, self.timeout_s):
             raise RuntimeError(f'service {name} did not come up within {self.timeout_s:.0f} s')
-        future = client.call_async(request if request is not None else srv_type.Request())
-        if not self.spin_until(future.done, self.timeout_s):
-            raise RuntimeError(f'service {name} did not answer within {self.timeout_s:.0f} s')
-        return future.result()
+        request = request if request is not None else srv_type.Request()
+        futures = [client.call_async(request)]
+        end = time.monotonic() + self.timeout_s
+        while not any(f.done() for f in futures):
+            left = end - time.monotonic()
+            if left <= 0:
+                raise RuntimeError(f'service {name} did not answer within {self.timeout_s:.0f} s')
+            if self.spin_until(lambda: any(f.done() for f in futures),
+                               min(left, RESEND_S if idempotent else left)):
+                break
+            if idempotent and time.monotonic() < end:
+                futures.append(client.call_async(request))
+        return next(f for f in futures if f.done()).result()
 
     def __enter__(self) -> 'CellClient':
         return self

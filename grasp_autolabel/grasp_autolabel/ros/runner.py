@@ -11,9 +11,10 @@ import time
 from grasp_autolabel.ros.params import ParameterError
 import rclpy
 
-# A stop that has not ended this long after the context went down is hung (in a callback that
-# cannot return, or in DDS): the stacks of every thread are printed and the process exits 3.
-STOP_GRACE_S = 3.0
+# A stop that has not ended this long after SIGINT / SIGTERM is hung (in a callback that cannot
+# return, in DDS discovery, in a C call of the constructor): the stacks of every thread are
+# printed and the process exits 3.
+STOP_GRACE_S = 1.5
 
 
 _stop_requests: list[int] = []
@@ -43,14 +44,20 @@ def _shutting_down(wait_s: float = 1.0) -> bool:
     return True
 
 
-def _watch_stop(name: str) -> None:
-    """Daemon thread: once the context is shut down, the process must end within STOP_GRACE_S."""
-    while rclpy.ok():
-        time.sleep(0.1)
+def _watch_stop(name: str, fd: int) -> None:
+    """Daemon thread: after SIGINT / SIGTERM the process must end within STOP_GRACE_S.
+
+    The signal is seen on ``fd`` (``signal.set_wakeup_fd``): Python's C-level handler writes
+    to it the moment the signal arrives, whichever thread takes it and whatever the main
+    thread is blocked in, where a Python handler would wait for the main thread to return.
+    """
+    while True:
+        data = os.read(fd, 64)
+        if signal.SIGINT in data or signal.SIGTERM in data:
+            break
     time.sleep(STOP_GRACE_S)
-    print(f'{name}: still running {STOP_GRACE_S:g} s after shutdown; stacks of every thread '
-          'follow, '
-          'then exit 3', file=sys.stderr, flush=True)
+    print(f'{name}: still running {STOP_GRACE_S:g} s after the stop signal; stacks of every '
+          'thread follow, then exit 3', file=sys.stderr, flush=True)
     faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
     sys.stderr.flush()
     os._exit(3)
@@ -61,14 +68,18 @@ def run_node(node_class, name: str, args=None, *, multithreaded: bool = False) -
 
     A bad parameter stops the node at start-up with one line naming it (exit code 2), never a
     traceback. Ctrl-C or SIGTERM, also while the node is starting, is a clean stop (exit 0); a
-    stop that hangs for STOP_GRACE_S prints every thread's stack and exits 3 rather than wait
-    for SIGKILL. ``multithreaded``: spin a MultiThreadedExecutor (for services that wait while
-    subscriptions go on).
+    stop that has not ended STOP_GRACE_S after the signal prints every thread's stack and
+    exits 3 rather than wait for SIGKILL. ``multithreaded``: spin a MultiThreadedExecutor (for
+    services that wait while subscriptions go on).
     """
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, _request_stop)
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(write_fd, False)
+    signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+    threading.Thread(target=_watch_stop, args=(name, read_fd), name='stop-watch',
+                     daemon=True).start()
     rclpy.init(args=args)
-    threading.Thread(target=_watch_stop, args=(name,), name='stop-watch', daemon=True).start()
     if _stop_requests:  # asked to stop before rclpy was listening
         rclpy.try_shutdown()
         return 0
