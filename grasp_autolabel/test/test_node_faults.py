@@ -7,6 +7,7 @@
   ERROR on /diagnostics with the reason and the path, no half frame, nothing published that
   is not on disk, the node alive, and the work done once space returns.
 """
+import os
 from pathlib import Path
 import subprocess
 
@@ -161,6 +162,7 @@ def test_a_full_disk_is_an_error_a_person_sees_and_work_resumes_when_space_retur
                                    == DiagnosticStatus.ERROR, 5)
         message = _level(f.client, 'capture_node')[1]
         assert 'No space left on device' in message and str(session) in message, message
+        assert 'low disk space: 0 MB free' in message, message  # min_free_mb, checked first
         depth = sorted(p.name for p in (session / 'depth').iterdir())
         assert depth == ['000000.png', '000001.png']
         free(small_disks[0])
@@ -174,3 +176,31 @@ def test_a_full_disk_is_an_error_a_person_sees_and_work_resumes_when_space_retur
             assert p.stop() in (0, -2), p.output()
     _check_exactly_once(session, dataset)
     assert 'Traceback' not in cap.output() + lab.output()
+
+
+@pytest.mark.parametrize('executable', ['capture_node', 'autolabel_node', 'inference_node'])
+def test_a_stop_signal_in_any_state_ends_the_node_within_2_s(tmp_path, executable):
+    """SIGINT at chosen moments of the start (loading, DDS discovery) and while running."""
+    import signal
+    import time
+
+    for delay in (0.3, 1.0, 4.0):
+        node = NodeProcess(executable, log_dir=tmp_path)
+        time.sleep(delay)
+        t0 = time.monotonic()
+        os.killpg(node.proc.pid, signal.SIGINT)
+
+        def group_gone():  # the node and the child the wheels' bootstrapper runs it in
+            try:
+                os.killpg(node.proc.pid, 0)
+            except ProcessLookupError:
+                return True
+            node.proc.poll()  # (reaps the parent, whose pid holds the group otherwise)
+            return False
+
+        while not group_gone() and time.monotonic() - t0 < 10:
+            time.sleep(0.02)
+        took = time.monotonic() - t0
+        code = node.stop()
+        assert took < 2.0 and code in (0, -2), (
+            f'{delay} s after start: exit {code} after {took:.2f} s\n{node.output()}')
