@@ -83,9 +83,36 @@ class Cell:
             if proc.alive():
                 self.rss[name].append((time.monotonic(), group_rss_mb(proc.proc.pid)))
 
+    def shm_segments(self) -> dict:
+        """Fast DDS shared-memory segments each node has mapped (one per peer it sent to)."""
+        out = {}
+        for name, proc in self.procs.items():
+            segments = set()
+            for pid in _group_pids(proc.proc.pid):
+                try:
+                    maps = Path(f'/proc/{pid}/maps').read_text()
+                except OSError:
+                    continue
+                segments |= {line.split()[-1] for line in maps.splitlines()
+                             if '/dev/shm/fastdds_' in line and not line.endswith('_el')}
+            out[name] = len(segments)
+        return out
+
     def stop(self) -> dict:
         self.client.close()
         return {name: proc.stop() for name, proc in self.procs.items()}
+
+
+def _group_pids(pgid: int) -> list:
+    pids = []
+    for entry in Path('/proc').iterdir():
+        if entry.name.isdigit():
+            try:
+                if os.getpgid(int(entry.name)) == pgid:
+                    pids.append(int(entry.name))
+            except OSError:
+                pass
+    return pids
 
 
 def pick(cell: Cell) -> str:
@@ -156,10 +183,12 @@ def main() -> int:
             cell.client.spin_for(max(0.0, args.pick_every_s - (time.monotonic() - t0)))
         # the last step labelled (the autolabel node may have restarted just now)
         cell.client.spin_until(lambda: check(out)['lost'] == 0, 60)
+        shm = cell.shm_segments()
     finally:
         codes = cell.stop()
     result = {'minutes': args.minutes, 'picks': picks, 'kills': dict(cell.restarts),
-              **check(out), 'rss': rss_summary(cell.rss), 'exit_codes': codes, 'out': str(out)}
+              **check(out), 'rss': rss_summary(cell.rss), 'shm_segments_mapped': shm,
+              'exit_codes': codes, 'out': str(out)}
     print(json.dumps(result))
     return 0 if result['lost'] == 0 and result['duplicated'] == 0 else 1
 

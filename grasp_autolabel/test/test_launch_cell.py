@@ -138,7 +138,9 @@ def test_the_readme_cell_steps_with_the_sim_camera(rclpy_context, tmp_path):
                       'dataset_dir:=~/cell/dataset', log_dir=tmp_path, env=env)
         launches.append(cell)
         # nobody presses anything: the untouched pile is captured once it is still
-        cell.wait_for(r'captured frame 0 \(auto\)', 60)
+        # (the first launch of a clone builds the launch libraries first: ~15 s idle, more on a
+        # loaded machine)
+        cell.wait_for(r'captured frame 0 \(auto\)', 180)
         # the first pick once the autolabel node holds that frame (as an operator would check
         # /diagnostics or the overlay): the captured topics keep only the newest frame
         assert op.spin_until(lambda: op.autolabel_frames() >= 1, 30), cell.output()
