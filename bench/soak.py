@@ -9,7 +9,8 @@ autolabel node (in turn) gets SIGKILL at a random moment of a pick and is restar
 end: every session step labelled exactly once (labels name their frames), one dataset source,
 and each node's RSS at the start and end of the run (killed nodes: since their last restart).
 
-Run: scripts/in-env.sh python bench/soak.py [--minutes 60] [--pick-every-s 3]
+Run it on a ROS domain of its own (above 100: the tests use 1-100), e.g.
+ROS_DOMAIN_ID=150 scripts/in-env.sh python bench/soak.py [--minutes 60] [--pick-every-s 3]
      [--kill-every-s 120] [--out DIR]
 """
 import argparse
@@ -54,6 +55,10 @@ class Cell:
         self.rss = {name: [] for name in self.cmds}  # (t, MB) since the last (re)start
         self.client = CellClient([], timeout_s=5.0, name='soak')
         self.restarts = Counter()
+        self.started = time.monotonic()
+        self.camera_rss = []  # (minute, MB) of the simulated camera, never killed
+        self.kill_minutes = []
+        self.lives = {name: [] for name in self.cmds}  # peak RSS of each life of a killed node
 
     def start(self, name: str) -> NodeProc:
         log_dir = self.logs / f'{name}.{int(time.time() * 1000)}'
@@ -65,8 +70,11 @@ class Cell:
         os.killpg(proc.proc.pid, signal.SIGKILL)
         proc.proc.wait()
         self.procs[name] = self.start(name)
+        if self.rss[name]:
+            self.lives[name].append(round(max(mb for _, mb in self.rss[name]), 1))
         self.rss[name] = []
         self.restarts[name] += 1
+        self.kill_minutes.append(round((time.monotonic() - self.started) / 60, 1))
 
     def call(self, name: str, deadline_s: float = 120.0):
         """Call a Trigger service until it answers (the node may be restarting)."""
@@ -79,6 +87,10 @@ class Cell:
         raise RuntimeError(f'{name} did not answer for {deadline_s:.0f} s')
 
     def sample_rss(self) -> None:
+        minute = int((time.monotonic() - self.started) // 60)
+        if len(self.camera_rss) <= minute and self.procs['sim_camera_node'].alive():
+            self.camera_rss.append((minute, round(group_rss_mb(
+                self.procs['sim_camera_node'].proc.pid), 1)))
         for name, proc in self.procs.items():
             if proc.alive():
                 self.rss[name].append((time.monotonic(), group_rss_mb(proc.proc.pid)))
@@ -159,6 +171,11 @@ def main() -> int:
     ap.add_argument('--seed', type=int, default=0)
     ap.add_argument('--out', type=Path, default=None)
     args = ap.parse_args()
+
+    def stop_on_sigterm(*_):
+        raise KeyboardInterrupt  # the finally below stops the nodes (no orphans on DDS)
+
+    signal.signal(signal.SIGTERM, stop_on_sigterm)
     out = args.out or Path(tempfile.mkdtemp(prefix='soak-'))
     rng = random.Random(args.seed)
     cell = Cell(out)
@@ -188,6 +205,8 @@ def main() -> int:
         codes = cell.stop()
     result = {'minutes': args.minutes, 'picks': picks, 'kills': dict(cell.restarts),
               **check(out), 'rss': rss_summary(cell.rss), 'shm_segments_mapped': shm,
+              'camera_rss_per_minute': [mb for _, mb in cell.camera_rss],
+              'kill_minutes': cell.kill_minutes, 'peak_rss_per_life': cell.lives,
               'exit_codes': codes, 'out': str(out)}
     print(json.dumps(result))
     return 0 if result['lost'] == 0 and result['duplicated'] == 0 else 1
