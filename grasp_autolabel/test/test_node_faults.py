@@ -204,3 +204,28 @@ def test_a_stop_signal_in_any_state_ends_the_node_within_2_s(tmp_path, executabl
         code = node.stop()
         assert took < 2.0 and code in (0, -2), (
             f'{delay} s after start: exit {code} after {took:.2f} s\n{node.output()}')
+
+
+def test_a_node_that_sees_no_publisher_for_long_rejoins_dds_and_then_hears(rclpy_context,
+                                                                           tmp_path):
+    """The cure for a participant DDS left unmatched for good: a fresh one (same process)."""
+    import time
+
+    cap = _capture_node(tmp_path, '-p', 'input_timeout_s:=0.3', '-p', 'rejoin_after_s:=1.0')
+    try:
+        deadline = time.monotonic() + 30
+        while not ('rejoin 2)' in cap.output() and cap.output().count('capturing into') >= 3) \
+                and time.monotonic() < deadline:
+            assert cap.alive(), cap.output()
+            time.sleep(0.1)
+        out = cap.output()
+        # the first after 1 s, the next after 2 s (doubling while nothing is heard)
+        assert 'no publisher on any input for 1 s: starting again as a fresh DDS participant ' \
+            '(rejoin 1)' in out and 'for 2 s: starting again' in out, out
+        assert out.count('capturing into') == 3  # the node started three times, one process
+        assert out.count('starting again') == 2 and 'Traceback' not in out
+        f = Feeder(rclpy_context, [cap])
+        f.until_counted('pairs', lambda: f.send(int(time.time()) % 1000 + 1))
+        f.client.close()
+    finally:
+        assert cap.stop() in (0, -2), cap.output()

@@ -29,7 +29,7 @@ from grasp_autolabel.ros.convert import (camera_info_to_intrinsics, depth_to_met
 from grasp_autolabel.ros.health import ERROR, Health, OK, stamp_ns, stamp_s, WARN
 from grasp_autolabel.ros.params import declare_parameters, Param
 from grasp_autolabel.ros.qos import CAPTURED, SENSOR
-from grasp_autolabel.ros.runner import run_node
+from grasp_autolabel.ros.runner import rejoin, run_node
 from grasp_autolabel.ros.watch import StreamWatch
 from grasp_autolabel.session import Session, SessionError
 import numpy as np
@@ -71,6 +71,9 @@ PARAMS = [
     Param('input_timeout_s', 3.0,
           'an input silent this long is reported on /diagnostics (ERROR) and subscribed afresh',
           min=0.1, max=600.0),
+    Param('rejoin_after_s', 30.0,
+          'no publisher in sight on any input this long: start again as a fresh DDS participant '
+          '(doubling while nothing is heard); 0: never', min=0.0, max=86400.0),
 ]
 
 BAD_INPUT = ('encoding', 'size_mismatch', 'no_camera_info', 'bad_camera_info', 'empty',
@@ -106,7 +109,9 @@ class CaptureNode(Node):
         self._continue_session()
         self.health = Health(self, 'capture_node', self.p['color_topic'])
         self.counts, self.bad = self.health.counts, self.health.bad
-        self.inputs = StreamWatch(self, self.p['input_timeout_s'])
+        self.inputs = StreamWatch(self, self.p['input_timeout_s'],
+                                  rejoin_after_s=self.p['rejoin_after_s'],
+                                  on_rejoin=lambda why: rejoin(self, why))
         self.inputs.subscribe('color', Image, self.p['color_topic'], self.on_color, SENSOR)
         self.inputs.subscribe('depth', Image, self.p['depth_topic'], self.on_depth, SENSOR)
         self.inputs.subscribe('camera_info', CameraInfo, self.p['camera_info_topic'], self.on_info,

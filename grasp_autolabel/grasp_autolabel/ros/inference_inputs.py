@@ -16,6 +16,7 @@ from grasp_autolabel.ros.convert import (camera_info_to_intrinsics, depth_to_met
 from grasp_autolabel.ros.frame_taker import FrameTaker
 from grasp_autolabel.ros.health import stamp_ns
 from grasp_autolabel.ros.qos import SENSOR
+from grasp_autolabel.ros.runner import rejoin
 from grasp_autolabel.ros.watch import StreamWatch
 import numpy as np
 from sensor_msgs.msg import CameraInfo, Image
@@ -38,8 +39,9 @@ class CameraInputs:
     def __init__(self, node):
         self.node, self.p, self.health = node, node.p, node.health
         self.counts, self.bad = self.health.counts, self.health.bad
-        self.taker = FrameTaker(node, lambda helper: StreamWatch(helper,
-                                                                 self.p['input_timeout_s']))
+        self.taker = FrameTaker(node, lambda helper: StreamWatch(
+            helper, self.p['input_timeout_s'], rejoin_after_s=self.p['rejoin_after_s'],
+            on_rejoin=lambda why: rejoin(node, why)))
         self.watch = self.taker.watch
         self.taker.subscribe('color', Image, self.p['color_topic'], SENSOR)
         self.taker.subscribe('depth', Image, self.p['depth_topic'], SENSOR)

@@ -87,6 +87,9 @@ PARAMS = [
     Param('input_timeout_s', 3.0,
           'an input silent this long is reported on /diagnostics (ERROR) and subscribed afresh',
           min=0.1, max=600.0),
+    Param('rejoin_after_s', 30.0,
+          'no publisher in sight on any input this long: start again as a fresh DDS participant '
+          '(doubling while nothing is heard); 0: never', min=0.0, max=86400.0),
     Param('gripper_stroke_m', 0.35,
           "the gripper's largest opening, m: a grasp that needs more is not offered",
           min=0.001, max=10.0),

@@ -52,7 +52,10 @@ def _watch_stop(name: str, fd: int) -> None:
     thread is blocked in, where a Python handler would wait for the main thread to return.
     """
     while True:
-        data = os.read(fd, 64)
+        try:
+            data = os.read(fd, 64)
+        except OSError:
+            return  # closed: the process image is being replaced (rejoin)
         if signal.SIGINT in data or signal.SIGTERM in data:
             break
     time.sleep(STOP_GRACE_S)
@@ -61,6 +64,28 @@ def _watch_stop(name: str, fd: int) -> None:
     faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
     sys.stderr.flush()
     os._exit(3)
+
+
+def rejoin(node, why: str) -> None:
+    """Start this node again as a fresh process image (same PID, same arguments).
+
+    A new DDS participant, for a node that DDS left deaf for good (``watch.StreamWatch``). The
+    node's state that matters is on disk (the session's numbering, the dataset); file
+    descriptors other than stdin/out/err are closed so no socket of the old participant lives
+    on.
+    """
+    node.get_logger().warning(f'{why}: starting again as a fresh DDS participant (rejoin '
+                              f"{os.environ.get('GRASP_AUTOLABEL_REJOINS', '1')})")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    for fd in sorted(int(f) for f in os.listdir('/proc/self/fd') if int(f) > 2):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    spec = getattr(sys.modules['__main__'], '__spec__', None)
+    head = ['-m', spec.name] if spec is not None else [sys.argv[0]]  # python -m or a script
+    os.execv(sys.executable, [sys.executable, *head, *sys.argv[1:]])
 
 
 def run_node(node_class, name: str, args=None, *, multithreaded: bool = False) -> int:

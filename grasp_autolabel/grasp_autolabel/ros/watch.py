@@ -13,9 +13,11 @@ or not: neither is proof that its data will come).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+import os
 import time
 
 MAX_BACKOFF_S = 30.0  # the longest wait between two fresh subscriptions of a silent stream
+REJOIN_ENV = 'GRASP_AUTOLABEL_REJOINS'  # rejoins in a row, carried to the new process image
 
 
 @dataclass
@@ -29,6 +31,7 @@ class _Stream:
     stalled: bool = False
     resubscribed: int = 0
     backoff: float = 0.0  # wait before the next fresh subscription (0: timeout_s)
+    unseen_since: float | None = None  # monotonic time since no publisher has been visible
 
 
 class StreamWatch:
@@ -39,12 +42,19 @@ class StreamWatch:
     node : rclpy.node.Node
     timeout_s : float
         A stream silent this long is stalled.
+    rejoin_after_s : float
+        Every stream silent with no publisher visible this long (0: never): ``on_rejoin()`` is
+        called (the node starts again as a fresh DDS participant, ``runner.rejoin``); doubled
+        for each rejoin in a row, up to 32x.
     """
 
-    def __init__(self, node, timeout_s: float):
+    def __init__(self, node, timeout_s: float, *, rejoin_after_s: float = 0.0, on_rejoin=None):
         self.node = node
         self.timeout_s = float(timeout_s)
         self.streams: dict[str, _Stream] = {}
+        self.rejoins = int(os.environ.get(REJOIN_ENV, '0') or 0)
+        self.rejoin_after_s = float(rejoin_after_s) * 2 ** min(self.rejoins, 5)
+        self.on_rejoin = on_rejoin
 
     def subscribe(self, name: str, msg_type, topic: str, callback, qos, **kwargs):
         """``node.create_subscription`` under the name ``name`` (colour, depth, ...)."""
@@ -82,13 +92,17 @@ class StreamWatch:
         for stream in self.streams.values():
             topic = stream.args[1]
             silent = self.silent_s(stream.name, now)
+            publishers = self.node.count_publishers(topic)
+            stream.unseen_since = None if publishers else (stream.unseen_since or now)
             if silent < self.timeout_s:
                 stream.backoff = 0.0
+                if self.rejoins and stream.last is not None:  # heard: from the shortest wait
+                    self.rejoins = 0
+                    os.environ[REJOIN_ENV] = '0'
                 if stream.stalled:
                     stream.stalled = False
                     log.info(f'{stream.name} frames on {topic} flow again')
                 continue
-            publishers = self.node.count_publishers(topic)
             what = 'no message yet' if stream.last is None else f'no message for {silent:.1f} s'
             where = f'no publisher on {topic}' if publishers == 0 else (
                 f'on {topic} although {publishers} publisher(s) match')
@@ -103,7 +117,23 @@ class StreamWatch:
                 self._create(stream)
                 stream.resubscribed += 1
                 stream.backoff = min(2.0 * wait, max(MAX_BACKOFF_S, self.timeout_s))
+        self._maybe_rejoin(now)
         return problems
+
+    def _maybe_rejoin(self, now: float) -> None:
+        """Start afresh when no stream has a publisher in sight for ``rejoin_after_s``.
+
+        A DDS participant can stay unmatched with a publisher for good (measured with Fast DDS
+        3.2's LARGE_DATA transports after a peer was SIGKILLed and restarted: its TCP channel
+        stuck, no endpoint discovery); a new participant in a new process image is the cure.
+        """
+        if not (self.rejoin_after_s and self.on_rejoin and self.streams):
+            return
+        unseen = [now - s.unseen_since for s in self.streams.values()
+                  if s.unseen_since is not None and s.stalled]
+        if len(unseen) == len(self.streams) and min(unseen) >= self.rejoin_after_s:
+            os.environ[REJOIN_ENV] = str(self.rejoins + 1)
+            self.on_rejoin(f'no publisher on any input for {min(unseen):.0f} s')
 
     def values(self) -> dict[str, str]:
         """Diagnostic values: seconds each stream has been silent, resubscriptions."""
