@@ -254,7 +254,8 @@ class AutolabelNode(Node):
         if not step.accepted:
             self.get_logger().info(
                 f"step rejected: {step.reason} ({REASONS.get(step.reason, '')})")
-        if self.live is not None and not self.write(step, before, after):
+        # (behind steps that wait for the disk: in order, so items follow the picks)
+        if self.live is not None and (self.unwritten or not self.write(step, before, after)):
             self.unwritten.append((step, before, after))
             return False
         self.publish(step, before)
