@@ -29,10 +29,10 @@ import numpy as np
 
 from grasp_autolabel.jobs.label import label_sessions
 from grasp_autolabel.dataset.store import GraspDataset
-from grasp_autolabel.detector.config import TRAIN_DEFAULTS, TrainSettings
+from grasp_autolabel.detector.config import TrainSettings
 from grasp_autolabel.detector.data import GraspItems
 from grasp_autolabel.detector.evaluate import evaluate
-from grasp_autolabel.detector.models import network_from_dict
+from grasp_autolabel.detector.models import get_family, network_from_dict
 from grasp_autolabel.detector.models.faster_rcnn import anchor_coverage, encode_grasps
 from grasp_autolabel.detector.train import train
 from grasp_autolabel.evaluation import gt_grasps
@@ -147,7 +147,7 @@ def main():
             overrides = {"max_steps": args.steps} if args.steps else {}
             network = network_from_dict({"model": model, **({"backbone": args.backbone}
                                                              if model == "faster-rcnn" else {})})
-            settings = TrainSettings(**{**TRAIN_DEFAULTS[model], **overrides})
+            settings = TrainSettings(**{**get_family(model).train_defaults, **overrides})
             run = root / f"run_{model}_{name}"
             if model == "faster-rcnn" and name == args.labels[0]:
                 items = GraspItems(root / name, network, settings, augment=False)

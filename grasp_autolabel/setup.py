@@ -16,7 +16,7 @@ extras = {
     # the detector: install the torch/torchvision pair that matches your machine first
     # (requirements/torch.txt pins the pair that works on CPU)
     'detector': ['torch>=2.4', 'torchvision>=0.19', 'onnx>=1.16', 'onnxruntime>=1.18',
-                 'matplotlib>=3.8'],
+                 'matplotlib>=3.8', 'tensorboard>=2.16'],
     # with the linters ament_flake8 / ament_pep257 run (test_flake8.py, test_pep257.py)
     'test': ['pytest>=8', 'pytest-timeout>=2.3', 'hypothesis>=6.100', 'shapely>=2.0',
              'import-linter>=2.1', 'flake8>=7', 'flake8-blind-except', 'flake8-builtins',
@@ -33,7 +33,8 @@ setup(
         ('share/' + package_name, ['package.xml']),
         ('share/' + package_name + '/launch', glob('launch/*.launch.py')),
         ('share/' + package_name + '/config', glob('config/*.yaml')),
-        ('share/' + package_name + '/models', glob('models/*.onnx') + glob('models/*.json')),
+        ('share/' + package_name + '/models',
+         glob('models/*.onnx') + glob('models/*.pt') + glob('models/*.json')),
     ],
     python_requires='>=3.10',
     install_requires=[

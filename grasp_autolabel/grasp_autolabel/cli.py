@@ -246,8 +246,9 @@ def _add_train(sub):
                                    'downloaded.')
     p.add_argument('dataset', type=Path, metavar='DATASET')
     p.add_argument('--out', required=True, type=Path, metavar='RUN')
-    p.add_argument('--model', choices=('grasp-map', 'faster-rcnn'),
-                   help='network family (default grasp-map)')
+    p.add_argument('--model', metavar='FAMILY',
+                   help='network family: grasp-map (default) or faster-rcnn (the registry in '
+                        'detector/models/__init__.py)')
     p.add_argument('--config', type=Path,
                    help='YAML of detector settings: model, network:, train:, decode: (see '
                         'detector/config.py and detector/models/)')
@@ -276,6 +277,10 @@ def _add_train(sub):
     p.add_argument('--device', default='cpu', help='cpu or cuda[:N] (default cpu)')
     p.add_argument('--resume', action='store_true',
                    help='continue the run in RUN from its last checkpoint')
+    p.add_argument('--init', metavar='MODEL',
+                   help="start from this model's weights (a run folder or .pt checkpoint; "
+                        "'shipped': the package's simulator-trained model): fine-tuning, with a "
+                        'fresh optimiser and schedule. Its network must be the one asked for')
     p.set_defaults(_impl='grasp_autolabel.cli_detector:train_main')
 
 

@@ -39,19 +39,21 @@ def settings_from_args(args):
     The config file is a mapping with ``model`` and optional ``network:``, ``train:`` and
     ``decode:`` sections; a setting given at the top level goes to the part that has it.
     """
-    from grasp_autolabel.detector.config import (DecodeSettings, settings_from_dict,
-                                                 TRAIN_DEFAULTS, TrainSettings)
-    from grasp_autolabel.detector.models import DEFAULT_MODEL, MODELS, network_from_dict
+    from grasp_autolabel.detector.config import DecodeSettings, settings_from_dict, TrainSettings
+    from grasp_autolabel.detector.models import DEFAULT_MODEL, get_family, network_from_dict
 
     data = _read_yaml(args.config) if getattr(args, 'config', None) else {}
     model = getattr(args, 'model', None) or data.pop('model', None) or DEFAULT_MODEL
     data.pop('model', None)
-    if model not in MODELS:
-        raise CommandError(f"model: {model!r} is not one of {', '.join(MODELS)}")
+    try:
+        fam = get_family(model, where=f'{args.config}: model' if getattr(args, 'config', None)
+                         else 'model')
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
     parts = {'network': dict(data.pop('network', None) or {}),
              'train': dict(data.pop('train', None) or {}),
              'decode': dict(data.pop('decode', None) or {})}
-    owners = {'network': {f.name for f in fields(MODELS[model])},
+    owners = {'network': {f.name for f in fields(fam.network_cls)},
               'train': {f.name for f in fields(TrainSettings)},
               'decode': {f.name for f in fields(DecodeSettings)}}
     for key, value in data.items():
@@ -71,7 +73,7 @@ def settings_from_args(args):
             parts['train'][key] = getattr(args, key)
     try:
         network = network_from_dict({**parts['network'], 'model': model})
-        train = TrainSettings(**{**TRAIN_DEFAULTS[model], **parts['train']})
+        train = TrainSettings(**{**fam.train_defaults, **parts['train']})
         settings_from_dict(DecodeSettings, parts['decode'],
                            what='decode')  # checked now, applied in train
     except (TypeError, ValueError) as exc:
@@ -87,10 +89,12 @@ def train_main(args) -> int:
     try:
         r = train(args.dataset, args.out, network, settings, decode_overrides=decode_overrides,
                   device=args.device,
-                  resume=args.resume, backbone_weights=args.backbone_weights,
+                  resume=args.resume, backbone_weights=args.backbone_weights, init=args.init,
                   progress=sys.stderr.isatty())
     except (DatasetError, SessionError, CheckpointError) as exc:
         raise CommandError(str(exc)) from None
+    if r['rank'] != 0:
+        return 0  # (torchrun) the first process reports
     rate = r['steps_run'] / r['seconds'] if r['seconds'] > 0 else float('inf')
     best = r['best']
     held = (f"best held-out rectangle metric top-1 {best['rectangle_top1_pct']:.1f} % at step "
@@ -151,7 +155,7 @@ def evaluate_main(args) -> int:
 
 
 def _device(name: str) -> str:
-    from grasp_autolabel.detector.train import resolve_device
+    from grasp_autolabel.detector.distributed import resolve_device
 
     resolve_device(name)
     return name

@@ -12,7 +12,8 @@ yourself, on this machine or another (its default topics are the capture node's 
 realsense2_camera need not be installed then. Press the button that calls
 ``/capture_node/capture`` after each pick, or set ``auto_capture:=true``. The inference node
 serves grasps from ``model_path`` (an ONNX model from ``grasp-autolabel export-onnx``); started
-without one it waits for ``/inference_node/load_model``. ``mounting_file`` is the camera's
+without one it serves the shipped simulator-trained model (``none``: it waits for
+``/inference_node/load_model``). ``mounting_file`` is the camera's
 mounting from a hand-eye calibration (``config/mounting.yaml`` is the template): with it the
 inference node gives every grasp in the robot's ``base_frame`` (``~/grasp_poses``, the
 ``~/sample_grasp_poses`` action for MoveIt Task Constructor) and publishes the mounting on
@@ -43,8 +44,8 @@ def generate_launch_description():
         argument(
             'model_path',
             '',
-            'detector for the inference node (.onnx, .pt or run folder); empty: wait for '
-            '/inference_node/load_model',
+            'detector for the inference node (.onnx, .pt or run folder); empty: the shipped '
+            'simulator-trained model; none: wait for /inference_node/load_model',
         ),
         argument('mounting_file', config('mounting.yaml'),
                  "the camera's mounting (hand-eye calibration: base_frame, mounting_translation, "

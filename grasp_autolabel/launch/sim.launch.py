@@ -37,8 +37,9 @@ def generate_launch_description():
                  'capture session folder (created; continued if it holds frames)'),
         argument('dataset_dir', DEFAULT_DATASET_DIR,
                  'grasp dataset folder every labelled step is appended to'),
-        argument('inference', False, 'start the inference node (needs model_path)'),
-        argument('model_path', '', 'detector for the inference node (.onnx, .pt or run folder)'),
+        argument('inference', False, 'start the inference node'),
+        argument('model_path', '', 'detector for the inference node (.onnx, .pt or run folder); '
+                 'empty: the shipped simulator-trained model'),
         argument('mounting_file', config('sim_mounting.yaml'),
                  "the simulated camera's mounting, given to the camera and the inference node"),
     ]

@@ -142,17 +142,24 @@ def test_training_plans_fewer_steps_where_the_machine_is_too_slow_for_max_minute
     r = train(dataset, tmp_path / 'r', TINY_NET, settings, decode=ANY, progress=False,
               log=lambda *a, **k: said.append(' '.join(map(str, a))))
     assert 11 <= r['step'] < 400
+    planned = [line for line in said if 'steps would take' in line]
     assert (
-        len(said) == 1
-        and '400 steps would take' in said[0]
-        and f'planned {r["step"]} steps' in said[0]
+        len(planned) == 1
+        and '400 steps would take' in planned[0]
+        and f'planned {r["step"]} steps' in planned[0]
     )
+    # the plan first, then the time a step and the expected end, then progress to the end
+    assert said[0].startswith('train: 400 steps of 2 on ') and 'from random weights' in said[0]
+    assert any('expected end in' in line for line in said)
+    assert said[-1].startswith(f"train: step {r['step']}/{r['step']} (100 %)")
     assert load_checkpoint(tmp_path / 'r')['train']['max_steps'] == r['step']
     # 0: no plan, every step
+    again = []
     r = train(dataset, tmp_path / 'r0', TINY_NET,
               TrainSettings(**{**TINY_TRAIN, 'max_steps': 15, 'max_minutes': 0}),
-              decode=ANY, progress=False, log=lambda *a, **k: said.append('again'))
-    assert r['step'] == 15 and len(said) == 1
+              decode=ANY, progress=False, log=lambda *a, **k: again.append(' '.join(a)))
+    assert r['step'] == 15 and not any('would take' in line for line in again)
+    assert again[-1].startswith('train: step 15/15 (100 %)')
 
 
 def test_best_checkpoint_kept_by_validation(dataset, tmp_path):

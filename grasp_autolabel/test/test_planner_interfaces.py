@@ -177,7 +177,7 @@ def test_load_model_refuses_what_lies_outside_model_dir(rclpy_context, tmp_path,
 
 def test_a_goal_without_a_model_or_a_frame_aborts_with_the_reason(rclpy_context, tmp_path,
                                                                   tiny_models):
-    node = _inference(tmp_path, '-p', 'color_topic:=/none/color', '-p',
+    node = _inference(tmp_path, '-p', 'model_path:=none', '-p', 'color_topic:=/none/color', '-p',
                       f"model_dir:={tiny_models['onnx'].parent}", '-p', 'action_timeout_s:=1.0')
     c = CellClient([node], timeout_s=20.0, name='planner', context=rclpy_context)
     action = ActionClient(c.node, SampleGraspPoses, '/inference_node/sample_grasp_poses')

@@ -13,8 +13,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 import math
 
-__all__ = ['TrainSettings', 'DecodeSettings', 'TRAIN_DEFAULTS', 'DECODE_DEFAULTS',
-           'settings_from_dict']
+__all__ = ['TrainSettings', 'DecodeSettings', 'settings_from_dict']
 
 
 def _check(name: str, value, lo: float, hi: float, *, integer: bool = False):
@@ -84,16 +83,6 @@ class TrainSettings:
         object.__setattr__(self, 'scale_range', (lo, hi))
         if self.split not in ('session', 'image', 'none'):
             raise ValueError(f'split: {self.split!r} is not session, image or none')
-
-
-# The paper's schedule for its Faster R-CNN: Adam 1e-4, batch 4.
-TRAIN_DEFAULTS = {'grasp-map': {}, 'faster-rcnn': {'lr': 1e-4, 'batch_size': 4, 'max_steps': 700,
-                                                   'weight_decay': 0.0}}
-
-
-# A briefly trained Faster R-CNN scores its detections low (measured: none above 0.3 after 300 CPU
-# steps); its class scores are not the grasp-map's quality.
-DECODE_DEFAULTS = {'grasp-map': {}, 'faster-rcnn': {'score_threshold': 0.05}}
 
 
 @dataclass(frozen=True)

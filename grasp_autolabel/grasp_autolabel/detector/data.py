@@ -7,9 +7,8 @@ Contract of an item (torchvision's detection references): ``dataset[i]`` is
   model family's ``to_tensor`` after the random transforms of :mod:`.transforms`
   (``augment=False``: the item as it is, at network scale);
 * ``target`` is a dict of tensors: ``"grasps"`` ``(N, 5)`` in network-input pixels (the grasp
-  convention), and for the grasp-map network ``"maps"`` ``(4, H/2, W/2)`` (quality, cos 2θ,
-  sin 2θ, opening; see ``models.grasp_map.draw_targets``), for the Faster R-CNN ``"boxes"``
-  ``(N, 4)`` and ``"labels"`` ``(N,)`` (1..angle_bins; 0 is the background).
+  convention), and the family's own targets (``ModelFamily.encode_targets``: the grasp-map
+  network's ``"maps"`` ``(4, H/2, W/2)``, the Faster R-CNN's ``"boxes"`` and ``"labels"``).
 
 The items are the accepted picks with grasps (and later picks' grasps carried back, see
 :func:`item_grasps`) in one part of the dataset's split. Each item's depth is read with its
@@ -157,7 +156,7 @@ class GraspItems:
             cam = self.ds.intrinsics(i, label)
             if cam:
                 fx.append(cam[0].fx)
-            s = self.family.input_scale(size[0], size[1], network.input_size)
+            s = self.family.input_scale(size[0], size[1], network)
             self._samples.append(scale_sample(Sample(rgb, depth, g, spines), s))
         if len(sizes) > 1:
             (s0, i0), (s1, i1) = list(sizes.items())[:2]
@@ -186,13 +185,8 @@ class GraspItems:
 
         x = self.family.to_tensor(s.rgb, s.depth_m, self.network)
         target = {'grasps': torch.from_numpy(as_grasps(s.grasps).astype(np.float32))}
-        if self.network.model == 'grasp-map':
-            target['maps'] = torch.from_numpy(self.family.draw_targets(s.grasps, (x.shape[1] // 2,
-                                                                                  x.shape[2] // 2),
-                                                                       s.spines))
-        else:
-            target.update({k: torch.from_numpy(v) for k,
-                           v in self.family.encode_grasps(s.grasps, self.network).items()})
+        target.update({k: torch.from_numpy(v) for k, v in
+                       self.family.encode_targets(s.grasps, s.spines, x, self.network).items()})
         return torch.from_numpy(x), target
 
     def __getitem__(self, index: int):

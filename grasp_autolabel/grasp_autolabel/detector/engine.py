@@ -6,7 +6,7 @@ import math
 from grasp_autolabel.geometry import rectangle_metric
 import numpy as np
 
-__all__ = ['compute_loss', 'train_one_epoch', 'evaluate']
+__all__ = ['compute_loss', 'train_one_epoch', 'evaluate', 'overlay']
 
 
 def compute_loss(model, network, images, targets) -> dict:
@@ -14,13 +14,9 @@ def compute_loss(model, network, images, targets) -> dict:
 
     List of ``(C, H, W)`` tensors, ``targets``: list of target dicts, see :mod:`.data`).
     """
-    import torch
+    from grasp_autolabel.detector.models import family
 
-    if network.model == 'grasp-map':
-        from grasp_autolabel.detector.models.grasp_map import loss
-
-        return loss(model(torch.stack(images)), torch.stack([t['maps'] for t in targets]))
-    return model(list(images), [{'boxes': t['boxes'], 'labels': t['labels']} for t in targets])
+    return family(network).loss(model, images, targets)
 
 
 def train_one_epoch(model, network, optimizer, items, rng: np.random.Generator, *, batch_size: int,
@@ -70,11 +66,38 @@ def train_one_epoch(model, network, optimizer, items, rng: np.random.Generator, 
     return steps
 
 
-def evaluate(model, network, decode, items) -> dict:
+def overlay(s, grasps, labels) -> np.ndarray:
+    """Return an RGB picture of a sample (network scale): labels thin green, candidates red.
+
+    The best candidate is drawn thicker.
+    """
+    import cv2
+
+    from grasp_autolabel.geometry import rect_to_corners
+
+    if s.rgb is not None:
+        img = np.ascontiguousarray(s.rgb, dtype=np.uint8).copy()
+    else:
+        d = np.asarray(s.depth_m, np.float32)
+        v = d[d > 0]
+        g = np.zeros(d.shape, np.uint8) if not len(v) else np.clip(
+            (v.max() - d) / max(float(np.ptp(v)), 1e-6) * 255, 0, 255).astype(np.uint8)
+        img = np.repeat(g[:, :, None], 3, 2)
+    for rects, colour, width in ((labels, (0, 200, 0), 1), (grasps[1:], (255, 60, 60), 1),
+                                 (grasps[:1], (255, 0, 0), 2)):
+        if len(rects):
+            pts = np.round(rect_to_corners(np.asarray(rects, float)) * 16).astype(np.int32)
+            cv2.polylines(img, list(pts), True, colour, width, cv2.LINE_AA, shift=4)
+    return img
+
+
+def evaluate(model, network, decode, items, *, overlays: list | None = None,
+             n_overlays: int = 3) -> dict:
     """Run validation on un-augmented ``items`` (network scale) under ``torch.inference_mode``.
 
     The top-1 rectangle metric against the items' labels (IoU > 0.25, angle < 30 deg; the jaw size
-    of a prediction is the labels' median) and the mean number of candidates.
+    of a prediction is the labels' median) and the mean number of candidates. ``overlays``, when
+    given, gets ``(name, picture)`` of the first ``n_overlays`` items (:func:`overlay`).
     """
     from grasp_autolabel.detector.models import decode_outputs, family
     from grasp_autolabel.detector.predict import rotated_nms, TorchPredictor
@@ -93,6 +116,8 @@ def evaluate(model, network, decode, items) -> dict:
             cands += len(g)
             n += 1
             hits += int(len(g) > 0 and bool(rectangle_metric(g[:1], s.grasps)[0]))
+            if overlays is not None and i < n_overlays:
+                overlays.append((f'item_{items.items[i]:06d}', overlay(s, g, s.grasps)))
     model.train()
     return {'images': n, 'rectangle_top1_pct': round(100.0 * hits / max(n, 1), 2),
             'candidates_per_image': round(cands / max(n, 1), 2)}

@@ -15,7 +15,14 @@ session; on the dataset's labels otherwise):
   rectangles every quarter jaw along each free log's whole visible axis (a correct grasp
   between two sparse labels is not punished); without, the dataset's labels;
 * every invalid candidate counted by why: ``on_no_log`` (its centre is on no log's axis),
-  ``log_not_free`` (on a log something rests on), ``angle``, ``opening``.
+  ``log_not_free`` (on a log something rests on), ``angle``, ``opening``;
+* every free log **missed** (no valid candidate) counted by where its grasp was lost, the first
+  that applies: ``invalid`` (a candidate on it, but at a wrong angle or opening),
+  ``depth_check`` (a peak on it that the depth check dropped), ``overlap`` (a peak on it
+  suppressed by a better candidate's rectangle), ``cap`` (a peak on it past the candidate cap),
+  ``low_score`` (peaks on it only below the score threshold), ``merged_peak`` (a peak on it only
+  when peaks may lie closer than ``peak_distance_px``), ``no_peak`` (the network sees no grasp
+  there).
 """
 from __future__ import annotations
 
@@ -33,9 +40,13 @@ from grasp_autolabel.geometry import (angle_difference, as_grasps, normalize_ang
 from grasp_autolabel.session import read_json
 import numpy as np
 
-__all__ = ['evaluate', 'frame_truth', 'dense_truth', 'judge', 'INVALID_REASONS']
+__all__ = ['evaluate', 'frame_truth', 'dense_truth', 'judge', 'missed_causes', 'INVALID_REASONS',
+           'MISSED_CAUSES']
 
 INVALID_REASONS = ('on_no_log', 'log_not_free', 'angle', 'opening')
+MISSED_CAUSES = ('invalid', 'depth_check', 'overlap', 'cap', 'low_score', 'merged_peak',
+                 'no_peak')
+LOW_SCORE = 0.02  # peaks down to this score are looked for on a missed log
 
 
 def frame_truth(ds: GraspDataset, index: int, label: dict) -> dict | None:
@@ -111,6 +122,48 @@ def _why_invalid(grasp, logs: list, rule: ValidityRule) -> str:
     return 'angle'
 
 
+def _on_log(grasps, log: dict, rule: ValidityRule) -> np.ndarray:
+    g = as_grasps(grasps)
+    if not len(g):
+        return np.zeros(0, bool)
+    a, b = (np.asarray(p, dtype=np.float64) for p in log['axis_visible_px'])
+    return point_segment_distance(g[:, :2], a, b)[0] <= rule.centre_tolerance * float(
+        log['diameter_px'])
+
+
+def missed_causes(grasps, trace: dict, free: list, covered, network, decode,
+                  rule: ValidityRule | None = None) -> list[str]:
+    """Return, for each free log not ``covered``, where its grasp was lost (:data:`MISSED_CAUSES`).
+
+    ``trace`` is what :meth:`Predictor.predict` filled; ``free`` the free logs' truth.
+    """
+    from grasp_autolabel.detector.models import decode_outputs
+
+    rule = rule or ValidityRule()
+    size = trace['size']
+    low = {}
+    out = []
+    for log, ok in zip(free, covered):
+        if ok:
+            continue
+        fates = {f for f, on in zip(trace['fates'], _on_log(trace['peaks'], log, rule)) if on}
+        if _on_log(grasps, log, rule).any():
+            out.append('invalid')
+            continue
+        checked = sorted(f for f in fates if f.startswith('depth_check'))
+        cause = checked[0] if checked else next(
+            (c for c, f in (('overlap', 'overlap'), ('cap', 'not_tried')) if f in fates), None)
+        for name, changes in (('low_score', {}), ('merged_peak', {'peak_distance_px': 1.0})):
+            if cause is None:
+                if name not in low:
+                    low[name] = decode_outputs(network, trace['outputs'], trace['scale'], size,
+                                               decode.with_(score_threshold=LOW_SCORE,
+                                                            **changes))[0]
+                cause = name if _on_log(low[name], log, rule).any() else None
+        out.append(cause or 'no_peak')
+    return out
+
+
 def evaluate(model, dataset, *, part: str = 'test', split: str | None = None,
              backend: str = 'auto',
              device: str = 'cpu', progress: bool = True, details: bool = False,
@@ -133,8 +186,7 @@ def evaluate(model, dataset, *, part: str = 'test', split: str | None = None,
         items = ds.item_indices()
     if not items:
         raise DatasetError(f'{dataset}: no item to evaluate in the {split}-wise {part} part')
-    counts = Counter()
-    reasons = Counter()
+    counts, reasons, missed = Counter(), Counter(), Counter()
     times, per_image = [], []
     for i in tqdm(items, unit='image', desc='evaluate', disable=not progress, dynamic_ncols=True):
         label = ds.read_label(i)
@@ -143,14 +195,23 @@ def evaluate(model, dataset, *, part: str = 'test', split: str | None = None,
         cam = ds.intrinsics(i, label)
         pred.check_frame(rgb, depth, where=f"{ds.path / 'images' / f'{i:06d}.png'}")
         t0 = time.perf_counter()
-        grasps, scores = pred.predict(rgb, depth, fx=cam[0].fx if cam else None, decode=decode)
+        trace = {'size': rgb.shape[1::-1]}
+        grasps, scores = pred.predict(rgb, depth, fx=cam[0].fx if cam else None, decode=decode,
+                                      trace=trace)
         times.append(time.perf_counter() - t0)
         record = _score_image(ds, i, label, grasps, scores,
                               pred.decode.jaw_width_m * (cam[0].fx if cam else 615.0),
                               counts, reasons)
+        if record['valid'] is not None:
+            missed.update(missed_causes(grasps, trace, record.pop('free'), record.pop('covered'),
+                                        pred.network, decode or pred.decode))
         if details:
             per_image.append(record)
     r = _summary(items, pred, counts, reasons, times)
+    r['missed_by_cause'] = {k: sum(v for c, v in missed.items() if c.split(':')[0] == k)
+                            for k in MISSED_CAUSES}
+    r['missed_by_depth_check'] = {c.split(':')[1]: v for c, v in sorted(missed.items())
+                                  if c.startswith('depth_check:')}
     if details:
         r['per_image'] = per_image
     return r
@@ -177,7 +238,7 @@ def _score_image(ds, i: int, label: dict, grasps, scores, jaw_px_m: float, count
         counts['free_logs'] += len(covered)
         counts['covered'] += int(covered.sum())
         reasons.update(r for r in why if r)
-        record.update(valid=ok, reasons=why)
+        record.update(valid=ok, reasons=why, free=free, covered=covered)
     else:
         gt = as_grasps(item_grasps(label, True))
     if len(gt):

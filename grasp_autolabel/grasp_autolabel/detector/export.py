@@ -26,7 +26,7 @@ def export_onnx(run, out, *, opset: int = 17, overwrite: bool = False) -> Path:
     CheckpointError
         Not a checkpoint; ``out`` exists (and ``overwrite`` is False) or is a folder.
     """
-    from grasp_autolabel.detector.models import build_model
+    from grasp_autolabel.detector.models import build_model, family
     from grasp_autolabel.session import write_atomic
     import onnx
     import torch
@@ -44,7 +44,8 @@ def export_onnx(run, out, *, opset: int = 17, overwrite: bool = False) -> Path:
     model = build_model(network)
     load_weights(model, ckpt['state_dict'], ckpt['path'])
     model.eval()
-    module, args, names = _traced(model, network, ckpt.get('image_size') or (640, 480))
+    module, args, names = family(network).onnx_graph(model, network,
+                                                     ckpt.get('image_size') or (640, 480))
     meta = checkpoint_meta(network, ckpt['decode_obj'])
     props = {'grasp_autolabel_network': json.dumps(meta['network']),
              'grasp_autolabel_decode': json.dumps(meta['decode']),
@@ -64,30 +65,3 @@ def export_onnx(run, out, *, opset: int = 17, overwrite: bool = False) -> Path:
         entry.key, entry.value = key, value
     write_atomic(out, lambda f: f.write(m.SerializeToString()))
     return out
-
-
-def _traced(model, network, image_size):
-    """Return ``(module, example inputs, input/output names)`` to trace.
-
-    The grasp-map network with its maps activated, at the padded size of the training images;
-    Faster R-CNN as torchvision has it.
-    """
-    from grasp_autolabel.detector.models.grasp_map import activate, padded_shape
-    import torch
-
-    if network.model != 'grasp-map':
-        names = {'input_names': ['image'],
-                 'output_names': ['boxes', 'labels', 'scores']}  # torchvision's order
-        return model, ([torch.rand(3, network.input_size, network.input_size)],), names
-
-    class Maps(torch.nn.Module):
-        def __init__(self, net):
-            super().__init__()
-            self.net = net
-
-        def forward(self, x):
-            return activate(self.net(x))
-
-    ph, pw = padded_shape(*image_size, network.input_size)
-    return Maps(model), (torch.rand(1, network.in_channels, ph, pw),
-                         ), {'input_names': ['input'], 'output_names': ['maps']}

@@ -10,10 +10,44 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ['DEFAULT_MODEL_DIR', 'ModelPathError', 'allowed_model_path', 'default_model_dir']
+__all__ = ['DEFAULT_MODEL_DIR', 'ModelPathError', 'allowed_model_path', 'default_model_dir',
+           'shipped_model', 'open_model', 'SHIPPED_MODEL', 'SHIPPED_DESCRIPTION', 'NO_MODEL']
 
 DEFAULT_MODEL_DIR = '~/grasp_autolabel/models'
 MODEL_SUFFIXES = ('.onnx', '.pt')
+# the grasp-map model that ships with the package (models/README.md): trained on the simulator
+SHIPPED_MODEL = 'sim_grasp_map'
+SHIPPED_DESCRIPTION = 'the shipped simulator-trained model (never trained on this cell)'
+NO_MODEL = 'none'  # model_path value: start without a model, wait for ~/load_model
+
+
+def shipped_model(suffix: str = '.onnx') -> Path:
+    """Return the shipped model's file (``.onnx``, or ``.pt``: its weights, for ``--init``).
+
+    Looked for next to the package's sources (a checkout, an editable install), in
+    ``PREFIX/share/grasp_autolabel/models`` (pip, colcon) and through the ament index.
+
+    Raises
+    ------
+    ModelPathError
+        Not found (a broken install): the places looked in are named.
+    """
+    import sys
+
+    name = SHIPPED_MODEL + suffix
+    places = [Path(__file__).resolve().parents[2] / 'models',
+              Path(sys.prefix) / 'share' / 'grasp_autolabel' / 'models']
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        places.append(Path(get_package_share_directory('grasp_autolabel')) / 'models')
+    except Exception:  # noqa: B902 - no ROS, or the package is not in the ament index
+        pass
+    for folder in places:
+        if (folder / name).is_file():
+            return folder / name
+    raise ModelPathError(f"the shipped model {name} is in none of {', '.join(map(str, places))}"
+                         ' (a broken install: reinstall grasp_autolabel)')
 
 
 class ModelPathError(ValueError):
@@ -109,3 +143,29 @@ def allowed_model_path(path: str, model_dir) -> Path:
     if real.suffix == '.onnx':
         _check_onnx_external_data(real)
     return real
+
+
+def open_model(path: str, backend: str, *, model_dir, trusted: bool = False, device: str = 'cpu',
+               threads: int | None = None, score_threshold: float | None = None,
+               max_grasps: int | None = None):
+    """Load a predictor for a serving node: ``(predictor or None, message, refused?)``.
+
+    ``trusted``: the package's own model, loaded wherever it is installed; any other path must
+    pass :func:`allowed_model_path`. A failure is a message, never an exception: a node keeps
+    serving its old model.
+    """
+    if backend not in ('onnx', 'torch'):
+        return None, f'backend {backend!r}: expected onnx or torch', False
+    try:
+        path_obj = Path(path) if trusted else allowed_model_path(path, model_dir)
+    except ModelPathError as exc:
+        return None, f'model {path} refused: {exc}', True
+    from grasp_autolabel.detector.predict import load_predictor
+
+    try:
+        predictor = load_predictor(path_obj, backend=backend, device=device, threads=threads)
+    except Exception as exc:  # noqa: B902 - any failure to load must leave the node serving
+        return None, f'model {path} not loaded: {exc}', False
+    predictor.decode = predictor.decode.with_(score_threshold=score_threshold,
+                                              max_candidates=max_grasps)
+    return predictor, '', False

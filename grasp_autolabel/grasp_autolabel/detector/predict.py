@@ -23,7 +23,8 @@ from grasp_autolabel.camera import depth_at
 from grasp_autolabel.detector.config import (DecodeSettings, settings_from_dict, settings_to_dict,
                                              TrainSettings)
 from grasp_autolabel.detector.models import (build_model, decode_outputs, family,
-                                             network_from_dict, network_to_dict)
+                                             network_from_dict, network_to_dict,
+                                             UnknownFamilyError)
 from grasp_autolabel.geometry import rotated_iou
 import numpy as np
 
@@ -91,10 +92,13 @@ def load_checkpoint(path) -> dict:
             raise CheckpointError(
                 f'{path}: has no {key} (a checkpoint without its config cannot be used)')
     try:
-        ckpt['network_obj'] = network_from_dict(ckpt['network'])
+        ckpt['network_obj'] = network_from_dict(ckpt['network'], require_model=True,
+                                                where=str(path))
         ckpt['decode_obj'] = settings_from_dict(DecodeSettings, ckpt['decode'], what='decode')
         ckpt['train_obj'] = settings_from_dict(TrainSettings, ckpt.get('train') or {},
                                                what='train')
+    except UnknownFamilyError as exc:
+        raise CheckpointError(str(exc)) from None
     except ValueError as exc:
         raise CheckpointError(f'{path}: its config is not valid ({exc})') from None
     ckpt['path'] = str(path)
@@ -126,6 +130,7 @@ class Predictor:
     """Frame in, grasps out; subclasses run the network (:meth:`_run`)."""
 
     network = None
+    family = None  # the network's models.ModelFamily
     decode: DecodeSettings
     image_size: tuple | None
     camera_fx: float | None
@@ -153,7 +158,8 @@ class Predictor:
                              'frame has none')
 
     def predict(self, rgb, depth_m=None, *, fx: float | None = None,
-                decode: DecodeSettings | None = None) -> tuple[np.ndarray, np.ndarray]:
+                decode: DecodeSettings | None = None,
+                trace: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Grasps ``(K, 5)`` in image pixels (grasp convention) and scores ``(K,)``, best first.
 
         Parameters
@@ -165,22 +171,34 @@ class Predictor:
             The camera's focal length in pixels (default: the training camera's).
         decode : DecodeSettings, optional
             Instead of the model's own.
+        trace : dict, optional
+            Filled with what happened to every decoded peak (``evaluate`` counts missed logs by
+            cause from it): ``outputs``, ``scale``, ``peaks`` ``(P, 5)``, ``peak_scores`` and
+            ``fates`` (per peak: ``kept``, ``overlap`` (NMS), ``depth_check:REASON`` (refine
+            dropped it, :data:`.refine.REFINE_REASONS`) or ``not_tried`` (past the candidate cap
+            or the tries)).
         """
         self.check_frame(rgb, depth_m)
         d = decode or self.decode
-        fam = family(self.network)
-        x, scale = fam.make_input(rgb, depth_m, self.network)
+        x, scale = self.family.make_input(rgb, depth_m, self.network)
         h, w = np.asarray(rgb if rgb is not None else depth_m).shape[:2]
-        grasps, scores = decode_outputs(self.network, self.run_network(x), scale, (w, h), d)
+        outputs = self.run_network(x)
+        grasps, scores = decode_outputs(self.network, outputs, scale, (w, h), d)
+        fates = ['not_tried'] * len(grasps)
+        if trace is not None:
+            trace.update(outputs=outputs, scale=scale, peaks=grasps.copy(),
+                         peak_scores=scores.copy(), fates=fates)
         if d.refine and depth_m is not None and np.any(np.asarray(depth_m) > 0):
-            grasps, scores = self._refined(grasps, scores, depth_m, fx, d)
+            grasps, scores = self._refined(grasps, scores, depth_m, fx, d, fates)
         else:
             keep = rotated_nms(grasps, d.nms_iou, limit=d.max_candidates)
+            for k in range(len(grasps)):
+                fates[k] = 'kept' if k in keep else 'overlap'
             grasps, scores = grasps[keep], scores[keep]
         grasps[:, 4] = self._jaw_px(grasps, depth_m, fx, d)
         return grasps, scores
 
-    def _refined(self, grasps, scores, depth_m, fx, d: DecodeSettings):
+    def _refined(self, grasps, scores, depth_m, fx, d: DecodeSettings, fates: list):
         """Best first.
 
         Skip a candidate overlapping one kept, check and refine it against the depth
@@ -200,14 +218,18 @@ class Predictor:
 
         # bounded work per frame: a frame of many rejected peaks must not stall a live node
         tries = 2 * d.max_candidates + 5
-        for g, sc in zip(grasps[:tries], scores[:tries]):
+        for k, (g, sc) in enumerate(zip(grasps[:tries], scores[:tries])):
             probe = np.array([g[0], g[1], g[2], g[3], jaw])
             if overlaps(probe):
+                fates[k] = 'overlap'
                 continue
+            why = []
             refined, kept = refine_grasps(probe[None], depth_m, fx=fx or self.camera_fx,
-                                          settings=settings)
+                                          settings=settings, reasons=why)
             if not len(kept) or overlaps(refined[0]):
+                fates[k] = 'overlap' if len(kept) else f'depth_check:{why[0]}'
                 continue
+            fates[k] = 'kept'
             out.append(refined[0])
             out_scores.append(sc)
             if len(out) >= d.max_candidates:
@@ -254,19 +276,13 @@ class TorchPredictor(Predictor):
         self.image_size = tuple(image_size) if image_size else None
         self.camera_fx = camera_fx
         self.model_id = model_id
+        self.family = family(network)
         self._torch = torch
 
     def run_network(self, x):
         torch = self._torch
         with torch.inference_mode():
-            xt = torch.from_numpy(x).to(self.device)
-            if self.network.model == 'grasp-map':
-                from grasp_autolabel.detector.models.grasp_map import activate
-
-                return (activate(self.model(xt[None]))[0].float().cpu().numpy(),)
-            out = self.model([xt])[0]
-            return (out['boxes'].cpu().numpy(), out['scores'].cpu().numpy(),
-                    out['labels'].cpu().numpy())
+            return self.family.infer(self.model, torch.from_numpy(x).to(self.device))
 
 
 class OnnxPredictor(Predictor):
@@ -299,22 +315,21 @@ class OnnxPredictor(Predictor):
                                   '(no network config in '
                                   'its metadata; an older export? export it again)')
         try:
-            self.network = network_from_dict(json.loads(meta['grasp_autolabel_network']))
+            self.network = network_from_dict(json.loads(meta['grasp_autolabel_network']),
+                                             require_model=True, where=str(path))
             self.decode = settings_from_dict(DecodeSettings, json.loads(
                 meta['grasp_autolabel_decode']), what='decode')
             self.image_size = tuple(json.loads(meta.get('image_size', 'null')) or ()) or None
             self.camera_fx = json.loads(meta.get('camera_fx', 'null'))
+        except UnknownFamilyError as exc:
+            raise CheckpointError(str(exc)) from None
         except (KeyError, ValueError) as exc:
             raise CheckpointError(f'{path}: its metadata is not valid ({exc})') from None
+        self.family = family(self.network)
         self.model_id = meta.get('model_id', path.stem)
-        self.input_name = self.session.get_inputs()[0].name
-        self.output_names = [o.name for o in self.session.get_outputs()]
 
     def run_network(self, x):
-        if self.network.model == 'grasp-map':
-            return (self.session.run(None, {self.input_name: x[None]})[0][0],)
-        out = dict(zip(self.output_names, self.session.run(None, {self.input_name: x})))
-        return out['boxes'], out['scores'], out['labels']
+        return self.family.onnx_outputs(self.session, x)
 
 
 def load_predictor(path, *, backend: str = 'auto', device: str = 'cpu',

@@ -27,7 +27,7 @@ import math
 import cv2
 import numpy as np
 
-__all__ = ['RefineSettings', 'refine_grasps', 'cross_section']
+__all__ = ['RefineSettings', 'refine_grasps', 'cross_section', 'REFINE_REASONS']
 
 
 class RefineSettings:
@@ -294,42 +294,59 @@ def _local_axis(depth, centre, width: float, z0: float, fx: float):
     return evecs[:, 1]
 
 
-def refine_grasps(grasps, depth_m, *, fx: float | None, settings: RefineSettings | None = None):
+REFINE_REASONS = ('no_depth', 'not_a_log', 'higher_beside', 'occluded', 'short')
+
+
+def refine_grasps(grasps, depth_m, *, fx: float | None, settings: RefineSettings | None = None,
+                  reasons: list | None = None):
     """Grasps checked against the depth; returns ``(refined grasps (K, 5), kept indices (K,))``.
 
     ``h`` is left as it is (the caller sets the jaw size). Candidates without depth at their
-    centre are dropped (nothing to check them by, and no 3-D pose for them).
+    centre are dropped (nothing to check them by, and no 3-D pose for them). ``reasons``, when
+    given, gets one entry per grasp: None (kept) or why it was dropped (:data:`REFINE_REASONS`).
     """
     s = settings or RefineSettings()
     g = np.asarray(grasps, dtype=np.float64).reshape(-1, 5)
     depth = np.asarray(depth_m, dtype=np.float32)
     out, kept = [], []
-    for i, (x, y, th, w, h) in enumerate(g):
-        u = np.array([math.cos(th), math.sin(th)])
-        sec = cross_section(depth, (x, y), u, max(2.0 * w, 16.0), s)
-        if sec is None:  # no depth under it: nothing to check it by, and no 3-D pose for it
-            continue
-        c, width, z0, higher = sec
-        if not 3 <= width < float('inf') or higher:
-            continue
-        v = np.array([-u[1], u[0]])
-        axis = _local_axis(depth, c, width, z0, fx or 600.0)
-        if axis is not None:
-            v = axis if float(axis @ v) >= 0 else -axis
-            u = np.array([v[1], -v[0]])
-            sec = cross_section(depth, c, u, max(2.0 * width, 16.0), s)
-            if sec is None or not 3 <= sec[1] < float('inf') or sec[3]:
-                continue
-            c, width, z0, _ = sec
-        max_len = 2.0 * (fx or 600.0) / max(z0, 0.1)  # no log is longer than 2 m
-        la, occluded_a = _follow_spine(depth, c, v, width, z0, s, max_len)
-        if occluded_a:
-            continue
-        lb, occluded_b = _follow_spine(depth, c, -v, width, z0, s, max_len)
-        if occluded_b or la + lb < 1.5 * width:
-            continue
-        theta = math.atan2(u[1], u[0])
-        theta = (theta + math.pi / 2) % math.pi - math.pi / 2
-        out.append(np.array([c[0], c[1], theta, s.opening_margin * width, h]))
-        kept.append(i)
+    for i, grasp in enumerate(g):
+        refined, why = _refine_one(grasp, depth, fx or 600.0, s)
+        if reasons is not None:
+            reasons.append(why)
+        if refined is not None:
+            out.append(refined)
+            kept.append(i)
     return (np.array(out).reshape(-1, 5), np.array(kept, dtype=np.int64))
+
+
+def _refine_one(grasp, depth, fx: float, s: RefineSettings):
+    """``(refined grasp, None)`` or ``(None, why it was dropped)``."""
+    x, y, th, w, h = grasp
+    u = np.array([math.cos(th), math.sin(th)])
+    sec = cross_section(depth, (x, y), u, max(2.0 * w, 16.0), s)
+    if sec is None:  # no depth under it: nothing to check it by, and no 3-D pose for it
+        return None, 'no_depth'
+    c, width, z0, higher = sec
+    if not 3 <= width < float('inf') or higher:
+        return None, 'higher_beside' if higher else 'not_a_log'
+    v = np.array([-u[1], u[0]])
+    axis = _local_axis(depth, c, width, z0, fx)
+    if axis is not None:
+        v = axis if float(axis @ v) >= 0 else -axis
+        u = np.array([v[1], -v[0]])
+        sec = cross_section(depth, c, u, max(2.0 * width, 16.0), s)
+        if sec is None or not 3 <= sec[1] < float('inf') or sec[3]:
+            return None, 'higher_beside' if sec is not None and sec[3] else 'not_a_log'
+        c, width, z0, _ = sec
+    max_len = 2.0 * fx / max(z0, 0.1)  # no log is longer than 2 m
+    la, occluded_a = _follow_spine(depth, c, v, width, z0, s, max_len)
+    if occluded_a:
+        return None, 'occluded'
+    lb, occluded_b = _follow_spine(depth, c, -v, width, z0, s, max_len)
+    if occluded_b:
+        return None, 'occluded'
+    if la + lb < 1.5 * width:
+        return None, 'short'
+    theta = math.atan2(u[1], u[0])
+    theta = (theta + math.pi / 2) % math.pi - math.pi / 2
+    return np.array([c[0], c[1], theta, s.opening_margin * width, h]), None

@@ -5,12 +5,19 @@ RUN/checkpoints/last.pt    the latest state (every ``val_every`` steps, at the e
 RUN/checkpoints/best.pt    the best by validation on the held-out part of the dataset's split
 RUN/loss.csv, loss.png     the loss per step and its plot
 RUN/validation.csv         step, rectangle metric top-1 % on the held-out part
+RUN/tensorboard/           TensorBoard event files: loss parts, learning rate, validation,
+                           predicted grasps on held-out images (:mod:`.run_log`)
+
+Progress: a bar on a terminal, a line every 10 s elsewhere; the plan and expected end first.
+``--init`` starts from a model's weights (fine-tuning); under ``torchrun --nproc_per_node N``
+N processes train one model (:mod:`.distributed`).
 
 The learning rate warms up over the first 5 % of the steps and then follows a half cosine to
 zero, a function of the step alone, so ``--resume`` continues the same schedule.
 """
 from __future__ import annotations
 
+from contextlib import ExitStack
 from dataclasses import replace
 import json
 import math
@@ -20,42 +27,23 @@ import sys
 import time
 
 from grasp_autolabel.dataset.store import DatasetError
-from grasp_autolabel.detector.config import (DECODE_DEFAULTS, DecodeSettings, settings_to_dict,
-                                             TrainSettings)
+from grasp_autolabel.detector.config import DecodeSettings, settings_to_dict, TrainSettings
 from grasp_autolabel.detector.data import GraspItems
+from grasp_autolabel.detector.distributed import Processes
 from grasp_autolabel.detector.engine import evaluate, train_one_epoch
-from grasp_autolabel.detector.models import build_model, network_to_dict
+from grasp_autolabel.detector.models import build_model, family, network_to_dict
 from grasp_autolabel.detector.predict import (CHECKPOINT_FORMAT, checkpoint_meta,
                                               CHECKPOINT_VERSION, CheckpointError, load_checkpoint,
                                               load_weights, save_checkpoint)
+from grasp_autolabel.detector.run_log import plot_losses, RunLog
 from grasp_autolabel.errors import CommandError
 from grasp_autolabel.fsio import check_not_input, FolderLock, LOCK_NAME, OutputError
-from grasp_autolabel.session import write_atomic, write_text_atomic
+from grasp_autolabel.session import write_text_atomic
 import numpy as np
 
-__all__ = ['train', 'resolve_device', 'learning_rate', 'RUN_MARKER']
+__all__ = ['train', 'load_init', 'learning_rate', 'RUN_MARKER']
 
 RUN_MARKER = 'config.json'
-
-
-def resolve_device(name: str):
-    """``torch.device`` for ``cpu`` or ``cuda[:N]``; CommandError when it is not here."""
-    import torch
-
-    if name == 'cuda' or name.startswith('cuda:'):
-        if not torch.cuda.is_available():
-            raise CommandError(f'--device {name}: no CUDA GPU is available here '
-                               '(torch.cuda.is_available() is False); '
-                               'use --device cpu')
-        index = name.partition(':')[2]
-        if index and (not index.isdigit() or int(index) >= torch.cuda.device_count()):
-            raise CommandError(f'--device {name}: this machine has {torch.cuda.device_count()} '
-                               'GPU(s) '
-                               f'(cuda:0..cuda:{torch.cuda.device_count() - 1})')
-        return torch.device(name)
-    if name != 'cpu':
-        raise CommandError(f'--device: expected cpu or cuda[:N], got {name!r}')
-    return torch.device('cpu')
 
 
 def learning_rate(step: int, settings: TrainSettings) -> float:
@@ -65,32 +53,6 @@ def learning_rate(step: int, settings: TrainSettings) -> float:
         return settings.lr * (step + 1) / warm
     t = (step - warm) / max(1, settings.max_steps - warm)
     return settings.lr * 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
-
-
-def _plot(losses: list, path: Path) -> None:
-    try:
-        import matplotlib
-
-        matplotlib.use('Agg')
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return
-    steps = np.array([s for s, _ in losses])
-    vals = np.array([v for _, v in losses])
-    fig, ax = plt.subplots(figsize=(6, 3.2), dpi=100)
-    ax.plot(steps, vals, lw=0.6, alpha=0.4, label='loss')
-    if len(vals) >= 20:
-        k = max(5, len(vals) // 50)
-        ax.plot(steps[k - 1:], np.convolve(vals, np.ones(k) / k, mode='valid'), lw=1.5,
-                label=f'mean of {k}')
-    ax.set_xlabel('step')
-    ax.set_ylabel('training loss')
-    ax.set_yscale('log')
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    write_atomic(path, lambda f: fig.savefig(f, format='png'))
-    plt.close(fig)
 
 
 def _check_out(out: Path, resume: bool) -> dict | None:
@@ -114,12 +76,15 @@ def _check_out(out: Path, resume: bool) -> dict | None:
 
 def train(dataset, out, network, settings: TrainSettings, *, decode: DecodeSettings | None = None,
           decode_overrides: dict | None = None, device: str = 'cpu', resume: bool = False,
-          backbone_weights: str | None = None, progress: bool = True, log=print) -> dict:
+          backbone_weights: str | None = None, init=None, progress: bool = True,
+          log=print) -> dict:
     """Train (or continue training) a detector; returns ``{"step", "loss", "seconds", ...}``.
 
     ``decode`` (whole) or ``decode_overrides`` (some settings) set the model's decoding; the
     rest comes from the dataset (jaw width, the labels' jaw size and thinnest opening) and the
-    family's defaults.
+    family's defaults. ``init``: a run folder or ``.pt`` checkpoint (``"shipped"``: the package's
+    simulator-trained model) whose weights the network starts from (fine-tuning; the optimiser
+    and the schedule start afresh); ignored when resuming.
 
     Raises
     ------
@@ -130,22 +95,50 @@ def train(dataset, out, network, settings: TrainSettings, *, decode: DecodeSetti
     CommandError
         ``out`` holds something else, or a run and ``resume`` was not given; no such device.
     """
-    dev = resolve_device(device)
     out = Path(out)
-    try:
-        check_not_input(out, [dataset])
-    except OutputError as exc:
-        raise CommandError(str(exc)) from None
-    with FolderLock(out):
-        return _train(dataset, out, network, settings, decode, decode_overrides, dev, resume,
-                      backbone_weights, progress, log)
+    with Processes(device) as procs, ExitStack() as stack:
+        error, setup = None, None
+        try:  # every process starts, or all stop with the first one's reason
+            check_not_input(out, [dataset])
+            if procs.is_main:
+                stack.enter_context(FolderLock(out))
+            setup = _setup(dataset, out, network, settings, decode, decode_overrides, resume,
+                           init)
+        except (OutputError, DatasetError, CheckpointError, CommandError) as exc:
+            error = CommandError(str(exc)) if isinstance(exc, OutputError) else exc
+        procs.agree(error)
+        run = _Run(out, Path(dataset), network, settings, *setup, procs, backbone_weights,
+                   progress if procs.is_main else False, log if procs.is_main else _quiet)
+        return run.loop()
 
 
-def _train(dataset, out, network, settings, decode, decode_overrides, dev, resume,
-           backbone_weights, progress, log) -> dict:
+def _quiet(*args, **kwargs) -> None:
+    """Say nothing (the log of a process other than the first)."""
+
+
+def load_init(init, network) -> dict:
+    """Return the checkpoint ``--init`` names, checked to hold weights of ``network``."""
+    from grasp_autolabel.detector.model_files import ModelPathError, shipped_model
+
+    if str(init) == 'shipped':
+        try:
+            init = shipped_model('.pt')
+        except ModelPathError as exc:
+            raise CheckpointError(f'--init shipped: {exc}') from None
+    if Path(init).suffix == '.onnx':
+        raise CheckpointError(f'--init {init}: an ONNX model holds no trainable weights; give its '
+                              '.pt checkpoint or run folder')
+    ckpt = load_checkpoint(init)
+    _check_same_network(ckpt, network, what=f"--init {ckpt['path']}")
+    return ckpt
+
+
+def _setup(dataset, out, network, settings, decode, decode_overrides, resume, init) -> tuple:
+    """Return ``(decode, items, held_out, checkpoint to resume, checkpoint to start from)``."""
     ckpt = _check_out(out, resume)
     if ckpt is not None:
         _check_same_network(ckpt, network)
+    init_ckpt = load_init(init, network) if init is not None and ckpt is None else None
     items = GraspItems(dataset, network, settings, part='train')
     try:
         held_out = (GraspItems(dataset, network, settings, part='test', augment=False)
@@ -156,18 +149,20 @@ def _train(dataset, out, network, settings, decode, decode_overrides, dev, resum
     decode = decode or DecodeSettings(**{'jaw_width_m': jaw_width_m,
                                          'fallback_jaw_px': items.median_jaw_px,
                                          'peak_distance_px': max(1.0, 0.3 * items.min_opening_px),
-                                         **DECODE_DEFAULTS[network.model],
+                                         **family(network).decode_defaults,
                                          **(decode_overrides or {})})
-    run = _Run(out, Path(dataset), network, settings, decode, items, held_out, dev, ckpt,
-               backbone_weights, progress, log)
-    return run.loop()
+    return decode, items, held_out, ckpt, init_ckpt
 
 
-def _check_same_network(ckpt: dict, network) -> None:
-    mine, theirs = network_to_dict(network), ckpt['network']
+def _check_same_network(ckpt: dict, network, what: str = '') -> None:
+    mine, theirs = network_to_dict(network), network_to_dict(ckpt['network_obj'])
     if mine != theirs:
         diff = ', '.join(f'{k}: {theirs.get(k)} -> {mine.get(k)}' for k in sorted(set(mine) | set(
             theirs)) if mine.get(k) != theirs.get(k))
+        if what:
+            raise CheckpointError(f'{what}: its network differs from the one asked for ({diff}); '
+                                  'ask for its network (--config, --width, ...) or start from '
+                                  'another model')
         raise CheckpointError(f"{ckpt['path']}: was trained with another network config ({diff}); "
                               'resume with '
                               'the same settings or train into a new --out')
@@ -181,40 +176,59 @@ class _Run:
     """
 
     def __init__(self, out: Path, dataset: Path, network, settings: TrainSettings,
-                 decode: DecodeSettings,
-                 items, held_out, dev, ckpt: dict | None, backbone_weights, progress: bool, log):
+                 decode: DecodeSettings, items, held_out, ckpt: dict | None, init: dict | None,
+                 procs, backbone_weights, progress: bool, log):
         import torch
-        from tqdm import tqdm
 
         self.out, self.dataset, self.network, self.settings, self.decode = (out, dataset, network,
                                                                             settings, decode)
-        self.items, self.held_out, self.dev, self.log = items, held_out, dev, log
+        self.items, self.held_out, self.log = items, held_out, log
+        self.procs, self.dev, self.ranks = procs, procs.device, None
         torch.manual_seed(settings.seed)
         self.model = build_model(network,
                                  backbone_weights=backbone_weights if ckpt is None else None)
         self.start, self.losses, self.validation = 0, [], []
+        self.init = ({'path': init['path'], 'model_id': init.get('model_id'),
+                      'step': init.get('step')} if init is not None else
+                     (ckpt or {}).get('init'))
+        if init is not None:
+            load_weights(self.model, init['state_dict'], init['path'])
         if ckpt is not None:
             load_weights(self.model, ckpt['state_dict'], ckpt['path'])
             self.start = int(ckpt['step'])
             self.losses = [tuple(x) for x in ckpt.get('losses', [])]
             self.validation = [dict(v) for v in ckpt.get('validation_history', [])]
-        self.model.to(dev).train()
+        self.model.to(self.dev).train()
+        self.trained = procs.wrap(self.model)  # what the steps run (DDP across processes)
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.opt = torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
         if ckpt is not None and ckpt.get('optimizer'):
             self.opt.load_state_dict(ckpt['optimizer'])
-        out.mkdir(parents=True, exist_ok=True)
-        config = {'network': network_to_dict(network), 'train': settings_to_dict(settings),
-                  'decode': settings_to_dict(decode)}
-        write_text_atomic(out / RUN_MARKER, json.dumps(config, indent=1) + '\n')
-        self.model_name = network.model + (
-            f'-{network.backbone}' if network.model == 'faster-rcnn' else '')
+        if procs.is_main:
+            out.mkdir(parents=True, exist_ok=True)
+            config = {'network': network_to_dict(network), 'train': settings_to_dict(settings),
+                      'decode': settings_to_dict(decode), 'init': self.init,
+                      'processes': procs.size}
+            write_text_atomic(out / RUN_MARKER, json.dumps(config, indent=1) + '\n')
+        self.model_name = family(network).model_name(network)
         self.t0 = time.perf_counter()
         self.step = self.start
-        self.rng = np.random.default_rng([settings.seed, self.start])
-        self.bar = tqdm(total=settings.max_steps, initial=self.start, unit='step', desc='train',
-                        disable=not progress, dynamic_ncols=True)
+        self.rng = np.random.default_rng([settings.seed, self.start, procs.rank])
         self.timing = {'from': None, 'steps': 0, 'validation_s': 0.0}
+        self.run_log = RunLog(out, total=settings.max_steps, start=self.start, bar=progress,
+                              log=log, tensorboard=procs.is_main)
+        self.run_log.plan(self.plan_text(torch.get_num_threads()))
+
+    def plan_text(self, threads: int) -> str:
+        s, init = self.settings, self.init
+        origin = (f"from step {self.start} of {self.out / 'checkpoints' / 'last.pt'}" if self.start
+                  else f"from {init['model_id']} ({init['path']})" if init
+                  else 'from random weights')
+        return (f'{s.max_steps} steps of {s.batch_size} on {len(self.items)} items '
+                f'({len(self.held_out) if self.held_out is not None else 0} held out, validated '
+                f'every {s.val_every} steps), {self.model_name} on {self.dev} '
+                f'({threads} threads), {origin}; '
+                + (f'at most {s.max_minutes:g} min' if s.max_minutes > 0 else 'no time cap'))
 
     def state(self, step: int) -> dict:
         return {'format': CHECKPOINT_FORMAT, 'version': CHECKPOINT_VERSION,
@@ -225,13 +239,16 @@ class _Run:
                 'camera_fx': self.items.fx, 'dataset': str(self.dataset.resolve()),
                 'model_id': f'{self.model_name}-{self.network.channels}-step{step}',
                 'train_items': len(self.items),
-                'losses': [list(x) for x in self.losses], 'validation_history': self.validation}
+                'losses': [list(x) for x in self.losses], 'validation_history': self.validation,
+                'init': self.init, 'processes': self.procs.size, 'weight_digests': self.ranks}
 
     def best(self) -> dict | None:
         return max(self.validation,
                    key=lambda v: (v['rectangle_top1_pct'], v['step'])) if self.validation else None
 
     def checkpoint(self, step: int) -> None:
+        if not self.procs.is_main:
+            return
         out, best = self.out, self.best()
         st = self.state(step)
         if best is None or best['step'] == step:
@@ -247,17 +264,17 @@ class _Run:
                 for v in self.validation
             ),
         )
-        _plot(self.losses, out / 'loss.png')
+        plot_losses(self.losses, out / 'loss.png')
 
     def validate(self, step: int) -> None:
-        if self.held_out is not None:
+        if self.held_out is not None and self.procs.is_main:
             t = time.perf_counter()
-            v = evaluate(self.model, self.network, self.decode, self.held_out)
+            images = []
+            v = evaluate(self.model, self.network, self.decode, self.held_out, overlays=images)
             self.timing['validation_s'] = time.perf_counter() - t
             self.validation.append({'step': step, **v})
-            self.bar.set_postfix_str(f'loss {np.mean([x for _, x in self.losses[-20:]]):.3f}, '
-                                     'held-out top-1 '
-                                     f"{v['rectangle_top1_pct']:.0f} %", refresh=False)
+            self.run_log.validation(step, {k: v[k] for k in ('rectangle_top1_pct',
+                                                             'candidates_per_image')}, images)
         self.checkpoint(step)
 
     def plan(self, now: float) -> None:
@@ -272,7 +289,8 @@ class _Run:
         n_val = max(0, (settings.max_steps - step) // settings.val_every)
         per_val = timing['validation_s'] or 0.03 * per_step * settings.val_every
         fits = step + int(max(0.0, left_s - n_val * per_val) / per_step)
-        if fits < settings.max_steps:
+        fits = self.procs.broadcast(fits)  # every process plans the same number of steps
+        if settings.max_minutes > 0 and fits < settings.max_steps:
             planned = max(step + 1, fits)
             self.log(f'train: {per_step:.2f} s a step here: {settings.max_steps} steps would take '
                      f'{(settings.max_steps - step) * per_step / 60:.0f} min; planned {planned} '
@@ -280,8 +298,7 @@ class _Run:
                      f'{settings.max_minutes:g} min (--max-minutes; 0: always --max-steps)',
                      file=sys.stderr)
             self.settings = replace(settings, max_steps=planned)
-            self.bar.total = planned
-            self.bar.refresh()
+        self.run_log.timed(per_step, self.settings.max_steps)
 
     def on_step(self, loss: dict) -> None:
         self.step += 1
@@ -292,12 +309,10 @@ class _Run:
         else:
             self.timing['steps'] += 1
         self.losses.append((step, loss['total']))
+        lr = self.opt.param_groups[0]['lr']
         for group in self.opt.param_groups:
             group['lr'] = learning_rate(step, self.settings)
-        self.bar.update()
-        if step % 10 == 0:
-            self.bar.set_postfix_str(f'loss {np.mean([x for _, x in self.losses[-20:]]):.3f}',
-                                     refresh=False)
+        self.run_log.on_step(step, loss, lr, float(np.mean([x for _, x in self.losses[-20:]])))
         if step % self.settings.val_every == 0 and step < self.settings.max_steps:
             self.validate(step)
 
@@ -307,13 +322,13 @@ class _Run:
         for group in self.opt.param_groups:
             group['lr'] = learning_rate(self.step, self.settings)
         try:
-            planned = self.settings.max_minutes <= 0
+            planned = False  # timed (and cut to max_minutes) after the first 10 timed steps
             while self.step < self.settings.max_steps:
                 # until the plan is made (after 10 timed steps), epochs are cut short to make it in
                 # time
                 left = self.settings.max_steps - self.step
                 n = left if planned else min(left, self.start + 11 - self.step)
-                train_one_epoch(self.model, self.network, self.opt, self.items, self.rng,
+                train_one_epoch(self.trained, self.network, self.opt, self.items, self.rng,
                                 batch_size=self.settings.batch_size, device=self.dev, max_steps=n,
                                 on_step=self.on_step)
                 if not planned and self.timing['steps'] >= 10:
@@ -321,16 +336,18 @@ class _Run:
                     self.plan(time.perf_counter())
         except KeyboardInterrupt:
             self.checkpoint(self.step)
-            self.bar.close()
+            self.run_log.close()
             self.log(f'interrupted at step {self.step}; saved '
                      f"{self.out / 'checkpoints' / 'last.pt'} "
                      '(continue with --resume)', file=sys.stderr)
             raise
         except FloatingPointError as exc:
             raise CommandError(f'step {self.step}: {exc}') from None
+        if self.procs.size > 1:  # recorded in the checkpoint: every process ended the same
+            self.ranks = self.procs.digests(self.model)
         if not self.validation or self.validation[-1]['step'] != self.step:
             self.validate(self.step)
-        self.bar.close()
+        self.run_log.close()
         best = self.best()
         losses = self.losses
         return {'step': self.step,
@@ -340,4 +357,6 @@ class _Run:
                 'held_out_items': len(self.held_out) if self.held_out is not None else 0,
                 'best': best,
                 'checkpoint': str(self.out / 'checkpoints' / ('best.pt' if best else 'last.pt')),
-                'run': str(self.out), 'threads': torch.get_num_threads(), 'pid': os.getpid()}
+                'run': str(self.out), 'threads': torch.get_num_threads(), 'pid': os.getpid(),
+                'processes': self.procs.size, 'rank': self.procs.rank,
+                'weight_digests': self.ranks}

@@ -92,7 +92,7 @@ def scale_sample(sample: Sample, scale: float) -> Sample:
     Colour by area averaging, depth by the average of the valid pixels, grasps with it (pixel
     centres kept).
     """
-    from grasp_autolabel.detector.models.grasp_map import resize_inputs
+    from grasp_autolabel.detector.models.inputs import resize_inputs
 
     rgb, depth = resize_inputs(sample.rgb, sample.depth_m, scale)
     g = sample.grasps.copy()

@@ -33,8 +33,9 @@ import threading
 import time
 
 from grasp_autolabel.camera import depth_at, grasp_poses
-from grasp_autolabel.detector.model_files import (allowed_model_path, default_model_dir,
-                                                  ModelPathError)
+from grasp_autolabel.detector.model_files import (default_model_dir, ModelPathError, NO_MODEL,
+                                                  open_model, SHIPPED_DESCRIPTION,
+                                                  shipped_model)
 from grasp_autolabel.mounting import Mounting
 from grasp_autolabel.ros.convert import numpy_to_image
 from grasp_autolabel.ros.health import ERROR, Health, OK, stamp_ns, WARN
@@ -64,7 +65,8 @@ PARAMS = [
     Param(
         'model_path',
         '',
-        'detector: a .onnx model, a .pt checkpoint or a run folder; empty: wait for ~/load_model',
+        'detector: a .onnx model, a .pt checkpoint or a run folder; empty: the shipped '
+        'simulator-trained model (models/sim_grasp_map.onnx); none: wait for ~/load_model',
     ),
     Param('model_dir', '',
           'the only folder models are loaded from (model_path and ~/load_model; symlinks '
@@ -114,8 +116,9 @@ class InferenceNode(Node):
         self.has_mounting = self.mounting is not None
         if self.mounting is None:
             self.mounting = Mounting.identity(self.p['camera_frame'])
+        given = self.p['model_path'].strip()
         self.model_dir = (Path(self.p['model_dir']).expanduser() if self.p['model_dir'].strip()
-                          else default_model_dir(self.p['model_path']))
+                          else default_model_dir('' if given == NO_MODEL else given))
         self.health = Health(self, 'inference_node', self.p['color_topic'], dropped=False)
         self.counts, self.bad = self.health.counts, self.health.bad
         self.cv = threading.Condition()
@@ -125,10 +128,17 @@ class InferenceNode(Node):
         self.published_times: deque = deque(maxlen=200)
         self.predictor = None
         self.model_id = ''
-        self.model_error = 'no model_path set; call ~/load_model'
+        self.model_error = f'model_path {NO_MODEL}; call ~/load_model'
+        self.model_origin = ''
         self.model_lock = threading.Lock()
-        if self.p['model_path']:
-            self._log_load(*self.load_model(self.p['model_path'], self.p['backend']))
+        if given == '':  # the package's own model, trusted wherever it is installed
+            try:
+                self._log_load(*self.load_model(str(shipped_model()), 'onnx', trusted=True))
+            except ModelPathError as exc:
+                self.model_error = str(exc)
+                self._log_load(False, str(exc))
+        elif given != NO_MODEL:
+            self._log_load(*self.load_model(given, self.p['backend']))
         sensors = MutuallyExclusiveCallbackGroup()
         # the camera's messages are taken by the worker when it is free (inference_inputs.py)
         self.inputs = CameraInputs(self)
@@ -155,37 +165,25 @@ class InferenceNode(Node):
                                    'frame only'))
 
     # ---------------------------------------------------------------- model
-    def load_model(self, path: str, backend: str) -> tuple[bool, str]:
-        from grasp_autolabel.detector.predict import load_predictor
-
-        backend = backend or self.p['backend']
-        if backend not in ('onnx', 'torch'):
-            return False, f'backend {backend!r}: expected onnx or torch'
-        try:
-            path_obj = allowed_model_path(path, self.model_dir)
-        except ModelPathError as exc:
-            self.counts['model_refused'] += 1
-            if self.predictor is None:
-                self.model_error = f'model {path} refused: {exc}'
-            return False, f'refused: {exc}' + (f'; {self.model_id} still serving'
-                                               if self.model_id else '')
-        try:
-            predictor = load_predictor(path_obj, backend=backend, device=self.p['device'],
-                                       threads=int(self.p['threads']) or None)
-        except Exception as exc:  # noqa: B902 - any failure to load must leave the node serving
-            message = f'model {path} not loaded: {exc}'
+    def load_model(self, path: str, backend: str, *, trusted: bool = False) -> tuple[bool, str]:
+        p = self.p
+        predictor, message, refused = open_model(
+            path, backend or p['backend'], model_dir=self.model_dir, trusted=trusted,
+            device=p['device'], threads=int(p['threads']) or None, max_grasps=p['max_grasps'],
+            score_threshold=p['score_threshold'] if p['score_threshold'] >= 0 else None)
+        if predictor is None:
+            self.counts['model_refused'] += int(refused)
             if self.predictor is None:
                 self.model_error = message
-            return False, message
-        predictor.decode = predictor.decode.with_(
-            score_threshold=float(
-                self.p['score_threshold']) if self.p['score_threshold'] >= 0 else None,
-            max_candidates=int(self.p['max_grasps']))
+            return False, message + (f'; {self.model_id} still serving' if self.model_id else '')
         with self.model_lock:
             self.predictor = predictor
             self.model_id = predictor.model_id
             self.model_error = ''
-        return True, f'model {predictor.model_id} loaded from {path} ({backend})'
+            self.model_origin = SHIPPED_DESCRIPTION if trusted else 'given'
+        return True, (f'model {predictor.model_id} loaded from {path} ({backend})'
+                      + (f": {SHIPPED_DESCRIPTION}; train one on your cell's labels and set "
+                         'model_path' if trusted else ''))
 
     def _log_load(self, ok: bool, message: str) -> None:
         # (rclpy refuses one call site logging at two severities: two call sites)
@@ -357,7 +355,10 @@ class InferenceNode(Node):
                 lat) else 'waiting for frames')
             if degraded:
                 message += '; ' + ', '.join(f'{k} {v}' for k, v in sorted(degraded.items()))
+            if self.model_origin == SHIPPED_DESCRIPTION:
+                message += f'; serving {SHIPPED_DESCRIPTION}'
         values = {'model_id': self.model_id or '(none)', 'model_error': self.model_error,
+                  'model_origin': self.model_origin,
                   'rate_hz': f'{rate:.2f}',
                   'latency_ms_p50': f'{np.percentile(lat, 50):.1f}' if len(lat) else '',
                   'latency_ms_p99': f'{np.percentile(lat, 99):.1f}' if len(lat) else '',

@@ -28,13 +28,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 import math
 
-from grasp_autolabel.detector.models.grasp_map import input_scale, resize_inputs
+from grasp_autolabel.detector.models.base import ModelFamily
+from grasp_autolabel.detector.models.inputs import input_scale, resize_inputs
 from grasp_autolabel.geometry import as_grasps, normalize_angle
 import numpy as np
 
-__all__ = ['FasterRCNNNetwork', 'build', 'make_input', 'to_tensor', 'encode_grasps', 'decode',
-           'anchor_coverage',
-           'anchor_boxes', 'input_scale']
+__all__ = ['FasterRCNNNetwork', 'FAMILY', 'build', 'make_input', 'to_tensor', 'encode_grasps',
+           'decode', 'anchor_coverage', 'anchor_boxes', 'input_scale']
 
 BACKBONES = ('resnet50', 'resnet18')
 STRIDE = 16  # the backbone is cut after its stride-16 stage (res4), as Chu et al.
@@ -244,3 +244,62 @@ def decode(boxes, scores, labels, scale: float, network: FasterRCNNNetwork, *,
         g, scores = g[inside], scores[inside]
     order = np.argsort(-scores, kind='stable')
     return g[order], scores[order]
+
+
+# --------------------------------------------------------------------------- the family
+class FasterRCNNFamily(ModelFamily):
+    """The Faster R-CNN family's side of :class:`.base.ModelFamily`."""
+
+    name = 'faster-rcnn'
+    network_cls = FasterRCNNNetwork
+    # the paper's schedule: Adam 1e-4, batch 4
+    train_defaults = {'lr': 1e-4, 'batch_size': 4, 'max_steps': 700, 'weight_decay': 0.0}
+    # a briefly trained Faster R-CNN scores its detections low (measured: none above 0.3 after
+    # 300 CPU steps); its class scores are not the grasp-map's quality
+    decode_defaults = {'score_threshold': 0.05}
+
+    def model_name(self, network):
+        return f'{self.name}-{network.backbone}'
+
+    def build(self, network, *, backbone_weights=None):
+        return build(network, backbone_weights=backbone_weights)
+
+    def input_scale(self, width, height, network):
+        return input_scale(width, height, network.input_size)
+
+    def to_tensor(self, rgb, depth_m, network):
+        return to_tensor(rgb, depth_m, network)
+
+    def make_input(self, rgb, depth_m, network):
+        return make_input(rgb, depth_m, network)
+
+    def encode_targets(self, grasps, spines, x, network):
+        return encode_grasps(grasps, network)
+
+    def loss(self, model, images, targets):
+        return model(list(images), [{'boxes': t['boxes'], 'labels': t['labels']}
+                                    for t in targets])
+
+    def infer(self, model, x):
+        out = model([x])[0]
+        return (out['boxes'].cpu().numpy(), out['scores'].cpu().numpy(),
+                out['labels'].cpu().numpy())
+
+    def onnx_graph(self, model, network, image_size):
+        import torch
+
+        names = {'input_names': ['image'],
+                 'output_names': ['boxes', 'labels', 'scores']}  # torchvision's order
+        return model, ([torch.rand(3, network.input_size, network.input_size)],), names
+
+    def onnx_outputs(self, session, x):
+        names = [o.name for o in session.get_outputs()]
+        out = dict(zip(names, session.run(None, {session.get_inputs()[0].name: x})))
+        return out['boxes'], out['scores'], out['labels']
+
+    def decode(self, outputs, scale, image_size, network, decode_settings):
+        return decode(*outputs, scale, network, score_threshold=decode_settings.score_threshold,
+                      image_size=image_size)
+
+
+FAMILY = FasterRCNNFamily()

@@ -30,12 +30,13 @@ from dataclasses import dataclass
 import math
 
 import cv2
+from grasp_autolabel.detector.models.base import ModelFamily
+from grasp_autolabel.detector.models.inputs import ground_height, input_scale, resize_inputs
 from grasp_autolabel.geometry import as_grasps, normalize_angle
 import numpy as np
 
-__all__ = ['GraspMapNetwork', 'build', 'make_input', 'draw_targets', 'decode', 'OPENING_SCALE',
-           'STRIDE',
-           'HEIGHT_UNIT_M', 'ground_height', 'OUTPUT_NAMES']
+__all__ = ['GraspMapNetwork', 'FAMILY', 'build', 'make_input', 'draw_targets', 'decode',
+           'OPENING_SCALE', 'STRIDE', 'HEIGHT_UNIT_M', 'ground_height', 'OUTPUT_NAMES']
 
 OPENING_SCALE = 64.0  # opening maps hold opening / OPENING_SCALE (network-input pixels)
 STRIDE = 2  # output pixel = 2x2 input pixels
@@ -43,6 +44,7 @@ PAD = 8  # the input's sides are multiples of this (three stride-2 stages)
 HEIGHT_UNIT_M = 0.25
 OUTPUT_NAMES = ('quality', 'cos2', 'sin2', 'opening')
 CENTRE_FRACTION = 0.4  # the quality target covers this share of each labelled grasp's opening
+ARCHS = ('v1', 'v2')
 
 
 @dataclass(frozen=True)
@@ -56,13 +58,18 @@ class GraspMapNetwork:
     input_size : int
         Long side of the network input, pixels (the image is scaled to it).
     width : int
-        Channels of the first stage; the deeper stages have 1.5x, 2x and 3x as many.
+        Channels of the first stage (the deeper stages have more: see :mod:`.grasp_map_net`).
+    arch : str
+        ``v2`` (the default: stride-2 stem, BatchNorm folded into the convolutions at export,
+        0.9 GMAC at 320x240) or ``v1`` (full-resolution stem, GroupNorm, 2.4 GMAC; models made
+        before ``arch`` existed are v1).
     """
 
     model: str = 'grasp-map'
     channels: str = 'rgbd'
     input_size: int = 320
-    width: int = 24
+    width: int = 16
+    arch: str = 'v2'
 
     def __post_init__(self):
         if self.channels not in ('rgbd', 'depth', 'rgb'):
@@ -72,6 +79,8 @@ class GraspMapNetwork:
             raise ValueError(f'input_size: {self.input_size} is not in 64..2048')
         if not 4 <= int(self.width) <= 256:
             raise ValueError(f'width: {self.width} is not in 4..256')
+        if self.arch not in ARCHS:
+            raise ValueError(f"arch: {self.arch!r} is not one of {', '.join(ARCHS)}")
 
     @property
     def in_channels(self) -> int:
@@ -83,67 +92,11 @@ class GraspMapNetwork:
 
 
 # --------------------------------------------------------------------------- input
-def ground_height(depth_m: np.ndarray) -> np.ndarray:
-    """Height of every pixel above the farthest plane of the view, metres (0 where invalid).
-
-    A plane ``z = a u + b v + c`` is fitted to the valid depth, then refitted twice to the
-    points at or behind it (the ground, or the lowest layer of the pile); the height is the
-    plane's depth minus the pixel's, clipped at 0 below.
-    """
-    d = np.asarray(depth_m, dtype=np.float32)
-    valid = d > 0
-    h, w = d.shape
-    out = np.zeros_like(d)
-    if np.count_nonzero(valid) < 16:
-        return out
-    step = max(1, int(math.sqrt(np.count_nonzero(valid) / 4000.0)))
-    vv, uu = np.mgrid[0:h:step, 0:w:step]
-    z = d[::step, ::step]
-    keep = z > 0
-    u, v, z = uu[keep].astype(np.float64), vv[keep].astype(np.float64), z[keep].astype(np.float64)
-    a = np.column_stack([u / w, v / h, np.ones_like(u)])
-    sel = np.ones(len(z), bool)
-    coef = np.zeros(3)
-    for _ in range(3):
-        if np.count_nonzero(sel) < 3:
-            break
-        coef = np.linalg.lstsq(a[sel], z[sel], rcond=None)[0]
-        sel = z >= a @ coef - 0.01
-    vg, ug = np.mgrid[0:h, 0:w]
-    plane = coef[0] * ug / w + coef[1] * vg / h + coef[2]
-    out[valid] = np.maximum(plane[valid] - d[valid], 0.0)
-    return out
-
-
-def input_scale(width: int, height: int, input_size: int) -> float:
-    """Image pixels -> network-input pixels."""
-    return input_size / float(max(width, height))
-
-
 def padded_shape(width: int, height: int, input_size: int) -> tuple[int, int]:
     """``(H, W)`` of the network input for an image of ``width`` x ``height``."""
     s = input_scale(width, height, input_size)
     nw, nh = max(1, round(width * s)), max(1, round(height * s))
     return (-(-nh // PAD) * PAD, -(-nw // PAD) * PAD)
-
-
-def resize_inputs(rgb: np.ndarray | None, depth_m: np.ndarray | None, scale: float):
-    """Colour (area average) and depth (the average of the valid pixels.
-
-    0 where fewer than a quarter are valid) scaled by ``scale``.
-    """
-    src = rgb if rgb is not None else depth_m
-    h, w = src.shape[:2]
-    nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
-    small_rgb = None if rgb is None else cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_AREA)
-    small_depth = None
-    if depth_m is not None:
-        d = np.asarray(depth_m, dtype=np.float32)
-        valid = (d > 0).astype(np.float32)
-        ds = cv2.resize(d * valid, (nw, nh), interpolation=cv2.INTER_AREA)
-        vs = cv2.resize(valid, (nw, nh), interpolation=cv2.INTER_AREA)
-        small_depth = np.where(vs > 0.25, ds / np.maximum(vs, 1e-6), 0.0).astype(np.float32)
-    return small_rgb, small_depth
 
 
 def to_tensor(rgb: np.ndarray | None, depth_m: np.ndarray | None,
@@ -260,57 +213,10 @@ def draw_targets(grasps, shape: tuple[int, int], spines=None) -> np.ndarray:
 
 # --------------------------------------------------------------------------- network
 def build(network: GraspMapNetwork):
-    """Return the torch module: a small encoder-decoder with GroupNorm (trains at batch 4-8)."""
-    import torch
-    from torch import nn
-    import torch.nn.functional as F
+    """Return the torch module of ``network`` (:mod:`.grasp_map_net`)."""
+    from grasp_autolabel.detector.models.grasp_map_net import build_net
 
-    def norm(c):
-        return nn.GroupNorm(math.gcd(8, c), c)
-
-    class ConvBlock(nn.Sequential):
-        def __init__(self, cin, cout, stride=1, dilation=1):
-            super().__init__(nn.Conv2d(cin, cout, 3, stride, padding=dilation, dilation=dilation,
-                                       bias=False),
-                             norm(cout), nn.ReLU(inplace=True))
-
-    class Residual(nn.Module):
-        def __init__(self, c, dilation=1):
-            super().__init__()
-            self.a = ConvBlock(c, c, dilation=dilation)
-            self.b = nn.Sequential(nn.Conv2d(c, c, 3, padding=dilation, dilation=dilation,
-                                             bias=False), norm(c))
-
-        def forward(self, x):
-            return F.relu(x + self.b(self.a(x)))
-
-    class GraspMapNet(nn.Module):
-        def __init__(self, cin, w):
-            super().__init__()
-            c1, c2, c3, c4 = w, int(w * 1.5), 2 * w, 3 * w
-            self.stem = ConvBlock(cin, c1)                                     # 1/1
-            self.down1 = nn.Sequential(ConvBlock(c1, c2, 2), Residual(c2))     # 1/2
-            self.down2 = nn.Sequential(ConvBlock(c2, c3, 2), Residual(c3))     # 1/4
-            self.down3 = nn.Sequential(ConvBlock(c3, c4, 2), Residual(c4, 1), Residual(
-                c4, 2), Residual(c4, 4), Residual(c4, 8))  # 1/8, wide receptive field
-            self.up2 = ConvBlock(c4 + c3, c3)
-            self.up1 = ConvBlock(c3 + c2, c2)
-            self.head = nn.Sequential(ConvBlock(c2, c2), nn.Conv2d(c2, 4, 1))
-
-        def forward(self, x):
-            s0 = self.stem(x)
-            s1 = self.down1(s0)
-            s2 = self.down2(s1)
-            s3 = self.down3(s2)
-            u2 = self.up2(torch.cat([F.interpolate(s3, size=s2.shape[-2:], mode='nearest'), s2],
-                                    1))
-            u1 = self.up1(torch.cat([F.interpolate(u2, size=s1.shape[-2:], mode='nearest'), s1],
-                                    1))
-            out = self.head(u1)
-            return out  # raw: quality logit, cos, sin, opening
-
-    net = GraspMapNet(network.in_channels, int(network.width))
-    return net
+    return build_net(network.arch, network.in_channels, int(network.width))
 
 
 def activate(raw):
@@ -385,3 +291,65 @@ def decode(maps: np.ndarray, scale: float, *, image_size: tuple[int, int], score
     g[:, 2] = normalize_angle(0.5 * np.arctan2(maps[2][ys, xs], maps[1][ys, xs]))
     g[:, 3] = np.maximum(maps[3][ys, xs], 0.0) * OPENING_SCALE / scale
     return g, np.clip(qs[ys, xs], 0.0, 1.0).astype(np.float64)
+
+
+# --------------------------------------------------------------------------- the family
+class GraspMapFamily(ModelFamily):
+    """The grasp-map family's side of :class:`.base.ModelFamily`."""
+
+    name = 'grasp-map'
+    network_cls = GraspMapNetwork
+    legacy_defaults = {'arch': 'v1', 'width': 24}  # model files written before arch existed
+
+    def build(self, network, *, backbone_weights=None):
+        if backbone_weights:
+            raise ValueError('--backbone-weights: the grasp-map network has no pretrained '
+                             'backbone; it trains from random weights (or --init from a model)')
+        return build(network)
+
+    def input_scale(self, width, height, network):
+        return input_scale(width, height, network.input_size)
+
+    def to_tensor(self, rgb, depth_m, network):
+        return to_tensor(rgb, depth_m, network)
+
+    def make_input(self, rgb, depth_m, network):
+        return make_input(rgb, depth_m, network)
+
+    def encode_targets(self, grasps, spines, x, network):
+        return {'maps': draw_targets(grasps, (x.shape[1] // STRIDE, x.shape[2] // STRIDE), spines)}
+
+    def loss(self, model, images, targets):
+        import torch
+
+        return loss(model(torch.stack(images)), torch.stack([t['maps'] for t in targets]))
+
+    def infer(self, model, x):
+        return (activate(model(x[None]))[0].float().cpu().numpy(),)
+
+    def onnx_graph(self, model, network, image_size):
+        import torch
+
+        class Maps(torch.nn.Module):
+            def __init__(self, net):
+                super().__init__()
+                self.net = net
+
+            def forward(self, x):
+                return activate(self.net(x))
+
+        ph, pw = padded_shape(*image_size, network.input_size)
+        return (Maps(model), (torch.rand(1, network.in_channels, ph, pw),),
+                {'input_names': ['input'], 'output_names': ['maps']})
+
+    def onnx_outputs(self, session, x):
+        return (session.run(None, {session.get_inputs()[0].name: x[None]})[0][0],)
+
+    def decode(self, outputs, scale, image_size, network, decode_settings):
+        return decode(outputs[0], scale, image_size=image_size,
+                      score_threshold=decode_settings.score_threshold,
+                      peak_distance_px=decode_settings.peak_distance_px,
+                      quality_sigma=decode_settings.quality_sigma)
+
+
+FAMILY = GraspMapFamily()
