@@ -280,7 +280,8 @@ def _add_train(sub):
     p.add_argument('--init', metavar='MODEL',
                    help="start from this model's weights (a run folder or .pt checkpoint; "
                         "'shipped': the package's simulator-trained model): fine-tuning, with a "
-                        'fresh optimiser and schedule. Its network must be the one asked for')
+                        'fresh optimiser and schedule, and --lr defaulting to a fifth of the '
+                        "family's. Its network must be the one asked for")
     p.set_defaults(_impl='grasp_autolabel.cli_detector:train_main')
 
 

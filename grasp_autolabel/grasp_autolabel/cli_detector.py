@@ -39,7 +39,8 @@ def settings_from_args(args):
     The config file is a mapping with ``model`` and optional ``network:``, ``train:`` and
     ``decode:`` sections; a setting given at the top level goes to the part that has it.
     """
-    from grasp_autolabel.detector.config import DecodeSettings, settings_from_dict, TrainSettings
+    from grasp_autolabel.detector.config import (DecodeSettings, FINETUNE_LR_FACTOR,
+                                                 settings_from_dict, TrainSettings)
     from grasp_autolabel.detector.models import DEFAULT_MODEL, get_family, network_from_dict
 
     data = _read_yaml(args.config) if getattr(args, 'config', None) else {}
@@ -73,7 +74,9 @@ def settings_from_args(args):
             parts['train'][key] = getattr(args, key)
     try:
         network = network_from_dict({**parts['network'], 'model': model})
-        train = TrainSettings(**{**fam.train_defaults, **parts['train']})
+        tuned = ({'lr': TrainSettings(**fam.train_defaults).lr * FINETUNE_LR_FACTOR}
+                 if getattr(args, 'init', None) else {})
+        train = TrainSettings(**{**fam.train_defaults, **tuned, **parts['train']})
         settings_from_dict(DecodeSettings, parts['decode'],
                            what='decode')  # checked now, applied in train
     except (TypeError, ValueError) as exc:
@@ -97,7 +100,8 @@ def train_main(args) -> int:
         return 0  # (torchrun) the first process reports
     rate = r['steps_run'] / r['seconds'] if r['seconds'] > 0 else float('inf')
     best = r['best']
-    held = (f"best held-out rectangle metric top-1 {best['rectangle_top1_pct']:.1f} % at step "
+    held = (f"best held-out validation score {best.get('validation_score', '-')} (rectangle "
+            f"metric top-1 {best['rectangle_top1_pct']:.1f} %) at step "
             f"{best['step']} "
             f"({r['held_out_items']} held-out items)" if best else 'no held-out part: best = last')
     print(f"trained {network.model} to step {r['step']} on {r['train_items']} items ({rate:.2f} "

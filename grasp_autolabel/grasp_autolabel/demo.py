@@ -196,17 +196,18 @@ class _Demo:
                                 'rejected': dict(summary.rejected)}
 
     def train(self, steps: int, minutes: float) -> None:
-        from grasp_autolabel.detector.config import TrainSettings
+        from grasp_autolabel.detector.config import FINETUNE_LR_FACTOR, TrainSettings
         from grasp_autolabel.detector.models import GraspMapNetwork
         from grasp_autolabel.detector.train import train
 
-        print(f'[3/6] training the grasp-map network (RGB-D, from random weights) for {steps} '
-              f'steps or {minutes:g} '
-              'min on the CPU', flush=True)
+        print(f'[3/6] fine-tuning the shipped simulator-trained grasp-map network (RGB-D) on '
+              f'these labels for {steps} steps or {minutes:g} min on the CPU', flush=True)
         settings = TrainSettings(max_steps=steps, max_minutes=minutes,
+                                 lr=TrainSettings().lr * FINETUNE_LR_FACTOR,
                                  val_every=max(10, steps // 4))
         r = train(self.out / 'cell' / 'dataset', self.out / 'run', GraspMapNetwork(), settings,
-                  progress=self.tty)
+                  progress=self.tty, init='shipped',
+                  log=lambda *a, **k: print('      ' + ' '.join(map(str, a)), flush=True))
         best = r['best']
         print(f"      {r['steps_run']} steps in {r['seconds']:.0f} s on {r['train_items']} "
               'images; last loss '
@@ -219,6 +220,7 @@ class _Demo:
     def evaluate(self):
         from grasp_autolabel.detector.evaluate import evaluate
         from grasp_autolabel.detector.export import export_onnx
+        from grasp_autolabel.detector.model_files import shipped_model
 
         out, tty = self.out, self.tty
         print('[4/6] ONNX export and evaluation on 3 held-out sequences', flush=True)
@@ -227,17 +229,26 @@ class _Demo:
         label_sessions(held, out / 'heldout_dataset', progress=tty)
         ev = evaluate(onnx, out / 'heldout_dataset', part='all', split='none', progress=tty,
                       details=True)
-        print(f"      valid grasp candidates {ev['valid_candidates_pct']} % (a precision; "
-              f"{ev['candidates_per_image']} "
-              f"per image), top-1 valid {ev['valid_top1_pct']} %, coverage of free logs "
-              f"{ev['coverage_pct']} %, "
-              f"rectangle metric top-1 {ev['rectangle_metric_top1_pct']} %")
+        shipped = evaluate(shipped_model(), out / 'heldout_dataset', part='all', split='none',
+                           progress=tty)
+        for name, e in (('fine-tuned here', ev), ('shipped', shipped)):
+            print(f"      {name + ':':17s}valid grasp candidates {e['valid_candidates_pct']} % "
+                  f"({e['candidates_per_image']} per image), top-1 valid {e['valid_top1_pct']} %, "
+                  f"coverage of free logs {e['coverage_pct']} %, rectangle metric top-1 "
+                  f"{e['rectangle_metric_top1_pct']} %")
         self.stats['evaluation'] = {k: v for k, v in ev.items() if k != 'per_image'}
-        return onnx, draw_judged(out / 'heldout_dataset', ev['per_image'], out / 'heldout_viz',
-                                 limit=8)
+        self.stats['evaluation_shipped'] = shipped
+        # the live stage serves the fine-tuned model unless it is less precise than the shipped
+        better = (ev['valid_candidates_pct'] or 0, ev['valid_top1_pct'] or 0) >= (
+            shipped['valid_candidates_pct'] or 0, shipped['valid_top1_pct'] or 0)
+        self.stats['served'] = ('the model fine-tuned here' if better else
+                                'the shipped model (the fine-tuned one was less precise)')
+        return (onnx if better else shipped_model()), draw_judged(
+            out / 'heldout_dataset', ev['per_image'], out / 'heldout_viz', limit=8)
 
     def live(self, onnx: Path):
-        print('[5/6] inference_node live on new simulated frames (ONNX Runtime, CPU)', flush=True)
+        print('[5/6] inference_node live on new simulated frames (ONNX Runtime, CPU), serving '
+              f"{self.stats['served']}", flush=True)
         live = live_inference(self.out, onnx, seed=77, frames=60)
         lat = np.array(live['latencies_s']) * 1000
         if len(lat):

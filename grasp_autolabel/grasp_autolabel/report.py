@@ -79,7 +79,8 @@ def write_report(out: Path, stats: dict, *, latencies_ms, overlays, heldout=()) 
              f"{html.escape(json.dumps(stats.get('timings_s', {})))}</p>"]
     parts += _labels_section(out, stats.get('labels', {}))
     parts += _training_section(out, stats.get('train', {}))
-    parts += _evaluation_section(stats.get('evaluation', {}), heldout)
+    parts += _evaluation_section(stats.get('evaluation', {}), heldout,
+                                 stats.get('evaluation_shipped'), stats.get('served', ''))
     parts += _live_section(stats.get('live', {}), latencies_ms, overlays)
     path = out / 'report.html'
     write_text_atomic(path, '\n'.join(parts) + '\n')
@@ -119,20 +120,34 @@ def _training_section(out: Path, tr: dict) -> list[str]:
             _img(loss_png.read_bytes(), 600, 'loss per step') if loss_png.is_file() else '']
 
 
-def _evaluation_section(ev: dict, heldout) -> list[str]:
-    reasons = ev.get('invalid_by_reason') or {}
+def _figures(ev: dict) -> list:
+    def counts(d):
+        return ', '.join(f'{k}: {v}' for k, v in (d or {}).items() if v)
+
+    return [ev.get('images'), f"{ev.get('valid_candidates_pct')} %",
+            f"{ev.get('valid_top1_pct')} %", f"{ev.get('coverage_pct')} %",
+            f"{ev.get('rectangle_metric_top1_pct')} %", ev.get('candidates_per_image'),
+            counts(ev.get('invalid_by_reason')), counts(ev.get('missed_by_cause')),
+            f"{ev.get('latency_ms_p50')} ms"]
+
+
+def _evaluation_section(ev: dict, heldout, shipped: dict | None = None,
+                        served: str = '') -> list[str]:
+    names = ['images', 'valid grasp candidates (a precision)', 'top-1 candidate valid',
+             'coverage: free logs with a valid candidate',
+             'rectangle metric, top-1 (IoU > 0.25, angle < 30 deg, dense truth)',
+             'candidates per image', 'invalid candidates by reason', 'free logs missed by cause',
+             'predict latency p50']
+    columns = [("this demo's model (fine-tuned on its labels)", _figures(ev))]
+    if shipped:
+        columns.append(('the shipped simulator-trained model', _figures(shipped)))
+    head = ''.join(f'<th>{html.escape(name)}</th>' for name, _ in columns)
+    rows = ''.join(f'<tr><td>{html.escape(n)}</td>' + ''.join(
+        f'<td>{html.escape(str(col[i]))}</td>' for _, col in columns) + '</tr>'
+        for i, n in enumerate(names))
     return ['<h2>3. Evaluation on held-out sequences (ONNX Runtime)</h2>',
-            _table([('images', ev.get('images')),
-                    ('valid grasp candidates (a precision)',
-                     f"{ev.get('valid_candidates_pct')} %"),
-                    ('top-1 candidate valid', f"{ev.get('valid_top1_pct')} %"),
-                    ('coverage: free logs with a valid candidate', f"{ev.get('coverage_pct')} %"),
-                    ('rectangle metric, top-1 (IoU > 0.25, angle < 30 deg, dense truth)',
-                     f"{ev.get('rectangle_metric_top1_pct')} %"),
-                    ('candidates per image', ev.get('candidates_per_image')),
-                    ('invalid candidates by reason',
-                     ', '.join(f'{k}: {v}' for k, v in reasons.items())),
-                    ('predict latency p50', f"{ev.get('latency_ms_p50')} ms")]),
+            f'<table><tr><th></th>{head}</tr>{rows}</table>',
+            f'<p>Served live: {html.escape(served)}.</p>' if served else '',
             '<p>Every candidate on held-out images: green valid, red invalid with the reason.</p>',
             ''.join(_img(p, 400, cap) for p, cap in heldout),
             '<p>A brief CPU training: see bench/table1.py and the README for the full '

@@ -168,7 +168,11 @@ def test_best_checkpoint_kept_by_validation(dataset, tmp_path):
               decode=ANY, progress=False)
     hist = load_checkpoint(tmp_path / 'r' / 'checkpoints' / 'last.pt')['validation_history']
     assert [v['step'] for v in hist] == [3, 6] and r['held_out_items'] > 0
-    best = max(hist, key=lambda v: (v['rectangle_top1_pct'], v['step']))
+    for v in hist:  # the score is the mean of top-1 and the top-5 precision
+        assert v['validation_score'] == round(
+            (v['rectangle_top1_pct'] + v['rectangle_top5_precision_pct']) / 2, 2)
+        assert 0 <= v['rectangle_top5_precision_pct'] <= 100
+    best = max(hist, key=lambda v: (v['validation_score'], v['step']))
     assert load_checkpoint(tmp_path / 'r' / 'checkpoints' / 'best.pt')['step'] == best['step']
     assert (tmp_path / 'r' / 'validation.csv').read_text().count('\n') == 3
 

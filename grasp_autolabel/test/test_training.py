@@ -69,7 +69,7 @@ def test_train_to_a_file_shows_its_plan_progress_and_tensorboard_events(dataset,
     lines = out.splitlines()
     assert lines[0].startswith('train: 14 steps of 2 on ') and 'from random weights' in lines[0]
     assert any('s a step here; 3 steps left, expected end in' in x for x in lines), out
-    assert any(x.startswith('train: validation at step 6: rectangle_top1_pct') for x in lines)
+    assert any(x.startswith('train: validation at step 6: validation_score') for x in lines)
     assert any(x.startswith('train: step 14/14 (100 %), loss ') for x in lines), out
     assert '\r' not in out  # no progress bar redrawn into a file
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -78,7 +78,8 @@ def test_train_to_a_file_shows_its_plan_progress_and_tensorboard_events(dataset,
     events.Reload()
     scalars, images = events.Tags()['scalars'], events.Tags()['images']
     for tag in ('loss/total', 'loss/quality', 'loss/angle', 'loss/opening', 'learning_rate',
-                'validation/rectangle_top1_pct'):
+                'validation/rectangle_top1_pct', 'validation/validation_score',
+                'validation/rectangle_top5_precision_pct'):
         assert tag in scalars, scalars
     assert [e.step for e in events.Scalars('loss/total')] == list(range(1, 15))
     assert [e.step for e in events.Scalars('validation/rectangle_top1_pct')] == [6, 12, 14]

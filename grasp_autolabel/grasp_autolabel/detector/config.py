@@ -13,7 +13,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 import math
 
-__all__ = ['TrainSettings', 'DecodeSettings', 'settings_from_dict']
+__all__ = ['TrainSettings', 'DecodeSettings', 'settings_from_dict', 'FINETUNE_LR_FACTOR']
+
+# train --init's default learning rate is this share of the family's from scratch (fine-tuning:
+# the first steps must not undo what the model knows)
+FINETUNE_LR_FACTOR = 0.2
 
 
 def _check(name: str, value, lo: float, hi: float, *, integer: bool = False):

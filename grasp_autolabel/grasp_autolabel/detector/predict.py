@@ -218,6 +218,7 @@ class Predictor:
 
         # bounded work per frame: a frame of many rejected peaks must not stall a live node
         tries = 2 * d.max_candidates + 5
+        logs: list = []  # the logs followed so far: one walk per log (refine_grasps)
         for k, (g, sc) in enumerate(zip(grasps[:tries], scores[:tries])):
             probe = np.array([g[0], g[1], g[2], g[3], jaw])
             if overlaps(probe):
@@ -225,7 +226,7 @@ class Predictor:
                 continue
             why = []
             refined, kept = refine_grasps(probe[None], depth_m, fx=fx or self.camera_fx,
-                                          settings=settings, reasons=why)
+                                          settings=settings, reasons=why, logs=logs)
             if not len(kept) or overlaps(refined[0]):
                 fates[k] = 'overlap' if len(kept) else f'depth_check:{why[0]}'
                 continue

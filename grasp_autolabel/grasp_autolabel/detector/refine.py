@@ -219,7 +219,7 @@ def _walk_spine(depth, centre, axis, width, z0, s: RefineSettings, max_len: floa
     """
     c, v, walked = np.asarray(centre, float), np.asarray(axis, float), 0.0
     across = np.array([-v[1], v[0]])
-    chunk = max(8.0, width)
+    chunk = max(6.0, 0.5 * width)
     last, gap = z0, 0
     while walked < max_len:
         t = np.arange(1, int(chunk) + 1, dtype=np.float64)
@@ -298,19 +298,23 @@ REFINE_REASONS = ('no_depth', 'not_a_log', 'higher_beside', 'occluded', 'short')
 
 
 def refine_grasps(grasps, depth_m, *, fx: float | None, settings: RefineSettings | None = None,
-                  reasons: list | None = None):
+                  reasons: list | None = None, logs: list | None = None):
     """Grasps checked against the depth; returns ``(refined grasps (K, 5), kept indices (K,))``.
 
     ``h`` is left as it is (the caller sets the jaw size). Candidates without depth at their
     centre are dropped (nothing to check them by, and no 3-D pose for them). ``reasons``, when
     given, gets one entry per grasp: None (kept) or why it was dropped (:data:`REFINE_REASONS`).
+    ``logs``: the logs already followed in this depth image (``(end, end, half width,
+    occluded?)``, appended to); a grasp on one of them takes its verdict instead of following
+    the same log again (whether something lies on a log is the whole log's property).
     """
     s = settings or RefineSettings()
     g = np.asarray(grasps, dtype=np.float64).reshape(-1, 5)
     depth = np.asarray(depth_m, dtype=np.float32)
+    logs = [] if logs is None else logs
     out, kept = [], []
     for i, grasp in enumerate(g):
-        refined, why = _refine_one(grasp, depth, fx or 600.0, s)
+        refined, why = _refine_one(grasp, depth, fx or 600.0, s, logs)
         if reasons is not None:
             reasons.append(why)
         if refined is not None:
@@ -319,7 +323,20 @@ def refine_grasps(grasps, depth_m, *, fx: float | None, settings: RefineSettings
     return (np.array(out).reshape(-1, 5), np.array(kept, dtype=np.int64))
 
 
-def _refine_one(grasp, depth, fx: float, s: RefineSettings):
+def _known_log(logs: list, c, v) -> tuple | None:
+    """Return the log of ``logs`` whose spine passes through ``c`` along ``v``, if any."""
+    for a, b, half, occluded in logs:
+        ab = b - a
+        length = max(float(np.hypot(*ab)), 1e-9)
+        t = float((c - a) @ ab) / length  # along the spine, px
+        inside = 0.0 <= t <= length if occluded else 2 * half <= t <= length - 2 * half
+        if inside and np.hypot(*(a + t / length * ab - c)) <= half and \
+                abs(float(v @ ab)) >= 0.94 * length:
+            return a, b, half, occluded
+    return None
+
+
+def _refine_one(grasp, depth, fx: float, s: RefineSettings, logs: list):
     """``(refined grasp, None)`` or ``(None, why it was dropped)``."""
     x, y, th, w, h = grasp
     u = np.array([math.cos(th), math.sin(th)])
@@ -338,15 +355,21 @@ def _refine_one(grasp, depth, fx: float, s: RefineSettings):
         if sec is None or not 3 <= sec[1] < float('inf') or sec[3]:
             return None, 'higher_beside' if sec is not None and sec[3] else 'not_a_log'
         c, width, z0, _ = sec
-    max_len = 2.0 * fx / max(z0, 0.1)  # no log is longer than 2 m
-    la, occluded_a = _follow_spine(depth, c, v, width, z0, s, max_len)
-    if occluded_a:
+    known = _known_log(logs, c, v)
+    if known is not None and known[3]:
         return None, 'occluded'
-    lb, occluded_b = _follow_spine(depth, c, -v, width, z0, s, max_len)
-    if occluded_b:
-        return None, 'occluded'
-    if la + lb < 1.5 * width:
-        return None, 'short'
+    if known is None:
+        max_len = 2.0 * fx / max(z0, 0.1)  # no log is longer than 2 m
+        la, occluded = _follow_spine(depth, c, v, width, z0, s, max_len)
+        lb = 0.0
+        if not occluded:
+            lb, occluded = _follow_spine(depth, c, -v, width, z0, s, max_len)
+        if la + lb >= 1.5 * width or occluded:  # (a short one is not known as a log)
+            logs.append((c + la * v, c - lb * v, 0.5 * width, occluded))
+        if occluded:
+            return None, 'occluded'
+        if la + lb < 1.5 * width:
+            return None, 'short'
     theta = math.atan2(u[1], u[0])
     theta = (theta + math.pi / 2) % math.pi - math.pi / 2
     return np.array([c[0], c[1], theta, s.opening_margin * width, h]), None

@@ -4,7 +4,9 @@ RUN/config.json            the network, train and decode settings
 RUN/checkpoints/last.pt    the latest state (every ``val_every`` steps, at the end, on Ctrl-C)
 RUN/checkpoints/best.pt    the best by validation on the held-out part of the dataset's split
 RUN/loss.csv, loss.png     the loss per step and its plot
-RUN/validation.csv         step, rectangle metric top-1 % on the held-out part
+RUN/validation.csv         step, validation score (the mean of the next two: what best.pt is
+                           chosen by), rectangle metric top-1 % and top-5 precision % on the
+                           held-out part
 RUN/tensorboard/           TensorBoard event files: loss parts, learning rate, validation,
                            predicted grasps on held-out images (:mod:`.run_log`)
 
@@ -44,6 +46,8 @@ import numpy as np
 __all__ = ['train', 'load_init', 'learning_rate', 'RUN_MARKER']
 
 RUN_MARKER = 'config.json'
+VALIDATION_COLUMNS = ('validation_score', 'rectangle_top1_pct', 'rectangle_top5_precision_pct',
+                      'candidates_per_image')
 
 
 def learning_rate(step: int, settings: TrainSettings) -> float:
@@ -243,8 +247,8 @@ class _Run:
                 'init': self.init, 'processes': self.procs.size, 'weight_digests': self.ranks}
 
     def best(self) -> dict | None:
-        return max(self.validation,
-                   key=lambda v: (v['rectangle_top1_pct'], v['step'])) if self.validation else None
+        return max(self.validation, key=lambda v: (v.get('validation_score', v['rectangle_top1_pct']),
+                                                   v['step'])) if self.validation else None
 
     def checkpoint(self, step: int) -> None:
         if not self.procs.is_main:
@@ -258,11 +262,9 @@ class _Run:
                           'step,loss\n' + ''.join(f'{s},{v:.5f}\n' for s, v in self.losses))
         write_text_atomic(
             out / 'validation.csv',
-            'step,rectangle_top1_pct,candidates_per_image\n'
-            + ''.join(
-                f'{v["step"]},{v["rectangle_top1_pct"]},{v["candidates_per_image"]}\n'
-                for v in self.validation
-            ),
+            'step,' + ','.join(VALIDATION_COLUMNS) + '\n'
+            + ''.join(f"{v['step']}," + ','.join(str(v.get(k, '')) for k in VALIDATION_COLUMNS)
+                      + '\n' for v in self.validation),
         )
         plot_losses(self.losses, out / 'loss.png')
 
@@ -273,8 +275,7 @@ class _Run:
             v = evaluate(self.model, self.network, self.decode, self.held_out, overlays=images)
             self.timing['validation_s'] = time.perf_counter() - t
             self.validation.append({'step': step, **v})
-            self.run_log.validation(step, {k: v[k] for k in ('rectangle_top1_pct',
-                                                             'candidates_per_image')}, images)
+            self.run_log.validation(step, {k: v[k] for k in VALIDATION_COLUMNS}, images)
         self.checkpoint(step)
 
     def plan(self, now: float) -> None:
