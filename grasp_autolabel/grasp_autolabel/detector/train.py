@@ -247,8 +247,10 @@ class _Run:
                 'init': self.init, 'processes': self.procs.size, 'weight_digests': self.ranks}
 
     def best(self) -> dict | None:
-        return max(self.validation, key=lambda v: (v.get('validation_score', v['rectangle_top1_pct']),
-                                                   v['step'])) if self.validation else None
+        def score(v):  # (a run validated before the score existed: its top-1)
+            return v.get('validation_score', v['rectangle_top1_pct']), v['step']
+
+        return max(self.validation, key=score) if self.validation else None
 
     def checkpoint(self, step: int) -> None:
         if not self.procs.is_main:
