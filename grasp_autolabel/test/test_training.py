@@ -193,3 +193,24 @@ def test_evaluate_counts_every_missed_free_log_by_cause(tmp_path):
     assert set(missed) == set(MISSED_CAUSES)
     assert sum(missed.values()) == round(r['free_logs'] * (1 - r['coverage_pct'] / 100))
     assert sum(r['missed_by_depth_check'].values()) == missed['depth_check']
+
+
+def test_v2_input_fills_depth_holes_from_the_higher_surface_and_v1_does_not():
+    from grasp_autolabel.detector.models import grasp_map as gm
+
+    depth = np.full((48, 64), 2.0, np.float32)
+    depth[:, 30:] = 1.8  # a surface 0.2 m higher on the right
+    depth[:, 28:32] = 0  # a band without depth at the edge (a two-sided sensor's)
+    rgb = np.zeros((48, 64, 3), np.uint8)
+    v2 = gm.to_tensor(rgb, depth, GraspMapNetwork(input_size=64))
+    v1 = gm.to_tensor(rgb, depth, GraspMapNetwork(input_size=64, arch='v1', width=24))
+    height_v2, height_v1, valid = v2[3, :48, :64], v1[3, :48, :64], v2[4, :48, :64]
+    assert np.all(valid[:, 28:32] == 0) and np.all(v1[4, :48, :64] == valid)
+    assert np.allclose(height_v1[:, 28:32], 0)  # v1: as trained, holes are 0
+    # v2: each half of the band takes its nearest surface's height, the rest is unchanged
+    assert np.allclose(height_v2[:, 28:30], height_v2[:, 27:28])
+    assert np.allclose(height_v2[:, 30:32], height_v2[:, 32:33])
+    assert np.all(height_v2[:, 30:32] > height_v2[:, 28:30] + 0.3)  # the higher surface's
+    valid_px = np.ones((48, 64), bool)
+    valid_px[:, 28:32] = False
+    assert np.allclose(height_v2[valid_px], height_v1[valid_px])

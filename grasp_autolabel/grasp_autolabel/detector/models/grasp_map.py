@@ -61,7 +61,8 @@ class GraspMapNetwork:
         Channels of the first stage (the deeper stages have more: see :mod:`.grasp_map_net`).
     arch : str
         ``v2`` (the default: stride-2 stem, BatchNorm folded into the convolutions at export,
-        0.9 GMAC at 320x240) or ``v1`` (full-resolution stem, GroupNorm, 2.4 GMAC; models made
+        0.9 GMAC at 320x240; holes in the depth filled in the height channel, :func:`fill_holes`)
+        or ``v1`` (full-resolution stem, GroupNorm, 2.4 GMAC; models made
         before ``arch`` existed are v1).
     """
 
@@ -114,9 +115,32 @@ def to_tensor(rgb: np.ndarray | None, depth_m: np.ndarray | None,
         out[:3, :h, :w] = ((rgb.astype(np.float32) / 255.0 - 0.5) / 0.25).transpose(2, 0, 1)
         c = 3
     if network.uses_depth:
-        out[c, :h, :w] = ground_height(depth_m) / HEIGHT_UNIT_M
+        height = ground_height(depth_m) / HEIGHT_UNIT_M
+        out[c, :h, :w] = fill_holes(height, depth_m > 0) if network.arch != 'v1' else height
         out[c + 1, :h, :w] = depth_m > 0
     return out
+
+
+def fill_holes(height: np.ndarray, valid: np.ndarray, steps: int = 4) -> np.ndarray:
+    """Return ``height`` with pixels without depth near valid ones given the nearest one's.
+
+    Sensors differ most where they have no depth (one leaves an occlusion band on one side of an
+    edge, another blanks both sides, another drops dark surfaces): holes up to ``2 steps`` input
+    pixels across are filled from their nearest surroundings (the higher surface where two are as
+    near, as it occludes), so the height channel looks alike across sensors; the validity channel
+    still tells.
+    """
+    h = np.where(valid, height, 0.0).astype(np.float32)
+    have = valid.copy()
+    kernel = np.ones((3, 3), np.uint8)
+    for _ in range(steps):
+        if have.all():
+            break
+        grown = cv2.dilate(np.where(have, h, -1e6).astype(np.float32), kernel)
+        new = ~have & (grown > -1e5)
+        h[new] = grown[new]
+        have |= new
+    return h
 
 
 def check_inputs(rgb, depth_m, network: GraspMapNetwork):
