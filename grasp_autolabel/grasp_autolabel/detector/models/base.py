@@ -46,7 +46,10 @@ class ModelFamily:
         raise NotImplementedError
 
     def input_scale(self, width: int, height: int, network) -> float:
-        raise NotImplementedError
+        """Image pixels -> network-input pixels (the long side scaled to ``input_size``)."""
+        from grasp_autolabel.detector.models.inputs import input_scale
+
+        return input_scale(width, height, network.input_size)
 
     def to_tensor(self, rgb, depth_m, network):
         raise NotImplementedError

@@ -264,14 +264,8 @@ class FasterRCNNFamily(ModelFamily):
     def build(self, network, *, backbone_weights=None):
         return build(network, backbone_weights=backbone_weights)
 
-    def input_scale(self, width, height, network):
-        return input_scale(width, height, network.input_size)
-
-    def to_tensor(self, rgb, depth_m, network):
-        return to_tensor(rgb, depth_m, network)
-
-    def make_input(self, rgb, depth_m, network):
-        return make_input(rgb, depth_m, network)
+    to_tensor = staticmethod(to_tensor)
+    make_input = staticmethod(make_input)
 
     def encode_targets(self, grasps, spines, x, network):
         return encode_grasps(grasps, network)

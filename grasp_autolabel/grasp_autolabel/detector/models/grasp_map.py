@@ -331,14 +331,8 @@ class GraspMapFamily(ModelFamily):
                              'backbone; it trains from random weights (or --init from a model)')
         return build(network)
 
-    def input_scale(self, width, height, network):
-        return input_scale(width, height, network.input_size)
-
-    def to_tensor(self, rgb, depth_m, network):
-        return to_tensor(rgb, depth_m, network)
-
-    def make_input(self, rgb, depth_m, network):
-        return make_input(rgb, depth_m, network)
+    to_tensor = staticmethod(to_tensor)
+    make_input = staticmethod(make_input)
 
     def encode_targets(self, grasps, spines, x, network):
         return {'maps': draw_targets(grasps, (x.shape[1] // STRIDE, x.shape[2] // STRIDE), spines)}
