@@ -195,7 +195,7 @@ def evaluate(model, dataset, *, part: str = 'test', split: str | None = None,
         cam = ds.intrinsics(i, label)
         pred.check_frame(rgb, depth, where=f"{ds.path / 'images' / f'{i:06d}.png'}")
         t0 = time.perf_counter()
-        trace = {'size': rgb.shape[1::-1]}
+        trace = {}
         grasps, scores = pred.predict(rgb, depth, fx=cam[0].fx if cam else None, decode=decode,
                                       trace=trace)
         times.append(time.perf_counter() - t0)

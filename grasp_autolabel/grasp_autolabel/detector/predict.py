@@ -173,10 +173,10 @@ class Predictor:
             Instead of the model's own.
         trace : dict, optional
             Filled with what happened to every decoded peak (``evaluate`` counts missed logs by
-            cause from it): ``outputs``, ``scale``, ``peaks`` ``(P, 5)``, ``peak_scores`` and
-            ``fates`` (per peak: ``kept``, ``overlap`` (NMS), ``depth_check:REASON`` (refine
-            dropped it, :data:`.refine.REFINE_REASONS`) or ``not_tried`` (past the candidate cap
-            or the tries)).
+            cause from it): ``outputs``, ``scale``, ``size``, ``peaks`` ``(P, 5)``,
+            ``peak_scores`` and ``fates`` (per peak: ``kept``, ``overlap`` (NMS),
+            ``depth_check:REASON`` (refine dropped it, :data:`.refine.REFINE_REASONS`) or
+            ``not_tried`` (past the candidate cap or the tries)).
         """
         self.check_frame(rgb, depth_m)
         d = decode or self.decode
@@ -186,7 +186,7 @@ class Predictor:
         grasps, scores = decode_outputs(self.network, outputs, scale, (w, h), d)
         fates = ['not_tried'] * len(grasps)
         if trace is not None:
-            trace.update(outputs=outputs, scale=scale, peaks=grasps.copy(),
+            trace.update(outputs=outputs, scale=scale, size=(w, h), peaks=grasps.copy(),
                          peak_scores=scores.copy(), fates=fates)
         if d.refine and depth_m is not None and np.any(np.asarray(depth_m) > 0):
             grasps, scores = self._refined(grasps, scores, depth_m, fx, d, fates)
@@ -327,10 +327,12 @@ class OnnxPredictor(Predictor):
         except (KeyError, ValueError) as exc:
             raise CheckpointError(f'{path}: its metadata is not valid ({exc})') from None
         self.family = family(self.network)
+        self.names = ([i.name for i in self.session.get_inputs()],
+                      [o.name for o in self.session.get_outputs()])
         self.model_id = meta.get('model_id', path.stem)
 
     def run_network(self, x):
-        return self.family.onnx_outputs(self.session, x)
+        return self.family.onnx_outputs(self.session, x, *self.names)
 
 
 def load_predictor(path, *, backend: str = 'auto', device: str = 'cpu',

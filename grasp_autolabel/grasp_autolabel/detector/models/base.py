@@ -15,7 +15,8 @@ The contract, with arrays in network-input pixels unless named otherwise:
 * ``loss(model, images, targets) -> {name: scalar tensor}``: the training losses of a batch;
 * ``infer(model, x) -> tuple of ndarrays``: the network's outputs for one input (torch);
 * ``onnx_graph(model, network, image_size) -> (module, example args, names)`` and
-  ``onnx_outputs(session, x)``: the same outputs from the exported graph in ONNX Runtime;
+  ``onnx_outputs(session, x, input names, output names)``: the same outputs from the exported
+  graph in ONNX Runtime (the names read once, when the model is loaded);
 * ``decode(outputs, scale, image_size, network, decode) -> (grasps (K, 5), scores (K,))``:
   grasps in image pixels with h = 0, best first, before NMS;
 * ``train_defaults`` / ``decode_defaults``: the family's changes to ``TrainSettings`` and
@@ -69,7 +70,7 @@ class ModelFamily:
     def onnx_graph(self, model, network, image_size) -> tuple:
         raise NotImplementedError
 
-    def onnx_outputs(self, session, x) -> tuple:
+    def onnx_outputs(self, session, x, input_names: list, output_names: list) -> tuple:
         raise NotImplementedError
 
     def decode(self, outputs: tuple, scale: float, image_size, network, decode) -> tuple:

@@ -286,9 +286,8 @@ class FasterRCNNFamily(ModelFamily):
                  'output_names': ['boxes', 'labels', 'scores']}  # torchvision's order
         return model, ([torch.rand(3, network.input_size, network.input_size)],), names
 
-    def onnx_outputs(self, session, x):
-        names = [o.name for o in session.get_outputs()]
-        out = dict(zip(names, session.run(None, {session.get_inputs()[0].name: x})))
+    def onnx_outputs(self, session, x, input_names, output_names):
+        out = dict(zip(output_names, session.run(None, {input_names[0]: x})))
         return out['boxes'], out['scores'], out['labels']
 
     def decode(self, outputs, scale, image_size, network, decode_settings):

@@ -360,8 +360,8 @@ class GraspMapFamily(ModelFamily):
         return (Maps(model), (torch.rand(1, network.in_channels, ph, pw),),
                 {'input_names': ['input'], 'output_names': ['maps']})
 
-    def onnx_outputs(self, session, x):
-        return (session.run(None, {session.get_inputs()[0].name: x[None]})[0][0],)
+    def onnx_outputs(self, session, x, input_names, output_names):
+        return (session.run(None, {input_names[0]: x[None]})[0][0],)
 
     def decode(self, outputs, scale, image_size, network, decode_settings):
         return decode(outputs[0], scale, image_size=image_size,
