@@ -65,11 +65,13 @@ class Processes:
     def __enter__(self) -> 'Processes':
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, kind, *exc) -> None:
         if self.size > 1:
             import torch.distributed as dist
 
             if dist.is_initialized():
+                if kind is None:  # all leave together: a process gone early aborts gloo's peers
+                    dist.barrier()
                 dist.destroy_process_group()
 
     def wrap(self, model):
