@@ -139,6 +139,28 @@ def test_two_gloo_processes_end_with_identical_weights(dataset, tmp_path):
     assert grasps.shape[1] == 5
 
 
+def test_a_dataset_missing_on_one_process_stops_every_process_with_one_line(dataset, tmp_path):
+    # a second machine where the dataset is not mounted: its process gets a path that is not there
+    launcher = tmp_path / 'launcher.py'
+    launcher.write_text('import os, sys\n'
+                        'from grasp_autolabel.cli import main\n'
+                        "if os.environ['RANK'] == '1':\n"
+                        "    sys.argv[2] = sys.argv[2] + '-not-mounted'\n"
+                        'sys.exit(main())\n')
+    rc, out = _cli('--nproc_per_node', 2, launcher, 'train', dataset, '--out', tmp_path / 'run',
+                   '--max-steps', 2, '--config', _config(tmp_path), cwd=tmp_path,
+                   module=('-m', 'torch.distributed.run'), env={'OMP_NUM_THREADS': '1'})
+    assert rc != 0
+    said = [x for x in out.splitlines() if x.startswith('grasp-autolabel')]
+    # one line from each process: the one without the dataset names it, the other names the
+    # process and its reason (torchrun's own report of the exit codes follows)
+    reason = f'{dataset}-not-mounted: not a grasp dataset (no dataset.json)'
+    assert sorted(said) == [f'grasp-autolabel: error: {reason}',
+                            f'grasp-autolabel: error: process 1 of 2 (torchrun rank 1): {reason}'
+                            ], out
+    assert not (tmp_path / 'run' / 'checkpoints').exists()
+
+
 def test_the_registry_refuses_an_unknown_family_in_a_checkpoint_and_an_onnx_file(dataset,
                                                                                  tmp_path):
     import onnx
@@ -161,6 +183,15 @@ def test_the_registry_refuses_an_unknown_family_in_a_checkpoint_and_an_onnx_file
     onnx.save(m, str(tmp_path / 'yolo.onnx'))
     with pytest.raises(CheckpointError, match=r'yolo\.onnx: unknown detector family '):
         OnnxPredictor(tmp_path / 'yolo.onnx')
+    # an ONNX model of another format version (a newer grasp_autolabel's export)
+    m = onnx.load(str(path))
+    formats = [p for p in m.metadata_props if p.key == 'grasp_autolabel_format']
+    assert [p.value for p in formats] == ['1']
+    formats[0].value = '7'
+    onnx.save(m, str(tmp_path / 'v7.onnx'))
+    with pytest.raises(CheckpointError, match=r'v7\.onnx: ONNX model format version 7, this '
+                                              r'grasp_autolabel reads version 1; export it again'):
+        OnnxPredictor(tmp_path / 'v7.onnx')
     del ckpt['network']['model']  # a model file that names no family is not taken for one
     save_checkpoint(tmp_path / 'none.pt', ckpt)
     with pytest.raises(CheckpointError, match='names no detector family'):

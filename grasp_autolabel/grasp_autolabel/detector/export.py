@@ -13,7 +13,7 @@ from pathlib import Path
 import warnings
 
 from grasp_autolabel.detector.predict import (checkpoint_meta, CheckpointError, load_checkpoint,
-                                              load_weights)
+                                              load_weights, ONNX_FORMAT_VERSION)
 
 __all__ = ['export_onnx']
 
@@ -47,7 +47,8 @@ def export_onnx(run, out, *, opset: int = 17, overwrite: bool = False) -> Path:
     module, args, names = family(network).onnx_graph(model, network,
                                                      ckpt.get('image_size') or (640, 480))
     meta = checkpoint_meta(network, ckpt['decode_obj'])
-    props = {'grasp_autolabel_network': json.dumps(meta['network']),
+    props = {'grasp_autolabel_format': str(ONNX_FORMAT_VERSION),
+             'grasp_autolabel_network': json.dumps(meta['network']),
              'grasp_autolabel_decode': json.dumps(meta['decode']),
              'image_size': json.dumps(ckpt.get('image_size')),
              'camera_fx': json.dumps(ckpt.get('camera_fx')),

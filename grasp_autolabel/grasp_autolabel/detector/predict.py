@@ -36,6 +36,9 @@ __all__ = ['CheckpointError', 'load_checkpoint', 'save_checkpoint', 'find_checkp
 
 CHECKPOINT_FORMAT = 'grasp_autolabel.detector'
 CHECKPOINT_VERSION = 2
+# the layout of an exported model (inputs, outputs, metadata keys); files exported before the
+# version was written down (no 'grasp_autolabel_format' key) are version 1
+ONNX_FORMAT_VERSION = 1
 
 
 class CheckpointError(ValueError):
@@ -315,6 +318,11 @@ class OnnxPredictor(Predictor):
             raise CheckpointError(f"{path}: not exported by this grasp-autolabel's export-onnx "
                                   '(no network config in '
                                   'its metadata; an older export? export it again)')
+        version = meta.get('grasp_autolabel_format', str(ONNX_FORMAT_VERSION))
+        if version != str(ONNX_FORMAT_VERSION):
+            raise CheckpointError(f'{path}: ONNX model format version {version}, this '
+                                  f'grasp_autolabel reads version {ONNX_FORMAT_VERSION}; export '
+                                  'it again with this version')
         try:
             self.network = network_from_dict(json.loads(meta['grasp_autolabel_network']),
                                              require_model=True, where=str(path))
