@@ -91,6 +91,10 @@ def _replay(context, tmp_path, bag, name, *extra, labels=True):
             assert c.spin_until(lambda: int(c.status.get('autolabel_node', {}).get(
                 'already_labelled', 0)) >= whole - 1, 10), c.status
             assert c.status['autolabel_node']['steps'] == '0'
+        # /diagnostics counts every reason the gate has, zero or not
+        from grasp_autolabel.annotate import Reason
+        counted = c.status['autolabel_node']
+        assert all(counted.get(f'rejected_{r}') == '0' for r in Reason), counted
     finally:
         c.close()
         assert node.stop() in (0, -2), node.output()
@@ -100,7 +104,9 @@ def _replay(context, tmp_path, bag, name, *extra, labels=True):
 def test_bag_replay_gives_the_same_labels_as_live(rclpy_context, tmp_path):
     recorded, live = _record_live(rclpy_context, tmp_path)
     # (a node that joined late may have missed the very first frame: compare by the frame's stamp)
-    assert len(live) >= 2 and sum(len(m.grasps) for m in live) > 0
+    # three picks of free logs: each labelled live, at least two with grasps to compare
+    assert len(live) == 3 and sum(1 for m in live if len(m.grasps)) >= 2, [
+        len(m.grasps) for m in live]
     for plugin, name in ((StoragePlugin.SQLITE3, 'sqlite3'), (StoragePlugin.MCAP, 'mcap')):
         bag = tmp_path / f'bag_{name}'
         _write_bag(bag, recorded, plugin)

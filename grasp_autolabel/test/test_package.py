@@ -30,7 +30,11 @@ def test_cli_info_json_reports_ros_and_messages():
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout.strip().splitlines()[-1])
     assert report['grasp_autolabel']
-    assert report['rclpy'] is not None and report['grasp_autolabel_msgs'] is not None
+    # `make test` runs in the built workspace: both import, and the versions are this process's
+    assert report['rclpy'] == 'available', report
+    assert report['grasp_autolabel_msgs'] == 'available', report
+    import numpy
+    assert report['numpy'] == numpy.__version__
 
 
 def test_cli_without_command_prints_help_and_fails():

@@ -9,7 +9,7 @@ The names below load on first use: a light user of one submodule (the capture no
 import importlib
 
 _EXPORTS = {'AnnotateConfig': 'config', 'load_config': 'config', 'annotate_step': 'pipeline',
-            'StepLabel': 'pipeline', 'REASONS': 'pipeline'}
+            'StepLabel': 'pipeline', 'Reason': 'reasons'}
 
 __all__ = list(_EXPORTS)
 

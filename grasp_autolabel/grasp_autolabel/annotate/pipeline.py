@@ -4,30 +4,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from grasp_autolabel.annotate.config import AnnotateConfig
+from grasp_autolabel.annotate.reasons import Reason
 from grasp_autolabel.annotate.stages import STAGES, start, Step
 from grasp_autolabel.camera import CameraIntrinsics, depth_at, grasp_poses, GraspPose
 import numpy as np
 
-__all__ = ['StepLabel', 'annotate_step', 'REASONS', 'STAGES']
-
-# Every reason a step can be rejected for, in the order the gate checks them.
-REASONS = {
-    'no_valid_depth': 'too few pixels have a valid depth in both frames',
-    'camera_moved': 'the still part of the view shifted or tilted: the camera moved',
-    'large_change': 'much of the view changed at once while the rest stayed still (several '
-                    'objects, or a large part of the pile, went)',
-    'new_object_in_view': 'something is in view that was not there before (depth decreased)',
-    'nothing_removed': 'no region large enough for a log changed',
-    'multiple_objects_removed': 'more than one object was removed',
-    'mask_touches_border': "the removed object's mask touches the image border",
-    'mask_too_small': 'the mask is too small for a log at that depth',
-    'mask_too_large': 'the mask is too large for a log at that depth',
-    'skeleton_not_line_like': "the mask's skeleton is not one straight line",
-    'log_partly_hidden': 'the log was mostly hidden behind a nearer one (what is visible is much '
-                         'narrower than the hole it left is deep): grasps on it would miss its '
-                         'axis',
-    'no_grasp_found': 'no grasp could be placed on the mask',
-}
+__all__ = ['StepLabel', 'annotate_step', 'Reason', 'STAGES']
 
 
 @dataclass
@@ -40,7 +22,7 @@ class StepLabel:
     """
 
     accepted: bool
-    reason: str | None
+    reason: Reason | None  # None where accepted
     mask: np.ndarray  # (H, W) bool, the removed object's refined mask (empty if none)
     grasps: np.ndarray = field(default_factory=lambda: np.zeros((0, 5)))
     scores: np.ndarray = field(default_factory=lambda: np.zeros(0))
@@ -50,7 +32,7 @@ class StepLabel:
 
     @property
     def detail(self) -> str:
-        return REASONS.get(self.reason, '') if self.reason else ''
+        return self.reason.description if self.reason else ''
 
 
 def annotate_step(before_m: np.ndarray, after_m: np.ndarray, intrinsics: CameraIntrinsics,
@@ -81,6 +63,7 @@ def annotate_step(before_m: np.ndarray, after_m: np.ndarray, intrinsics: CameraI
     for stage in STAGES:
         reason = stage(step)
         if reason is not None:
+            reason = Reason(reason)  # a stage returning anything else is a bug: fail here
             mask = step.mask if step.mask is not None else np.zeros(step.shape, dtype=bool)
             return StepLabel(False, reason, mask, info=step.info, spine=step.ends)
     return _accept(step)

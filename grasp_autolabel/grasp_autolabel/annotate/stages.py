@@ -1,7 +1,7 @@
 """The stages of one annotation, in order.
 
-Each takes the step's shared state, measures into ``step.info`` and returns a rejection reason (a
-key of ``pipeline.REASONS``) or None.
+Each takes the step's shared state, measures into ``step.info`` and returns a rejection
+:class:`~grasp_autolabel.annotate.reasons.Reason` or None.
 """
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import cv2
 from grasp_autolabel.annotate.config import AnnotateConfig
 from grasp_autolabel.annotate.grasps import fit_spine, propose_grasps, Spine
+from grasp_autolabel.annotate.reasons import Reason
 from grasp_autolabel.annotate.segment import (add_colour_evidence, band_owner, colour_change,
                                               depth_change, estimate_shift, refine, scale_px)
 from grasp_autolabel.annotate.shapes import (continues, crest_dips, depth_step_along,
@@ -106,7 +107,7 @@ def start(before_m, after_m, intrinsics: CameraIntrinsics, cfg: AnnotateConfig,
                 before_rgb=before_rgb, after_rgb=after_rgb)
 
 
-def detect_change(step: Step) -> str | None:
+def detect_change(step: Step) -> Reason | None:
     """Where the depth increased or decreased beyond the noise-aware threshold."""
     bh, ah = step.half
     step.change = change = depth_change(bh, ah, min_change_m=step.cfg.min_change_m,
@@ -117,10 +118,10 @@ def detect_change(step: Step) -> str | None:
                       'noise_m': round(change.noise_m, 5)})
     valid_share = float(change.valid[::2, ::2].mean())
     step.info['valid_share'] = round(valid_share, 4)
-    return 'no_valid_depth' if valid_share < MIN_VALID_SHARE else None
+    return Reason.NO_VALID_DEPTH if valid_share < MIN_VALID_SHARE else None
 
 
-def check_view(step: Step) -> str | None:
+def check_view(step: Step) -> Reason | None:
     """Return the view itself.
 
     A global shift, a tilt (a ramp across the view) or change everywhere.
@@ -139,9 +140,9 @@ def check_view(step: Step) -> str | None:
     moved = np.hypot(dx, dy) > cfg.max_shift_px and ratio < 1 - cfg.min_shift_explains
     moved = moved or ramp > cfg.max_view_ramp_m
     if moved:
-        return 'camera_moved'
+        return Reason.CAMERA_MOVED
     # much changed while the rest of the view stayed where it was: not the camera
-    return 'large_change' if changed_share > cfg.max_changed_fraction else None
+    return Reason.LARGE_CHANGE if changed_share > cfg.max_changed_fraction else None
 
 
 def measure_scale(step: Step) -> None:
@@ -161,7 +162,7 @@ def measure_scale(step: Step) -> None:
     return None
 
 
-def check_appeared(step: Step) -> str | None:
+def check_appeared(step: Step) -> Reason | None:
     """Something appeared (an arm still in view): regions that came nearer."""
     bh, _ = step.half
     dec = refine(step.change.decreased, np.zeros(bh.shape, bool), open_px=step.open_px,
@@ -173,11 +174,11 @@ def check_appeared(step: Step) -> str | None:
         dec_areas = np.zeros(0, dtype=int)
     step.info['largest_new_px'] = int(dec_areas.max()) * step.ds * step.ds if len(dec_areas) else 0
     if len(dec_areas) and dec_areas.max() >= step.cfg.new_object_fraction * step.min_log_px:
-        return 'new_object_in_view'
+        return Reason.NEW_OBJECT_IN_VIEW
     return None
 
 
-def find_removed(step: Step) -> str | None:
+def find_removed(step: Step) -> Reason | None:
     """Return what was removed: regions that went farther.
 
     One object (possibly split in pieces by a log lying across it), not two.
@@ -188,7 +189,7 @@ def find_removed(step: Step) -> str | None:
     areas = stats[1:, cv2.CC_STAT_AREA]
     if not len(areas) or areas.max() < step.min_log_px:
         step.info['largest_removed_px'] = int(areas.max()) * ds * ds if len(areas) else 0
-        return 'nothing_removed'
+        return Reason.NOTHING_REMOVED
     order = np.argsort(-areas)
     main = int(order[0]) + 1
     step.info['removed_px'] = int(areas[order[0]]) * ds * ds
@@ -207,13 +208,13 @@ def find_removed(step: Step) -> str | None:
     if others:
         step.info['second_removed_px'] = int(stats[others[0], cv2.CC_STAT_AREA]) * ds * ds
         step.mask = upsample(labels == main, step.shape)
-        return 'multiple_objects_removed'
+        return Reason.MULTIPLE_OBJECTS_REMOVED
     step.info['pieces'] = len(pieces)
     step.labels, step.stats, step.pieces = labels, stats, pieces
     return None
 
 
-def full_resolution_mask(step: Step) -> str | None:
+def full_resolution_mask(step: Step) -> Reason | None:
     """Return the mask again at full resolution, in the pieces' bounding box.
 
     A conservative core for the shape checks, grown to the log's true edges for the label; not
@@ -254,7 +255,7 @@ def full_resolution_mask(step: Step) -> str | None:
     # it, unreadable or unchanged patches are the sensor's, and branch the skeleton)
     core = fill_holes(crop)
     if not core.any():
-        return 'nothing_removed'
+        return Reason.NOTHING_REMOVED
     # Hysteresis: near its silhouette a log is only half as thick as on its crest, so its edges
     # change by about half as much. Grow the mask by a few pixels into pixels that changed by
     # at least half the threshold (or have no depth), so it reaches the log's true edges.
@@ -271,7 +272,7 @@ def full_resolution_mask(step: Step) -> str | None:
     core_full[cy0:cy1, cx0:cx1] = core
     if (core_full[:b + 1].any() or core_full[-b - 1:].any()
             or core_full[:, :b + 1].any() or core_full[:, -b - 1:].any()):
-        return 'mask_touches_border'
+        return Reason.MASK_TOUCHES_BORDER
     return None
 
 
@@ -289,7 +290,7 @@ def _unknown_in(step: Step, unknown, changed, box) -> np.ndarray:
     return band_owner(unknown, changed, colour)
 
 
-def check_size(step: Step) -> str | None:
+def check_size(step: Step) -> Reason | None:
     """Return the mask's area in m^2 at the object's depth (its top surface before the pick)."""
     cfg, intr = step.cfg, step.intrinsics
     cx0, cy0, cx1, cy1 = step.box
@@ -300,17 +301,17 @@ def check_size(step: Step) -> str | None:
     area_m2 = step.crop.sum() * step.m_per_px * step.m_per_px
     step.info['area_m2'] = round(float(area_m2), 5)
     if area_m2 < cfg.min_diameter_m * cfg.min_visible_length_m:
-        return 'mask_too_small'
+        return Reason.MASK_TOO_SMALL
     if area_m2 > cfg.max_diameter_m * cfg.max_length_m:
-        return 'mask_too_large'
+        return Reason.MASK_TOO_LARGE
     return None
 
 
-def fit_straight_spine(step: Step) -> str | None:
+def fit_straight_spine(step: Step) -> Reason | None:
     """Skeleton -> one straight spine; the mask must lie along it (one log, not an L, T or X)."""
     spine = fit_spine(step.core)
     if spine is None:
-        return 'mask_too_small'
+        return Reason.MASK_TOO_SMALL
     share = line_share(step.core, spine)
     # The skeleton of a mask split by an occluder, or ragged at its ends, can tilt the fitted
     # line; the mask's own principal axis is then the better spine (for one straight band the
@@ -326,10 +327,10 @@ def fit_straight_spine(step: Step) -> str | None:
     step.spine_full = Spine(spine.point + [cx0, cy0], spine.direction, spine.t_min, spine.t_max,
                             spine.inlier_fraction, spine.skeleton + [cx0, cy0], spine.radius_px)
     step.ends = step.spine_full.endpoints
-    return 'skeleton_not_line_like' if share < step.cfg.min_line_share else None
+    return Reason.SKELETON_NOT_LINE_LIKE if share < step.cfg.min_line_share else None
 
 
-def place_grasps(step: Step) -> str | None:
+def place_grasps(step: Step) -> Reason | None:
     """Grasps along the spine; the log's width and length in metres.
 
     One log, not two side by side (a hole as deep as it is wide, one crest across it).
@@ -354,25 +355,25 @@ def place_grasps(step: Step) -> str | None:
     step.info['width_m'] = round(float(width_m), 4) if np.isfinite(width_m) else None
     step.info['length_m'] = round(float(length_m), 4)
     if not np.isfinite(width_m):
-        return 'mask_too_small'
+        return Reason.MASK_TOO_SMALL
     depth_step = depth_step_along(step.before_m, step.after_m, step.spine_full)
     step.info['depth_step_m'] = round(depth_step, 4) if np.isfinite(depth_step) else None
     # a sliver of a hidden log is also too thin for one: the truer reason first
     if _partly_hidden(step, width_m, depth_step):
-        return 'log_partly_hidden'
+        return Reason.LOG_PARTLY_HIDDEN
     if width_m < cfg.min_diameter_m or length_m < cfg.min_visible_length_m:
-        return 'mask_too_small'
+        return Reason.MASK_TOO_SMALL
     if width_m > cfg.max_diameter_m or length_m > cfg.max_length_m:
-        return 'mask_too_large'
+        return Reason.MASK_TOO_LARGE
     if np.isfinite(depth_step) and width_m > cfg.max_width_ratio * depth_step:
-        return 'multiple_objects_removed'
+        return Reason.MULTIPLE_OBJECTS_REMOVED
     dips = crest_dips(before_m, step.spine_full, width_px, noise=step.change.noise_m,
                       radius_m=0.5 * width_m)
     step.info['two_crests_share'] = round(dips, 3)
     if dips >= MAX_TWO_CRESTS_SHARE:
-        return 'multiple_objects_removed'
+        return Reason.MULTIPLE_OBJECTS_REMOVED
     if len(grasps) == 0:
-        return 'no_grasp_found'
+        return Reason.NO_GRASP_FOUND
     step.grasps, step.scores = grasps, scores
     return None
 
@@ -393,7 +394,7 @@ def _partly_hidden(step: Step, width_m: float, depth_step: float) -> bool:
 
 
 # The paper's three stages (segment, skeleton, grasps) with the gate's checks between them, in
-# the order REASONS lists the reasons.
+# the order Reason lists the reasons.
 STAGES = (detect_change, check_view, measure_scale, check_appeared, find_removed,
           full_resolution_mask,
           check_size, fit_straight_spine, place_grasps)

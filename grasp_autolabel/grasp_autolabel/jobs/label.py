@@ -8,7 +8,7 @@ from pathlib import Path
 import time
 
 from grasp_autolabel.annotate.config import AnnotateConfig
-from grasp_autolabel.annotate.pipeline import annotate_step, REASONS, StepLabel
+from grasp_autolabel.annotate.pipeline import annotate_step, StepLabel
 from grasp_autolabel.dataset.propagate import propagate_labels
 from grasp_autolabel.dataset.splits import assign_splits
 from grasp_autolabel.dataset.store import DatasetError, GraspDataset, intrinsics_to_dict
@@ -63,7 +63,7 @@ class LabelSummary:
         out.append(f'{self.steps} steps: {self.accepted} accepted ({self.grasps} grasps), '
                    f'{self.steps - self.accepted} rejected')
         for reason, n in self.rejected.most_common():
-            out.append(f"  {n:5d}  {reason}: {REASONS.get(reason, '')}")
+            out.append(f'  {n:5d}  {reason}: {reason.description}')
         return out
 
 

@@ -28,7 +28,7 @@ import sys
 import time
 
 from grasp_autolabel import __version__
-from grasp_autolabel.annotate import annotate_step, AnnotateConfig, REASONS
+from grasp_autolabel.annotate import annotate_step, AnnotateConfig, Reason
 from grasp_autolabel.annotate.viz import draw_label
 from grasp_autolabel.capture import StampPairer
 from grasp_autolabel.dataset.store import DatasetError
@@ -253,7 +253,7 @@ class AutolabelNode(Node):
         self.counts['accepted' if step.accepted else f'rejected_{step.reason}'] += 1
         if not step.accepted:
             self.get_logger().info(
-                f"step rejected: {step.reason} ({REASONS.get(step.reason, '')})")
+                f'step rejected: {step.reason} ({step.detail})')
         # (behind steps that wait for the disk: in order, so items follow the picks)
         if self.live is not None and (self.unwritten or not self.write(step, before, after)):
             self.unwritten.append((step, before, after))
@@ -307,7 +307,7 @@ class AutolabelNode(Node):
         if self.write_error:
             message = f'{self.write_error}; {len(self.unwritten)} step(s) wait; {message}'
         keys = ['frames', 'steps', 'accepted', 'already_labelled', 'write_errors']
-        keys += [f'rejected_{r}' for r in REASONS]
+        keys += [f'rejected_{r}' for r in Reason]
         keys += sorted(k for k in self.counts if k.startswith('dropped_'))
         values = {k: self.counts.get(k, 0) for k in keys}
         values['unwritten'] = len(self.unwritten)
