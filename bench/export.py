@@ -43,8 +43,8 @@ def detection(root: Path, ds_path: Path, *, every_step: bool = False) -> dict:
     for src, record in enumerate(ds.meta["sources"]):
         steps = json.loads((root / record["name"] / "gt" / "sequence.json").read_text())["steps"]
         picks = [s["stamp_ns"] for s in steps if s["removed"] or every_step]
-        mine = [lab for lab in labels if lab["source"] == src]
-        caps = sorted({lab["stamp_before_ns"] for lab in mine} | {lab["stamp_after_ns"] for lab in mine})
+        mine = [lab for lab in labels if lab.source == src]
+        caps = sorted({lab.stamp_before_ns for lab in mine} | {lab.stamp_after_ns for lab in mine})
         bounds = [-1] + picks + [2 ** 63]
         per = [sum(1 for c in caps if lo < c < hi) for lo, hi in zip(bounds[:-1], bounds[1:])]
         out["picks"] += len(picks)

@@ -142,7 +142,7 @@ def pick(cell: Cell) -> str:
 
 def check(out: Path) -> dict:
     session, ds = Session.open(out / 'session'), GraspDataset.open(out / 'dataset')
-    after = [ds.read_label(i)['frame_after'] for i in ds.item_indices()]
+    after = [ds.read_label(i).frame_after for i in ds.item_indices()]
     steps = set(range(1, len(session.frames)))
     counts = Counter(after)
     return {'frames': len(session.frames), 'labels': len(after),

@@ -19,6 +19,7 @@ faster-rcnn: resnet18, 700 steps of 4) unless --steps.
 Run: scripts/in-env.sh python bench/table1.py [--models grasp-map faster-rcnn] [--out DIR] [--device cuda]
 """
 import argparse
+from dataclasses import replace
 import json
 import sys
 import tempfile
@@ -28,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from grasp_autolabel.jobs.label import label_sessions
+from grasp_autolabel.dataset.labels import LabelRecord
 from grasp_autolabel.dataset.store import GraspDataset
 from grasp_autolabel.detector.config import TrainSettings
 from grasp_autolabel.detector.data import GraspItems
@@ -53,15 +55,15 @@ def gt_train_dataset(auto: Path, out: Path, use_later: bool = True) -> int:
 
     src = GraspDataset.open(auto)
     ds = GraspDataset.create(out, jaw_width_m=src.meta["jaw_width_m"], settings={"labels": "ground truth"})
-    ds.meta["sources"] = src.meta["sources"]
-    ds.save_meta()
+    for record in src.sources:
+        ds.add_source(record)
     n = 0
     for i in src.item_indices():
         lab = src.read_label(i)
-        if not item_grasps(lab, use_later):
+        if not len(item_grasps(lab, use_later)):
             continue
-        session = Path(src.meta["sources"][lab["source"]]["session"])
-        k = lab["pick_index"]
+        session = Path(src.sources[lab.source]["session"])
+        k = lab.pick_index
         fx = Session.open(session).intrinsics.fx
         frame = read_json(session / "gt" / "frames" / f"{k:06d}.json")
         free = {log["id"]: log for log in frame["logs"] if log["graspable"] and log.get("axis_visible_px")}
@@ -74,11 +76,11 @@ def gt_train_dataset(auto: Path, out: Path, use_later: bool = True) -> int:
             continue
         grasps = np.concatenate(per_log)
         ds.write_item(n, rgb_png=src.path / "images" / f"{i:06d}.png", depth_png=src.path / "depth" / f"{i:06d}.png",
-                      mask=src.read_mask(i), label={**lab, "accepted": True, "grasps": np.round(grasps, 3).tolist(),
-                                                    "later_grasps": [], "later_picks": [],
-                                                    "logs": [{"spine": t["axis_visible_px"],
-                                                              "grasps": np.round(g, 3).tolist()}
-                                                             for t, g in zip(logs, per_log)]})
+                      mask=src.read_mask(i),
+                      label=replace(lab, accepted=True, grasps=np.round(grasps, 3), scores=np.ones(len(grasps)),
+                                    later_grasps=np.zeros((0, 5)), later_picks=[],
+                                    logs=[{"spine": t["axis_visible_px"], "grasps": np.round(g, 3).tolist()}
+                                          for t, g in zip(logs, per_log)]))
         n += 1
     from grasp_autolabel.dataset.splits import assign_splits
 
@@ -101,8 +103,8 @@ def test_dataset(sessions, out: Path, jaw_m: float) -> int:
                 continue
             grasps = np.concatenate([gt_grasps(log, jaw_px(jaw_m, s.intrinsics.fx, log["depth_m"])) for log in free])
             ds.write_item(n, rgb_png=s.check_rgb(k), depth_png=s.depth_path(k), mask=np.zeros((1, 1), bool),
-                          label={"accepted": True, "reason": None, "pick_index": k, "source": src_index,
-                                 "session": Path(path).name, "grasps": np.round(grasps, 3).tolist()})
+                          label=LabelRecord(accepted=True, pick_index=k, source=src_index, session=Path(path).name,
+                                            grasps=np.round(grasps, 3), scores=np.ones(len(grasps))))
             n += 1
     return n
 

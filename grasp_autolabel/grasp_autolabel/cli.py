@@ -386,7 +386,9 @@ def main(argv: list[str] | None = None) -> int:
     except (CommandError, ValueError, OSError) as exc:
         if debug:
             traceback.print_exc()
-        print(f"{PROG}: error: {' '.join(str(exc).split())}", file=sys.stderr)  # one line
+        # one line, in one write: processes sharing the stream (torchrun) never interleave it
+        sys.stderr.write(f"{PROG}: error: {' '.join(str(exc).split())}\n")
+        sys.stderr.flush()
         return 2
 
 

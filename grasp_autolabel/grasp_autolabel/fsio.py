@@ -25,6 +25,8 @@ import sys
 import tempfile
 import time
 
+from grasp_autolabel.errors import OutputError
+
 __all__ = ['OutputError', 'write_atomic', 'write_text_atomic', 'copy_atomic', 'fsync_dir',
            'check_not_input', 'claim_output', 'read_marker', 'remove_owned', 'FolderLock',
            'MARKER', 'LOCK_NAME']
@@ -34,10 +36,6 @@ LOCK_NAME = '.grasp-autolabel.lock'
 # Test hook: SIGKILL this process just before its N-th durable write (fault-injection tests).
 _FAULT_AT = int(os.environ.get('GRASP_AUTOLABEL_KILL_AT_WRITE', '0') or 0)
 _writes = 0
-
-
-class OutputError(ValueError):
-    """An output the command may not write to (an input, another tool's folder, locked)."""
 
 
 def fsync_dir(path) -> None:
@@ -168,8 +166,8 @@ def claim_output(out, *, kind: str, inputs=(), overwrite: bool = False, owned=()
         remove_owned(out, owned)
     out.mkdir(parents=True, exist_ok=True)
     if marker is None or marker.get('kind') != kind:
-        write_text_atomic(out / MARKER, json.dumps(
-            {'tool': 'grasp-autolabel', 'kind': kind, 'created': time.strftime('%FT%T%z')}) + '\n')
+        marker = {'tool': 'grasp-autolabel', 'kind': kind, 'created': time.strftime('%FT%T%z')}
+        write_text_atomic(out / MARKER, json.dumps(marker) + '\n')
     return out, bool(entries) and not overwrite
 
 

@@ -1,6 +1,6 @@
-"""Grasp rectangles, their corners, rotated IoU and angles (numpy only.
+"""Grasp rectangles, their corners, rotated IoU and angles, with numpy only.
 
-The camera is in camera.py).
+The camera is in camera.py.
 
 The grasp convention (Cornell/Jacquard, used everywhere in grasp_autolabel)
 -----------------------------------------------------------------------------

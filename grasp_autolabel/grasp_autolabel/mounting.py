@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 import math
 
+from grasp_autolabel.errors import MountingError
 import numpy as np
 
 __all__ = ['Mounting', 'MountingError', 'quaternion_to_matrix', 'matrix_to_quaternion',
@@ -18,10 +19,6 @@ __all__ = ['Mounting', 'MountingError', 'quaternion_to_matrix', 'matrix_to_quate
 # A rotation whose columns are this far from orthonormal (or a quaternion this far from unit
 # length) is not a calibration's output but a typo: refused, never silently normalised.
 _TOLERANCE = 1e-3
-
-
-class MountingError(ValueError):
-    """The mounting is not a rigid transform; the message names the value and the problem."""
 
 
 def quaternion_to_matrix(q) -> np.ndarray:
@@ -164,8 +161,10 @@ class Mounting:
         """Return poses ``(N, 3), (N, 4)`` of the camera frame in the base frame."""
         p = np.asarray(positions, dtype=np.float64).reshape(-1, 3)
         q = np.asarray(quaternions, dtype=np.float64).reshape(-1, 4)
+        if not len(q):
+            return self.points_to_base(p), np.zeros((0, 4))
         return self.points_to_base(p), matrix_to_quaternion(
-            self.rotation @ _quaternions_to_matrices(q)) if len(q) else np.zeros((0, 4))
+            self.rotation @ _quaternions_to_matrices(q))
 
 
 @dataclass(frozen=True)

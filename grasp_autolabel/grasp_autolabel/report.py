@@ -7,6 +7,7 @@ import io
 import json
 from pathlib import Path
 
+from grasp_autolabel.dataset.labels import LabelRecord
 from grasp_autolabel.fsio import write_text_atomic
 import numpy as np
 
@@ -59,8 +60,8 @@ def _histogram(latencies_ms) -> bytes | None:
 
 
 def _table(rows) -> str:
-    body = ''.join(f'<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>' for k,
-                   v in rows)
+    body = ''.join(f'<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>'
+                   for k, v in rows)
     return f'<table>{body}</table>'
 
 
@@ -92,18 +93,19 @@ def _labels_section(out: Path, lab: dict) -> list[str]:
     labels_dir = out / 'cell' / 'dataset' / 'labels'
     accepted, rejected = [], []
     for p in viz:
-        label = json.loads((labels_dir / f'{p.stem}.json').read_text())
-        (accepted if label['accepted'] else rejected).append((p, label))
+        path = labels_dir / f'{p.stem}.json'
+        label = LabelRecord.from_json(json.loads(path.read_text()), where=str(path))
+        (accepted if label.accepted else rejected).append((p, label))
     return ['<h2>1. Automatic labels</h2>',
             '<p>The capture and autolabel nodes labelled a pile live; more simulated sequences '
             'were labelled offline with the same code. Mask outline yellow, spine cyan, jaw '
             'edges green, opening edges red.</p>',
             _table([('steps', lab.get('steps')), ('accepted', lab.get('accepted'))]
                    + [(f'rejected: {k}', v) for k, v in sorted(lab.get('rejected', {}).items())]),
-            ''.join(_img(p, 300, f"item {p.stem}: {len(l_['grasps'])} grasps")
+            ''.join(_img(p, 300, f'item {p.stem}: {len(l_.grasps)} grasps')
                     for p, l_ in accepted[:8]),
             '<p>Rejected by the quality gate (faults the simulator injected):</p>',
-            ''.join(_img(p, 300, f"item {p.stem}: {l_['reason']}")
+            ''.join(_img(p, 300, f'item {p.stem}: {l_.reason}')
                     for p, l_ in rejected[:4]) or '<p>none</p>']
 
 

@@ -19,6 +19,7 @@ import re
 
 import cv2
 from grasp_autolabel.camera import CameraIntrinsics
+from grasp_autolabel.errors import SessionError
 from grasp_autolabel.fsio import write_atomic, write_text_atomic
 from grasp_autolabel.imageheader import check_pixels, encoded_size, PNG_SIGNATURE
 import numpy as np
@@ -30,10 +31,6 @@ __all__ = ['write_atomic', 'expand_sessions', 'Session', 'SessionError', 'read_c
 
 FRAME_NAME = '{:06d}.png'
 _FRAME_RE = re.compile(r'^(\d{6})\.png$')
-
-
-class SessionError(ValueError):
-    """A session (or dataset) on disk is missing something or holds a bad file."""
 
 
 # --------------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import cv2
-from grasp_autolabel.annotate import annotate_step, AnnotateConfig, load_config
+from grasp_autolabel.annotate import annotate_step, AnnotateConfig, load_config, Reason
 from grasp_autolabel.annotate.grasps import fit_spine, measure_widths
 from grasp_autolabel.annotate.segment import depth_change, refine
 from grasp_autolabel.camera import CameraIntrinsics
@@ -394,3 +394,52 @@ def test_every_reason_and_no_other_is_in_the_readme_table():
     assert all(Reason(n).description for n in named)
     with pytest.raises(ValueError):
         Reason('camara_moved')  # a misspelt reason read from a file is refused
+
+
+class _Tracing:
+    """A Step that records which fields a stage reads and writes."""
+
+    def __init__(self, real):
+        object.__setattr__(self, '_real', real)
+        object.__setattr__(self, 'reads', set())
+        object.__setattr__(self, 'writes', set())
+
+    def __getattr__(self, name):
+        if name not in self.writes:  # reading back what the stage itself wrote is not an input
+            self.reads.add(name)
+        return getattr(self._real, name)
+
+    def __setattr__(self, name, value):
+        self.writes.add(name)
+        setattr(self._real, name, value)
+
+
+def test_each_stage_reads_and_writes_only_what_it_declares_after_it_is_written():
+    from grasp_autolabel.annotate.stages import STAGES
+    from grasp_autolabel.annotate.step import INPUTS, start
+
+    seen = set()
+    for seed, fault in [(s, None) for s in range(6)] + [(1, 'double_removal'), (2, 'arm_in_view'),
+                                                        (3, 'camera_moved')]:
+        cell = SimCell(CellConfig(width=320, height=240), seed=seed)
+        rgb0, d0 = cell.frame()
+        cell.pick(fault)
+        rgb1, d1 = cell.frame()
+        s = np.float32(cell.config.sensor.depth_scale)
+        step = _Tracing(start(d0 * s, d1 * s, cell.intrinsics, AnnotateConfig(), rgb0, rgb1))
+        written = set(INPUTS)
+        for stage in STAGES:
+            step.reads.clear()
+            step.writes.clear()
+            reason = stage(step)
+            reads, spec = step.reads - {'info'}, stage.spec
+            assert reads <= spec.reads, (stage.__name__, reads - spec.reads)
+            assert step.writes <= spec.writes, (stage.__name__, step.writes - spec.writes)
+            assert reads <= written, (stage.__name__, reads - written)
+            assert reason is None or reason in spec.rejects, (stage.__name__, reason)
+            written |= step.writes
+            seen.add((stage.__name__, reason))
+            if reason is not None:
+                break
+    assert ('place_grasps', None) in seen  # accepted picks ran every stage
+    assert {r for _, r in seen if r} >= {Reason.CAMERA_MOVED, Reason.NEW_OBJECT_IN_VIEW}, seen

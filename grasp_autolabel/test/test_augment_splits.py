@@ -46,13 +46,13 @@ def test_augmented_grasps_stay_on_their_object(labelled, tmp_path):
     c = augment_dataset(labelled, tmp_path / 'aug', factor=6, seed=3, progress=False)
     src = GraspDataset.open(labelled)
     ds = GraspDataset.open(tmp_path / 'aug')
-    accepted = [i for i in src.item_indices() if src.read_label(i)['accepted']]
+    accepted = [i for i in src.item_indices() if src.read_label(i).accepted]
     assert len(ds.item_indices()) == c['items'] == 6 * len(accepted) - c['copies_without_grasps']
     rotations = []
     for i in ds.item_indices():
         lab = ds.read_label(i)
         mask = ds.read_mask(i)
-        g = np.array(lab['grasps'])
+        g = np.array(lab.grasps)
         assert len(g)
         h, w = mask.shape
         for x, y, *_ in g:  # every grasp centre lies on the (transformed) mask of its object
@@ -60,17 +60,18 @@ def test_augmented_grasps_stay_on_their_object(labelled, tmp_path):
         corners = rect_to_corners(g)
         assert corners.min() >= 0 and corners[...,
                                               0].max() <= w - 1 and corners[..., 1].max() <= h - 1
-        rotations.append(lab['augmentation']['rotation_deg'])
-        if lab['augmentation']['copy'] == 0:  # the original, unchanged
-            j = lab['augmentation']['from_item']
-            assert np.array_equal(ds.read_rgb(i),
-                                  src.read_rgb(j)) and lab['grasps'] == src.read_label(j)['grasps']
+        rotations.append(lab.augmentation['rotation_deg'])
+        if lab.augmentation['copy'] == 0:  # the original, unchanged
+            j = lab.augmentation['from_item']
+            assert np.array_equal(ds.read_rgb(i), src.read_rgb(j))
+            assert np.array_equal(lab.grasps, src.read_label(j).grasps)
     assert np.ptp(rotations) > 90  # rotations really vary
     # the same seed gives the same items; another seed others
     augment_dataset(labelled, tmp_path / 'again', factor=6, seed=3, progress=False)
     augment_dataset(labelled, tmp_path / 'other', factor=6, seed=4, progress=False)
     a, b, o = (GraspDataset.open(tmp_path / n) for n in ('aug', 'again', 'other'))
-    assert a.read_label(1)['grasps'] == b.read_label(1)['grasps'] != o.read_label(1)['grasps']
+    assert np.array_equal(a.read_label(1).grasps, b.read_label(1).grasps)
+    assert not np.array_equal(a.read_label(1).grasps, o.read_label(1).grasps)
     assert np.array_equal(a.read_rgb(1), b.read_rgb(1))
 
 
@@ -95,7 +96,7 @@ def test_splits_session_wise_and_image_wise(labelled, tmp_path):
         assert not set(s[kind]['train']) & set(s[kind]['test'])
     by_source = {}
     for i in items:
-        by_source.setdefault(ds.read_label(i)['source'], set()).add(i)
+        by_source.setdefault(ds.read_label(i).source, set()).add(i)
     test = set(s['session']['test'])
     assert len(
         s['session']['test_sources']) == 1  # round(0.2 * 3) -> at least one of three sessions
@@ -111,7 +112,7 @@ def test_splits_session_wise_and_image_wise(labelled, tmp_path):
     aug = GraspDataset.open(tmp_path / 'aug')
     src_test = set(ds.meta['splits']['image']['test'])
     for i in aug.item_indices():
-        from_item = aug.read_label(i)['augmentation']['from_item']
+        from_item = aug.read_label(i).augmentation['from_item']
         assert (i in aug.meta['splits']['image']['test']) == (from_item in src_test)
         assert (i in aug.meta['splits']['session']['test']) == (from_item in set(
             ds.meta['splits']['session']['test']))
@@ -126,13 +127,13 @@ def test_later_picks_are_carried_back_only_onto_free_logs(labelled):
     carried = 0
     for i in ds.item_indices():
         lab = ds.read_label(i)
-        session = Path(ds.meta['sources'][lab['source']]['session'])
+        session = Path(ds.meta['sources'][lab.source]['session'])
         frame = json.loads((
-            session / 'gt' / 'frames' / f"{lab['pick_index']:06d}.json").read_text())
+            session / 'gt' / 'frames' / f'{lab.pick_index:06d}.json').read_text())
         free = {log['id']: log['graspable'] for log in frame['logs']}
-        assert len(lab['later_picks']) <= len(lab['later_grasps'])
-        for j in lab['later_picks']:
-            assert j > lab['pick_index']
+        assert len(lab.later_picks) <= len(lab.later_grasps)
+        for j in lab.later_picks:
+            assert j > lab.pick_index
             step = json.loads((session / 'gt' / f'{j:06d}.json').read_text())
             assert all(free[log_id] for log_id in step['removed']), (i, j)
             carried += 1

@@ -3,6 +3,7 @@
 The grasp-map encoding round trip, training (the loss falls), checkpoints, torch = ONNX Runtime,
 predict's layout, the dense evaluation, the Faster R-CNN's anchors, and bad input.
 """
+from dataclasses import replace
 import json
 import math
 
@@ -397,8 +398,8 @@ def test_bad_training_input(dataset, tmp_path, capsys):
     empty.add_source(ds.meta['sources'][0])
     empty.write_item(0, rgb=ds.read_rgb(0), depth=np.zeros((120, 160), np.uint16),
                      mask=ds.read_mask(0),
-                     label={**ds.read_label(0), 'source': 0, 'accepted': False,
-                            'later_grasps': []})
+                     label=replace(ds.read_label(0), source=0, accepted=False,
+                                   later_grasps=None))
     assert cli(['train', str(tmp_path / 'empty'), '--out', str(tmp_path / 'r1'), '--split',
                 'none']) == 2
     assert 'no accepted labels' in capsys.readouterr().err

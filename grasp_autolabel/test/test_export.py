@@ -62,11 +62,11 @@ def test_captured_bag_exports_the_same_labels_as_label(sim_captured, tmp_path, s
     ds, got = _labels(tmp_path / 'ds')
     ref_ds, ref = _labels(tmp_path / 'ref')
     assert s.picks_found == len(Session.open(session).frames) - 1 == len(got) == len(ref)
-    assert s.accepted == sum(r['accepted'] for r in ref) > 0
+    assert s.accepted == sum(r.accepted for r in ref) > 0
     for i, (a, b) in enumerate(zip(got, ref)):
-        assert (a['accepted'], a['reason'],
-                a['pick_index']) == (b['accepted'], b['reason'], b['pick_index'])
-        assert a['grasps'] == b['grasps']
+        assert (a.accepted, a.reason,
+                a.pick_index) == (b.accepted, b.reason, b.pick_index)
+        assert np.array_equal(a.grasps, b.grasps)
         assert np.array_equal(ds.read_mask(i), ref_ds.read_mask(i))
         assert np.array_equal(ds.read_rgb(i), ref_ds.read_rgb(i))
     assert ds.meta['sources'][0]['complete'] and ds.meta['sources'][0]['mode'] == 'captured'
@@ -85,14 +85,14 @@ def test_continuous_recording_finds_every_pick(sim_continuous, tmp_path):
         assert s.picks_found == len(picks) == len(labels), name
         # each capture lies between two picks: the k-th item spans exactly the k-th pick
         for lab, t in zip(labels, picks):
-            assert lab['stamp_before_ns'] < t < lab['stamp_after_ns'], name
-            assert max(lab['frames_averaged']) == 5
+            assert lab.stamp_before_ns < t < lab.stamp_after_ns, name
+            assert max(lab.frames_averaged) == 5
         # labels as good as `label` on the simulator's own session frames
         label_sessions([sim_continuous / 'seq_000'], tmp_path / f'ref_{name}', progress=False)
         ref_ds, ref = _labels(tmp_path / f'ref_{name}')
-        assert abs(s.accepted - sum(r['accepted'] for r in ref)) <= 1
+        assert abs(s.accepted - sum(r.accepted for r in ref)) <= 1
         for i, (a, b) in enumerate(zip(labels, ref)):
-            if a['accepted'] and b['accepted']:
+            if a.accepted and b.accepted:
                 m1, m2 = ds.read_mask(i), ref_ds.read_mask(i)
                 assert (m1 & m2).sum() / (m1 | m2).sum() > 0.85
 
@@ -122,7 +122,7 @@ def test_camera_info_recorded_after_the_first_images_exports_every_pick(sim_cont
     cut = export_bags([late], tmp_path / 'cut', progress=False, log=quiet)
     assert cut.picks_found == whole.picks_found > 0
     (_, a), (_, b) = _labels(tmp_path / 'whole'), _labels(tmp_path / 'cut')
-    assert [x['grasps'] for x in a] == [x['grasps'] for x in b]
+    assert len(a) == len(b) and all(np.array_equal(x.grasps, y.grasps) for x, y in zip(a, b))
 
 
 def test_averaging_keeps_pixels_seen_by_half_the_frames():
@@ -155,7 +155,7 @@ def test_truncated_bag_exports_the_frames_before_the_cut(sim_captured, tmp_path,
     assert 1 <= len(labels) < full.picks_found
     ref_ds, ref = _labels(tmp_path / 'full')
     for i, lab in enumerate(labels):  # what was exported before the cut is what a whole bag gives
-        assert lab['grasps'] == ref[i]['grasps']
+        assert np.array_equal(lab.grasps, ref[i].grasps)
         assert np.array_equal(ds.read_mask(i), ref_ds.read_mask(i))
     assert ds.meta['sources'][0]['cut']
 
@@ -182,7 +182,7 @@ def test_rerun_resumes_and_skips_what_is_done(sim_captured, tmp_path):
     s = export_bags([bag], tmp_path / 'ds', progress=False, log=quiet)
     assert s.steps == 1  # only the missing pick was labelled again
     ds2, labels2 = _labels(tmp_path / 'ds')
-    assert [x['pick_index'] for x in labels2] == [x['pick_index'] for x in labels]
+    assert [x.pick_index for x in labels2] == [x.pick_index for x in labels]
     s = export_bags([bag], tmp_path / 'ds', progress=False, log=quiet)
     assert s.skipped_bags == 1 and s.steps == 0
 

@@ -40,12 +40,12 @@ def test_export_then_import_gives_the_same_grasps(labelled, tmp_path, fmt):
                    'jacquard': (export_jacquard, import_jacquard)}[fmt]
     n = export(labelled, tmp_path / fmt)
     ds = GraspDataset.open(labelled)
-    accepted = [i for i in ds.item_indices() if ds.read_label(i)['accepted']]
+    accepted = [i for i in ds.item_indices() if ds.read_label(i).accepted]
     assert n == len(accepted) > 0
     assert imp(tmp_path / fmt, tmp_path / 'back') == n
     back = GraspDataset.open(tmp_path / 'back')
     for j, i in enumerate(accepted):
-        _same_grasps(ds.read_label(i)['grasps'], back.read_label(j)['grasps'])
+        _same_grasps(ds.read_label(i).grasps, back.read_label(j).grasps)
         np.testing.assert_array_equal(ds.read_rgb(i), back.read_rgb(j))
     # depth survives as metres -> millimetres
     d0 = (labelled / 'depth' / f'{accepted[0]:06d}.png').read_bytes()
@@ -57,7 +57,7 @@ def test_jacquard_lines_are_x_y_theta_deg_opening_jaw(labelled, tmp_path):
     first = sorted((tmp_path / 'j').glob('*_grasps.txt'))[0]
     x, y, t, w, h = (float(v) for v in first.read_text().splitlines()[0].split(';'))
     ds = GraspDataset.open(labelled)
-    g = ds.read_label(int(first.name[:6]))['grasps'][0]
+    g = ds.read_label(int(first.name[:6])).grasps[0]
     assert (x, y, w, h) == pytest.approx((g[0], g[1], g[3], g[4]), abs=1e-3)
     assert t == pytest.approx(math.degrees(g[2]), abs=1e-3)
 
@@ -71,8 +71,8 @@ def test_real_cornell_samples_import_and_score_against_themselves(tmp_path):
     total = 0
     for i in ds.item_indices():
         label = ds.read_label(i)
-        g = np.asarray(label['grasps'])
-        raw = np.loadtxt(CORNELL / f"{label['session']}cpos.txt").reshape(-1, 4, 2)
+        g = np.asarray(label.grasps)
+        raw = np.loadtxt(CORNELL / f'{label.session}cpos.txt').reshape(-1, 4, 2)
         assert len(g) == int(np.all(np.isfinite(raw), axis=(1, 2)).sum()) > 0
         assert np.all(rectangle_metric(g, g))  # every labelled rectangle is correct against itself
         # the same rectangle moved 60 px away is not
@@ -84,7 +84,7 @@ def test_real_cornell_samples_import_and_score_against_themselves(tmp_path):
     # draw them on the real images (what a person checks by eye)
     from grasp_autolabel.annotate.viz import draw_label
 
-    img = draw_label(ds.read_rgb(0), grasps=ds.read_label(0)['grasps'])
+    img = draw_label(ds.read_rgb(0), grasps=ds.read_label(0).grasps)
     assert img.shape == (480, 640, 3) and np.any(img != ds.read_rgb(0))
 
 
@@ -124,6 +124,7 @@ def test_a_dataset_mixing_two_cameras_reads_every_item_with_its_own_depth_scale(
     """
     import cv2
     from grasp_autolabel.camera import CameraIntrinsics
+    from grasp_autolabel.dataset.labels import LabelRecord
     from grasp_autolabel.dataset.propagate import propagate_labels
     from grasp_autolabel.dataset.store import intrinsics_to_dict
 
@@ -137,9 +138,9 @@ def test_a_dataset_mixing_two_cameras_reads_every_item_with_its_own_depth_scale(
                              'steps': 2,
                              'complete': True, 'camera': intrinsics_to_dict(cam, scale)})
         for pick in range(2):  # pick 1 removes the log that lay untouched under pick 0
-            label = {'accepted': True, 'reason': None, 'pick_index': pick, 'source': src,
-                     'grasps': [[30.0, 24.0, 1.5708, 12.0, 6.0]] if pick == 1 else [],
-                     'scores': []}
+            label = LabelRecord(accepted=True, pick_index=pick, source=src, grasps=np.array(
+                [[30.0, 24.0, 1.5708, 12.0, 6.0]] if pick == 1 else np.zeros((0, 5))),
+                scores=np.ones(pick))
             depth = np.full((48, 64), round(1.5 / scale), np.uint16)
             ds.write_item(index, rgb=np.zeros((48, 64, 3), np.uint8), depth=depth,
                           mask=mask if pick == 1 else np.zeros_like(mask), label=label)
@@ -148,7 +149,7 @@ def test_a_dataset_mixing_two_cameras_reads_every_item_with_its_own_depth_scale(
     for i in range(4):
         np.testing.assert_allclose(ds.read_depth_m(i), 1.5, atol=1e-6)
     assert propagate_labels(ds) == 2  # carried back within each source, not across
-    assert [len(ds.read_label(i)['later_grasps']) for i in range(4)] == [1, 0, 1, 0]
+    assert [len(ds.read_label(i).later_grasps) for i in range(4)] == [1, 0, 1, 0]
     export_cornell(tmp_path / 'mixed', tmp_path / 'cornell')
     tiffs = sorted((tmp_path / 'cornell').rglob('*d.tiff'))
     assert len(tiffs) == 4

@@ -46,7 +46,8 @@ def _record(path) -> dict:
     for i in ds.item_indices():
         mask = np.asarray(ds.read_mask(i), bool)
         packed = zlib.compress(np.packbits(mask).tobytes(), 9)
-        out[f'{i:06d}'] = {'label': ds.read_label(i),
+        label = json.loads((ds.path / 'labels' / f'{i:06d}.json').read_text())  # as on disk
+        out[f'{i:06d}'] = {'label': label,
                            'mask': {'shape': list(mask.shape),
                                     'bits': base64.b64encode(packed).decode()}}
     return out

@@ -36,15 +36,16 @@ def test_label_then_eval_labels_end_to_end(sim, tmp_path):
     # item k of the first session is the pick between its frames k and k+1, drawn on rgb/k
     first = Session.open(sessions[0])
     label = ds.read_label(1)
-    assert label['pick_index'] == 1 and label['frame_after'] == 2 and label['session'] == 'seq_000'
+    assert label.pick_index == 1 and label.frame_after == 2 and label.session == 'seq_000'
     assert (tmp_path / 'ds' / 'images' / '000001.png').read_bytes() == first.rgb_path(
         1).read_bytes()
     assert (tmp_path / 'ds' / 'viz' / '000001.png').is_file()
     for i in ds.item_indices():
         lab = ds.read_label(i)
-        assert set(lab) >= {'accepted', 'reason', 'pick_index', 'grasps'}
-        assert lab['accepted'] == (lab['reason'] is None)
-        for g in lab['grasps']:
+        on_disk = json.loads((tmp_path / 'ds' / 'labels' / f'{i:06d}.json').read_text())
+        assert set(on_disk) >= {'version', 'accepted', 'reason', 'pick_index', 'grasps'}
+        assert lab.accepted == (lab.reason is None)
+        for g in lab.grasps:
             assert len(g) == 5 and -np.pi / 2 <= g[2] < np.pi / 2 and g[3] > 0 and g[4] > 0
     meta = json.loads((tmp_path / 'ds' / 'dataset.json').read_text())
     assert meta['jaw_width_m'] == 0.04 and len(meta['sources']) == 4 and all(
@@ -83,7 +84,7 @@ def test_an_existing_dataset_is_refused_extended_or_replaced(sim, tmp_path):
     ds = GraspDataset.open(tmp_path / 'ds')
     n_b = len(Session.open(b).frames) - 1
     assert ds.item_indices() == list(range(n_a + n_b))
-    assert ds.read_label(n_a)['session'] == b.name and ds.read_label(n_a)['pick_index'] == 0
+    assert ds.read_label(n_a).session == b.name and ds.read_label(n_a).pick_index == 0
     assert cli('label', b, '--out', tmp_path / 'ds', '--overwrite').returncode == 0
     assert GraspDataset.open(tmp_path / 'ds').item_indices() == list(range(n_b))
     (tmp_path / 'junk').mkdir()
@@ -149,7 +150,7 @@ def test_a_corrupt_png_mid_session_stops_with_its_name_and_keeps_the_steps_befor
     ds = GraspDataset.open(tmp_path / 'ds')
     assert ds.item_indices() == [0, 1]  # picks 0->1 and 1->2 were written and are complete
     for i in ds.item_indices():
-        assert ds.read_label(i)['pick_index'] == i
+        assert ds.read_label(i).pick_index == i
         assert ds.read_mask(i).shape == (480, 640)
     meta = json.loads((tmp_path / 'ds' / 'dataset.json').read_text())
     assert meta['sources'][0]['complete'] is False and meta['sources'][0]['steps'] == 2

@@ -33,14 +33,14 @@ def _check_exactly_once(session: Path, dataset: Path) -> list:
     """Every step of the session labelled once, in one source, naming its frames."""
     s, ds = Session.open(session), GraspDataset.open(dataset)
     labels = [ds.read_label(i) for i in ds.item_indices()]
-    after = sorted(lab['frame_after'] for lab in labels)
+    after = sorted(lab.frame_after for lab in labels)
     assert after == list(range(1, len(s.frames))), f'labelled {after} of {len(s.frames)} frames'
     assert len(ds.meta['sources']) == 1 and ds.meta['sources'][0]['steps'] == len(labels)
     stamps = read_stamps(session)
     for i, lab in zip(ds.item_indices(), labels):
-        k = lab['frame_before']
-        assert lab['frame_after'] == k + 1 and lab['pick_index'] == k and lab['source'] == 0
-        assert lab['stamp_before_ns'] == stamps[k] and lab['stamp_after_ns'] == stamps[k + 1]
+        k = lab.frame_before
+        assert lab.frame_after == k + 1 and lab.pick_index == k and lab.source == 0
+        assert lab.stamp_before_ns == stamps[k] and lab.stamp_after_ns == stamps[k + 1]
         # the item's image is the session's frame it names
         assert np.array_equal(ds.read_rgb(i), s.read_rgb(k))
     return labels

@@ -185,3 +185,38 @@ def test_no_function_over_60_lines_and_no_module_over_400():
                     f'{path.relative_to(PKG)}:{node.lineno} {node.name}: '
                     f'{node.end_lineno - node.lineno + 1}')
     assert not long, long
+
+
+def _summary_problem(summary: str) -> str | None:
+    """Return what is wrong with a docstring's summary (its first paragraph), or None."""
+    if summary.count('``') % 2:
+        return 'a ``literal`` left open'
+    prose = re.sub(r'``.*?``', '', summary)
+    for opening, closing in ('()', '[]', '{}'):
+        if prose.count(opening) > prose.count(closing):
+            return f'ends inside an open {opening}'
+    return None
+
+
+def test_docstring_summaries_are_whole_and_public_classes_have_one():
+    """A summary cut inside a bracket (a wrap gone wrong) is refused, as is a bare public class."""
+    import ast
+
+    assert _summary_problem('Return the grasps (the best first.') == 'ends inside an open ('
+    assert _summary_problem('Map angles to ``[-pi/2, pi/2)`` (a half turn).') is None
+    bad = []
+    for path in sorted((PKG / 'grasp_autolabel').rglob('*.py')):
+        tree = ast.parse(path.read_text())
+        where = path.relative_to(PKG)
+        for node in [tree] + [n for n in ast.walk(tree) if isinstance(
+                n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]:
+            doc = ast.get_docstring(node)
+            name = getattr(node, 'name', '(module)')
+            if doc is None:
+                if isinstance(node, ast.ClassDef) and not name.startswith('_'):
+                    bad.append(f'{where}:{node.lineno} class {name}: no docstring')
+                continue
+            problem = _summary_problem(doc.split('\n\n')[0])
+            if problem:
+                bad.append(f'{where}:{getattr(node, "lineno", 1)} {name}: summary {problem}')
+    assert not bad, '\n'.join(bad)

@@ -64,7 +64,7 @@ def _config(tmp_path, **train_settings) -> Path:
 
 def test_train_to_a_file_shows_its_plan_progress_and_tensorboard_events(dataset, tmp_path):
     rc, out = _cli('train', dataset, '--out', tmp_path / 'run', '--max-steps', 14,
-                   '--config', _config(tmp_path), '--split', 'image', cwd=tmp_path)
+                   '--config', _config(tmp_path), '--split', 'session', cwd=tmp_path)
     assert rc == 0, out
     lines = out.splitlines()
     assert lines[0].startswith('train: 14 steps of 2 on ') and 'from random weights' in lines[0]

@@ -5,7 +5,8 @@ from dataclasses import dataclass, field
 
 from grasp_autolabel.annotate.config import AnnotateConfig
 from grasp_autolabel.annotate.reasons import Reason
-from grasp_autolabel.annotate.stages import STAGES, start, Step
+from grasp_autolabel.annotate.stages import STAGES
+from grasp_autolabel.annotate.step import start, Step
 from grasp_autolabel.camera import CameraIntrinsics, depth_at, grasp_poses, GraspPose
 import numpy as np
 
@@ -64,6 +65,9 @@ def annotate_step(before_m: np.ndarray, after_m: np.ndarray, intrinsics: CameraI
         reason = stage(step)
         if reason is not None:
             reason = Reason(reason)  # a stage returning anything else is a bug: fail here
+            if reason not in stage.spec.rejects:
+                raise RuntimeError(f'{stage.__name__} returned {reason!r}, which it does not '
+                                   'declare')
             mask = step.mask if step.mask is not None else np.zeros(step.shape, dtype=bool)
             return StepLabel(False, reason, mask, info=step.info, spine=step.ends)
     return _accept(step)

@@ -1,14 +1,13 @@
-"""The stages of one annotation, in order.
+"""The stages of one annotation, in order (:data:`STAGES`).
 
-Each takes the step's shared state, measures into ``step.info`` and returns a rejection
-:class:`~grasp_autolabel.annotate.reasons.Reason` or None.
+Each takes the :class:`~grasp_autolabel.annotate.step.Step`, measures into ``step.info`` and
+returns a rejection :class:`~grasp_autolabel.annotate.reasons.Reason` or None; each is declared
+with :func:`~grasp_autolabel.annotate.step.stage`: the Step fields it reads and writes and the
+reasons it may return.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import cv2
-from grasp_autolabel.annotate.config import AnnotateConfig
 from grasp_autolabel.annotate.grasps import fit_spine, propose_grasps, Spine
 from grasp_autolabel.annotate.reasons import Reason
 from grasp_autolabel.annotate.segment import (add_colour_evidence, band_owner, colour_change,
@@ -17,10 +16,11 @@ from grasp_autolabel.annotate.shapes import (continues, crest_dips, depth_step_a
                                              fill_holes, inscribed_radius, largest_pieces,
                                              line_share, occluded_side_share, principal_spine,
                                              upsample, view_ramp)
-from grasp_autolabel.camera import CameraIntrinsics, depth_at
+from grasp_autolabel.annotate.step import stage, Step
+from grasp_autolabel.camera import depth_at
 import numpy as np
 
-__all__ = ['Step', 'start', 'STAGES']
+__all__ = ['STAGES']
 
 # Thresholds of the pipeline's own making (not a property of the cell, so not in AnnotateConfig).
 MIN_VALID_SHARE = 0.2  # share of pixels with depth in both frames below which nothing is judged
@@ -36,79 +36,13 @@ SLIVER_RADIUS_SHARE = 1.0  # a region narrower than the thinnest log is a sliver
 HIDDEN_SIDE_SHARE = 0.5
 
 
-@dataclass
-class Step:
-    """What the stages of one annotation share.
-
-    The inputs, what each stage found, and the mask and spine a rejection at the current stage
-    carries.
-    """
-
-    cfg: AnnotateConfig
-    intrinsics: CameraIntrinsics
-    before_m: np.ndarray  # full resolution, metres
-    after_m: np.ndarray
-    ds: int  # detection runs at 1/ds resolution
-    before_rgb: np.ndarray | None = None  # the aligned colour images, when given
-    after_rgb: np.ndarray | None = None
-    info: dict = field(default_factory=dict)
-    mask: np.ndarray | None = None  # what a rejection here carries (None: empty)
-    ends: np.ndarray | None = None  # the spine's end points, once fitted
-    # found by the stages, in order
-    change: object = None
-    colour_model: tuple | None = None  # colour_change's (gain, threshold) for this pair
-    min_log_px: float = 0.0
-    open_px: int = 0
-    close_px: int = 0
-    thin_px: float = 0.0
-    labels: np.ndarray | None = None
-    stats: np.ndarray | None = None
-    pieces: list = field(default_factory=list)
-    box: tuple = ()  # (cx0, cy0, cx1, cy1) of the full-resolution crop
-    crop: np.ndarray | None = None  # the grown mask in the crop
-    core: np.ndarray | None = None  # the conservative mask in the crop
-    z_obj: float = 0.0
-    m_per_px: float = 0.0
-    spine: Spine | None = None  # in crop coordinates
-    spine_full: Spine | None = None
-    grasps: np.ndarray | None = None
-    scores: np.ndarray | None = None
-
-    @property
-    def shape(self) -> tuple:
-        return self.before_m.shape[:2]
-
-    @property
-    def half(self) -> tuple[np.ndarray, np.ndarray]:
-        return self.before_m[::self.ds, ::self.ds], self.after_m[::self.ds, ::self.ds]
-
-
-def start(before_m, after_m, intrinsics: CameraIntrinsics, cfg: AnnotateConfig,
-          before_rgb=None, after_rgb=None) -> Step:
-    before_m, after_m = np.asarray(before_m), np.asarray(after_m)
-    if before_m.shape != after_m.shape:
-        raise ValueError(f'depth frames differ in size: {before_m.shape} vs {after_m.shape}')
-    if (before_rgb is None) != (after_rgb is None):
-        raise ValueError('colour images: give both (before and after) or neither')
-    for name, rgb in (('before_rgb', before_rgb), ('after_rgb', after_rgb)):
-        if rgb is not None and np.shape(rgb)[:2] != before_m.shape[:2]:
-            raise ValueError(f'{name}: {np.shape(rgb)} is not aligned with the depth frames '
-                             f'{before_m.shape}')
-    h, w = before_m.shape[:2]
-    if (w, h) != (intrinsics.width, intrinsics.height):
-        raise ValueError(
-            f'depth is {w}x{h} but the camera intrinsics are '
-            f'{intrinsics.width}x{intrinsics.height}')
-    # Detection (what changed, where, how many objects, did the view move) runs at half
-    # resolution, where it costs a quarter; the removed object's mask is then made again at
-    # full resolution inside its own bounding box.
-    return Step(cfg, intrinsics, before_m.astype(np.float32, copy=False),
-                after_m.astype(np.float32, copy=False), ds=2 if w >= 320 else 1,
-                before_rgb=before_rgb, after_rgb=after_rgb)
-
-
+@stage(reads=('cfg', 'half', 'before_rgb', 'after_rgb'), writes=('change', 'colour_model'),
+       rejects=(Reason.NO_VALID_DEPTH,))
 def detect_change(step: Step) -> Reason | None:
-    """Where the depth increased or decreased beyond the noise-aware threshold."""
+    """Find where the depth went farther or nearer beyond the noise-aware threshold.
+
+    Rejects a pair with too few pixels valid in both frames.
+    """
     bh, ah = step.half
     step.change = change = depth_change(bh, ah, min_change_m=step.cfg.min_change_m,
                                         noise_k=step.cfg.noise_k)
@@ -121,11 +55,10 @@ def detect_change(step: Step) -> Reason | None:
     return Reason.NO_VALID_DEPTH if valid_share < MIN_VALID_SHARE else None
 
 
+@stage(reads=('cfg', 'change', 'ds', 'half'),
+       rejects=(Reason.CAMERA_MOVED, Reason.LARGE_CHANGE))
 def check_view(step: Step) -> Reason | None:
-    """Return the view itself.
-
-    A global shift, a tilt (a ramp across the view) or change everywhere.
-    """
+    """Reject a moved camera (a global shift or a tilt of the still view) or change everywhere."""
     cfg, change, ds = step.cfg, step.change, step.ds
     bh, ah = step.half
     grown = cv2.dilate(change.increased, np.ones((5, 5), np.uint8))
@@ -145,6 +78,8 @@ def check_view(step: Step) -> Reason | None:
     return Reason.LARGE_CHANGE if changed_share > cfg.max_changed_fraction else None
 
 
+@stage(reads=('cfg', 'change', 'ds', 'intrinsics', 'half'),
+       writes=('min_log_px', 'open_px', 'close_px', 'thin_px'))
 def measure_scale(step: Step) -> None:
     """Size the smallest plausible log here, in detection pixels, and the morphology from it."""
     cfg, change, ds, intr = step.cfg, step.change, step.ds, step.intrinsics
@@ -162,8 +97,10 @@ def measure_scale(step: Step) -> None:
     return None
 
 
+@stage(reads=('cfg', 'change', 'ds', 'half', 'open_px', 'min_log_px'),
+       rejects=(Reason.NEW_OBJECT_IN_VIEW,))
 def check_appeared(step: Step) -> Reason | None:
-    """Something appeared (an arm still in view): regions that came nearer."""
+    """Reject a pick where something appeared (an arm still in view): regions that came nearer."""
     bh, _ = step.half
     dec = refine(step.change.decreased, np.zeros(bh.shape, bool), open_px=step.open_px,
                  close_px=step.open_px)
@@ -178,10 +115,14 @@ def check_appeared(step: Step) -> Reason | None:
     return None
 
 
+@stage(reads=('cfg', 'change', 'ds', 'half', 'shape', 'open_px', 'close_px', 'min_log_px',
+              'thin_px'),
+       writes=('mask', 'labels', 'stats', 'pieces'),
+       rejects=(Reason.NOTHING_REMOVED, Reason.MULTIPLE_OBJECTS_REMOVED))
 def find_removed(step: Step) -> Reason | None:
-    """Return what was removed: regions that went farther.
+    """Find what was removed (regions that went farther): one object, perhaps in pieces, not two.
 
-    One object (possibly split in pieces by a log lying across it), not two.
+    A log lying across the removed one splits its mask; pieces on one line are one log.
     """
     cfg, ds, change = step.cfg, step.ds, step.change
     inc = refine(change.increased, ~change.valid, open_px=step.open_px, close_px=step.close_px)
@@ -214,11 +155,14 @@ def find_removed(step: Step) -> Reason | None:
     return None
 
 
+@stage(reads=('cfg', 'change', 'ds', 'shape', 'labels', 'stats', 'pieces', 'before_m',
+              'after_m', 'thin_px', 'colour_model', 'before_rgb', 'after_rgb'),
+       writes=('mask', 'crop', 'core', 'box'),
+       rejects=(Reason.NOTHING_REMOVED, Reason.MASK_TOUCHES_BORDER))
 def full_resolution_mask(step: Step) -> Reason | None:
-    """Return the mask again at full resolution, in the pieces' bounding box.
+    """Make the mask again at full resolution in the pieces' bounding box; reject it at the border.
 
-    A conservative core for the shape checks, grown to the log's true edges for the label; not
-    touching the border.
+    A conservative core for the shape checks, grown to the log's true edges for the label.
     """
     cfg, ds, stats, pieces, labels = step.cfg, step.ds, step.stats, step.pieces, step.labels
     h, w = step.shape
@@ -290,8 +234,10 @@ def _unknown_in(step: Step, unknown, changed, box) -> np.ndarray:
     return band_owner(unknown, changed, colour)
 
 
+@stage(reads=('cfg', 'intrinsics', 'box', 'before_m', 'crop'), writes=('z_obj', 'm_per_px'),
+       rejects=(Reason.MASK_TOO_SMALL, Reason.MASK_TOO_LARGE))
 def check_size(step: Step) -> Reason | None:
-    """Return the mask's area in m^2 at the object's depth (its top surface before the pick)."""
+    """Reject a mask whose area at the object's depth (its top surface) no log could have."""
     cfg, intr = step.cfg, step.intrinsics
     cx0, cy0, cx1, cy1 = step.box
     before_c = step.before_m[cy0:cy1, cx0:cx1]
@@ -307,8 +253,10 @@ def check_size(step: Step) -> Reason | None:
     return None
 
 
+@stage(reads=('cfg', 'core', 'box'), writes=('spine', 'spine_full', 'ends'),
+       rejects=(Reason.MASK_TOO_SMALL, Reason.SKELETON_NOT_LINE_LIKE))
 def fit_straight_spine(step: Step) -> Reason | None:
-    """Skeleton -> one straight spine; the mask must lie along it (one log, not an L, T or X)."""
+    """Fit one straight spine to the mask's skeleton; reject an L, T or X (not one log)."""
     spine = fit_spine(step.core)
     if spine is None:
         return Reason.MASK_TOO_SMALL
@@ -330,10 +278,16 @@ def fit_straight_spine(step: Step) -> Reason | None:
     return Reason.SKELETON_NOT_LINE_LIKE if share < step.cfg.min_line_share else None
 
 
+@stage(reads=('cfg', 'intrinsics', 'change', 'before_m', 'after_m', 'mask', 'box', 'crop',
+              'z_obj', 'm_per_px', 'spine', 'spine_full'),
+       writes=('grasps', 'scores'),
+       rejects=(Reason.MASK_TOO_SMALL, Reason.MASK_TOO_LARGE, Reason.LOG_PARTLY_HIDDEN,
+                Reason.MULTIPLE_OBJECTS_REMOVED, Reason.NO_GRASP_FOUND))
 def place_grasps(step: Step) -> Reason | None:
-    """Grasps along the spine; the log's width and length in metres.
+    """Place grasps along the spine after the last checks of the log's width and length in metres.
 
-    One log, not two side by side (a hole as deep as it is wide, one crest across it).
+    Rejects a log mostly hidden behind a nearer one, and two logs side by side (a hole wider
+    than it is deep, or two crests across it).
     """
     cfg, intr, spine, before_m = step.cfg, step.intrinsics, step.spine, step.before_m
     cx0, cy0 = step.box[:2]

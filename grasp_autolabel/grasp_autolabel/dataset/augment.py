@@ -15,11 +15,13 @@ before, and a rerun writes only the items that are missing. Rejected items are n
 """
 from __future__ import annotations
 
+from dataclasses import replace
 import math
 from pathlib import Path
 import time
 
 import cv2
+from grasp_autolabel.dataset.labels import LabelRecord
 from grasp_autolabel.dataset.splits import assign_splits, origin_of
 from grasp_autolabel.dataset.store import DatasetError, GraspDataset
 from grasp_autolabel.fsio import check_not_input, OutputError
@@ -90,7 +92,7 @@ def augment_dataset(source, out, *, factor: int = 100, seed: int = 0, max_shift_
     if factor < 1:
         raise DatasetError(f'--factor: {factor} must be at least 1')
     src = GraspDataset.open(source)
-    accepted = [i for i in src.item_indices() if src.read_label(i).get('accepted')]
+    accepted = [i for i in src.item_indices() if src.read_label(i).accepted]
     if not accepted:
         raise DatasetError(f'{source}: has no accepted item to augment')
     params = {'dataset': str(Path(source).resolve()), 'factor': factor, 'seed': seed,
@@ -126,7 +128,7 @@ def _augment_all(src, ds, accepted, params, progress) -> dict:
 def _augment_item(src, ds, i, j, copies, factor, seed, limits, counts, bar) -> None:
     """Write copies ``copies`` of accepted item ``i`` (the ``j``-th) into ``ds``."""
     label = src.read_label(i)
-    grasps = as_grasps(label.get('grasps', []), name=f'{src.path}/labels/{i:06d}.json grasps')
+    grasps = label.grasps
     rgb, depth, mask = src.read_rgb(i), src.read_depth(i, label), src.read_mask(i)
     h, w = mask.shape
     origin = dict(zip(('source', 'pick_index'), origin_of(src, label, i)))
@@ -190,25 +192,23 @@ def _draw_copy(rng, c: int, rgb, depth, mask, grasps, max_shift_px: float,
     return None
 
 
-def _copy_label(label: dict, m, out_g, kept, grasps, origin: dict, i: int, c: int, w: int,
-                h: int) -> dict:
+def _copy_label(label: LabelRecord, m, out_g, kept, grasps, origin: dict, i: int, c: int,
+                w: int, h: int) -> LabelRecord:
     """Return the labels record of a transformed copy: grasps, later grasps and spine moved."""
-    record = {k: v for k, v in label.items() if k not in (
-        'image', 'depth', 'mask', 'poses', 'grasps', 'scores', 'spine', 'later_grasps')}
-    if label.get('later_grasps'):
-        moved, _ = transform_grasps(label['later_grasps'], m, w, h)
-        record['later_grasps'] = np.round(moved, 3).tolist()
-    scores = np.asarray(label.get('scores') or [1.0] * len(grasps), dtype=float)
-    record.update(
-        grasps=np.round(out_g, 3).tolist(), scores=np.round(scores[kept], 4).tolist(), poses=None,
-        spine=_move_points(label.get('spine'), m), origin=origin,
+    later = label.later_grasps
+    if later is not None and len(later):
+        moved, _ = transform_grasps(later, m, w, h)
+        later = np.round(moved, 3)
+    return replace(
+        label, grasps=np.round(out_g, 3), scores=np.round(label.scores[kept], 4), poses=None,
+        spine=_move_points(label.spine, m), origin=origin, later_grasps=later,
+        image='', depth='', mask='',
         augmentation={'from_item': i, 'copy': c, 'matrix': np.round(m, 6).tolist(),
                       'rotation_deg': round(math.degrees(math.atan2(m[1, 0], m[0, 0])), 3)})
-    return record
 
 
 def _move_points(points, m):
     if points is None:
         return None
     p = np.asarray(points, dtype=float)
-    return np.round(p @ m[:, :2].T + m[:, 2], 2).tolist()
+    return np.round(p @ m[:, :2].T + m[:, 2], 2)

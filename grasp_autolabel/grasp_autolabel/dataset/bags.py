@@ -24,18 +24,18 @@ import struct
 import tempfile
 from typing import Iterator
 
+from grasp_autolabel.errors import BagError
+
 __all__ = ['BagError', 'BagSource', 'Topic', 'expand_bags', 'cdr_stamp_ns', 'typestore']
 
 _STORAGE_EXT = ('.mcap', '.db3')
 _MCAP_MAGIC = b'\x89MCAP0\r\n'
 
 
-class BagError(ValueError):
-    """A bag cannot be read at all (named, with why)."""
-
-
 @dataclass(frozen=True)
 class Topic:
+    """One topic of a bag: its name, message type and how many messages it holds."""
+
     name: str
     msgtype: str
     count: int  # messages recorded (-1: unknown, e.g. a damaged bag)
@@ -112,6 +112,8 @@ def _salvage_mcap_reader(path: Path):
     from rosbags.rosbag2.storage_mcap import McapReader
 
     class SalvageMcapReader(McapReader):
+        """An MCAP reader for a file whose footer and summary are gone (a cut recording)."""
+
         def _open(self) -> None:
             # the footer and summary are gone: scan the records that are whole
             bio = self.bio

@@ -25,6 +25,7 @@ from pathlib import Path
 import re
 
 import cv2
+from grasp_autolabel.dataset.labels import LabelRecord
 from grasp_autolabel.dataset.store import DatasetError, GraspDataset
 from grasp_autolabel.fsio import (claim_output, copy_atomic, FolderLock, OutputError,
                                   write_atomic, write_text_atomic)
@@ -36,14 +37,14 @@ __all__ = ['export_cornell', 'export_jacquard', 'import_cornell', 'import_jacqua
            'read_cornell_rectangles']
 
 
-def _depth_m(ds: GraspDataset, index: int, label: dict) -> np.ndarray | None:
+def _depth_m(ds: GraspDataset, index: int, label: LabelRecord) -> np.ndarray | None:
     return ds.read_depth_m(index, label) if ds.has_depth(index, label) else None
 
 
 def _items(ds: GraspDataset, accepted_only: bool):
     for i in ds.item_indices():
         label = ds.read_label(i)
-        if accepted_only and not label.get('accepted', False):
+        if accepted_only and not label.accepted:
             continue
         yield i, label
 
@@ -81,18 +82,18 @@ def _export(dataset, out, write_sample, *, kind: str, accepted_only: bool,
     return n
 
 
-def _cornell_sample(out: Path, i: int, label: dict, rgb_path: Path, depth, ds) -> None:
+def _cornell_sample(out: Path, i: int, label: LabelRecord, rgb_path: Path, depth, ds) -> None:
     stem = f'pcd{i:04d}'
     copy_atomic(rgb_path, out / f'{stem}r.png')
     if depth is not None:
         _write_tiff(out / f'{stem}d.tiff', depth)
-    corners = rect_to_corners(as_grasps(label['grasps']))
+    corners = rect_to_corners(label.grasps)
     lines = [f'{x:.3f} {y:.3f}' for rect in corners.reshape(-1, 4, 2) for x, y in rect]
     write_text_atomic(out / f'{stem}cpos.txt', '\n'.join(lines) + ('\n' if lines else ''))
     write_text_atomic(out / f'{stem}cneg.txt', '')
 
 
-def _jacquard_sample(out: Path, i: int, label: dict, rgb_path: Path, depth, ds) -> None:
+def _jacquard_sample(out: Path, i: int, label: LabelRecord, rgb_path: Path, depth, ds) -> None:
     stem = f'{i:06d}'
     copy_atomic(rgb_path, out / f'{stem}_RGB.png')
     if depth is not None:
@@ -101,7 +102,7 @@ def _jacquard_sample(out: Path, i: int, label: dict, rgb_path: Path, depth, ds) 
     if mask.is_file():
         copy_atomic(mask, out / f'{stem}_mask.png')
     lines = [f'{x:.3f};{y:.3f};{math.degrees(t):.4f};{w:.3f};{h:.3f}'
-             for x, y, t, w, h in as_grasps(label['grasps'])]
+             for x, y, t, w, h in label.grasps]
     write_text_atomic(out / f'{stem}_grasps.txt', '\n'.join(lines) + ('\n' if lines else ''))
 
 
@@ -170,7 +171,7 @@ def _import_samples(ds: GraspDataset, samples, source_name: str) -> int:
     src = ds.add_source({'session': source_name, 'name': Path(source_name).name,
                          'first_item': ds.next_index(),
                          'steps': 0, 'complete': False, 'camera': None})
-    index = ds.next_index()
+    index = first = ds.next_index()
     for stem, rgb_path, depth_path, grasps in samples:
         rgb = read_png(_inside(folder, rgb_path), kind='rgb')
         depth_u16 = None
@@ -184,18 +185,15 @@ def _import_samples(ds: GraspDataset, samples, source_name: str) -> int:
             depth_u16 = np.zeros(rgb.shape[:2], np.uint16)
         g = as_grasps(grasps)
         g[:, 2] = normalize_angle(g[:, 2])
-        label = {'accepted': True, 'reason': None, 'detail': None,
-                 'pick_index': index - ds.meta['sources'][src]['first_item'],
-                 'session': stem, 'source': src, 'grasps': np.round(g, 4).tolist(),
-                 'scores': [1.0] * len(g),
-                 'poses': [], 'spine': None, 'info': {'imported': stem}}
+        label = LabelRecord(accepted=True, pick_index=index - first, session=stem, source=src,
+                            grasps=np.round(g, 4), scores=np.ones(len(g)),
+                            info={'imported': stem})
         ds.write_item(index, rgb=rgb, depth=depth_u16, mask=np.zeros(rgb.shape[:2], bool),
                       label=label)
-        ds.meta['sources'][src]['steps'] += 1
         index += 1
-    ds.meta['sources'][src]['complete'] = True
-    ds.save_meta()
-    return ds.meta['sources'][src]['steps']
+        ds.update_source(src, steps=index - first)
+    ds.finish_source(src)
+    return index - first
 
 
 def import_cornell(folder, out, *, overwrite: bool = False) -> int:

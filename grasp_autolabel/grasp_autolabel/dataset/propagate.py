@@ -21,6 +21,7 @@ indices). Training uses them with ``grasps`` (``TrainSettings.use_later_grasps``
 from __future__ import annotations
 
 import cv2
+from grasp_autolabel.annotate.reasons import Reason
 from grasp_autolabel.dataset.store import GraspDataset
 from grasp_autolabel.depth import noise_sigma
 import numpy as np
@@ -78,23 +79,23 @@ def propagate_labels(ds: GraspDataset, *, sources=None) -> int:
     labels = {}
     for i in ds.item_indices():
         lab = ds.read_label(i)
-        if lab.get('augmentation'):
+        if lab.augmentation:
             continue
-        src = int(lab.get('source', 0))
+        src = lab.source
         if sources is not None and src not in sources:
             continue
         labels[i] = lab
         groups.setdefault(src, []).append(i)
     carried = 0
     for src, items in groups.items():
-        items.sort(key=lambda i: labels[i]['pick_index'])
+        items.sort(key=lambda i: labels[i].pick_index)
         depth = {i: ds.read_depth_m(
             i, labels[i]) for i in items}  # each item with its own camera's scale
         masks = {i: ds.read_mask(i) for i in items}
-        donors = [j for j in items if labels[j]['accepted'] and labels[j]['grasps']]
+        donors = [j for j in items if labels[j].accepted and len(labels[j].grasps)]
         grown = {j: _grow(masks[j]) for j in donors}
-        blind = {i for i in items if not labels[i]['accepted'] and not masks[i].any()
-                 and labels[i].get('reason') != 'nothing_removed'}
+        blind = {i for i in items if not labels[i].accepted and not masks[i].any()
+                 and labels[i].reason != Reason.NOTHING_REMOVED}
         pos = {i: n for n, i in enumerate(items)}
         for k in items:
             later, picks = [], []
@@ -107,10 +108,12 @@ def propagate_labels(ds: GraspDataset, *, sources=None) -> int:
                 ):
                     continue
                 if unchanged_inside(depth[k], depth[j], masks[j]):
-                    later.extend(labels[j]['grasps'])
-                    picks.append(int(labels[j]['pick_index']))
-            if labels[k].get('later_grasps', []) != later or labels[k].get('later_picks') != picks:
-                labels[k]['later_grasps'], labels[k]['later_picks'] = later, picks
+                    later.append(labels[j].grasps)
+                    picks.append(labels[j].pick_index)
+            later = np.concatenate(later) if later else np.zeros((0, 5))
+            old = labels[k].later_grasps
+            if old is None or not np.array_equal(old, later) or labels[k].later_picks != picks:
+                labels[k].later_grasps, labels[k].later_picks = later, picks
                 ds.write_label(k, labels[k])
             carried += len(later)
     return carried

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 
+from grasp_autolabel.dataset.labels import LabelRecord
 from grasp_autolabel.dataset.store import DatasetError, GraspDataset
 
 __all__ = ['assign_splits', 'origin_of', 'DEFAULT_TEST_FRACTION']
@@ -24,19 +25,18 @@ __all__ = ['assign_splits', 'origin_of', 'DEFAULT_TEST_FRACTION']
 DEFAULT_TEST_FRACTION = 0.2
 
 
-def origin_of(ds: GraspDataset, label: dict, index: int) -> tuple[str, int]:
+def origin_of(ds: GraspDataset, label: LabelRecord, index: int) -> tuple[str, int]:
     """Return ``(source key, pick index)`` of the real pick item ``index`` shows.
 
     Through augmentation (``origin``) or from its source; DatasetError naming the labels file
     when they are not there or of the wrong type.
     """
     try:
-        if 'origin' in label:
-            return str(label['origin']['source']), int(label['origin']['pick_index'])
+        if label.origin is not None:
+            return str(label.origin['source']), int(label.origin['pick_index'])
         src = ds.source_of(index, label) if ds.meta.get('sources') else {}
-        key = (src.get('bag') or src.get('session') or src.get('name')
-               or str(label.get('session', '')))
-        return str(key), int(label.get('pick_index', 0))
+        key = src.get('bag') or src.get('session') or src.get('name') or label.session
+        return str(key), label.pick_index
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         if isinstance(exc, DatasetError):
             raise

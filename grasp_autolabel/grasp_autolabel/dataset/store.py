@@ -7,8 +7,8 @@
     DATASET/images/000000.png   RGB frame before the pick
     DATASET/depth/000000.png    its depth (uint16, the source's depth_scale)
     DATASET/masks/000000.png    removed object's mask, uint8 0/255
-    DATASET/labels/000000.json  {"accepted", "reason", "pick_index", "grasps": [[x, y, theta, w,
-    h]], ...}
+    DATASET/labels/000000.json  the item's LabelRecord (dataset/labels.py): accepted, reason,
+                                pick_index, grasps [[x, y, theta, w, h]], ...
     DATASET/viz/000000.png      overlays, when asked for
 
 An item is complete when its labels file exists: it is written last, atomically, after the
@@ -25,9 +25,11 @@ import re
 
 from grasp_autolabel import __version__
 from grasp_autolabel.camera import CameraIntrinsics
+from grasp_autolabel.dataset.labels import LabelRecord
+from grasp_autolabel.errors import DatasetError
 from grasp_autolabel.fsio import (check_not_input, copy_atomic, FolderLock, LOCK_NAME, MARKER,
                                   OutputError, remove_owned)
-from grasp_autolabel.session import (read_json, read_png, SessionError, write_png_atomic,
+from grasp_autolabel.session import (read_json, read_png, write_png_atomic,
                                      write_text_atomic)
 import numpy as np
 
@@ -46,10 +48,6 @@ OWNED = (r'dataset\.json', r'(images|depth|masks|viz)/\d{6}\.png', r'labels/\d{6
          r'\.dataset\.json\.\w+\.tmp')
 
 
-class DatasetError(SessionError):
-    """A dataset folder is missing, malformed, or would be mixed with another one."""
-
-
 def intrinsics_to_dict(i: CameraIntrinsics, depth_scale: float) -> dict:
     return {'width': i.width, 'height': i.height, 'fx': i.fx, 'fy': i.fy, 'cx': i.cx, 'cy': i.cy,
             'distortion_model': i.distortion_model, 'distortion': list(i.distortion),
@@ -66,6 +64,14 @@ def intrinsics_from_dict(d: dict) -> tuple[CameraIntrinsics, float]:
 
 @dataclass
 class GraspDataset:
+    """A grasp dataset folder: its ``dataset.json`` (``meta``) and its items.
+
+    The only writer of its files: items through :meth:`write_item` / :meth:`write_label`
+    (a :class:`LabelRecord` each), sources through :meth:`add_source`, :meth:`update_source` and
+    :meth:`finish_source`, the rest of ``meta`` through :meth:`save_meta`. Open with
+    :meth:`open` or :meth:`create`; hold :meth:`lock` while writing.
+    """
+
     path: Path
     meta: dict
 
@@ -142,9 +148,9 @@ class GraspDataset:
         """Hold the dataset for one writer at a time; a second writer gets a one-line error."""
         return FolderLock(self.path)
 
-    def resolve(self, index: int, label: dict, field: str, default: str) -> Path:
+    def resolve(self, index: int, label: LabelRecord | None, field: str, default: str) -> Path:
         """Return the file a labels file names in ``field``, which must lie inside the dataset."""
-        rel = label.get(field) or default
+        rel = (getattr(label, field) if label is not None else '') or default
         if not isinstance(rel, str):
             raise DatasetError(f'{self.path}/labels/{index:06d}.json: {field}: expected a path, '
                                f'got {type(rel).__name__}')
@@ -171,16 +177,42 @@ class GraspDataset:
         idx = self.item_indices()
         return idx[-1] + 1 if idx else 0
 
+    @property
+    def sources(self) -> list[dict]:
+        """Return copies of the source records (sessions, bags, imports), in order."""
+        return [dict(s) for s in self.meta.get('sources') or []]
+
+    def find_source(self, key: str, value) -> int | None:
+        """Return the index of the last source whose ``key`` is ``value`` (None: none)."""
+        found = [i for i, s in enumerate(self.meta.get('sources') or []) if s.get(key) == value]
+        return found[-1] if found else None
+
     def add_source(self, record: dict) -> int:
-        """Record a source (a session or a bag); returns its index in ``meta['sources']``."""
-        self.meta['sources'].append(record)
-        self.save_meta()
+        """Record a source (a session or a bag); returns its index in ``meta['sources']``.
+
+        Saved at once; on OSError nothing is recorded.
+        """
+        self.meta['sources'].append(dict(record))
+        try:
+            self.save_meta()
+        except OSError:
+            self.meta['sources'].pop()
+            raise
         return len(self.meta['sources']) - 1
+
+    def update_source(self, index: int, **fields) -> None:
+        """Change fields of source ``index`` (saved with the next :meth:`save_meta`)."""
+        self.meta['sources'][index].update(fields)
+
+    def finish_source(self, index: int, **fields) -> None:
+        """Mark source ``index`` complete (with ``fields``) and save ``dataset.json``."""
+        self.update_source(index, complete=True, **fields)
+        self.save_meta()
 
     def write_item(self, index: int, *, rgb_png: Path | None = None, rgb: np.ndarray | None = None,
                    depth_png: Path | None = None, depth: np.ndarray | None = None,
                    mask: np.ndarray,
-                   label: dict) -> None:
+                   label: LabelRecord) -> None:
         """Write one item; the images first, the labels file last.
 
         Images given as existing PNG files are copied byte for byte (no decode, no re-encode).
@@ -196,41 +228,41 @@ class GraspDataset:
                 raise ValueError(f'write_item: no {sub} image for item {index}')
         write_png_atomic(self.path / 'masks' / name,
                          np.asarray(mask, dtype=bool).astype(np.uint8) * 255)
-        label = {'image': f'images/{name}', 'depth': f'depth/{name}', 'mask': f'masks/{name}',
-                 **label}
+        label.image, label.depth, label.mask = f'images/{name}', f'depth/{name}', f'masks/{name}'
+        self.write_label(index, label)
+
+    def read_label(self, index: int) -> LabelRecord:
+        """Return item ``index``'s labels, checked (DatasetError naming the file)."""
+        path = self.path / 'labels' / f'{index:06d}.json'
+        return LabelRecord.from_json(read_json(path, what='labels file'), where=str(path))
+
+    def write_label(self, index: int, label: LabelRecord) -> None:
+        """Write item ``index``'s labels file (atomically; its images stay)."""
         write_text_atomic(self.path / 'labels' / f'{index:06d}.json',
-                          json.dumps(label, indent=1) + '\n')
+                          json.dumps(label.to_json(), indent=1) + '\n')
 
-    def read_label(self, index: int) -> dict:
-        return read_json(self.path / 'labels' / f'{index:06d}.json', what='labels file')
-
-    def write_label(self, index: int, label: dict) -> None:
-        """Replace item ``index``'s labels file (atomically; its images stay)."""
-        write_text_atomic(self.path / 'labels' / f'{index:06d}.json',
-                          json.dumps(label, indent=1) + '\n')
-
-    def depth_path(self, index: int, label: dict | None = None) -> Path:
+    def depth_path(self, index: int, label: LabelRecord | None = None) -> Path:
         """Item ``index``'s depth PNG (an imported dataset's labels file may name another)."""
-        return self.resolve(index, label or {}, 'depth', f'depth/{index:06d}.png')
+        return self.resolve(index, label, 'depth', f'depth/{index:06d}.png')
 
-    def has_depth(self, index: int, label: dict | None = None) -> bool:
+    def has_depth(self, index: int, label: LabelRecord | None = None) -> bool:
         return self.depth_path(index, label).is_file()
 
-    def read_depth(self, index: int, label: dict | None = None) -> np.ndarray:
+    def read_depth(self, index: int, label: LabelRecord | None = None) -> np.ndarray:
         """Item ``index``'s raw depth ``(H, W)`` uint16, in units of its camera's depth scale."""
         return read_png(self.depth_path(index, label), kind='depth')
 
-    def read_mask(self, index: int, label: dict | None = None) -> np.ndarray:
-        path = self.resolve(index, label or {}, 'mask', f'masks/{index:06d}.png')
+    def read_mask(self, index: int, label: LabelRecord | None = None) -> np.ndarray:
+        path = self.resolve(index, label, 'mask', f'masks/{index:06d}.png')
         return read_png(path, kind='mask') > 0
 
-    def rgb_path(self, index: int, label: dict | None = None) -> Path:
-        return self.resolve(index, label or {}, 'image', f'images/{index:06d}.png')
+    def rgb_path(self, index: int, label: LabelRecord | None = None) -> Path:
+        return self.resolve(index, label, 'image', f'images/{index:06d}.png')
 
-    def read_rgb(self, index: int, label: dict | None = None) -> np.ndarray:
+    def read_rgb(self, index: int, label: LabelRecord | None = None) -> np.ndarray:
         return read_png(self.rgb_path(index, label), kind='rgb')
 
-    def source_of(self, index: int, label: dict | None = None) -> dict:
+    def source_of(self, index: int, label: LabelRecord | None = None) -> dict:
         """Return the source record (session or bag) item ``index`` came from.
 
         Raises
@@ -240,14 +272,14 @@ class GraspDataset:
         """
         label = self.read_label(index) if label is None else label
         sources = self.meta.get('sources') or []
-        k = label.get('source', 0)
-        if not isinstance(k, int) or not 0 <= k < len(sources):
+        k = label.source
+        if not 0 <= k < len(sources):
             raise DatasetError(f"{self.path / 'labels' / f'{index:06d}.json'}: source {k!r} is "
                                f"not one of the dataset's {len(sources)} sources")
         return sources[k]
 
     def intrinsics(self, index: int,
-                   label: dict | None = None) -> tuple[CameraIntrinsics, float] | None:
+                   label: LabelRecord | None = None) -> tuple[CameraIntrinsics, float] | None:
         """Return ``(intrinsics, depth_scale)`` of item ``index``'s camera.
 
         None when its source recorded no camera.
@@ -255,7 +287,7 @@ class GraspDataset:
         camera = self.source_of(index, label).get('camera')
         return intrinsics_from_dict(camera) if camera else None
 
-    def read_depth_m(self, index: int, label: dict | None = None) -> np.ndarray:
+    def read_depth_m(self, index: int, label: LabelRecord | None = None) -> np.ndarray:
         """Return item ``index``'s depth in metres ``(H, W)`` float32 (0 = invalid).
 
         Scaled with the depth scale of its own source's camera (datasets may mix cameras).

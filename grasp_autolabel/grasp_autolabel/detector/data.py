@@ -17,6 +17,7 @@ own source's depth scale. Items are decoded and scaled once and kept in memory (
 """
 from __future__ import annotations
 
+from grasp_autolabel.dataset.labels import LabelRecord
 from grasp_autolabel.dataset.store import DatasetError, GraspDataset
 from grasp_autolabel.detector.models import family
 from grasp_autolabel.detector.transforms import augment, AugmentSettings, Sample, scale_sample
@@ -26,17 +27,16 @@ import numpy as np
 __all__ = ['select_items', 'item_grasps', 'item_logs', 'GraspItems', 'split_parts']
 
 
-def item_grasps(label: dict, use_later: bool = True) -> list:
-    """Return the grasps an item teaches.
+def item_grasps(label: LabelRecord, use_later: bool = True) -> np.ndarray:
+    """Return the grasps an item teaches, ``(N, 5)``.
 
     Its own (when the gate accepted the pick) and, with ``use_later``, later picks' grasps valid in
     this frame (``later_grasps``).
     """
-    out = list(label.get('grasps') or []) if label.get('accepted') else []
-    return out + (list(label.get('later_grasps') or []) if use_later else [])
+    return label.all_grasps(use_later)
 
 
-def item_logs(label: dict, later_labels: dict, use_later: bool = True) -> list[tuple]:
+def item_logs(label: LabelRecord, later_labels: dict, use_later: bool = True) -> list[tuple]:
     """Return the logs an item teaches as ``[(spine (2, 2) or None, grasps (n, 5)), ...]``.
 
     A labels file may list them itself (``"logs": [{"spine": [[x, y], [x, y]], "grasps": [...]},
@@ -45,24 +45,22 @@ def item_logs(label: dict, later_labels: dict, use_later: bool = True) -> list[t
     (``later_picks``: that pick's own spine, from ``later_labels[pick_index]``, with the grasps
     carried back).
     """
-    if isinstance(label.get('logs'), list):
+    if isinstance(label.logs, list):
         return [(np.asarray(log['spine'], float) if log.get('spine') else None,
                  as_grasps(log['grasps']))
-                for log in label['logs'] if log.get('grasps')]
+                for log in label.logs if log.get('grasps')]
     out = []
-    if label.get('accepted') and label.get('grasps'):
-        out.append((np.asarray(label['spine'], float) if label.get('spine') else None,
-                    as_grasps(label['grasps'])))
-    if use_later and label.get('later_grasps'):
-        later = as_grasps(label['later_grasps'])
-        known = [later_labels.get(p) for p in label.get('later_picks') or []]
-        if all(k is not None and k.get('grasps') for k in known) and \
-                sum(len(k['grasps']) for k in known) == len(later):
+    if label.accepted and len(label.grasps):
+        out.append((label.spine, label.grasps))
+    later = label.later_grasps
+    if use_later and later is not None and len(later):
+        known = [later_labels.get(p) for p in label.later_picks or []]
+        if all(k is not None and len(k.grasps) for k in known) and \
+                sum(len(k.grasps) for k in known) == len(later):
             start = 0
             for k in known:
-                n = len(k['grasps'])
-                out.append((np.asarray(k['spine'], float) if k.get('spine') else None,
-                            later[start:start + n]))
+                n = len(k.grasps)
+                out.append((k.spine, later[start:start + n]))
                 start += n
         else:  # a later pick not in this dataset: its grasps without a spine
             out.append((None, later))
@@ -70,10 +68,9 @@ def item_logs(label: dict, later_labels: dict, use_later: bool = True) -> list[t
 
 
 def split_parts(ds: GraspDataset, split: str) -> dict | None:
-    """``{"train": [...], "test".
+    """Return the dataset's ``split``-wise parts, ``{"train": [...], "test": [...]}``.
 
-    [...]}`` of the ``split`` kind, or None when the dataset has no such split (or ``split`` is
-    "none").
+    None when the dataset has no such split, or ``split`` is "none".
     """
     if split == 'none':
         return None
@@ -103,7 +100,7 @@ def select_items(ds: GraspDataset, part: str, split: str, use_later: bool = Fals
                 f'`grasp-autolabel split {ds.path}` or pass --split none --part all'
             )
         items = sorted(set(items) & set(parts.get(part) or []))
-    return [i for i in items if item_grasps(ds.read_label(i), use_later)]
+    return [i for i in items if len(item_grasps(ds.read_label(i), use_later))]
 
 
 class GraspItems:
@@ -134,16 +131,16 @@ class GraspItems:
         sizes: dict = {}
         jaws, openings, fx = [], [], []
         labels = {i: self.ds.read_label(i) for i in self.ds.item_indices()}
-        by_pick = {(lab.get('source', 0), lab.get('pick_index')): lab for lab in labels.values()
-                   if 'origin' not in lab}
+        by_pick = {(lab.source, lab.pick_index): lab for lab in labels.values()
+                   if lab.origin is None}
         for i in self.items:
             label = labels[i]
             rgb = self.ds.read_rgb(i) if getattr(network, 'channels', 'rgb') != 'depth' else None
             depth = self.ds.read_depth_m(i, label) if network.uses_depth else None
             size = (rgb if rgb is not None else depth).shape[1::-1]
             sizes.setdefault(tuple(size), i)
-            logs = item_logs(label, {p: by_pick.get((label.get('source', 0), p)) for p in
-                                     label.get('later_picks') or []}, train.use_later_grasps)
+            logs = item_logs(label, {p: by_pick.get((label.source, p)) for p in
+                                     label.later_picks or []}, train.use_later_grasps)
             g = np.concatenate([grasps for _, grasps in logs]) if logs else np.zeros((0, 5))
             spines = (
                 np.concatenate([np.broadcast_to(spine if spine is not None else np.full((
@@ -190,7 +187,7 @@ class GraspItems:
         return torch.from_numpy(x), target
 
     def __getitem__(self, index: int):
-        """Return the item as it is (no random transform).
+        """Return the item as it is, with no random transform.
 
         Use :meth:`sample` + :meth:`encode` to augment with a generator of your own.
         """

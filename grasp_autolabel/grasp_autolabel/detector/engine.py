@@ -10,9 +10,10 @@ __all__ = ['compute_loss', 'train_one_epoch', 'evaluate', 'overlay']
 
 
 def compute_loss(model, network, images, targets) -> dict:
-    """Return the family's training losses for a batch (``images``.
+    """Return the family's training losses for a batch.
 
-    List of ``(C, H, W)`` tensors, ``targets``: list of target dicts, see :mod:`.data`).
+    ``images``: a list of ``(C, H, W)`` tensors; ``targets``: a list of target dicts (see
+    :mod:`.data`).
     """
     from grasp_autolabel.detector.models import family
 
@@ -61,8 +62,8 @@ def train_one_epoch(model, network, optimizer, items, rng: np.random.Generator, 
             scheduler.step()
         steps += 1
         if on_step is not None:
-            on_step({k: float(v.detach()) for k,
-                     v in losses.items()} | {'total': float(loss.detach())})
+            parts = {k: float(v.detach()) for k, v in losses.items()}
+            on_step(parts | {'total': float(loss.detach())})
     return steps
 
 

@@ -31,6 +31,7 @@ import math
 from pathlib import Path
 import time
 
+from grasp_autolabel.dataset.labels import LabelRecord
 from grasp_autolabel.dataset.store import DatasetError, GraspDataset
 from grasp_autolabel.detector.data import item_grasps, select_items
 from grasp_autolabel.detector.predict import load_predictor
@@ -49,14 +50,14 @@ MISSED_CAUSES = ('invalid', 'depth_check', 'overlap', 'cap', 'low_score', 'merge
 LOW_SCORE = 0.02  # peaks down to this score are looked for on a missed log
 
 
-def frame_truth(ds: GraspDataset, index: int, label: dict) -> dict | None:
+def frame_truth(ds: GraspDataset, index: int, label: LabelRecord) -> dict | None:
     """Return the simulator's truth of the frame an item shows, when its source session has one."""
-    if 'origin' in label or label.get('augmentation'):
+    if label.origin is not None or label.augmentation:
         return None
     session = ds.source_of(index, label).get('session')
     if not session:
         return None
-    path = Path(session) / 'gt' / 'frames' / f"{int(label['pick_index']):06d}.json"
+    path = Path(session) / 'gt' / 'frames' / f'{label.pick_index:06d}.json'
     return read_json(path) if path.is_file() else None
 
 
@@ -217,7 +218,7 @@ def evaluate(model, dataset, *, part: str = 'test', split: str | None = None,
     return r
 
 
-def _score_image(ds, i: int, label: dict, grasps, scores, jaw_px_m: float, counts: Counter,
+def _score_image(ds, i: int, label: LabelRecord, grasps, scores, jaw_px_m: float, counts: Counter,
                  reasons: Counter) -> dict:
     """Judge one image's candidates against the simulator's truth.
 

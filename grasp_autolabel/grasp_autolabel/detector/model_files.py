@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from grasp_autolabel.errors import ModelPathError
+
 __all__ = ['DEFAULT_MODEL_DIR', 'ModelPathError', 'allowed_model_path', 'default_model_dir',
            'shipped_model', 'open_model', 'SHIPPED_MODEL', 'SHIPPED_DESCRIPTION', 'NO_MODEL']
 
@@ -48,10 +50,6 @@ def shipped_model(suffix: str = '.onnx') -> Path:
             return folder / name
     raise ModelPathError(f"the shipped model {name} is in none of {', '.join(map(str, places))}"
                          ' (a broken install: reinstall grasp_autolabel)')
-
-
-class ModelPathError(ValueError):
-    """A model path the node must not load; the message says which and why."""
 
 
 def default_model_dir(model_path: str) -> Path:

@@ -25,6 +25,7 @@ from grasp_autolabel.detector.config import (DecodeSettings, settings_from_dict,
 from grasp_autolabel.detector.models import (build_model, decode_outputs, family,
                                              network_from_dict, network_to_dict,
                                              UnknownFamilyError)
+from grasp_autolabel.errors import CheckpointError
 from grasp_autolabel.geometry import rotated_iou
 import numpy as np
 
@@ -39,10 +40,6 @@ CHECKPOINT_VERSION = 2
 # the layout of an exported model (inputs, outputs, metadata keys); files exported before the
 # version was written down (no 'grasp_autolabel_format' key) are version 1
 ONNX_FORMAT_VERSION = 1
-
-
-class CheckpointError(ValueError):
-    """A checkpoint or model file is missing, corrupt, or does not fit."""
 
 
 def find_checkpoint(run_or_file) -> Path:

@@ -24,8 +24,8 @@ PROGRESS_EVERY_S = 10.0
 
 
 def _clock(seconds_from_now: float) -> str:
-    return (datetime.datetime.now() + datetime.timedelta(seconds=seconds_from_now)).strftime(
-        '%H:%M')
+    then = datetime.datetime.now() + datetime.timedelta(seconds=seconds_from_now)
+    return then.strftime('%H:%M')
 
 
 class RunLog:

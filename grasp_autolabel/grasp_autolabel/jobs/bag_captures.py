@@ -36,6 +36,8 @@ INFO_TYPE = 'sensor_msgs/msg/CameraInfo'
 
 @dataclass
 class ExportOptions:
+    """How `export` reads a bag: recording kind, topics, trigger, settling and averaging."""
+
     mode: str = 'auto'  # auto | captured | continuous
     topics: tuple | None = None  # (colour, depth, camera_info)
     trigger: str | None = None

@@ -33,6 +33,8 @@ from collections import Counter
 import json
 from pathlib import Path
 
+from grasp_autolabel.annotate.reasons import Reason
+from grasp_autolabel.dataset.labels import LabelRecord
 from grasp_autolabel.dataset.store import GraspDataset
 from grasp_autolabel.errors import CommandError
 from grasp_autolabel.evaluation import mask_iou, valid_for_log
@@ -43,7 +45,7 @@ __all__ = ['evaluate_labels', 'sensor_name', 'visible_share']
 
 
 def _gt_folders(ds: GraspDataset, gt_args) -> dict[int, Path]:
-    sources = ds.meta['sources']
+    sources = ds.sources
     if gt_args:
         if len(gt_args) != len(sources):
             raise CommandError(f'--gt: {len(gt_args)} folder(s) for {len(sources)} source '
@@ -97,16 +99,16 @@ class _Tally:
         self.steps = 0
         self.by_fault = Counter()
 
-    def add(self, label: dict, truth: dict, valid: np.ndarray, iou) -> None:
+    def add(self, label: LabelRecord, truth: dict, valid: np.ndarray, iou) -> None:
         self.steps += 1
-        fault, removed, accepted = truth['fault'], truth['removed_logs'], label['accepted']
+        fault, removed, accepted = truth['fault'], truth['removed_logs'], label.accepted
         if accepted:
             self.n_grasps += len(valid)
             self.n_valid += int(valid.sum())
-        self.by_fault[(fault or 'none', 'accepted' if accepted else label['reason'])] += 1
+        self.by_fault[(fault or 'none', 'accepted' if accepted else str(label.reason))] += 1
         if len(removed) >= 2:
             self.several += 1
-            self.several_camera_moved += label.get('reason') == 'camera_moved'
+            self.several_camera_moved += label.reason == Reason.CAMERA_MOVED
         if fault is not None:
             self.faults += 1
             self.faults_rejected += not accepted
@@ -153,24 +155,24 @@ def evaluate_labels(dataset, gt=None) -> dict:
     total, per_sensor = _Tally(), {}
     for idx in ds.item_indices():
         label = ds.read_label(idx)
-        gt_dir = folders[label['source']]
-        truth_path = gt_dir / f"{label['pick_index']:06d}.json"
+        gt_dir = folders[label.source]
+        truth_path = gt_dir / f'{label.pick_index:06d}.json'
         try:
             truth = json.loads(truth_path.read_text())
         except FileNotFoundError:
             raise CommandError(
-                f'{truth_path}: no ground truth for item {idx} (pick {label["pick_index"]})'
+                f'{truth_path}: no ground truth for item {idx} (pick {label.pick_index})'
             ) from None
-        grasps = np.asarray(label['grasps'], dtype=np.float64).reshape(-1, 5)
+        grasps = label.grasps
         valid = np.zeros(len(grasps), dtype=bool)
         for log in truth['removed_logs']:
             valid |= valid_for_log(grasps, log)
         iou = None
-        if label['accepted'] and truth['fault'] is None:
-            gt_mask = read_png(gt_dir / 'masks' / f"{label['pick_index']:06d}.png",
+        if label.accepted and truth['fault'] is None:
+            gt_mask = read_png(gt_dir / 'masks' / f'{label.pick_index:06d}.png',
                                kind='mask') > 0
             iou = mask_iou(ds.read_mask(idx), gt_mask)
-        for tally in (total, per_sensor.setdefault(sensors[label['source']], _Tally())):
+        for tally in (total, per_sensor.setdefault(sensors[label.source], _Tally())):
             tally.add(label, truth, valid, iou)
     metrics = total.metrics()
     metrics['by_sensor'] = {name: t.metrics() for name, t in sorted(per_sensor.items())}

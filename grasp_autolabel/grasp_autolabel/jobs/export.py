@@ -29,11 +29,11 @@ from grasp_autolabel.annotate.config import AnnotateConfig
 from grasp_autolabel.annotate.pipeline import annotate_step
 from grasp_autolabel.camera import same_camera
 from grasp_autolabel.dataset.bags import BagError, BagSource, expand_bags
+from grasp_autolabel.dataset.labels import LabelRecord
 from grasp_autolabel.dataset.store import GraspDataset, intrinsics_to_dict
 from grasp_autolabel.jobs.bag_captures import (average_depth, captures, Decoder, DEFAULT_TOPICS,
                                                describe_topics, ExportOptions, find_topics)
-from grasp_autolabel.jobs.label import (finish_job, label_record, LabelSummary, open_dataset,
-                                        write_viz)
+from grasp_autolabel.jobs.label import finish_job, LabelSummary, open_dataset, write_viz
 
 __all__ = ['ExportOptions', 'ExportSummary', 'export_bags', 'find_topics', 'average_depth',
            'DEFAULT_TOPICS']
@@ -41,6 +41,8 @@ __all__ = ['ExportOptions', 'ExportSummary', 'export_bags', 'find_topics', 'aver
 
 @dataclass
 class ExportSummary(LabelSummary):
+    """What an export did: the labelling summary plus bags, frames, picks and warnings."""
+
     bags: int = 0
     skipped_bags: int = 0
     frames: int = 0
@@ -96,16 +98,16 @@ def _export_all(ds, paths, cfg, opts, viz, progress, log) -> ExportSummary:
     job = _Job(ds, cfg, opts, summary, viz, progress, log)
     for path in paths:
         key = str(path.resolve())
-        prior = [i for i, s in enumerate(ds.meta['sources']) if s.get('bag') == key]
-        if prior and ds.meta['sources'][prior[-1]].get('complete'):
+        prior = ds.find_source('bag', key)
+        if prior is not None and ds.sources[prior].get('complete'):
             summary.skipped_bags += 1
-            touched.append(prior[-1])  # its later grasps are carried back again (idempotent)
+            touched.append(prior)  # its later grasps are carried back again (idempotent)
             continue
         with BagSource(path) as bag:
             if bag.damaged:
                 summary.warnings.append(f'{path}: {bag.damaged}')
                 log(f'warning: {path}: {bag.damaged}', file=sys.stderr)
-            touched.append(job.export_bag(bag, path, key, prior[-1] if prior else None))
+            touched.append(job.export_bag(bag, path, key, prior))
     return finish_job(ds, touched, summary, t0)
 
 
@@ -129,9 +131,9 @@ class _Job:
         """
         ds = self.ds
         if prior is not None:
-            record = ds.meta['sources'][prior]
-            done = {lab['pick_index'] for lab in (ds.read_label(i) for i in ds.item_indices())
-                    if lab.get('source') == prior}
+            record = ds.sources[prior]
+            done = {lab.pick_index for lab in (ds.read_label(i) for i in ds.item_indices())
+                    if lab.source == prior}
             record['steps'] = len(done)
             return prior, record, done
         record = {'bag': key, 'name': path.name, 'mode': mode, 'topics': list(topics),
@@ -179,7 +181,7 @@ class _Job:
         finally:
             bar.close()
             self.summary.frames += stats['frames']
-            self.ds.meta['sources'][src] = record
+            self.ds.update_source(src, **record)
             self.ds.save_meta()
         return src
 
@@ -190,9 +192,10 @@ class _Job:
                            'export the parts before and after as separate bags')
         step = annotate_step(before.depth_m, cap.depth_m, before.intrinsics, self.cfg,
                              before_rgb=before.rgb, after_rgb=cap.rgb)
-        rec = label_record(step, pick_index=k - 1, source=src, session=path.name, frame_after=k)
-        rec.update(stamp_before_ns=int(before.stamp_ns), stamp_after_ns=int(cap.stamp_ns),
-                   frames_averaged=[before.frames, cap.frames])
+        rec = LabelRecord.from_step(step, pick_index=k - 1, source=src, session=path.name,
+                                    frame_after=k)
+        rec.stamp_before_ns, rec.stamp_after_ns = int(before.stamp_ns), int(cap.stamp_ns)
+        rec.frames_averaged = [before.frames, cap.frames]
         index = self.ds.next_index()
         self.ds.write_item(index, rgb=before.rgb, depth=before.depth, mask=step.mask, label=rec)
         if self.viz:

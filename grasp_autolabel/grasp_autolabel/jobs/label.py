@@ -9,40 +9,19 @@ import time
 
 from grasp_autolabel.annotate.config import AnnotateConfig
 from grasp_autolabel.annotate.pipeline import annotate_step, StepLabel
+from grasp_autolabel.dataset.labels import LabelRecord
 from grasp_autolabel.dataset.propagate import propagate_labels
 from grasp_autolabel.dataset.splits import assign_splits
 from grasp_autolabel.dataset.store import DatasetError, GraspDataset, intrinsics_to_dict
 from grasp_autolabel.session import expand_sessions, Session, SessionError
-import numpy as np
 
-__all__ = ['label_sessions', 'label_record', 'write_viz', 'finish_job', 'LabelSummary']
-
-
-def label_record(step: StepLabel, *, pick_index: int, source: int, session: str,
-                 frame_after: int | None, frame_before: int | None = None) -> dict:
-    """Return the labels-file content of one step (DESIGN.md: accepted, reason, pick_index, ...).
-
-    ``frame_before`` / ``frame_after``: the session's frame numbers of the step (None where the
-    frames came without them); ``frame_before`` defaults to ``frame_after - 1``.
-    """
-    if frame_before is None and frame_after is not None:
-        frame_before = int(frame_after) - 1
-    return {'accepted': bool(step.accepted), 'reason': step.reason, 'detail': step.detail or None,
-            'pick_index': int(pick_index),
-            'frame_before': None if frame_before is None else int(frame_before),
-            'frame_after': None if frame_after is None else int(frame_after), 'session': session,
-            'source': int(source), 'grasps': np.round(step.grasps, 3).tolist(),
-            'scores': np.round(step.scores, 4).tolist(),
-            'poses': [{'position': np.round(p.position, 5).tolist() if p.valid else None,
-                       'orientation': np.round(p.orientation, 6).tolist() if p.valid else None,
-                       'opening_m': round(float(p.opening_m), 5) if p.valid else None,
-                       'valid': bool(p.valid)} for p in step.poses],
-            'spine': np.round(step.spine, 2).tolist() if step.spine is not None else None,
-            'info': step.info}
+__all__ = ['label_sessions', 'write_viz', 'finish_job', 'LabelSummary']
 
 
 @dataclass
 class LabelSummary:
+    """What a labelling job did: steps, accepted, grasps, rejections by reason, time."""
+
     steps: int = 0
     accepted: int = 0
     grasps: int = 0
@@ -51,6 +30,7 @@ class LabelSummary:
     skipped: list = field(default_factory=list)  # sources already done, one line each
 
     def add(self, step: StepLabel) -> None:
+        """Count one annotated step."""
         self.steps += 1
         if step.accepted:
             self.accepted += 1
@@ -59,6 +39,7 @@ class LabelSummary:
             self.rejected[step.reason] += 1
 
     def lines(self) -> list[str]:
+        """Return the summary a person reads at the end, a line each."""
         out = list(self.skipped)
         out.append(f'{self.steps} steps: {self.accepted} accepted ({self.grasps} grasps), '
                    f'{self.steps - self.accepted} rejected')
@@ -94,13 +75,11 @@ def label_sessions(sessions, out, *, config: AnnotateConfig | None = None, viz: 
     summary = LabelSummary()
     t0 = time.perf_counter()
     with ds.lock():
-        known = {src.get('session'): i for i, src in enumerate(ds.meta['sources'])}
-        sources = [known.get(str(s.path.resolve())) for s in opened]
-        for s, src in zip(opened, sources):
-            if src is not None and ds.meta['sources'][src].get('complete'):
-                summary.skipped.append(f'{s.path}: already labelled into {out}, skipped')
-        todo = [(j, s, src) for j, (s, src) in enumerate(zip(opened, sources))
-                if src is None or not ds.meta['sources'][src].get('complete')]
+        sources = [ds.find_source('session', str(s.path.resolve())) for s in opened]
+        done = [src is not None and ds.sources[src].get('complete') for src in sources]
+        summary.skipped += [f'{s.path}: already labelled into {out}, skipped'
+                            for s, d in zip(opened, done) if d]
+        todo = [(j, s, src) for j, (s, src, d) in enumerate(zip(opened, sources, done)) if not d]
         total = sum(len(s.frames) - 1 for _, s, _ in todo)
         with tqdm(total=total, unit='step', desc='label', disable=not progress,
                   dynamic_ncols=True) as bar:
@@ -121,7 +100,7 @@ def open_dataset(out, cfg: AnnotateConfig, *, inputs, key: str, append: bool,
     if (out / 'dataset.json').exists() and not overwrite and not append:
         ds = GraspDataset.open(out)
         ours = {str(Path(p).resolve()) for p in inputs}
-        theirs = [src.get(key) for src in ds.meta['sources']]
+        theirs = [src.get(key) for src in ds.sources]
         if theirs and not any(t in ours for t in theirs):
             raise DatasetError(f'{out} already holds a dataset ({len(ds.item_indices())} items) '
                                'made from other sources; pass --append to add to it or '
@@ -141,10 +120,11 @@ def _label_session(ds, s, src, cfg, viz, summary, bar) -> int:
         src = ds.add_source({'session': str(s.path.resolve()), 'name': s.path.name,
                              'first_item': ds.next_index(), 'steps': 0, 'complete': False,
                              'camera': intrinsics_to_dict(s.intrinsics, s.depth_scale)})
-    record = ds.meta['sources'][src]
-    labels = (ds.read_label(i) for i in ds.item_indices() if i >= record['first_item'])
-    done = {lab.get('pick_index') for lab in labels if lab.get('source') == src}
-    record['steps'] = len(done)
+    first = ds.sources[src]['first_item']
+    labels = (ds.read_label(i) for i in ds.item_indices() if i >= first)
+    done = {lab.pick_index for lab in labels if lab.source == src}
+    steps = len(done)
+    ds.update_source(src, steps=steps)
     bar.update(len(done))
     index = ds.next_index()
     todo = [(k, k_next) for k, k_next in zip(s.frames[:-1], s.frames[1:]) if k not in done]
@@ -157,18 +137,19 @@ def _label_session(ds, s, src, cfg, viz, summary, bar) -> int:
             held = (k_next, after)
             step = annotate_step(before[0], after[0], s.intrinsics, cfg, before_rgb=before[1],
                                  after_rgb=after[1])
-            rec = label_record(step, pick_index=k, source=src, session=s.path.name,
-                               frame_after=k_next)
+            rec = LabelRecord.from_step(step, pick_index=k, source=src, session=s.path.name,
+                                        frame_after=k_next)
             ds.write_item(index, rgb_png=s.rgb_path(k), depth_png=s.depth_path(k),
                           mask=step.mask, label=rec)
             if viz:
                 write_viz(ds, index, before[1], k, step)
             summary.add(step)
-            record['steps'] += 1
+            steps += 1
+            ds.update_source(src, steps=steps)
             index += 1
             bar.update()
             bar.set_postfix(accepted=summary.accepted, refresh=False)
-        record['complete'] = True
+        ds.update_source(src, complete=True)
     finally:
         frames.close()
         ds.save_meta()

@@ -13,7 +13,7 @@ publishes
 * ``/diagnostics``: steps, accepted, rejected by reason;
 
 and appends the step to the dataset in ``dataset_dir`` (if set), exactly once across restarts
-(``jobs/live.py``): a restart continues its source and labels what it missed, from the captured
+(``dataset/live.py``): a restart continues its source and labels what it missed, from the captured
 frames the capture node keeps for late subscribers and, with ``session_dir`` (the capture
 node's, on this PC), from the session's files, numbered as the session numbers them. A write
 that fails (a full disk) turns ``/diagnostics`` ERROR with the reason and the path; the step is
@@ -31,9 +31,8 @@ from grasp_autolabel import __version__
 from grasp_autolabel.annotate import annotate_step, AnnotateConfig, Reason
 from grasp_autolabel.annotate.viz import draw_label
 from grasp_autolabel.capture import StampPairer
-from grasp_autolabel.dataset.store import DatasetError
-from grasp_autolabel.fsio import OutputError
-from grasp_autolabel.jobs.live import Frame, LiveDataset, SessionView
+from grasp_autolabel.dataset.live import Frame, LiveDataset, SessionView
+from grasp_autolabel.errors import DatasetError, OutputError
 from grasp_autolabel.ros.convert import (camera_info_to_intrinsics, depth_to_metres,
                                          image_to_numpy, metres_to_depth_units, numpy_to_image,
                                          to_rgb8)
@@ -71,6 +70,11 @@ CATCH_UP_S = 0.5  # labelling missed steps yields to the executor this often
 
 
 class AutolabelNode(Node):
+    """Labels each captured pick (colour, depth, camera_info) and appends it to a dataset.
+
+    Topics, parameters and diagnostics: the module's docstring and the README.
+    """
+
     def __init__(self, **kwargs):
         super().__init__('autolabel_node', **kwargs)
         self.p = declare_parameters(self, PARAMS)

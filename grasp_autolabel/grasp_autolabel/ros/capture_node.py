@@ -82,6 +82,11 @@ BAD_INPUT = ('encoding', 'size_mismatch', 'no_camera_info', 'bad_camera_info', '
 
 
 class CaptureNode(Node):
+    """Captures one still frame per pick (button, service or auto trigger) into a session.
+
+    Topics, parameters and diagnostics: the module's docstring and the README.
+    """
+
     def __init__(self, **kwargs):
         super().__init__('capture_node', **kwargs)
         self.started = time.monotonic()

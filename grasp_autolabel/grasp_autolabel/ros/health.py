@@ -16,9 +16,9 @@ OK, WARN, ERROR = DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.E
 
 
 def stamp_ns(stamp) -> int:
-    """Return a builtin_interfaces/Time as integer nanoseconds (exact.
+    """Return a builtin_interfaces/Time as integer nanoseconds.
 
-    A key for matching frames).
+    Exact, so it serves as a key for matching frames.
     """
     return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
 
@@ -63,10 +63,9 @@ class Health:
 
     def publish(self, level: int, message: str, values: dict) -> None:
         """Publish the status with ``values`` (``key -> value``, values as text)."""
+        pairs = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
         status = DiagnosticStatus(name=self.name, hardware_id=self.hardware_id, level=level,
-                                  message=message,
-                                  values=[KeyValue(key=k, value=str(v)) for k,
-                                          v in values.items()])
+                                  message=message, values=pairs)
         msg = DiagnosticArray(status=[status])
         msg.header.stamp = self.node.get_clock().now().to_msg()
         self.pub.publish(msg)

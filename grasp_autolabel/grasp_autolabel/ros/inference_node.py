@@ -109,6 +109,8 @@ PARAMS = [
 
 
 class InferenceNode(Node):
+    """Serves the detector's grasps on the newest frame to the planner (see the module)."""
+
     def __init__(self, **kwargs):
         super().__init__('inference_node', **kwargs)
         self.p = declare_parameters(self, PARAMS)
@@ -351,8 +353,8 @@ class InferenceNode(Node):
             level, message = ERROR, '; '.join(stalled)
         else:
             level = WARN if degraded else OK
-            message = (f'{rate:.1f} Hz, latency p50 {np.percentile(lat, 50):.0f} ms' if len(
-                lat) else 'waiting for frames')
+            message = (f'{rate:.1f} Hz, latency p50 {np.percentile(lat, 50):.0f} ms'
+                       if len(lat) else 'waiting for frames')
             if degraded:
                 message += '; ' + ', '.join(f'{k} {v}' for k, v in sorted(degraded.items()))
             if self.model_origin == SHIPPED_DESCRIPTION:

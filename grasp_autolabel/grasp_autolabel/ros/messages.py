@@ -85,6 +85,8 @@ def grasps_to_msg(grasps, *, scores=None, poses: list[GraspPose] | None = None, 
 
 @dataclass
 class DecodedGrasps:
+    """A GraspRectArray as numpy arrays, one row per grasp."""
+
     grasps: np.ndarray  # (N, 5)
     scores: np.ndarray  # (N,)
     positions: np.ndarray  # (N, 3), NaN where not valid

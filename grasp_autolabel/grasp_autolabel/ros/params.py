@@ -4,15 +4,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from grasp_autolabel.errors import ParameterError
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
 from rclpy.parameter import Parameter
 
 __all__ = ['Param', 'declare_parameters', 'ParameterError']
-
-
-class ParameterError(ValueError):
-    """A node parameter has a bad value; the message names it and says what is allowed."""
 
 
 @dataclass(frozen=True)
@@ -82,9 +79,8 @@ def declare_parameters(node, params: list[Param]) -> dict[str, Any]:
             final = _descriptor(p)
             kind = Parameter.Type.DOUBLE if is_float else Parameter.Type.DOUBLE_ARRAY
             final.type = kind.value
-            node.set_descriptor(p.name, final,
-                                alternative_value=Parameter(p.name, kind,
-                                                            value).get_parameter_value())
+            as_declared = Parameter(p.name, kind, value).get_parameter_value()
+            node.set_descriptor(p.name, final, alternative_value=as_declared)
         values[p.name] = value
     return values
 

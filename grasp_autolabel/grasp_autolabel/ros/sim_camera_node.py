@@ -81,6 +81,11 @@ GROUND_TRUTH_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE,
 
 
 class SimCameraNode(Node):
+    """A simulated RealSense over a pile: realsense2_camera's topics, picks and the robot.
+
+    Topics, services, parameters: the module's docstring and the README.
+    """
+
     def __init__(self, **kwargs):
         super().__init__('camera', **kwargs)
         self.p = declare_parameters(self, PARAMS)

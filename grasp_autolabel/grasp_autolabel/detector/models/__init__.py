@@ -18,6 +18,7 @@ from grasp_autolabel.detector.models import faster_rcnn, grasp_map
 from grasp_autolabel.detector.models.base import ModelFamily
 from grasp_autolabel.detector.models.faster_rcnn import FasterRCNNNetwork
 from grasp_autolabel.detector.models.grasp_map import GraspMapNetwork
+from grasp_autolabel.errors import UnknownFamilyError
 
 __all__ = ['GraspMapNetwork', 'FasterRCNNNetwork', 'ModelFamily', 'FAMILIES', 'DEFAULT_MODEL',
            'MODELS', 'UnknownFamilyError', 'get_family', 'family', 'network_from_dict',
@@ -29,10 +30,6 @@ FAMILIES: dict[str, ModelFamily] = {f.name: f for f in (
 )}
 DEFAULT_MODEL = 'grasp-map'
 MODELS = {name: f.network_cls for name, f in FAMILIES.items()}  # name -> its *Network class
-
-
-class UnknownFamilyError(ValueError):
-    """A model file or config names a family this version does not have."""
 
 
 def get_family(name, *, where: str = 'model') -> ModelFamily:

@@ -177,9 +177,9 @@ def encode_grasps(grasps, network: FasterRCNNNetwork) -> dict:
 
 
 def anchor_boxes(network: FasterRCNNNetwork) -> np.ndarray:
-    """Return the anchor shapes ``(A, 2)`` = (width, height) in input pixels (torchvision's rule.
+    """Return the anchor shapes ``(A, 2)``, (width, height) in input pixels.
 
-    Ratio = height / width, area = size²).
+    torchvision's rule: ratio = height / width, area = size².
     """
     out = []
     for s in network.anchor_sizes:

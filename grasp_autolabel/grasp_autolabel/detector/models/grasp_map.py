@@ -349,6 +349,8 @@ class GraspMapFamily(ModelFamily):
         import torch
 
         class Maps(torch.nn.Module):
+            """The network with its maps activated: what the ONNX file computes."""
+
             def __init__(self, net):
                 super().__init__()
                 self.net = net

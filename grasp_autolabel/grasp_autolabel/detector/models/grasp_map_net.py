@@ -27,11 +27,15 @@ def _blocks(arch: str):
         return nn.BatchNorm2d(c) if arch == 'v2' else nn.GroupNorm(math.gcd(8, c), c)
 
     class ConvBlock(nn.Sequential):
+        """3x3 convolution, normalisation, ReLU."""
+
         def __init__(self, ci, co, stride=1, dilation=1):
             super().__init__(nn.Conv2d(ci, co, 3, stride, padding=dilation, dilation=dilation,
                                        bias=False), norm(co), nn.ReLU(inplace=True))
 
     class Residual(nn.Module):
+        """Two 3x3 convolutions (dilated) with a skip connection."""
+
         def __init__(self, c, dilation=1):
             super().__init__()
             self.a = ConvBlock(c, c, dilation=dilation)
@@ -59,6 +63,8 @@ def build_net(arch: str, cin: int, w: int):
         return torch.cat([F.interpolate(x, size=like.shape[-2:], mode='nearest'), like], 1)
 
     class GraspMapNetV1(nn.Module):
+        """arch v1: full-resolution stem, GroupNorm, output at the input resolution."""
+
         def __init__(self):
             super().__init__()
             c1, c2, c3, c4 = w, int(w * 1.5), 2 * w, 3 * w
@@ -77,6 +83,8 @@ def build_net(arch: str, cin: int, w: int):
             return self.head(self.up1(up(self.up2(up(s3, s2)), s1)))  # raw maps
 
     class GraspMapNetV2(nn.Module):
+        """arch v2: stride-2 stem, BatchNorm, dilated bottleneck, output at half resolution."""
+
         def __init__(self):
             super().__init__()
             c1, c2, c3 = w, 2 * w, 4 * w

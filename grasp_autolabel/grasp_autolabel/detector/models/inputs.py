@@ -50,9 +50,10 @@ def input_scale(width: int, height: int, input_size: int) -> float:
 
 
 def resize_inputs(rgb: np.ndarray | None, depth_m: np.ndarray | None, scale: float):
-    """Colour (area average) and depth (the average of the valid pixels.
+    """Return colour and depth scaled by ``scale``.
 
-    0 where fewer than a quarter are valid) scaled by ``scale``.
+    Colour by the area average; depth by the average of the valid pixels, 0 where fewer than a
+    quarter of them are valid.
     """
     src = rgb if rgb is not None else depth_m
     h, w = src.shape[:2]

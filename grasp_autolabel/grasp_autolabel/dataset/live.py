@@ -15,8 +15,8 @@ from pathlib import Path
 
 from grasp_autolabel.annotate import AnnotateConfig, StepLabel
 from grasp_autolabel.camera import CameraIntrinsics
+from grasp_autolabel.dataset.labels import LabelRecord
 from grasp_autolabel.dataset.store import GraspDataset, intrinsics_to_dict
-from grasp_autolabel.jobs.label import label_record
 from grasp_autolabel.session import FRAME_NAME, read_camera_info_yaml, read_stamps, Session
 import numpy as np
 
@@ -116,21 +116,20 @@ class LiveDataset:
                                  settings=self.config.to_dict(), append=True)
         self.lock = ds.lock().__enter__()
         self.dataset = ds
-        keys = [s.get('session') for s in ds.meta['sources']]
-        if self.key in keys:
-            self.source = len(keys) - 1 - keys[::-1].index(self.key)
-            first = ds.meta['sources'][self.source].get('first_item', 0)
+        self.source = ds.find_source('session', self.key)
+        if self.source is not None:
+            first = ds.sources[self.source].get('first_item', 0)
             for i in ds.item_indices():
                 if i < first:
                     continue
                 label = ds.read_label(i)
-                if label.get('source') != self.source:
+                if label.source != self.source:
                     continue
                 self.steps += 1
-                if isinstance(label.get('frame_after'), int):
-                    self.done_frames.add(label['frame_after'])
-                if isinstance(label.get('stamp_after_ns'), int):
-                    self.done_stamps.add(label['stamp_after_ns'])
+                if label.frame_after is not None:
+                    self.done_frames.add(label.frame_after)
+                if label.stamp_after_ns is not None:
+                    self.done_stamps.add(label.stamp_after_ns)
 
     def done(self, frame: Frame) -> bool:
         """Return whether the step that ends with ``frame`` is labelled already."""
@@ -142,29 +141,22 @@ class LiveDataset:
         """Write the step as the next item; return its index (OSError: nothing counted done)."""
         ds = self.dataset
         if self.source is None:
-            record = {'session': self.key, 'name': self.name, 'first_item': ds.next_index(),
-                      'steps': 0, 'complete': False,
-                      'camera': intrinsics_to_dict(before.intr, self.depth_scale)}
-            ds.meta['sources'].append(record)
-            try:
-                ds.save_meta()
-            except OSError:
-                ds.meta['sources'].pop()
-                raise
-            self.source = len(ds.meta['sources']) - 1
+            self.source = ds.add_source({
+                'session': self.key, 'name': self.name, 'first_item': ds.next_index(),
+                'steps': 0, 'complete': False,
+                'camera': intrinsics_to_dict(before.intr, self.depth_scale)})
         index = ds.next_index()
         pick = before.index if before.index is not None else self.steps
-        rec = label_record(step, pick_index=pick, source=self.source, session=self.name,
-                           frame_after=after.index, frame_before=before.index)
-        rec.update(stamp_before_ns=int(before.stamp_ns), stamp_after_ns=int(after.stamp_ns))
+        rec = LabelRecord.from_step(step, pick_index=pick, source=self.source, session=self.name,
+                                    frame_after=after.index, frame_before=before.index)
+        rec.stamp_before_ns, rec.stamp_after_ns = int(before.stamp_ns), int(after.stamp_ns)
         ds.write_item(index, rgb=before.rgb, depth=before.depth_u16, mask=step.mask, label=rec)
         self.steps += 1
         if after.index is not None:
             self.done_frames.add(after.index)
         if after.stamp_ns:
             self.done_stamps.add(after.stamp_ns)
-        record = ds.meta['sources'][self.source]
-        record.update(steps=self.steps, complete=False)
+        ds.update_source(self.source, steps=self.steps, complete=False)
         self.meta_dirty = True
         return index
 
@@ -172,9 +164,9 @@ class LiveDataset:
         """Save ``dataset.json`` if it changed (OSError: still to save)."""
         if self.dataset is None or self.source is None:
             return
-        record = self.dataset.meta['sources'][self.source]
-        if complete and not record.get('complete'):
-            record['complete'], self.meta_dirty = True, True
+        if complete and not self.dataset.sources[self.source].get('complete'):
+            self.dataset.update_source(self.source, complete=True)
+            self.meta_dirty = True
         if self.meta_dirty:
             self.dataset.save_meta()
             self.meta_dirty = False
