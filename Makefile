@@ -20,7 +20,7 @@ test: setup
 	@$(IN_ENV) python -m pytest $(PYTEST_ARGS)
 
 demo: setup
-	@$(IN_ENV) python -m grasp_autolabel.demo
+	@$(IN_ENV) python -m grasp_autolabel.cli.demo
 
 clean:
 	rm -rf .venv build install log demo .pytest_cache

@@ -28,7 +28,7 @@ ALL_CORES = os.sched_getaffinity(0)
 from grasp_autolabel.annotate import annotate_step  # noqa: E402
 from grasp_autolabel.jobs.eval_labels import evaluate_labels  # noqa: E402
 from grasp_autolabel.jobs.simulate import simulate  # noqa: E402
-from grasp_autolabel.session import Session  # noqa: E402
+from grasp_autolabel.core.session import Session  # noqa: E402
 from grasp_autolabel.sim import CellConfig, SensorModel  # noqa: E402
 import numpy as np  # noqa: E402
 

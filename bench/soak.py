@@ -27,7 +27,7 @@ import time
 from grasp_autolabel.dataset import GraspDataset
 from grasp_autolabel.ros.cell_client import CellClient
 from grasp_autolabel.ros.run_sim import CAM, node_command, NodeProc
-from grasp_autolabel.session import Session
+from grasp_autolabel.core.session import Session
 
 from common import group_rss_mb  # noqa: E402
 

@@ -37,8 +37,8 @@ from grasp_autolabel.detector.evaluate import evaluate
 from grasp_autolabel.detector.models import get_family, network_from_dict
 from grasp_autolabel.detector.models.faster_rcnn import anchor_coverage, encode_grasps
 from grasp_autolabel.detector.train import train
-from grasp_autolabel.evaluation import gt_grasps
-from grasp_autolabel.session import Session, read_json
+from grasp_autolabel.core.evaluation import gt_grasps
+from grasp_autolabel.core.session import Session, read_json
 from grasp_autolabel.sim import CellConfig
 from grasp_autolabel.jobs.simulate import simulate
 

@@ -7,7 +7,7 @@ import math
 import sys
 
 from builtin_interfaces.msg import Time
-from grasp_autolabel.camera import CameraIntrinsics, grasp_pose
+from grasp_autolabel.core.camera import CameraIntrinsics, grasp_pose
 from grasp_autolabel.ros.messages import grasps_to_msg, SOURCE_DETECTOR
 import rclpy
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy

@@ -9,9 +9,9 @@ import cv2
 from grasp_autolabel.annotate import annotate_step, AnnotateConfig, load_config, Reason
 from grasp_autolabel.annotate.grasps import fit_spine, measure_widths
 from grasp_autolabel.annotate.segment import depth_change, refine
-from grasp_autolabel.camera import CameraIntrinsics
-from grasp_autolabel.depth import noise_sigma
-from grasp_autolabel.geometry import angle_difference
+from grasp_autolabel.core.camera import CameraIntrinsics
+from grasp_autolabel.core.depth import noise_sigma
+from grasp_autolabel.core.geometry import angle_difference
 from grasp_autolabel.sim import CellConfig, SimCell
 from grasp_autolabel.sim.render import Camera, look_at, render
 from grasp_autolabel.sim.scene import Log
@@ -278,7 +278,7 @@ def test_a_log_mostly_hidden_behind_a_nearer_one_is_rejected_with_its_own_reason
 
 
 def test_the_same_log_in_full_view_beside_the_higher_one_is_labelled():
-    from grasp_autolabel.evaluation import valid_for_log
+    from grasp_autolabel.core.evaluation import valid_for_log
 
     ((b, rb), (a, ra)), shown, axis = _slanted_scene(0.40)
     assert shown == 1.0

@@ -3,10 +3,10 @@ import json
 import math
 
 from grasp_autolabel.cli import main as cli
+from grasp_autolabel.core.geometry import rect_to_corners
 from grasp_autolabel.dataset.augment import augment_dataset, transform_grasps
 from grasp_autolabel.dataset.splits import assign_splits
 from grasp_autolabel.dataset.store import GraspDataset
-from grasp_autolabel.geometry import rect_to_corners
 from grasp_autolabel.jobs.label import label_sessions
 from grasp_autolabel.jobs.simulate import simulate
 from grasp_autolabel.sim import CellConfig

@@ -5,9 +5,10 @@ import subprocess
 import sys
 import time
 
-from grasp_autolabel.camera import CameraIntrinsics
-from grasp_autolabel.capture import SessionWriter, SettleDetector, StampPairer
-from grasp_autolabel.session import Session, SessionError
+from grasp_autolabel.capture import SessionWriter, SettleDetector
+from grasp_autolabel.core.camera import CameraIntrinsics
+from grasp_autolabel.core.session import Session, SessionError
+from grasp_autolabel.core.stamps import StampPairer
 from grasp_autolabel.sim import CellConfig, SimCell
 import numpy as np
 import pytest
@@ -42,7 +43,7 @@ def test_frames_are_numbered_without_gaps_across_restarts_and_crashes(tmp_path):
 
 WRITER = """
 import sys, numpy as np
-from grasp_autolabel.camera import CameraIntrinsics
+from grasp_autolabel.core.camera import CameraIntrinsics
 from grasp_autolabel.capture import SessionWriter
 intr = CameraIntrinsics(640, 480, fx=600.0, fy=600.0, cx=319.5, cy=239.5)
 w = SessionWriter(sys.argv[1], intr, 0.001)

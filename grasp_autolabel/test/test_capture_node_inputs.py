@@ -11,11 +11,11 @@ import pytest
 
 rclpy = pytest.importorskip('rclpy')
 from builtin_interfaces.msg import Time  # noqa: E402, I100
-from grasp_autolabel.camera import CameraIntrinsics  # noqa: E402
+from grasp_autolabel.core.camera import CameraIntrinsics  # noqa: E402
+from grasp_autolabel.core.session import Session  # noqa: E402
 from grasp_autolabel.ros.cell_client import CellClient  # noqa: E402
 from grasp_autolabel.ros.convert import intrinsics_to_camera_info, numpy_to_image  # noqa: E402
 from grasp_autolabel.ros.qos import SENSOR  # noqa: E402
-from grasp_autolabel.session import Session  # noqa: E402
 from ros_helpers import call_service, NodeProcess, spin_until  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402

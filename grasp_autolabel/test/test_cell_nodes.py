@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 
 rclpy = pytest.importorskip('rclpy')
-from grasp_autolabel.dataset import GraspDataset  # noqa: E402, I100
-from grasp_autolabel.evaluation import valid_for_log  # noqa: E402
+from grasp_autolabel.core.evaluation import valid_for_log  # noqa: E402, I100
+from grasp_autolabel.core.session import Session  # noqa: E402
+from grasp_autolabel.dataset import GraspDataset  # noqa: E402
 from grasp_autolabel.ros.cell_client import CellClient  # noqa: E402
 from grasp_autolabel.ros.messages import msg_to_grasps  # noqa: E402
 from grasp_autolabel.ros.sim_camera_node import GROUND_TRUTH_QOS  # noqa: E402
-from grasp_autolabel.session import Session  # noqa: E402
 from grasp_autolabel_msgs.msg import GraspRectArray  # noqa: E402
 from ros_helpers import node_status, NodeProcess, wait_for_fresh_frames  # noqa: E402
 from std_msgs.msg import String  # noqa: E402

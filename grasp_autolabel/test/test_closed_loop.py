@@ -18,9 +18,9 @@ import pytest
 
 rclpy = pytest.importorskip('rclpy')
 pytest.importorskip('onnxruntime')
-from grasp_autolabel.ros.cell_client import CellClient  # noqa: E402, I100
+from grasp_autolabel.core.session import read_json  # noqa: E402, I100
+from grasp_autolabel.ros.cell_client import CellClient  # noqa: E402
 from grasp_autolabel.ros.sim_camera_node import GROUND_TRUTH_QOS  # noqa: E402
-from grasp_autolabel.session import read_json  # noqa: E402
 from ros_helpers import NodeProcess, REPO  # noqa: E402
 from std_msgs.msg import String  # noqa: E402
 
@@ -65,7 +65,7 @@ def test_the_simulated_robot_clears_a_small_pile(rclpy_context, tmp_path):
 def _ideal_pose(cell, log_id):
     """The TCP pose of a square grasp across ``log_id``'s middle, from the simulator's truth."""
     from geometry_msgs.msg import PoseStamped
-    from grasp_autolabel.mounting import matrix_to_quaternion
+    from grasp_autolabel.core.mounting import matrix_to_quaternion
     from grasp_autolabel.ros.robot_frame import pose_msg
 
     log = cell.pile.logs[log_id]
@@ -85,7 +85,7 @@ def test_the_robots_picks_are_labelled_as_a_persons(rclpy_context, tmp_path):
     seed, same mounting), so this holds whatever the detector: one labelled step per log out.
     """
     import yaml
-    from grasp_autolabel.mounting import Mounting
+    from grasp_autolabel.core.mounting import Mounting
     from grasp_autolabel.sim.cell import CellConfig, SimCell
     from grasp_autolabel_msgs.srv import ExecuteGrasp
 

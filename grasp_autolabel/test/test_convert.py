@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 pytest.importorskip('sensor_msgs')
-from grasp_autolabel.camera import CameraIntrinsics  # noqa: E402, I100
+from grasp_autolabel.core.camera import CameraIntrinsics  # noqa: E402, I100
 from grasp_autolabel.ros.convert import (  # noqa: E402
     camera_info_to_intrinsics,
     depth_to_metres,

@@ -4,8 +4,8 @@ import os
 from pathlib import Path
 
 from grasp_autolabel.cli import main as cli
+from grasp_autolabel.core.fsio import claim_output, FolderLock, MARKER, OutputError, write_atomic
 from grasp_autolabel.dataset import GraspDataset
-from grasp_autolabel.fsio import claim_output, FolderLock, MARKER, OutputError, write_atomic
 from grasp_autolabel.jobs.label import label_sessions
 from grasp_autolabel.jobs.simulate import simulate
 from grasp_autolabel.sim import CellConfig
@@ -176,7 +176,7 @@ def test_a_bag_whose_metadata_names_files_outside_it_is_refused(labelled, tmp_pa
 
 
 def test_the_demo_never_replaces_a_folder_it_did_not_make(tmp_path, capsys):
-    from grasp_autolabel.demo import main as demo
+    from grasp_autolabel.cli.demo import main as demo
 
     (tmp_path / 'notes.txt').write_text('mine')
     assert demo([str(tmp_path)]) == 2

@@ -15,8 +15,9 @@ import pytest
 torch = pytest.importorskip('torch')
 pytest.importorskip('torchvision')
 
-from grasp_autolabel.camera import depth_at  # noqa: E402, I100
-from grasp_autolabel.cli import main as cli  # noqa: E402
+from grasp_autolabel.cli import main as cli  # noqa: E402, I100
+from grasp_autolabel.core.camera import depth_at  # noqa: E402
+from grasp_autolabel.core.geometry import angle_difference, rectangle_metric  # noqa: E402
 from grasp_autolabel.detector.config import DecodeSettings, TrainSettings  # noqa: E402
 from grasp_autolabel.detector.evaluate import dense_truth, judge  # noqa: E402
 from grasp_autolabel.detector.export import export_onnx  # noqa: E402
@@ -31,7 +32,6 @@ from grasp_autolabel.detector.predict import (  # noqa: E402
     TorchPredictor,
 )
 from grasp_autolabel.detector.train import train  # noqa: E402
-from grasp_autolabel.geometry import angle_difference, rectangle_metric  # noqa: E402
 from grasp_autolabel.jobs.label import label_sessions  # noqa: E402
 from grasp_autolabel.jobs.simulate import simulate  # noqa: E402
 from grasp_autolabel.sim import CellConfig  # noqa: E402

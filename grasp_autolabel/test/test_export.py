@@ -12,6 +12,7 @@ import pytest
 pytest.importorskip('rosbags')
 
 from grasp_autolabel.cli import main as cli  # noqa: E402, I100
+from grasp_autolabel.core.session import Session, write_camera_info_yaml  # noqa: E402
 from grasp_autolabel.dataset.bags import BagSource, cdr_stamp_ns  # noqa: E402
 from grasp_autolabel.dataset.bagwrite import (  # noqa: E402
     BagWriter,
@@ -23,7 +24,6 @@ from grasp_autolabel.dataset.store import GraspDataset  # noqa: E402
 from grasp_autolabel.jobs.export import average_depth, export_bags, ExportOptions  # noqa: E402
 from grasp_autolabel.jobs.label import label_sessions  # noqa: E402
 from grasp_autolabel.jobs.simulate import simulate  # noqa: E402
-from grasp_autolabel.session import Session, write_camera_info_yaml  # noqa: E402
 from grasp_autolabel.sim import CellConfig  # noqa: E402
 
 CFG = CellConfig(width=320, height=240, n_logs=(5, 5), tilt_max_deg=0.0)

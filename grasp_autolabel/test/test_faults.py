@@ -13,7 +13,7 @@ import shutil
 import signal
 import time
 
-from grasp_autolabel import fsio
+from grasp_autolabel.core import fsio
 from grasp_autolabel.dataset.augment import augment_dataset
 from grasp_autolabel.jobs.label import label_sessions
 from grasp_autolabel.jobs.simulate import simulate
@@ -141,7 +141,7 @@ from grasp_autolabel.detector.train import train
 train(sys.argv[1], sys.argv[2], GraspMapNetwork(input_size=64, width=4),
       TrainSettings(batch_size=2, max_steps=6, val_every=3, split='none', augment=False),
       resume=sys.argv[3] == 'resume', progress=False, log=lambda *a, **k: None)
-from grasp_autolabel import fsio
+from grasp_autolabel.core import fsio
 print('writes', fsio._writes)
 """
 

@@ -4,10 +4,10 @@ from pathlib import Path
 import subprocess
 import sys
 
+from grasp_autolabel.core.geometry import angle_difference, rectangle_metric
 from grasp_autolabel.dataset import DatasetError, GraspDataset
 from grasp_autolabel.dataset.formats import (export_cornell, export_jacquard, import_cornell,
                                              import_jacquard, read_cornell_rectangles)
-from grasp_autolabel.geometry import angle_difference, rectangle_metric
 import numpy as np
 import pytest
 
@@ -123,7 +123,7 @@ def test_a_dataset_mixing_two_cameras_reads_every_item_with_its_own_depth_scale(
     carrying-back of labels.
     """
     import cv2
-    from grasp_autolabel.camera import CameraIntrinsics
+    from grasp_autolabel.core.camera import CameraIntrinsics
     from grasp_autolabel.dataset.labels import LabelRecord
     from grasp_autolabel.dataset.propagate import propagate_labels
     from grasp_autolabel.dataset.store import intrinsics_to_dict

@@ -216,7 +216,7 @@ def test_a_hostile_png_is_refused_within_300_mb(tmp_path):
     path = tmp_path / 'huge.png'
     path.write_bytes(data)
     code = ('import resource, sys\n'
-            'from grasp_autolabel.session import read_png, SessionError\n'
+            'from grasp_autolabel.core.session import read_png, SessionError\n'
             'before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n'
             'try:\n    read_png(sys.argv[1], kind="rgb")\nexcept SessionError as e:\n'
             '    print(e)\n'

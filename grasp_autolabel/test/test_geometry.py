@@ -1,9 +1,10 @@
 import math
 
-from grasp_autolabel.camera import CameraIntrinsics, depth_at, grasp_pose
-from grasp_autolabel.geometry import (angle_difference, as_grasps, convex_polygon_intersection,
-                                      corners_to_rect, iou_matrix, normalize_angle, polygon_area,
-                                      rect_to_corners, rectangle_metric, rotated_iou)
+from grasp_autolabel.core.camera import CameraIntrinsics, depth_at, grasp_pose
+from grasp_autolabel.core.geometry import (angle_difference, as_grasps,
+                                           convex_polygon_intersection, corners_to_rect,
+                                           iou_matrix, normalize_angle, polygon_area,
+                                           rect_to_corners, rectangle_metric, rotated_iou)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 import numpy as np
@@ -241,7 +242,7 @@ def test_grasp_pose_orientation_and_opening():
 
 
 def test_grasp_poses_matches_grasp_pose():
-    from grasp_autolabel.camera import grasp_poses
+    from grasp_autolabel.core.camera import grasp_poses
 
     g = np.array([[320, 240, 0.3, 80, 20], [100, 50, -1.2, 40, 10], [600, 400, 1.5, 10, 5]], float)
     z = [1.5, float('nan'), 2.2]

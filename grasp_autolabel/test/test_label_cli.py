@@ -4,9 +4,9 @@ import shutil
 import subprocess
 import sys
 
+from grasp_autolabel.core.session import Session
 from grasp_autolabel.dataset import GraspDataset
 from grasp_autolabel.jobs.simulate import simulate
-from grasp_autolabel.session import Session
 from grasp_autolabel.sim import CellConfig
 import numpy as np
 import pytest

@@ -17,10 +17,10 @@ import pytest
 rclpy = pytest.importorskip('rclpy')
 pytest.importorskip('rosbags')
 pytest.importorskip('onnxruntime')
-from grasp_autolabel.ros.cell_client import CellClient  # noqa: E402, I100
+from grasp_autolabel.core.session import Session  # noqa: E402, I100
+from grasp_autolabel.ros.cell_client import CellClient  # noqa: E402
 from grasp_autolabel.ros.messages import msg_to_grasps  # noqa: E402
 from grasp_autolabel.ros.qos import LATCHED  # noqa: E402
-from grasp_autolabel.session import Session  # noqa: E402
 from grasp_autolabel_msgs.msg import GraspRectArray  # noqa: E402
 from grasp_autolabel_msgs.srv import GetGrasps  # noqa: E402
 from launch_helpers import HAVE_LAUNCH, Launch, SKIP_REASON  # noqa: E402

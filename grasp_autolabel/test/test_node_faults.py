@@ -16,8 +16,8 @@ import pytest
 
 rclpy = pytest.importorskip('rclpy')
 from diagnostic_msgs.msg import DiagnosticStatus  # noqa: E402, I100
+from grasp_autolabel.core.session import read_stamps, Session  # noqa: E402
 from grasp_autolabel.dataset import GraspDataset  # noqa: E402
-from grasp_autolabel.session import read_stamps, Session  # noqa: E402
 from ros_helpers import node_status, NodeProcess, wait_for_fresh_frames  # noqa: E402
 from test_capture_node_inputs import _capture_node, Feeder  # noqa: E402
 from test_cell_nodes import _capture_when_ready, CAM, listen, stop_all  # noqa: E402

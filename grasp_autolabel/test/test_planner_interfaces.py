@@ -17,7 +17,7 @@ rclpy = pytest.importorskip('rclpy')
 pytest.importorskip('torch')
 pytest.importorskip('onnxruntime')
 from geometry_msgs.msg import PoseArray, PoseStamped  # noqa: E402, I100
-from grasp_autolabel.mounting import Mounting, quaternion_to_matrix  # noqa: E402
+from grasp_autolabel.core.mounting import Mounting, quaternion_to_matrix  # noqa: E402
 from grasp_autolabel.ros.cell_client import CellClient  # noqa: E402
 from grasp_autolabel_msgs.action import SampleGraspPoses  # noqa: E402
 from grasp_autolabel_msgs.msg import GraspRect  # noqa: E402

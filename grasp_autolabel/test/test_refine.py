@@ -2,8 +2,8 @@
 scenes: logs as cylinders seen from above, with sensor noise."""
 import math
 
-from grasp_autolabel.detector.refine import refine_grasps
-from grasp_autolabel.geometry import angle_difference
+from grasp_autolabel.core.geometry import angle_difference
+from grasp_autolabel.refine import refine_grasps
 import numpy as np
 import pytest
 

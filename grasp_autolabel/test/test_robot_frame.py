@@ -8,10 +8,10 @@ each physical cause; only models inside model_dir load.
 import math
 import os
 
-from grasp_autolabel.camera import CameraIntrinsics, grasp_poses
+from grasp_autolabel.core.camera import CameraIntrinsics, grasp_poses
+from grasp_autolabel.core.mounting import (matrix_to_quaternion, Mounting, MountingError,
+                                           pick_geometry, quaternion_to_matrix)
 from grasp_autolabel.detector.model_files import allowed_model_path, ModelPathError
-from grasp_autolabel.mounting import (matrix_to_quaternion, Mounting, MountingError,
-                                      pick_geometry, quaternion_to_matrix)
 from grasp_autolabel.sim.cell import CellConfig, SimCell
 from grasp_autolabel.sim.robot import Gripper, judge_grasp
 from grasp_autolabel.sim.scene import Log, Pile

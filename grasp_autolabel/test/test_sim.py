@@ -6,9 +6,9 @@ from pathlib import Path
 import subprocess
 import sys
 
-from grasp_autolabel.camera import CameraIntrinsics
+from grasp_autolabel.core.camera import CameraIntrinsics
+from grasp_autolabel.core.session import read_png, Session
 from grasp_autolabel.jobs.simulate import simulate
-from grasp_autolabel.session import read_png, Session
 from grasp_autolabel.sim import CellConfig, FAULT_KINDS, SimCell
 from grasp_autolabel.sim.render import Camera, look_at, render
 from grasp_autolabel.sim.scene import build_pile, Log

@@ -4,7 +4,7 @@ Skeleton of the mask (thinning) -> one line segment fitted robustly to it (the s
 points along the spine, the line normal to it through the point, cut by the mask's edges,
 gives the closing direction ``theta`` and the opening ``w``; the jaw size ``h`` comes from the
 gripper, turned into pixels at the grasp's depth. Proposals concentrate near the centre of mass.
-All in the grasp convention of :mod:`grasp_autolabel.geometry`.
+All in the grasp convention of :mod:`grasp_autolabel.core.geometry`.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import math
 from statistics import NormalDist
 
 import cv2
-from grasp_autolabel.geometry import normalize_angle
+from grasp_autolabel.core.geometry import normalize_angle
 import numpy as np
 
 __all__ = ['Spine', 'fit_spine', 'measure_widths', 'propose_grasps']

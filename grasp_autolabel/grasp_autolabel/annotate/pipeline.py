@@ -7,7 +7,7 @@ from grasp_autolabel.annotate.config import AnnotateConfig
 from grasp_autolabel.annotate.reasons import Reason
 from grasp_autolabel.annotate.stages import STAGES
 from grasp_autolabel.annotate.step import start, Step
-from grasp_autolabel.camera import CameraIntrinsics, depth_at, grasp_poses, GraspPose
+from grasp_autolabel.core.camera import CameraIntrinsics, depth_at, grasp_poses, GraspPose
 import numpy as np
 
 __all__ = ['StepLabel', 'annotate_step', 'Reason', 'STAGES']

@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import cv2
-from grasp_autolabel.depth import noise_sigma, unchanged_noise_sigma
+from grasp_autolabel.core.depth import noise_sigma, unchanged_noise_sigma
 import numpy as np
 
 __all__ = ['Change', 'depth_change', 'colour_change', 'add_colour_evidence', 'nearest_side',

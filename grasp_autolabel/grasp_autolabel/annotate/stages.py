@@ -12,12 +12,12 @@ from grasp_autolabel.annotate.grasps import fit_spine, propose_grasps, Spine
 from grasp_autolabel.annotate.reasons import Reason
 from grasp_autolabel.annotate.segment import (add_colour_evidence, band_owner, colour_change,
                                               depth_change, estimate_shift, refine, scale_px)
-from grasp_autolabel.annotate.shapes import (continues, crest_dips, depth_step_along,
-                                             fill_holes, inscribed_radius, largest_pieces,
-                                             line_share, occluded_side_share, principal_spine,
-                                             upsample, view_ramp)
+from grasp_autolabel.annotate.shapes import (continues, crest_dips, depth_step_along, fill_holes,
+                                             inscribed_radius, largest_pieces, line_share,
+                                             occluded_side_share, principal_spine, upsample,
+                                             view_ramp)
 from grasp_autolabel.annotate.step import stage, Step
-from grasp_autolabel.camera import depth_at
+from grasp_autolabel.core.camera import depth_at
 import numpy as np
 
 __all__ = ['STAGES']

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from grasp_autolabel.annotate.config import AnnotateConfig
 from grasp_autolabel.annotate.grasps import Spine
 from grasp_autolabel.annotate.reasons import Reason
-from grasp_autolabel.camera import CameraIntrinsics
+from grasp_autolabel.core.camera import CameraIntrinsics
 import numpy as np
 
 __all__ = ['Step', 'StageSpec', 'stage', 'start', 'INPUTS']

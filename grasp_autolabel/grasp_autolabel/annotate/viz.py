@@ -7,7 +7,7 @@ mask outline in yellow.
 from __future__ import annotations
 
 import cv2
-from grasp_autolabel.geometry import rect_to_corners
+from grasp_autolabel.core.geometry import rect_to_corners
 import numpy as np
 
 __all__ = ['draw_label', 'draw_grasps', 'JAW_COLOUR', 'OPENING_COLOUR']

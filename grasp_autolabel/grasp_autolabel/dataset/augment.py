@@ -21,11 +21,11 @@ from pathlib import Path
 import time
 
 import cv2
+from grasp_autolabel.core.fsio import check_not_input, OutputError
+from grasp_autolabel.core.geometry import as_grasps, normalize_angle, rect_to_corners
 from grasp_autolabel.dataset.labels import LabelRecord
 from grasp_autolabel.dataset.splits import assign_splits, origin_of
 from grasp_autolabel.dataset.store import DatasetError, GraspDataset
-from grasp_autolabel.fsio import check_not_input, OutputError
-from grasp_autolabel.geometry import as_grasps, normalize_angle, rect_to_corners
 import numpy as np
 
 __all__ = ['random_transform', 'transform_grasps', 'augment_item', 'augment_dataset']

@@ -24,7 +24,7 @@ import struct
 import tempfile
 from typing import Iterator
 
-from grasp_autolabel.errors import BagError
+from grasp_autolabel.core.errors import BagError
 
 __all__ = ['BagError', 'BagSource', 'Topic', 'expand_bags', 'cdr_stamp_ns', 'typestore']
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from grasp_autolabel.camera import CameraIntrinsics
+from grasp_autolabel.core.camera import CameraIntrinsics
+from grasp_autolabel.core.session import Session
 from grasp_autolabel.dataset.bags import typestore
-from grasp_autolabel.session import Session
 import numpy as np
 
 __all__ = ['BagWriter', 'write_session_bag', 'ContinuousBag', 'CAPTURED_TOPICS', 'CAMERA_TOPICS',

@@ -25,12 +25,13 @@ from pathlib import Path
 import re
 
 import cv2
+from grasp_autolabel.core.fsio import (claim_output, copy_atomic, FolderLock, OutputError,
+                                       write_atomic, write_text_atomic)
+from grasp_autolabel.core.geometry import (as_grasps, corners_to_rect, normalize_angle,
+                                           rect_to_corners)
+from grasp_autolabel.core.session import read_png
 from grasp_autolabel.dataset.labels import LabelRecord
 from grasp_autolabel.dataset.store import DatasetError, GraspDataset
-from grasp_autolabel.fsio import (claim_output, copy_atomic, FolderLock, OutputError,
-                                  write_atomic, write_text_atomic)
-from grasp_autolabel.geometry import as_grasps, corners_to_rect, normalize_angle, rect_to_corners
-from grasp_autolabel.session import read_png
 import numpy as np
 
 __all__ = ['export_cornell', 'export_jacquard', 'import_cornell', 'import_jacquard',

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 import math
 
 from grasp_autolabel.annotate.reasons import Reason
-from grasp_autolabel.errors import DatasetError
-from grasp_autolabel.geometry import as_grasps
+from grasp_autolabel.core.errors import DatasetError
+from grasp_autolabel.core.geometry import as_grasps
 import numpy as np
 
 __all__ = ['LabelRecord', 'LABEL_VERSION']

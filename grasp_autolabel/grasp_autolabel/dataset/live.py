@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from grasp_autolabel.annotate import AnnotateConfig, StepLabel
-from grasp_autolabel.camera import CameraIntrinsics
+from grasp_autolabel.core.camera import CameraIntrinsics
+from grasp_autolabel.core.session import FRAME_NAME, read_camera_info_yaml, read_stamps, Session
 from grasp_autolabel.dataset.labels import LabelRecord
 from grasp_autolabel.dataset.store import GraspDataset, intrinsics_to_dict
-from grasp_autolabel.session import FRAME_NAME, read_camera_info_yaml, read_stamps, Session
 import numpy as np
 
 __all__ = ['Frame', 'LiveDataset', 'SessionView']

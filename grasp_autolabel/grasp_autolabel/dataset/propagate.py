@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import cv2
 from grasp_autolabel.annotate.reasons import Reason
+from grasp_autolabel.core.depth import noise_sigma
 from grasp_autolabel.dataset.store import GraspDataset
-from grasp_autolabel.depth import noise_sigma
 import numpy as np
 
 __all__ = ['propagate_labels', 'unchanged_inside']

@@ -24,13 +24,12 @@ from pathlib import Path
 import re
 
 from grasp_autolabel import __version__
-from grasp_autolabel.camera import CameraIntrinsics
+from grasp_autolabel.core.camera import CameraIntrinsics
+from grasp_autolabel.core.errors import DatasetError
+from grasp_autolabel.core.fsio import (check_not_input, copy_atomic, FolderLock, LOCK_NAME, MARKER,
+                                       OutputError, remove_owned)
+from grasp_autolabel.core.session import read_json, read_png, write_png_atomic, write_text_atomic
 from grasp_autolabel.dataset.labels import LabelRecord
-from grasp_autolabel.errors import DatasetError
-from grasp_autolabel.fsio import (check_not_input, copy_atomic, FolderLock, LOCK_NAME, MARKER,
-                                  OutputError, remove_owned)
-from grasp_autolabel.session import (read_json, read_png, write_png_atomic,
-                                     write_text_atomic)
 import numpy as np
 
 __all__ = ['GraspDataset', 'DatasetError', 'FORMAT', 'CONVENTION', 'intrinsics_to_dict',

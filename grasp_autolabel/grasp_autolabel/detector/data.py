@@ -17,11 +17,11 @@ own source's depth scale. Items are decoded and scaled once and kept in memory (
 """
 from __future__ import annotations
 
+from grasp_autolabel.core.geometry import as_grasps
 from grasp_autolabel.dataset.labels import LabelRecord
 from grasp_autolabel.dataset.store import DatasetError, GraspDataset
 from grasp_autolabel.detector.models import family
 from grasp_autolabel.detector.transforms import augment, AugmentSettings, Sample, scale_sample
-from grasp_autolabel.geometry import as_grasps
 import numpy as np
 
 __all__ = ['select_items', 'item_grasps', 'item_logs', 'GraspItems', 'split_parts']

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 
-from grasp_autolabel.errors import CommandError
+from grasp_autolabel.core.errors import CommandError
 
 __all__ = ['resolve_device', 'Processes', 'weights_digest']
 

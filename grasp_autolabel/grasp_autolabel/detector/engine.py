@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 
-from grasp_autolabel.geometry import rectangle_metric
+from grasp_autolabel.core.geometry import rectangle_metric
 import numpy as np
 
 __all__ = ['compute_loss', 'train_one_epoch', 'evaluate', 'overlay']
@@ -74,7 +74,7 @@ def overlay(s, grasps, labels) -> np.ndarray:
     """
     import cv2
 
-    from grasp_autolabel.geometry import rect_to_corners
+    from grasp_autolabel.core.geometry import rect_to_corners
 
     if s.rgb is not None:
         img = np.ascontiguousarray(s.rgb, dtype=np.uint8).copy()

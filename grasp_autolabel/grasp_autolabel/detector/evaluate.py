@@ -31,14 +31,14 @@ import math
 from pathlib import Path
 import time
 
+from grasp_autolabel.core.evaluation import valid_for_log, ValidityRule
+from grasp_autolabel.core.geometry import (angle_difference, as_grasps, normalize_angle,
+                                           point_segment_distance, rectangle_metric)
+from grasp_autolabel.core.session import read_json
 from grasp_autolabel.dataset.labels import LabelRecord
 from grasp_autolabel.dataset.store import DatasetError, GraspDataset
 from grasp_autolabel.detector.data import item_grasps, select_items
 from grasp_autolabel.detector.predict import load_predictor
-from grasp_autolabel.evaluation import valid_for_log, ValidityRule
-from grasp_autolabel.geometry import (angle_difference, as_grasps, normalize_angle,
-                                      point_segment_distance, rectangle_metric)
-from grasp_autolabel.session import read_json
 import numpy as np
 
 __all__ = ['evaluate', 'frame_truth', 'dense_truth', 'judge', 'missed_causes', 'INVALID_REASONS',

@@ -27,7 +27,7 @@ def export_onnx(run, out, *, opset: int = 17, overwrite: bool = False) -> Path:
         Not a checkpoint; ``out`` exists (and ``overwrite`` is False) or is a folder.
     """
     from grasp_autolabel.detector.models import build_model, family
-    from grasp_autolabel.session import write_atomic
+    from grasp_autolabel.core.session import write_atomic
     import onnx
     import torch
 

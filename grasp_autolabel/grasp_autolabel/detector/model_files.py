@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from grasp_autolabel.errors import ModelPathError
+from grasp_autolabel.core.errors import ModelPathError
 
 __all__ = ['DEFAULT_MODEL_DIR', 'ModelPathError', 'allowed_model_path', 'default_model_dir',
            'shipped_model', 'open_model', 'SHIPPED_MODEL', 'SHIPPED_DESCRIPTION', 'NO_MODEL']

@@ -19,14 +19,14 @@ import json
 import math
 from pathlib import Path
 
-from grasp_autolabel.camera import depth_at
+from grasp_autolabel.core.camera import depth_at
+from grasp_autolabel.core.errors import CheckpointError
+from grasp_autolabel.core.geometry import rotated_iou
 from grasp_autolabel.detector.config import (DecodeSettings, settings_from_dict, settings_to_dict,
                                              TrainSettings)
 from grasp_autolabel.detector.models import (build_model, decode_outputs, family,
                                              network_from_dict, network_to_dict,
                                              UnknownFamilyError)
-from grasp_autolabel.errors import CheckpointError
-from grasp_autolabel.geometry import rotated_iou
 import numpy as np
 
 __all__ = ['CheckpointError', 'load_checkpoint', 'save_checkpoint', 'find_checkpoint', 'Predictor',
@@ -58,7 +58,7 @@ def find_checkpoint(run_or_file) -> Path:
 
 
 def save_checkpoint(path, ckpt: dict) -> None:
-    from grasp_autolabel.session import write_atomic
+    from grasp_autolabel.core.session import write_atomic
     import torch
 
     write_atomic(path, lambda f: torch.save(ckpt, f))
@@ -205,7 +205,7 @@ class Predictor:
         (:mod:`.refine`), keep it unless its refined rectangle overlaps one kept; stop at
         ``max_candidates`` kept or ``2 max_candidates + 5`` tried.
         """
-        from grasp_autolabel.detector.refine import refine_grasps, RefineSettings
+        from grasp_autolabel.refine import refine_grasps, RefineSettings
 
         settings = RefineSettings(opening_margin=d.opening_margin)
         out, out_scores = [], []

@@ -15,7 +15,7 @@ import datetime
 import sys
 import time
 
-from grasp_autolabel.session import write_atomic
+from grasp_autolabel.core.session import write_atomic
 import numpy as np
 
 __all__ = ['RunLog', 'PROGRESS_EVERY_S', 'plot_losses']

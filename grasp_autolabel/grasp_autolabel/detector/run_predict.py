@@ -19,10 +19,10 @@ import json
 from pathlib import Path
 import time
 
-from grasp_autolabel.camera import depth_at, grasp_poses
-from grasp_autolabel.errors import CommandError
-from grasp_autolabel.session import (expand_sessions, Session, write_png_atomic,
-                                     write_text_atomic)
+from grasp_autolabel.core.camera import depth_at, grasp_poses
+from grasp_autolabel.core.errors import CommandError
+from grasp_autolabel.core.session import (expand_sessions, Session, write_png_atomic,
+                                          write_text_atomic)
 import numpy as np
 
 __all__ = ['expand_sessions', 'predict_sessions', 'MARKER']

@@ -28,6 +28,9 @@ from pathlib import Path
 import sys
 import time
 
+from grasp_autolabel.core.errors import CommandError
+from grasp_autolabel.core.fsio import check_not_input, FolderLock, LOCK_NAME, OutputError
+from grasp_autolabel.core.session import write_text_atomic
 from grasp_autolabel.dataset.store import DatasetError
 from grasp_autolabel.detector.config import DecodeSettings, settings_to_dict, TrainSettings
 from grasp_autolabel.detector.data import GraspItems
@@ -38,9 +41,6 @@ from grasp_autolabel.detector.predict import (CHECKPOINT_FORMAT, checkpoint_meta
                                               CHECKPOINT_VERSION, CheckpointError, load_checkpoint,
                                               load_weights, save_checkpoint)
 from grasp_autolabel.detector.run_log import plot_losses, RunLog
-from grasp_autolabel.errors import CommandError
-from grasp_autolabel.fsio import check_not_input, FolderLock, LOCK_NAME, OutputError
-from grasp_autolabel.session import write_text_atomic
 import numpy as np
 
 __all__ = ['train', 'load_init', 'learning_rate', 'RUN_MARKER']

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 import math
 
 import cv2
-from grasp_autolabel.geometry import as_grasps, normalize_angle
+from grasp_autolabel.core.geometry import as_grasps, normalize_angle
 import numpy as np
 
 __all__ = ['Sample', 'similarity', 'warp', 'random_geometry', 'jitter_colour', 'depth_noise',

@@ -9,12 +9,13 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
-from grasp_autolabel.camera import CameraIntrinsics, same_camera
-from grasp_autolabel.capture import SettleDetector, StampPairer
+from grasp_autolabel.capture import SettleDetector
+from grasp_autolabel.core.camera import CameraIntrinsics, same_camera
+from grasp_autolabel.core.depth import depth_to_metres, metres_to_depth_units
+from grasp_autolabel.core.imageheader import check_pixels, encoded_size
+from grasp_autolabel.core.msg_codecs import camera_info_to_intrinsics, image_to_numpy, to_rgb8
+from grasp_autolabel.core.stamps import StampPairer
 from grasp_autolabel.dataset.bags import BagError, BagSource, cdr_stamp_ns
-from grasp_autolabel.depth import depth_to_metres, metres_to_depth_units
-from grasp_autolabel.imageheader import check_pixels, encoded_size
-from grasp_autolabel.msg_codecs import camera_info_to_intrinsics, image_to_numpy, to_rgb8
 import numpy as np
 
 __all__ = ['ExportOptions', 'Capture', 'find_topics', 'captures', 'average_depth',

@@ -6,7 +6,8 @@ Metrics (JSON on the last line):
     IoU of the refined mask with the removed log's visible mask, over accepted clean steps.
 ``valid_grasps_pct``
     Share of all grasps of accepted steps that are valid for a removed log
-    (:mod:`grasp_autolabel.evaluation`); a grasp on a fault step with nothing removed is invalid.
+    (:mod:`grasp_autolabel.core.evaluation`); a grasp on a fault step with nothing removed is
+    invalid.
 ``coverage_pct``
     Share of good steps (a clean single removal, the log wholly in view) with at least one
     valid grasp.
@@ -34,11 +35,11 @@ import json
 from pathlib import Path
 
 from grasp_autolabel.annotate.reasons import Reason
+from grasp_autolabel.core.errors import CommandError
+from grasp_autolabel.core.evaluation import mask_iou, valid_for_log
+from grasp_autolabel.core.session import read_png
 from grasp_autolabel.dataset.labels import LabelRecord
 from grasp_autolabel.dataset.store import GraspDataset
-from grasp_autolabel.errors import CommandError
-from grasp_autolabel.evaluation import mask_iou, valid_for_log
-from grasp_autolabel.session import read_png
 import numpy as np
 
 __all__ = ['evaluate_labels', 'sensor_name', 'visible_share']

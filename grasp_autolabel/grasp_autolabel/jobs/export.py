@@ -27,7 +27,7 @@ import time
 
 from grasp_autolabel.annotate.config import AnnotateConfig
 from grasp_autolabel.annotate.pipeline import annotate_step
-from grasp_autolabel.camera import same_camera
+from grasp_autolabel.core.camera import same_camera
 from grasp_autolabel.dataset.bags import BagError, BagSource, expand_bags
 from grasp_autolabel.dataset.labels import LabelRecord
 from grasp_autolabel.dataset.store import GraspDataset, intrinsics_to_dict

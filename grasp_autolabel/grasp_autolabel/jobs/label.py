@@ -9,11 +9,11 @@ import time
 
 from grasp_autolabel.annotate.config import AnnotateConfig
 from grasp_autolabel.annotate.pipeline import annotate_step, StepLabel
+from grasp_autolabel.core.session import expand_sessions, Session, SessionError
 from grasp_autolabel.dataset.labels import LabelRecord
 from grasp_autolabel.dataset.propagate import propagate_labels
 from grasp_autolabel.dataset.splits import assign_splits
 from grasp_autolabel.dataset.store import DatasetError, GraspDataset, intrinsics_to_dict
-from grasp_autolabel.session import expand_sessions, Session, SessionError
 
 __all__ = ['label_sessions', 'write_viz', 'finish_job', 'LabelSummary']
 
@@ -187,7 +187,7 @@ def finish_job(ds: GraspDataset, sources, summary: LabelSummary, t0: float) -> L
 def write_viz(ds: GraspDataset, index: int, rgb, k: int, step: StepLabel) -> None:
     """Write the overlay of item ``index`` (pick ``k``, drawn on ``rgb``) in ``DATASET/viz/``."""
     from grasp_autolabel.annotate.viz import draw_label
-    from grasp_autolabel.session import write_png_atomic
+    from grasp_autolabel.core.session import write_png_atomic
 
     text = (
         f'pick {k}: {len(step.grasps)} grasps' if step.accepted else f'pick {k}: rejected, '

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Callable
 
 from grasp_autolabel import __version__
-from grasp_autolabel.session import (FRAME_NAME, write_camera_info_yaml, write_png_atomic,
-                                     write_text_atomic)
+from grasp_autolabel.core.session import (FRAME_NAME, write_camera_info_yaml, write_png_atomic,
+                                          write_text_atomic)
 from grasp_autolabel.sim.cell import CellConfig, SimCell
 import numpy as np
 

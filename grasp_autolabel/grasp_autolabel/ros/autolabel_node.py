@@ -30,18 +30,18 @@ import time
 from grasp_autolabel import __version__
 from grasp_autolabel.annotate import annotate_step, AnnotateConfig, Reason
 from grasp_autolabel.annotate.viz import draw_label
-from grasp_autolabel.capture import StampPairer
+from grasp_autolabel.core.errors import DatasetError, OutputError
+from grasp_autolabel.core.session import SessionError
+from grasp_autolabel.core.stamps import stamp_ns, StampPairer
 from grasp_autolabel.dataset.live import Frame, LiveDataset, SessionView
-from grasp_autolabel.errors import DatasetError, OutputError
 from grasp_autolabel.ros.convert import (camera_info_to_intrinsics, depth_to_metres,
                                          image_to_numpy, metres_to_depth_units, numpy_to_image,
                                          to_rgb8)
-from grasp_autolabel.ros.health import ERROR, Health, OK, stamp_ns, WARN
+from grasp_autolabel.ros.health import ERROR, Health, OK, WARN
 from grasp_autolabel.ros.messages import grasp_markers, grasps_to_msg, SOURCE_ANNOTATION
 from grasp_autolabel.ros.params import declare_parameters, Param, ParameterError
 from grasp_autolabel.ros.qos import CAPTURED, CAPTURED_KEEP, RELIABLE
 from grasp_autolabel.ros.runner import run_node
-from grasp_autolabel.session import SessionError
 import numpy as np
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image

@@ -23,15 +23,16 @@ import shutil
 import sys
 import time
 
-from grasp_autolabel.capture import SessionWriter, SettleDetector, StampPairer
+from grasp_autolabel.capture import SessionWriter, SettleDetector
+from grasp_autolabel.core.session import Session, SessionError
+from grasp_autolabel.core.stamps import stamp_ns, stamp_s, StampPairer
 from grasp_autolabel.ros.convert import (camera_info_to_intrinsics, depth_to_metres,
                                          image_to_numpy, metres_to_depth_units, to_rgb8)
-from grasp_autolabel.ros.health import ERROR, Health, OK, stamp_ns, stamp_s, WARN
+from grasp_autolabel.ros.health import ERROR, Health, OK, WARN
 from grasp_autolabel.ros.params import declare_parameters, Param
 from grasp_autolabel.ros.qos import CAPTURED, SENSOR
 from grasp_autolabel.ros.runner import rejoin, run_node
 from grasp_autolabel.ros.watch import StreamWatch
-from grasp_autolabel.session import Session, SessionError
 import numpy as np
 from rclpy.node import Node
 from sensor_msgs.msg import CameraInfo, Image

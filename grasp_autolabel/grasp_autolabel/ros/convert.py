@@ -1,14 +1,14 @@
 """sensor_msgs/Image and CameraInfo for the nodes.
 
-The readers (``grasp_autolabel.msg_codecs``, no ROS needed) and the depth units
-(``grasp_autolabel.depth``) with the writers that build rclpy messages.
+The readers (``grasp_autolabel.core.msg_codecs``, no ROS needed) and the depth units
+(``grasp_autolabel.core.depth``) with the writers that build rclpy messages.
 """
 from __future__ import annotations
 
-from grasp_autolabel.camera import CameraIntrinsics
-from grasp_autolabel.depth import depth_to_metres, metres_to_depth_units
-from grasp_autolabel.msg_codecs import (camera_info_to_intrinsics, encoding_spec, ENCODINGS,
-                                        image_to_numpy, to_rgb8)
+from grasp_autolabel.core.camera import CameraIntrinsics
+from grasp_autolabel.core.depth import depth_to_metres, metres_to_depth_units
+from grasp_autolabel.core.msg_codecs import (camera_info_to_intrinsics, encoding_spec, ENCODINGS,
+                                             image_to_numpy, to_rgb8)
 import numpy as np
 
 __all__ = ['ENCODINGS', 'image_to_numpy', 'numpy_to_image', 'camera_info_to_intrinsics',

@@ -10,22 +10,9 @@ from collections import Counter
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from grasp_autolabel.ros.qos import RELIABLE
 
-__all__ = ['Health', 'stamp_ns', 'stamp_s', 'OK', 'WARN', 'ERROR']
+__all__ = ['Health', 'OK', 'WARN', 'ERROR']
 
 OK, WARN, ERROR = DiagnosticStatus.OK, DiagnosticStatus.WARN, DiagnosticStatus.ERROR
-
-
-def stamp_ns(stamp) -> int:
-    """Return a builtin_interfaces/Time as integer nanoseconds.
-
-    Exact, so it serves as a key for matching frames.
-    """
-    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
-
-
-def stamp_s(header) -> float:
-    """Return a header's stamp in seconds."""
-    return stamp_ns(header.stamp) * 1e-9
 
 
 class Health:

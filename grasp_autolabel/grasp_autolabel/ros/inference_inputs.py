@@ -10,11 +10,10 @@ from __future__ import annotations
 import threading
 import time
 
-from grasp_autolabel.capture import StampPairer
+from grasp_autolabel.core.stamps import stamp_ns, StampPairer
 from grasp_autolabel.ros.convert import (camera_info_to_intrinsics, depth_to_metres,
                                          image_to_numpy, to_rgb8)
 from grasp_autolabel.ros.frame_taker import FrameTaker
-from grasp_autolabel.ros.health import stamp_ns
 from grasp_autolabel.ros.qos import SENSOR
 from grasp_autolabel.ros.runner import rejoin
 from grasp_autolabel.ros.watch import StreamWatch

@@ -32,20 +32,19 @@ import sys
 import threading
 import time
 
-from grasp_autolabel.camera import depth_at, grasp_poses
+from grasp_autolabel.core.camera import depth_at, grasp_poses
+from grasp_autolabel.core.mounting import Mounting
+from grasp_autolabel.core.stamps import stamp_ns
 from grasp_autolabel.detector.model_files import (default_model_dir, ModelPathError, NO_MODEL,
-                                                  open_model, SHIPPED_DESCRIPTION,
-                                                  shipped_model)
-from grasp_autolabel.mounting import Mounting
+                                                  open_model, SHIPPED_DESCRIPTION, shipped_model)
 from grasp_autolabel.ros.convert import numpy_to_image
-from grasp_autolabel.ros.health import ERROR, Health, OK, stamp_ns, WARN
+from grasp_autolabel.ros.health import ERROR, Health, OK, WARN
 from grasp_autolabel.ros.inference_inputs import CameraInputs
 from grasp_autolabel.ros.messages import grasp_markers, grasps_to_msg, SOURCE_DETECTOR
 from grasp_autolabel.ros.params import declare_parameters, Param
 from grasp_autolabel.ros.planner_outputs import PlannerOutputs
 from grasp_autolabel.ros.qos import RELIABLE
-from grasp_autolabel.ros.robot_frame import (mounting_from_params, MOUNTING_PARAMS,
-                                             offered_grasps)
+from grasp_autolabel.ros.robot_frame import mounting_from_params, MOUNTING_PARAMS, offered_grasps
 from grasp_autolabel.ros.runner import run_node
 from grasp_autolabel_msgs.msg import GraspRectArray
 from grasp_autolabel_msgs.srv import GetGrasps, LoadModel

@@ -4,8 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from geometry_msgs.msg import Pose
-from grasp_autolabel.camera import GraspPose
-from grasp_autolabel.geometry import as_grasps
+from grasp_autolabel.core.camera import GraspPose
+from grasp_autolabel.core.geometry import as_grasps
 from grasp_autolabel.ros.robot_frame import PickFields, pose_msg
 from grasp_autolabel_msgs.msg import GraspRect, GraspRectArray
 import numpy as np
@@ -117,7 +117,7 @@ def grasp_markers(header, grasps, poses, intrinsics):
     orange), after a DELETEALL that clears the previous frame's.
     """
     from geometry_msgs.msg import Point
-    from grasp_autolabel.geometry import rect_to_corners
+    from grasp_autolabel.core.geometry import rect_to_corners
     from visualization_msgs.msg import Marker, MarkerArray
 
     out = MarkerArray()

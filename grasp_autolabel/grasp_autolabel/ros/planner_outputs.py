@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 
 from geometry_msgs.msg import PoseArray
-from grasp_autolabel.ros.health import stamp_ns
+from grasp_autolabel.core.stamps import stamp_ns
 from grasp_autolabel.ros.robot_frame import static_transform, TF_STATIC_QOS
 from grasp_autolabel_msgs.action import SampleGraspPoses
 from grasp_autolabel_msgs.msg import GraspRectArray

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 from geometry_msgs.msg import Pose, TransformStamped
-from grasp_autolabel.mounting import Mounting, MountingError, pick_geometry, PickGeometry
+from grasp_autolabel.core.mounting import Mounting, MountingError, pick_geometry, PickGeometry
 from grasp_autolabel.ros.params import Param, ParameterError
 import numpy as np
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy

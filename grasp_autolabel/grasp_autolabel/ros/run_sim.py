@@ -18,7 +18,7 @@ import signal
 import subprocess
 import sys
 
-from grasp_autolabel.errors import CommandError
+from grasp_autolabel.core.errors import CommandError
 
 CAM = '/camera/camera'
 

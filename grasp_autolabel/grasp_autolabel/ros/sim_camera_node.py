@@ -23,8 +23,8 @@ from __future__ import annotations
 import json
 import sys
 
-from grasp_autolabel.camera import depth_at, grasp_poses
-from grasp_autolabel.mounting import Mounting, pick_geometry, quaternion_to_matrix
+from grasp_autolabel.core.camera import depth_at, grasp_poses
+from grasp_autolabel.core.mounting import Mounting, pick_geometry, quaternion_to_matrix
 from grasp_autolabel.ros.convert import intrinsics_to_camera_info, numpy_to_image
 from grasp_autolabel.ros.params import declare_parameters, Param
 from grasp_autolabel.ros.qos import SENSOR

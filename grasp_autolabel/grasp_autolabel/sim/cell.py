@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 import math
 
-from grasp_autolabel.camera import CameraIntrinsics
+from grasp_autolabel.core.camera import CameraIntrinsics
 from grasp_autolabel.sim.render import Camera, look_at, Occluder, OCCLUDER_ID, Render, render
 from grasp_autolabel.sim.robot import GraspOutcome, Gripper, judge_grasp
 from grasp_autolabel.sim.scene import build_pile, Pile

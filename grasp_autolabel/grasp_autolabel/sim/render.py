@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import math
 
 import cv2
-from grasp_autolabel.camera import CameraIntrinsics
+from grasp_autolabel.core.camera import CameraIntrinsics
 from grasp_autolabel.sim.scene import Log
 import numpy as np
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 import math
 
-from grasp_autolabel.geometry import point_segment_distance
+from grasp_autolabel.core.geometry import point_segment_distance
 import numpy as np
 
 __all__ = ['Log', 'Pile', 'build_pile', 'segment_distance_2d']

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from dataclasses import asdict, fields
 
+from grasp_autolabel.core.errors import UnknownFamilyError
 from grasp_autolabel.detector.models import faster_rcnn, grasp_map
 from grasp_autolabel.detector.models.base import ModelFamily
 from grasp_autolabel.detector.models.faster_rcnn import FasterRCNNNetwork
 from grasp_autolabel.detector.models.grasp_map import GraspMapNetwork
-from grasp_autolabel.errors import UnknownFamilyError
 
 __all__ = ['GraspMapNetwork', 'FasterRCNNNetwork', 'ModelFamily', 'FAMILIES', 'DEFAULT_MODEL',
            'MODELS', 'UnknownFamilyError', 'get_family', 'family', 'network_from_dict',

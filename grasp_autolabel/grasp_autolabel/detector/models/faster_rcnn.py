@@ -28,9 +28,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 import math
 
+from grasp_autolabel.core.geometry import as_grasps, normalize_angle
 from grasp_autolabel.detector.models.base import ModelFamily
 from grasp_autolabel.detector.models.inputs import input_scale, resize_inputs
-from grasp_autolabel.geometry import as_grasps, normalize_angle
 import numpy as np
 
 __all__ = ['FasterRCNNNetwork', 'FAMILY', 'build', 'make_input', 'to_tensor', 'encode_grasps',

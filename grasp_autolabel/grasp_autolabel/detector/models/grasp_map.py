@@ -30,9 +30,9 @@ from dataclasses import dataclass
 import math
 
 import cv2
+from grasp_autolabel.core.geometry import as_grasps, normalize_angle
 from grasp_autolabel.detector.models.base import ModelFamily
 from grasp_autolabel.detector.models.inputs import ground_height, input_scale, resize_inputs
-from grasp_autolabel.geometry import as_grasps, normalize_angle
 import numpy as np
 
 __all__ = ['GraspMapNetwork', 'FAMILY', 'build', 'make_input', 'draw_targets', 'decode',
@@ -201,7 +201,7 @@ def draw_targets(grasps, shape: tuple[int, int], spines=None) -> np.ndarray:
     opening / OPENING_SCALE are the grasp's; elsewhere quality is 0 and the other maps are
     ignored by the loss.
     """
-    from grasp_autolabel.geometry import rect_to_corners
+    from grasp_autolabel.core.geometry import rect_to_corners
 
     g = as_grasps(grasps)
     spines = np.full((len(g), 2, 2),

@@ -18,10 +18,10 @@ from pathlib import Path
 import re
 
 import cv2
-from grasp_autolabel.camera import CameraIntrinsics
-from grasp_autolabel.errors import SessionError
-from grasp_autolabel.fsio import write_atomic, write_text_atomic
-from grasp_autolabel.imageheader import check_pixels, encoded_size, PNG_SIGNATURE
+from grasp_autolabel.core.camera import CameraIntrinsics
+from grasp_autolabel.core.errors import SessionError
+from grasp_autolabel.core.fsio import write_atomic, write_text_atomic
+from grasp_autolabel.core.imageheader import check_pixels, encoded_size, PNG_SIGNATURE
 import numpy as np
 import yaml
 

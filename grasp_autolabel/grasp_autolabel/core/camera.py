@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 import math
 
-from grasp_autolabel.geometry import as_grasps
+from grasp_autolabel.core.geometry import as_grasps
 import numpy as np
 
 __all__ = ['CameraIntrinsics', 'same_camera', 'depth_at', 'GraspPose', 'grasp_pose', 'grasp_poses']

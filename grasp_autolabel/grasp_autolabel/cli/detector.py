@@ -10,9 +10,9 @@ import json
 from pathlib import Path
 import sys
 
+from grasp_autolabel.core.errors import CommandError
+from grasp_autolabel.core.session import SessionError
 from grasp_autolabel.dataset.store import DatasetError
-from grasp_autolabel.errors import CommandError
-from grasp_autolabel.session import SessionError
 
 __all__ = ['train_main', 'evaluate_main', 'export_main', 'predict_main', 'settings_from_args']
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 import math
 
-from grasp_autolabel.errors import MountingError
+from grasp_autolabel.core.errors import MountingError
 import numpy as np
 
 __all__ = ['Mounting', 'MountingError', 'quaternion_to_matrix', 'matrix_to_quaternion',

@@ -10,8 +10,8 @@ import json
 import sys
 import time
 
-from grasp_autolabel.errors import CommandError
-from grasp_autolabel.fsio import claim_output, OutputError
+from grasp_autolabel.core.errors import CommandError
+from grasp_autolabel.core.fsio import claim_output, OutputError
 
 # What `simulate` writes (its --overwrite removes these and nothing else).
 SIMULATED = (r'seq_\d{3}/(camera_info\.yaml|(rgb|depth)/\d{6}\.png|gt/[\w./-]+)',
@@ -118,7 +118,7 @@ def formats_main(args) -> int:
 def export_main(args) -> int:
     from grasp_autolabel.annotate.config import AnnotateConfig, load_config
     from grasp_autolabel.jobs.export import export_bags, ExportOptions
-    from grasp_autolabel.session import read_camera_info_yaml
+    from grasp_autolabel.core.session import read_camera_info_yaml
 
     config = load_config(args.config) if args.config else AnnotateConfig()
     camera = read_camera_info_yaml(args.camera_info)[0] if args.camera_info else None

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 
-from grasp_autolabel.geometry import angle_difference, as_grasps, point_segment_distance
+from grasp_autolabel.core.geometry import angle_difference, as_grasps, point_segment_distance
 import numpy as np
 
 __all__ = ['ValidityRule', 'valid_for_log', 'mask_iou', 'gt_grasps']
@@ -79,7 +79,7 @@ def gt_grasps(log: dict, jaw_px: float, *, n: int = 7, margin: float = 1.3,
     t = np.linspace(0.5 - span / 2, 0.5 + span / 2, n)[:, None]
     centres = a + t * (b - a)
     theta = math.atan2(b[1] - a[1], b[0] - a[0]) + math.pi / 2
-    from grasp_autolabel.geometry import normalize_angle
+    from grasp_autolabel.core.geometry import normalize_angle
 
     out = np.zeros((n, 5))
     out[:, :2] = centres

@@ -22,7 +22,8 @@ from pathlib import Path
 import sys
 import time
 
-from grasp_autolabel.fsio import claim_output, MARKER, OutputError, read_marker, write_text_atomic
+from grasp_autolabel.core.fsio import (claim_output, MARKER, OutputError, read_marker,
+                                       write_text_atomic)
 from grasp_autolabel.jobs.label import label_sessions
 from grasp_autolabel.jobs.simulate import simulate
 from grasp_autolabel.sim import CellConfig
@@ -36,11 +37,11 @@ def live_inference(out: Path, model: Path, *, seed: int, frames: int = 80, fps: 
     Per-frame latency (image stamp -> grasps received), a few overlays, and one ~/get_grasps
     answer.
     """
-    from grasp_autolabel.msg_codecs import image_to_numpy
+    from grasp_autolabel.core.msg_codecs import image_to_numpy
     from grasp_autolabel.ros.cell_client import CellClient
     from grasp_autolabel.ros.qos import RELIABLE
     from grasp_autolabel.ros.run_sim import node_command, NodeProc
-    from grasp_autolabel.session import write_png_atomic
+    from grasp_autolabel.core.session import write_png_atomic
     from grasp_autolabel_msgs.msg import GraspRectArray
     from grasp_autolabel_msgs.srv import GetGrasps
     from sensor_msgs.msg import Image
@@ -90,8 +91,8 @@ def draw_judged(dataset: Path, per_image: list, out: Path, *, limit: int) -> lis
     """Held-out images with their candidates: green valid, red invalid (with the reason)."""
     import cv2
     from grasp_autolabel.dataset.store import GraspDataset
-    from grasp_autolabel.geometry import rect_to_corners
-    from grasp_autolabel.session import write_png_atomic
+    from grasp_autolabel.core.geometry import rect_to_corners
+    from grasp_autolabel.core.session import write_png_atomic
 
     ds = GraspDataset.open(dataset)
     step = max(1, len(per_image) // limit)
@@ -141,7 +142,7 @@ def main(argv=None) -> int:
                                           float(os.environ.get('DEMO_MINUTES', '4'))))
     onnx, heldout_viz = demo.step('evaluate', demo.evaluate)
     lat, live = demo.step('live', lambda: demo.live(onnx))
-    from grasp_autolabel.report import write_report
+    from grasp_autolabel.cli.report import write_report
 
     demo.stats['total_s'] = round(time.perf_counter() - t0, 1)
     write_text_atomic(out / 'stats.json', json.dumps(demo.stats, indent=1) + '\n')

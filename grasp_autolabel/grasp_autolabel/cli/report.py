@@ -7,8 +7,8 @@ import io
 import json
 from pathlib import Path
 
+from grasp_autolabel.core.fsio import write_text_atomic
 from grasp_autolabel.dataset.labels import LabelRecord
-from grasp_autolabel.fsio import write_text_atomic
 import numpy as np
 
 __all__ = ['write_report']

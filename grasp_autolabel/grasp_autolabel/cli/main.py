@@ -1,22 +1,25 @@
 """The ``grasp-autolabel`` command.
 
-Sub-commands are declared here (arguments only) and their implementations imported when they
-run, so ``grasp-autolabel --help`` is instant and commands that need no detector never import
-torch.
+Sub-commands are declared here (arguments only); their implementations live in
+:mod:`.data`, :mod:`.detector` and :mod:`.info`, imported plainly: those modules import what is
+heavy (torch, rosbags, rclpy) inside the command that needs it, so ``grasp-autolabel --help`` is
+instant and commands that need no detector never import torch.
 """
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 from pathlib import Path
 import sys
 import traceback
 
 from grasp_autolabel import __version__
-from grasp_autolabel.cli_types import (fraction, non_negative_float, non_negative_int,
-                                       positive_float, positive_int)
-from grasp_autolabel.errors import CommandError
+from grasp_autolabel.cli import data as data_cmd
+from grasp_autolabel.cli import detector as detector_cmd
+from grasp_autolabel.cli import info as info_cmd
+from grasp_autolabel.cli.argtypes import (fraction, non_negative_float, non_negative_int,
+                                          positive_float, positive_int)
+from grasp_autolabel.core.errors import CommandError
 
 PROG = 'grasp-autolabel'
 
@@ -28,7 +31,7 @@ def _add_info(sub):
                                    'this environment: rclpy and the grasp_autolabel_msgs messages '
                                    '(nodes), rosbags (bag export), torch/torchvision (detector).')
     p.add_argument('--json', action='store_true', help='print one JSON object instead of a table')
-    p.set_defaults(_impl='grasp_autolabel.info:main')
+    p.set_defaults(_impl=info_cmd.main)
 
 
 def _add_simulate(sub):
@@ -75,7 +78,7 @@ def _add_simulate(sub):
                    help='--bag continuous: also record /operator/pick_done (std_msgs/Empty) once '
                         'per still scene')
     p.add_argument('--overwrite', action='store_true', help='replace sequences already in OUT')
-    p.set_defaults(_impl='grasp_autolabel.cli_data:simulate_main')
+    p.set_defaults(_impl=data_cmd.simulate_main)
 
 
 def _add_label(sub):
@@ -100,7 +103,7 @@ def _add_label(sub):
                        help='add to the dataset already in DATASET')
     group.add_argument('--overwrite', action='store_true',
                        help='replace the dataset already in DATASET')
-    p.set_defaults(_impl='grasp_autolabel.cli_data:label_main')
+    p.set_defaults(_impl=data_cmd.label_main)
 
 
 def _add_eval_labels(sub):
@@ -113,7 +116,7 @@ def _add_eval_labels(sub):
     p.add_argument('--gt', type=Path, nargs='+', metavar='SESSION/gt',
                    help='ground-truth folder(s), one per source session in order '
                         "(default: each source session's own gt/)")
-    p.set_defaults(_impl='grasp_autolabel.cli_data:eval_labels_main')
+    p.set_defaults(_impl=data_cmd.eval_labels_main)
 
 
 def _add_run_sim(sub):
@@ -131,7 +134,7 @@ def _add_run_sim(sub):
                    help='camera frame rate (default 30)')
     p.add_argument('--width', type=positive_int, default=640)
     p.add_argument('--height', type=positive_int, default=480)
-    p.set_defaults(_impl='grasp_autolabel.cli_data:run_sim_main')
+    p.set_defaults(_impl=data_cmd.run_sim_main)
 
 
 def _add_convert(sub):
@@ -150,7 +153,7 @@ def _add_convert(sub):
     p.add_argument('--out', type=Path, required=True, help='output folder')
     p.add_argument('--all', action='store_true', help='--to: also the items the gate rejected')
     p.add_argument('--overwrite', action='store_true', help='replace what is in --out')
-    p.set_defaults(_impl='grasp_autolabel.cli_data:formats_main')
+    p.set_defaults(_impl=data_cmd.formats_main)
 
 
 def _add_export(sub):
@@ -192,7 +195,7 @@ def _add_export(sub):
                        help='add to the dataset already in DATASET')
     group.add_argument('--overwrite', action='store_true',
                        help='replace the dataset already in DATASET')
-    p.set_defaults(_impl='grasp_autolabel.cli_data:export_main')
+    p.set_defaults(_impl=data_cmd.export_main)
 
 
 def _add_augment(sub):
@@ -213,7 +216,7 @@ def _add_augment(sub):
     p.add_argument('--max-rotation', type=non_negative_float, default=180.0, metavar='DEG',
                    help='largest rotation (180 deg)')
     p.add_argument('--overwrite', action='store_true', help='replace what is in --out')
-    p.set_defaults(_impl='grasp_autolabel.cli_data:augment_main')
+    p.set_defaults(_impl=data_cmd.augment_main)
 
 
 def _add_split(sub):
@@ -229,7 +232,7 @@ def _add_split(sub):
                    help='share held out (default: as recorded, else 0.2)')
     p.add_argument('--seed', type=non_negative_int, default=None,
                    help='(default: as recorded, else 0)')
-    p.set_defaults(_impl='grasp_autolabel.cli_data:splits_main')
+    p.set_defaults(_impl=data_cmd.splits_main)
 
 
 def _add_train(sub):
@@ -282,7 +285,7 @@ def _add_train(sub):
                         "'shipped': the package's simulator-trained model): fine-tuning, with a "
                         'fresh optimiser and schedule, and --lr defaulting to a fifth of the '
                         "family's. Its network must be the one asked for")
-    p.set_defaults(_impl='grasp_autolabel.cli_detector:train_main')
+    p.set_defaults(_impl=detector_cmd.train_main)
 
 
 def _add_decode_options(p):
@@ -312,7 +315,7 @@ def _add_evaluate(sub):
     p.add_argument('--backend', choices=('auto', 'torch', 'onnx'), default='auto')
     p.add_argument('--device', default='cpu')
     _add_decode_options(p)
-    p.set_defaults(_impl='grasp_autolabel.cli_detector:evaluate_main')
+    p.set_defaults(_impl=detector_cmd.evaluate_main)
 
 
 def _add_export_onnx(sub):
@@ -324,7 +327,7 @@ def _add_export_onnx(sub):
                    help='run folder (its best checkpoint) or .pt checkpoint')
     p.add_argument('--out', required=True, type=Path, help='the .onnx file to write')
     p.add_argument('--overwrite', action='store_true', help='replace --out if it exists')
-    p.set_defaults(_impl='grasp_autolabel.cli_detector:export_main')
+    p.set_defaults(_impl=detector_cmd.export_main)
 
 
 def _add_predict(sub):
@@ -344,7 +347,7 @@ def _add_predict(sub):
     p.add_argument('--backend', choices=('auto', 'torch', 'onnx'), default='auto')
     p.add_argument('--device', default='cpu')
     _add_decode_options(p)
-    p.set_defaults(_impl='grasp_autolabel.cli_detector:predict_main')
+    p.set_defaults(_impl=detector_cmd.predict_main)
 
 
 # Each entry adds one sub-command's parser.
@@ -375,11 +378,9 @@ def main(argv: list[str] | None = None) -> int:
     if not hasattr(args, '_impl'):
         parser.print_help()
         return 2
-    module_name, func_name = args._impl.split(':')
     debug = args.debug or os.environ.get('GRASP_AUTOLABEL_DEBUG') == '1'
     try:
-        func = getattr(importlib.import_module(module_name), func_name)
-        return int(func(args) or 0)
+        return int(args._impl(args) or 0)
     except KeyboardInterrupt:
         print(f'{PROG}: interrupted', file=sys.stderr)
         return 130

@@ -23,8 +23,8 @@ bgra8     uint8    4
 """
 from __future__ import annotations
 
-from grasp_autolabel.camera import CameraIntrinsics
-from grasp_autolabel.imageheader import check_pixels
+from grasp_autolabel.core.camera import CameraIntrinsics
+from grasp_autolabel.core.imageheader import check_pixels
 import numpy as np
 
 __all__ = ['ENCODINGS', 'encoding_spec', 'image_to_numpy', 'to_rgb8', 'camera_info_to_intrinsics']

@@ -3,25 +3,24 @@
 * :class:`SessionWriter` appends frames to a capture session atomically and numbers them
   without gaps across restarts: a frame counts when both its images exist; what a crash left
   half-written is removed when the writer opens the session again.
-* :class:`StampPairer` pairs colour and depth frames by stamp.
+* colour and depth are paired by :class:`~grasp_autolabel.core.stamps.StampPairer`.
 * :class:`SettleDetector` decides when to capture on its own: the scene has changed since the
   last capture and has then stayed still for a while (the arm has left).
 """
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass
 import os
 from pathlib import Path
 
 import cv2
-from grasp_autolabel.camera import CameraIntrinsics, same_camera
-from grasp_autolabel.depth import noise_sigma
-from grasp_autolabel.session import (append_stamp, FRAME_NAME, read_camera_info_yaml,
-                                     SessionError, write_camera_info_yaml, write_png_atomic)
+from grasp_autolabel.core.camera import CameraIntrinsics, same_camera
+from grasp_autolabel.core.depth import noise_sigma
+from grasp_autolabel.core.session import (append_stamp, FRAME_NAME, read_camera_info_yaml,
+                                          SessionError, write_camera_info_yaml, write_png_atomic)
 import numpy as np
 
-__all__ = ['SessionWriter', 'StampPairer', 'SettleDetector']
+__all__ = ['SessionWriter', 'SettleDetector']
 
 
 class SessionWriter:
@@ -109,54 +108,6 @@ class SessionWriter:
             raise
         self.next_index += 1
         return k
-
-
-class StampPairer:
-    """Match the frames of several streams by stamp: the one pairer of the package.
-
-    Colour and depth (capture node, bag export), the three parts of a captured frame (autolabel
-    node, ``max_dt=0``), or a depth frame for a colour frame (inference node, :meth:`take`).
-    Keeps the last ``keep`` unmatched items ``(stamp, payload)`` of each stream; :meth:`add`
-    returns ``{stream: (stamp, payload)}`` as soon as every other stream holds an item within
-    ``max_dt`` of the new one (the nearest is taken), else None. ``dropped`` counts items that
-    left unmatched (a lost or late message).
-    """
-
-    def __init__(self, streams=('colour', 'depth'), max_dt: float = 0.02, keep: int = 5):
-        self.max_dt = max_dt
-        self.queues = {name: deque(maxlen=keep) for name in streams}
-        self.dropped = 0
-
-    def _nearest(self, stream: str, stamp):
-        best = min(self.queues[stream], key=lambda it: abs(it[0] - stamp), default=None)
-        return best if best is not None and abs(best[0] - stamp) <= self.max_dt else None
-
-    def _remove(self, stream: str, item) -> None:
-        queue = self.queues[stream]
-        del queue[next(i for i, it in enumerate(queue) if it is item)]
-
-    def take(self, stream: str, stamp):
-        """Remove and return ``stream``'s item nearest ``stamp`` (within ``max_dt``), or None."""
-        best = self._nearest(stream, stamp)
-        if best is not None:
-            self._remove(stream, best)
-        return best
-
-    def add(self, stream: str, stamp, payload):
-        """Add an item; return the matched set of every stream, or None (the item is kept)."""
-        found = {}
-        for other in self.queues:
-            if other != stream:
-                found[other] = self._nearest(other, stamp)
-                if found[other] is None:
-                    queue = self.queues[stream]
-                    self.dropped += len(queue) == queue.maxlen
-                    queue.append((stamp, payload))
-                    return None
-        for other, item in found.items():
-            self._remove(other, item)
-        found[stream] = (stamp, payload)
-        return found
 
 
 @dataclass

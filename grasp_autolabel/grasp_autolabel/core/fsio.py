@@ -25,7 +25,7 @@ import sys
 import tempfile
 import time
 
-from grasp_autolabel.errors import OutputError
+from grasp_autolabel.core.errors import OutputError
 
 __all__ = ['OutputError', 'write_atomic', 'write_text_atomic', 'copy_atomic', 'fsync_dir',
            'check_not_input', 'claim_output', 'read_marker', 'remove_owned', 'FolderLock',
