@@ -22,6 +22,8 @@ extras = {
              'import-linter>=2.1', 'flake8>=7', 'flake8-blind-except', 'flake8-builtins',
              'flake8-comprehensions', 'flake8-import-order', 'flake8-quotes', 'pydocstyle>=6'],
 }
+# the documentation (docs/), built by test_docs.py as rosdoc2 builds a package's
+extras['docs'] = ['sphinx>=8', 'myst-parser>=4']
 extras['all'] = sorted({req for reqs in extras.values() for req in reqs})
 
 setup(
