@@ -8,7 +8,8 @@ import pytest
 
 rclpy = pytest.importorskip('rclpy')
 from grasp_autolabel.core.evaluation import valid_for_log  # noqa: E402, I100
-from grasp_autolabel.core.session import Session  # noqa: E402
+from grasp_autolabel.core.session import read_stamps, Session  # noqa: E402
+from grasp_autolabel.core.stamps import stamp_ns  # noqa: E402
 from grasp_autolabel.dataset import GraspDataset  # noqa: E402
 from grasp_autolabel.ros.cell_client import CellClient  # noqa: E402
 from grasp_autolabel.ros.messages import msg_to_grasps  # noqa: E402
@@ -86,12 +87,20 @@ def test_pick_then_capture_gives_valid_grasps(rclpy_context, tmp_path):
         for pick in range(5):
             assert lis.call(f'{CAM}/pick').success
             wait_for_fresh_frames(lis)  # fresh frames after the pick reached the capture node
-            n = len(lis.labels)
-            assert lis.call('/capture_node/capture').success
-            assert lis.spin_until(lambda: len(lis.labels) > n, 20), 'no GraspRectArray'
+            reply = lis.call('/capture_node/capture')
+            assert reply.success, reply.message
+            # this pick's label is the one stamped with the frame captured before it (a label
+            # of an earlier step that arrives late, on a loaded machine, is not taken for it)
+            k = int(reply.message.split()[-1])
+            before_ns = read_stamps(tmp_path / 'session')[k - 1]
+
+            def label(stamp=before_ns):
+                return next((m for m in lis.labels if stamp_ns(m.header.stamp) == stamp), None)
+
+            assert lis.spin_until(lambda: label() is not None, 20), 'no GraspRectArray'
             assert lis.spin_until(lambda: len(lis.truth) > pick, 5), 'no ground truth'
             truth = json.loads(lis.truth[pick].data)
-            accepted += _check_valid(lis, lis.labels[-1], truth)
+            accepted += _check_valid(lis, label(), truth)
             if accepted >= 2 and pick >= 3:
                 break
         # every published grasp is valid (checked above); most picks of a 6-log pile seen
