@@ -24,12 +24,16 @@ extras = {
 }
 # the documentation (docs/), built by test_docs.py as rosdoc2 builds a package's
 extras['docs'] = ['sphinx>=8', 'myst-parser>=4']
+# `grasp-autolabel review`, the web page to review labels; its browser tests drive Chromium
+extras['review'] = ['flask>=3']
+extras['test'] += ['playwright>=1.40']
 extras['all'] = sorted({req for reqs in extras.values() for req in reqs})
 
 setup(
     name=package_name,
     version='0.1.0',
     packages=find_packages(exclude=['test']),
+    package_data={package_name: ['cli/review_static/*']},
     data_files=[
         ('share/ament_index/resource_index/packages', ['resource/' + package_name]),
         ('share/' + package_name, ['package.xml']),

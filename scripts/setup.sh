@@ -91,6 +91,19 @@ if ! stamp_ok project grasp_autolabel/setup.py requirements/constraints.txt; the
   stamp_set project grasp_autolabel/setup.py requirements/constraints.txt
 fi
 
+# Chromium for the review page's browser tests (Debian's package, driven by Playwright; its
+# own browser download cannot run here). Tried once: where apt-get cannot (no root, no network)
+# the browser tests skip with the reason.
+if ! command -v chromium >/dev/null && [[ ! -f "$STAMPS/chromium-tried" ]]; then
+  if [[ $EUID -eq 0 ]] && command -v apt-get >/dev/null; then
+    say "chromium for the review page's browser tests (about a minute)"
+    mkdir -p log
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
+      > log/apt-chromium.txt 2>&1 || say "chromium not installed (log/apt-chromium.txt): the browser tests will skip"
+  fi
+  touch "$STAMPS/chromium-tried"
+fi
+
 # colcon workspace. colcon itself skips nothing, so a stamp over the package sources keeps a
 # second run fast.
 COLCON_INPUTS=(grasp_autolabel_msgs/package.xml grasp_autolabel_msgs/CMakeLists.txt

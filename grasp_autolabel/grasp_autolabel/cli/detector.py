@@ -17,7 +17,7 @@ from grasp_autolabel.dataset.store import DatasetError
 __all__ = ['train_main', 'evaluate_main', 'export_main', 'predict_main', 'settings_from_args']
 
 NETWORK_OPTIONS = ('backbone', 'channels', 'input_size', 'width')
-TRAIN_OPTIONS = ('max_steps', 'max_minutes', 'batch_size', 'lr', 'split', 'seed')
+TRAIN_OPTIONS = ('max_steps', 'max_minutes', 'batch_size', 'lr', 'split', 'seed', 'reviewed_only')
 
 
 def _read_yaml(path) -> dict:

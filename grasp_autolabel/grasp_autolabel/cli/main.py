@@ -17,6 +17,7 @@ from grasp_autolabel import __version__
 from grasp_autolabel.cli import data as data_cmd
 from grasp_autolabel.cli import detector as detector_cmd
 from grasp_autolabel.cli import info as info_cmd
+from grasp_autolabel.cli import review as review_cmd
 from grasp_autolabel.cli.argtypes import (fraction, non_negative_float, non_negative_int,
                                           positive_float, positive_int)
 from grasp_autolabel.core.errors import CommandError
@@ -267,6 +268,8 @@ def _add_train(sub):
     p.add_argument('--split', choices=('session', 'image', 'none'),
                    help="which split's train part to train on (default session; none: every item, "
                         'no validation)')
+    p.add_argument('--reviewed-only', dest='reviewed_only', action='store_true', default=None,
+                   help='train only on items a person reviewed (grasp-autolabel review)')
     p.add_argument('--channels',
                    help='input: grasp-map rgbd | depth | rgb (default rgbd); faster-rcnn rgb | '
                         'rgd (default rgd)')
@@ -352,8 +355,8 @@ def _add_predict(sub):
 
 # Each entry adds one sub-command's parser.
 _COMMANDS = [_add_info, _add_simulate, _add_label, _add_eval_labels, _add_run_sim, _add_export,
-             _add_augment,
-             _add_split, _add_convert, _add_train, _add_evaluate, _add_export_onnx, _add_predict]
+             _add_augment, _add_split, _add_convert, _add_train, _add_evaluate, _add_export_onnx,
+             _add_predict, review_cmd.add_parser]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -361,8 +364,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description='Automatic oriented-grasp labels from sequential RGB-D frames of a log pile. '
                     'Grasps are (x, y, theta, w, h) in image pixels: theta is the closing '
-                    'direction '
-                    'from +x towards +y in [-pi/2, pi/2), w the opening, h the jaw size.')
+                    'direction from +x towards +y in [-pi/2, pi/2), w the opening, h the jaw '
+                    'size.')
     parser.add_argument('--version', action='version', version=f'%(prog)s {__version__}')
     parser.add_argument('--debug', action='store_true',
                         help='show full tracebacks on errors (also: GRASP_AUTOLABEL_DEBUG=1)')

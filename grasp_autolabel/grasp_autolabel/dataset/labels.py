@@ -18,12 +18,13 @@ from grasp_autolabel.core.errors import DatasetError
 from grasp_autolabel.core.geometry import as_grasps
 import numpy as np
 
-__all__ = ['LabelRecord', 'LABEL_VERSION']
+__all__ = ['LabelRecord', 'LABEL_VERSION', 'VERDICTS', 'check_review']
 
 LABEL_VERSION = 2
 # optional fields: written only when set (a labels file of `label` has no stamps)
 _OPTIONAL = ('stamp_before_ns', 'stamp_after_ns', 'frames_averaged', 'later_picks',
-             'later_grasps', 'origin', 'augmentation', 'logs')
+             'later_grasps', 'origin', 'augmentation', 'logs', 'review')
+VERDICTS = ('accepted', 'rejected')
 
 
 @dataclass(eq=False)
@@ -58,6 +59,10 @@ class LabelRecord:
     origin: dict | None = None  # an augmented copy: {source (str or int), pick_index}
     augmentation: dict | None = None  # an augmented copy: from_item, copy, matrix (2x3), ...
     logs: list[dict] | None = None  # ground truth: [{spine, grasps}] of every log it teaches
+    # a person's review (grasp-autolabel review): {verdict: 'accepted' | 'rejected' | None
+    # (edited, not decided), grasps: (K, 5) as edited or drawn by hand, at: ISO 8601 UTC};
+    # the automatic grasps above stay as the gate made them
+    review: dict | None = None
     image: str = ''  # the item's files, relative to the dataset (set by GraspDataset)
     depth: str = ''
     mask: str = ''
@@ -118,12 +123,49 @@ class LabelRecord:
                                f'reads up to {LABEL_VERSION} (update it)')
         return cls(**_checked(dict(data), where))
 
+    @property
+    def reviewed(self) -> bool:
+        """Return whether a person decided on this item (accepted or rejected it)."""
+        return bool(self.review) and self.review.get('verdict') in VERDICTS
+
+    def own_grasps(self) -> np.ndarray:
+        """Return the item's own grasps: a person's where reviewed, else the gate's.
+
+        A person's rejection leaves none; their accepted (edited or hand-drawn) grasps replace
+        the automatic ones, also on a pick the gate rejected.
+        """
+        if self.reviewed:
+            if self.review['verdict'] == 'rejected':
+                return np.zeros((0, 5))
+            return as_grasps(self.review.get('grasps') or [])
+        return self.grasps if self.accepted else np.zeros((0, 5))
+
     def all_grasps(self, use_later: bool = True) -> np.ndarray:
-        """Return the grasps the item teaches: its own where accepted, and later picks'."""
-        own = self.grasps if self.accepted else np.zeros((0, 5))
+        """Return the grasps the item teaches: its own (:meth:`own_grasps`), and later picks'."""
+        if self.reviewed and self.review['verdict'] == 'rejected':
+            return np.zeros((0, 5))  # a person left the item out
+        own = self.own_grasps()
         if use_later and self.later_grasps is not None and len(self.later_grasps):
             return np.concatenate([own, self.later_grasps])
         return own
+
+
+def check_review(review, where: str) -> dict:
+    """Return a review checked (verdict, grasps with positive sizes, time); DatasetError."""
+    if not isinstance(review, dict):
+        raise DatasetError(f'{where}: review must be an object, not {type(review).__name__}')
+    verdict = review.get('verdict')
+    if verdict is not None and verdict not in VERDICTS:
+        raise DatasetError(f'{where}: review verdict {verdict!r} is not one of '
+                           f"{', '.join(VERDICTS)} or null")
+    try:
+        grasps = as_grasps(review.get('grasps') or [], name=f'{where} review grasps')
+    except ValueError as exc:
+        raise DatasetError(str(exc)) from None
+    if not np.isfinite(grasps).all() or (grasps[:, 3:5] <= 0).any():
+        raise DatasetError(f'{where}: review grasps need finite values and a positive '
+                           'opening and jaw size')
+    return {**review, 'verdict': verdict, 'grasps': np.round(grasps, 3).tolist()}
 
 
 def _pose(p) -> dict:
@@ -166,6 +208,8 @@ def _checked(data: dict, where: str) -> dict:
     if len(data['scores']) != len(data['grasps']):
         raise DatasetError(f"{where}: {len(data['scores'])} scores for "
                            f"{len(data['grasps'])} grasps")
+    if data.get('review') is not None:
+        data['review'] = check_review(data['review'], where)
     for name in ('image', 'depth', 'mask'):
         if not isinstance(data.setdefault(name, ''), str):
             raise DatasetError(f'{where}: {name}: expected a path, got '

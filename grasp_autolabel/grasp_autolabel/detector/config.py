@@ -57,6 +57,8 @@ class TrainSettings:
     split: str = 'session'  # which split's train part to use: session | image | none
     # also train on later picks' grasps carried back (dataset/propagate.py)
     use_later_grasps: bool = True
+    # train only on items a person reviewed (grasp-autolabel review): accepted, edited, drawn
+    reviewed_only: bool = False
     val_every: int = 100
     seed: int = 0
 

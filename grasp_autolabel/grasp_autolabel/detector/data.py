@@ -50,7 +50,13 @@ def item_logs(label: LabelRecord, later_labels: dict, use_later: bool = True) ->
                  as_grasps(log['grasps']))
                 for log in label.logs if log.get('grasps')]
     out = []
-    if label.accepted and len(label.grasps):
+    if label.reviewed:
+        if label.review['verdict'] == 'rejected':
+            return []  # a person left the item out
+        own = label.own_grasps()  # as edited or drawn: the gate's spine may not be theirs
+        if len(own):
+            out.append((None, own))
+    elif label.accepted and len(label.grasps):
         out.append((label.spine, label.grasps))
     later = label.later_grasps
     if use_later and later is not None and len(later):
@@ -80,7 +86,8 @@ def split_parts(ds: GraspDataset, split: str) -> dict | None:
     return parts
 
 
-def select_items(ds: GraspDataset, part: str, split: str, use_later: bool = False) -> list[int]:
+def select_items(ds: GraspDataset, part: str, split: str, use_later: bool = False,
+                 reviewed_only: bool = False) -> list[int]:
     """Select the items with grasps in ``part`` ("train", "test" or "all") of the ``split`` kind.
 
     See :func:`item_grasps`.
@@ -100,7 +107,9 @@ def select_items(ds: GraspDataset, part: str, split: str, use_later: bool = Fals
                 f'`grasp-autolabel split {ds.path}` or pass --split none --part all'
             )
         items = sorted(set(items) & set(parts.get(part) or []))
-    return [i for i in items if len(item_grasps(ds.read_label(i), use_later))]
+    labels = ((i, ds.read_label(i)) for i in items)
+    return [i for i, lab in labels if len(item_grasps(lab, use_later))
+            and (lab.reviewed or not reviewed_only)]
 
 
 class GraspItems:
@@ -118,7 +127,8 @@ class GraspItems:
         self.settings = train
         self.augment = train.augment if augment is None else augment
         self.family = family(network)
-        self.items = select_items(self.ds, part, train.split, train.use_later_grasps)
+        self.items = select_items(self.ds, part, train.split, train.use_later_grasps,
+                                  train.reviewed_only and part != 'test')
         if not self.items:
             n = len(self.ds.item_indices())
             where = (

@@ -1,0 +1,256 @@
+"""`grasp-autolabel review` (issue 26): decisions saved through the dataset, refusals, training.
+
+The server is the real one (Flask under werkzeug, on a free port); the browser test drives
+Debian's Chromium with Playwright and checks every decision in the files on disk.
+"""
+import json
+import shutil
+import threading
+import urllib.error
+import urllib.request
+
+import numpy as np
+import pytest
+
+pytest.importorskip('flask')
+from grasp_autolabel.cli.review import ReviewServer  # noqa: E402, I100
+from grasp_autolabel.core.fsio import FolderLock  # noqa: E402
+from grasp_autolabel.dataset.store import GraspDataset  # noqa: E402
+from grasp_autolabel.jobs.label import label_sessions  # noqa: E402
+from grasp_autolabel.jobs.simulate import simulate  # noqa: E402
+from grasp_autolabel.sim import CellConfig  # noqa: E402
+
+CHROMIUM = shutil.which('chromium') or shutil.which('chromium-browser')
+
+
+@pytest.fixture(scope='module')
+def labelled(tmp_path_factory):
+    root = tmp_path_factory.mktemp('review')
+    sessions = simulate(root / 'sim', sequences=4, seed=26, progress=False,
+                        config=CellConfig(width=320, height=240, n_logs=(6, 6), fault_rate=0.2))
+    label_sessions(sessions, root / 'ds', progress=False)
+    return root / 'ds'
+
+
+@pytest.fixture
+def dataset(labelled, tmp_path):
+    shutil.copytree(labelled, tmp_path / 'ds')
+    return tmp_path / 'ds'
+
+
+class _Served:
+    def __init__(self, path):
+        self.server = ReviewServer(path, port=0, log=lambda *a, **k: None)
+        self.thread = threading.Thread(target=self.server.serve, daemon=True)
+        self.thread.start()
+
+    def call(self, path, body=None, host=None):
+        req = urllib.request.Request(self.server.url.rstrip('/') + path,
+                                     data=None if body is None else json.dumps(body).encode(),
+                                     headers={'Content-Type': 'application/json'})
+        if host:
+            req.add_header('Host', host)
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read())
+
+    def close(self):
+        self.server.server.shutdown()
+        self.server.close()
+
+
+@pytest.fixture
+def served(dataset):
+    s = _Served(dataset)
+    yield s
+    s.close()
+
+
+def _on_disk(dataset, index):
+    return json.loads((dataset / 'labels' / f'{index:06d}.json').read_text())
+
+
+def test_a_decision_is_saved_at_once_and_keeps_the_automatic_grasps(served, dataset):
+    status, item = served.call('/api/items/1')
+    assert status == 200 and item['grasps'] == item['auto_grasps']
+    before = _on_disk(dataset, 1)
+    edited = [[g[0] + 3.0, g[1], g[2], g[3], g[4]] for g in item['grasps'][:1]]
+    status, back = served.call('/api/items/1/review', {'verdict': 'accepted', 'grasps': edited,
+                                                       'etag': item['etag']})
+    assert status == 200 and back['etag'] != item['etag']
+    after = _on_disk(dataset, 1)
+    assert after['grasps'] == before['grasps']  # the gate's grasps stay as they were
+    assert after['review']['verdict'] == 'accepted'
+    np.testing.assert_allclose(after['review']['grasps'], edited, atol=1e-3)
+    assert after['review']['at'].endswith('+00:00')
+
+
+@pytest.mark.parametrize('body, status, message', [
+    ({'verdict': 'accepted', 'grasps': [[5000.0, 10.0, 0.0, 20.0, 8.0]]}, 400,
+     'lies outside the 320x240 image'),
+    ({'verdict': 'accepted', 'grasps': [[50.0, 50.0, 0.0, 0.0, 8.0]]}, 400, 'positive'),
+    ({'verdict': 'maybe', 'grasps': []}, 400, "review verdict 'maybe' is not one of"),
+])
+def test_bad_grasps_and_verdicts_are_refused_in_one_line_and_nothing_is_written(
+        served, dataset, body, status, message):
+    _, item = served.call('/api/items/0')
+    before = (dataset / 'labels' / '000000.json').read_bytes()
+    code, reply = served.call('/api/items/0/review', {**body, 'etag': item['etag']})
+    assert code == status and message in reply['error'] and '\n' not in reply['error'], reply
+    assert (dataset / 'labels' / '000000.json').read_bytes() == before
+
+
+def test_a_file_changed_on_disk_is_never_overwritten(served, dataset):
+    _, item = served.call('/api/items/0')
+    path = dataset / 'labels' / '000000.json'
+    changed = {**json.loads(path.read_text()), 'info': {'edited': 'elsewhere'}}
+    path.write_text(json.dumps(changed))
+    code, reply = served.call('/api/items/0/review', {'verdict': 'rejected', 'grasps': [],
+                                                      'etag': item['etag']})
+    assert code == 409 and 'changed on disk' in reply['error']
+    assert json.loads(path.read_text()) == changed
+
+
+def test_unknown_items_other_hosts_and_a_second_writer_are_refused(dataset, served):
+    assert served.call('/api/items/999')[0] == 404
+    code, reply = served.call('/api/items', host='attacker.example')
+    assert code == 403 and 'answers only this machine' in reply['error']
+    code, reply = served.call('/api/items?show=sideways')
+    assert code == 400
+    second = _Served(dataset)  # the first server holds the dataset's lock
+    try:
+        assert second.server.read_only
+        _, item = second.call('/api/items/0')
+        code, reply = second.call('/api/items/0/review', {'verdict': 'accepted', 'grasps': [],
+                                                          'etag': item['etag']})
+        assert code == 403 and 'read-only' in reply['error']
+    finally:
+        second.close()
+
+
+def test_training_uses_the_review(dataset):
+    from grasp_autolabel.dataset.review import label_etag, save_review
+    from grasp_autolabel.detector.data import item_logs, select_items
+
+    ds = GraspDataset.open(dataset)
+    labels = {i: ds.read_label(i) for i in ds.item_indices()}
+    accepted = [i for i, lab in labels.items() if lab.accepted and len(lab.grasps)]
+    rejected = [i for i, lab in labels.items() if not lab.accepted]
+    assert accepted and rejected, 'the fixture needs both'
+    drawn = [[160.0, 120.0, 0.3, 30.0, 8.0]]
+    with FolderLock(dataset):
+        save_review(ds, accepted[0], verdict='rejected', grasps=[],
+                    etag=label_etag(ds, accepted[0]))
+        save_review(ds, rejected[0], verdict='accepted', grasps=drawn,
+                    etag=label_etag(ds, rejected[0]))
+    out = ds.read_label(accepted[0])
+    assert len(out.all_grasps()) == 0 and item_logs(out, {}) == []  # a person left it out
+    hand = ds.read_label(rejected[0])
+    logs = item_logs(hand, {}, use_later=False)
+    np.testing.assert_allclose(logs[0][1], drawn)  # the hand label teaches on a gate-rejected pick
+    usable = select_items(ds, 'all', 'none')
+    assert rejected[0] in usable and accepted[0] not in usable
+    assert select_items(ds, 'all', 'none', reviewed_only=True) == [rejected[0]]
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no Chromium here (make setup installs Debian's "
+                                             'chromium where apt-get can)')
+def test_a_person_reviews_20_items_with_the_keyboard_and_edits_with_the_mouse(served, dataset):
+    sync_api = pytest.importorskip('playwright.sync_api')
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=['--no-sandbox'])
+        try:
+            page = browser.new_page(viewport={'width': 1300, 'height': 900})
+            _keyboard_review(page, served.server.url, dataset)
+            _drag_and_turn(page, dataset)
+            _hand_label(page, dataset)
+        finally:
+            browser.close()
+
+
+def _current(page) -> int:
+    return int(page.get_attribute('#view', 'data-index'))
+
+
+def _keyboard_review(page, url, dataset):
+    page.goto(url)
+    page.wait_for_selector('#grid[data-show="all"]')
+    page.click('.cell >> nth=0')
+    page.wait_for_selector('#view image')
+    decided = {}
+    for k in range(20):
+        index = _current(page)
+        key = 'a' if k % 3 else 'r'
+        page.keyboard.press(key)
+        page.wait_for_function(f'document.querySelector("#view").dataset.index != "{index}"')
+        decided[index] = 'accepted' if key == 'a' else 'rejected'
+    page.keyboard.press('u')  # the last decision undone: the item has no verdict again
+    page.wait_for_function(f'document.querySelector("#view").dataset.index == "{index}"')
+    page.wait_for_function('document.querySelector("#view").dataset.verdict == ""')
+    del decided[index]
+    for i, verdict in decided.items():
+        assert _on_disk(dataset, i)['review']['verdict'] == verdict, i
+    assert (_on_disk(dataset, index).get('review') or {}).get('verdict') is None
+
+
+def _grasp_screen_centre(page, k=0):
+    box = page.locator('#view .grasp .body').nth(k).bounding_box()
+    return box['x'] + box['width'] / 2, box['y'] + box['height'] / 2
+
+
+def _drag_and_turn(page, dataset):
+    page.keyboard.press('Escape')
+    page.select_option('#show', 'accepted')
+    page.wait_for_selector('#grid[data-show="accepted"]')
+    page.click('.cell >> nth=0')
+    page.wait_for_selector('#view .grasp')
+    index = _current(page)
+    before = _on_disk(dataset, index)
+    x, y = _grasp_screen_centre(page)
+    page.evaluate('document.querySelector("#status").textContent = ""')
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + 30, y + 20, steps=5)
+    page.mouse.up()
+    page.wait_for_function('document.querySelector("#status").textContent.includes("saved")')
+    # the grasp on top under the mouse (they overlap along a log) moved, and only it
+    shift = np.subtract(_on_disk(dataset, index)['review']['grasps'], before['grasps'])
+    k = int(np.argmax(shift[:, 0]))
+    assert shift[k, 0] > 5 and shift[k, 1] > 3, shift
+    assert np.abs(np.delete(shift, k, axis=0)).max(initial=0) < 1e-6, shift
+    moved = _on_disk(dataset, index)['review']['grasps'][k]
+    box = page.locator('#view .turn').bounding_box()  # the selected grasp's turn handle
+    hx, hy = box['x'] + box['width'] / 2, box['y'] + box['height'] / 2
+    cx, cy = _grasp_screen_centre(page)
+    page.evaluate('document.querySelector("#status").textContent = ""')
+    page.mouse.move(hx, hy)
+    page.mouse.down()
+    page.mouse.move(cx + (hy - cy), cy - (hx - cx), steps=5)  # a quarter turn about the centre
+    page.mouse.up()
+    page.wait_for_function('document.querySelector("#status").textContent.includes("saved")')
+    turned = _on_disk(dataset, index)['review']['grasps'][k]
+    diff = abs((turned[2] - moved[2] + np.pi / 2) % np.pi - np.pi / 2)
+    assert diff > 1.0, (moved, turned)
+    assert _on_disk(dataset, index)['grasps'] == before['grasps']
+
+
+def _hand_label(page, dataset):
+    page.keyboard.press('Escape')
+    page.select_option('#show', 'rejected')
+    page.wait_for_selector('#grid[data-show="rejected"]')
+    page.click('.cell >> nth=0')
+    page.wait_for_selector('#view image')
+    index = _current(page)
+    box = page.locator('#view').bounding_box()
+    page.mouse.move(box['x'] + box['width'] * 0.5, box['y'] + box['height'] * 0.5)
+    page.keyboard.press('g')
+    page.wait_for_selector('#view .grasp')
+    page.keyboard.press('a')
+    page.wait_for_function(f'document.querySelector("#view").dataset.index != "{index}" || '
+                           'document.querySelector("#status").textContent.includes("accepted")')
+    review = _on_disk(dataset, index)['review']
+    assert review['verdict'] == 'accepted' and len(review['grasps']) == 1
+    x, y = review['grasps'][0][:2]
+    assert 100 < x < 220 and 70 < y < 170  # where the mouse was, in image pixels (320x240)
