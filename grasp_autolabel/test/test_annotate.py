@@ -382,10 +382,10 @@ def test_every_setting_has_a_description_and_a_range_that_the_node_declares():
             AnnotateConfig(**{f.name: below})
 
 
-def test_every_reason_and_no_other_is_in_the_readme_table():
+def test_every_reason_and_no_other_is_in_the_docs_table():
     from grasp_autolabel.annotate import Reason
 
-    text = (Path(__file__).resolve().parents[2] / 'README.md').read_text()
+    text = (Path(__file__).resolve().parents[2] / 'docs' / 'annotation.md').read_text()
     table = text[text.index('| reason | when |'):]
     table = table[:table.index('\n\n')]
     rows = [re.findall(r'`([a-z_]+)`', line.split('|')[1]) for line in table.splitlines()[2:]]

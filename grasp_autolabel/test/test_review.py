@@ -4,6 +4,7 @@ The server is the real one (Flask under werkzeug, on a free port); the browser t
 Debian's Chromium with Playwright and checks every decision in the files on disk.
 """
 import json
+from pathlib import Path
 import shutil
 import threading
 import urllib.error
@@ -14,6 +15,7 @@ import pytest
 
 pytest.importorskip('flask')
 from grasp_autolabel.cli.review import ReviewServer  # noqa: E402, I100
+from grasp_autolabel.core.errors import DatasetError  # noqa: E402
 from grasp_autolabel.core.fsio import FolderLock  # noqa: E402
 from grasp_autolabel.dataset.store import GraspDataset  # noqa: E402
 from grasp_autolabel.jobs.label import label_sessions  # noqa: E402
@@ -21,13 +23,14 @@ from grasp_autolabel.jobs.simulate import simulate  # noqa: E402
 from grasp_autolabel.sim import CellConfig  # noqa: E402
 
 CHROMIUM = shutil.which('chromium') or shutil.which('chromium-browser')
+MODEL = Path(__file__).resolve().parents[1] / 'models' / 'sim_grasp_map.onnx'
 
 
 @pytest.fixture(scope='module')
 def labelled(tmp_path_factory):
     root = tmp_path_factory.mktemp('review')
-    sessions = simulate(root / 'sim', sequences=4, seed=26, progress=False,
-                        config=CellConfig(width=320, height=240, n_logs=(6, 6), fault_rate=0.2))
+    sessions = simulate(root / 'sim', sequences=3, seed=26, progress=False,
+                        config=CellConfig(n_logs=(7, 7), fault_rate=0.2))  # 640x480, 21 picks
     label_sessions(sessions, root / 'ds', progress=False)
     return root / 'ds'
 
@@ -38,9 +41,22 @@ def dataset(labelled, tmp_path):
     return tmp_path / 'ds'
 
 
+@pytest.fixture(scope='module')
+def predictions(labelled):
+    """The shipped model's candidates on the dataset's sessions (a `predict` output)."""
+    pytest.importorskip('onnxruntime')
+    from grasp_autolabel.detector.run_predict import predict_sessions
+
+    out = labelled.parent / 'pred'
+    if not out.exists():
+        predict_sessions(MODEL, [labelled.parent / 'sim'], out, progress=False)
+    return out
+
+
 class _Served:
-    def __init__(self, path):
-        self.server = ReviewServer(path, port=0, log=lambda *a, **k: None)
+    def __init__(self, path, predictions=None):
+        self.server = ReviewServer(path, port=0, log=lambda *a, **k: None,
+                                   predictions=predictions)
         self.thread = threading.Thread(target=self.server.serve, daemon=True)
         self.thread.start()
 
@@ -62,8 +78,8 @@ class _Served:
 
 
 @pytest.fixture
-def served(dataset):
-    s = _Served(dataset)
+def served(dataset, predictions):
+    s = _Served(dataset, predictions)
     yield s
     s.close()
 
@@ -89,7 +105,7 @@ def test_a_decision_is_saved_at_once_and_keeps_the_automatic_grasps(served, data
 
 @pytest.mark.parametrize('body, status, message', [
     ({'verdict': 'accepted', 'grasps': [[5000.0, 10.0, 0.0, 20.0, 8.0]]}, 400,
-     'lies outside the 320x240 image'),
+     'lies outside the 640x480 image'),
     ({'verdict': 'accepted', 'grasps': [[50.0, 50.0, 0.0, 0.0, 8.0]]}, 400, 'positive'),
     ({'verdict': 'maybe', 'grasps': []}, 400, "review verdict 'maybe' is not one of"),
 ])
@@ -139,7 +155,7 @@ def test_training_uses_the_review(dataset):
     accepted = [i for i, lab in labels.items() if lab.accepted and len(lab.grasps)]
     rejected = [i for i, lab in labels.items() if not lab.accepted]
     assert accepted and rejected, 'the fixture needs both'
-    drawn = [[160.0, 120.0, 0.3, 30.0, 8.0]]
+    drawn = [[320.0, 240.0, 0.3, 60.0, 16.0]]
     with FolderLock(dataset):
         save_review(ds, accepted[0], verdict='rejected', grasps=[],
                     etag=label_etag(ds, accepted[0]))
@@ -166,6 +182,7 @@ def test_a_person_reviews_20_items_with_the_keyboard_and_edits_with_the_mouse(se
             _keyboard_review(page, served.server.url, dataset)
             _drag_and_turn(page, dataset)
             _hand_label(page, dataset)
+            _mark_candidate(page, served.server.url, dataset)
         finally:
             browser.close()
 
@@ -193,6 +210,22 @@ def _keyboard_review(page, url, dataset):
     for i, verdict in decided.items():
         assert _on_disk(dataset, i)['review']['verdict'] == verdict, i
     assert (_on_disk(dataset, index).get('review') or {}).get('verdict') is None
+
+
+def _mark_candidate(page, url, dataset):
+    page.goto(url)  # a fresh page: what was decided before comes from the files
+    page.wait_for_selector('#grid[data-show="all"]')
+    page.click('.cell:has(.candidate) >> nth=0')
+    page.wait_for_selector('#view .candidate')
+    index = _current(page)
+    box = page.locator('#view .candidate').nth(0).bounding_box()
+    page.evaluate('document.querySelector("#status").textContent = ""')
+    page.mouse.move(box['x'] + box['width'] / 2, box['y'] + box['height'] / 2)
+    page.keyboard.press('w')
+    page.wait_for_function('document.querySelector("#status").textContent.includes("saved")')
+    marks = _on_disk(dataset, index)['review']['candidates']
+    assert [m['mark'] for m in marks] == ['wrong']
+    page.wait_for_selector('#view .candidate.wrong')
 
 
 def _grasp_screen_centre(page, k=0):
@@ -253,4 +286,61 @@ def _hand_label(page, dataset):
     review = _on_disk(dataset, index)['review']
     assert review['verdict'] == 'accepted' and len(review['grasps']) == 1
     x, y = review['grasps'][0][:2]
-    assert 100 < x < 220 and 70 < y < 170  # where the mouse was, in image pixels (320x240)
+    assert 200 < x < 440 and 140 < y < 340  # where the mouse was, in image pixels (640x480)
+
+
+def test_marked_candidates_train_as_positives_and_negatives(served, dataset):
+    from grasp_autolabel.detector.models import family, GraspMapNetwork
+
+    item = next(it for it in served.call('/api/items')[1]['items'] if len(it['candidates']) >= 2)
+    right, wrong = item['candidates'][0]['grasp'], item['candidates'][1]['grasp']
+    code, back = served.call(f"/api/items/{item['index']}/review", {
+        'verdict': None, 'grasps': item['grasps'], 'etag': item['etag'],
+        'candidates': [{'grasp': right, 'mark': 'right'}, {'grasp': wrong, 'mark': 'wrong'}]})
+    assert code == 200, back
+    assert [c['mark'] for c in back['candidates'][:2]] == ['right', 'wrong']
+    label = GraspDataset.open(dataset).read_label(item['index'])
+    np.testing.assert_allclose(label.negatives(), [wrong], atol=1e-3)
+    assert any(np.allclose(g, right, atol=1e-3) for g in label.own_grasps())
+    # the grasp-map's targets: -1 (a marked negative) under the wrong candidate, never over a
+    # positive; the loss weighs it as much as a positive
+    import torch
+
+    net = GraspMapNetwork(input_size=640, width=4)
+    x = np.zeros((5, 480, 640), np.float32)  # the candidates' own pixels
+    maps = family(net).encode_targets(label.own_grasps(), None, x, net,
+                                      np.asarray([wrong]))['maps']
+    assert (maps[0] == -1).any() and not ((maps[0] == -1) & (maps[0] > 0.5)).any()
+    from grasp_autolabel.detector.models.grasp_map import loss
+
+    target = torch.from_numpy(maps)[None]
+    fire = torch.full_like(target, 3.0)  # the network fires everywhere
+    unmarked = target.clone()
+    unmarked[:, 0] = unmarked[:, 0].clamp(min=0)
+    assert loss(fire, target)['quality'] > loss(fire, unmarked)['quality']
+
+
+def test_predictions_for_other_sessions_are_refused_in_one_line(dataset, tmp_path):
+    other = tmp_path / 'other'
+    other.mkdir()
+    (other / 'predictions.json').write_text(json.dumps({'sessions': ['/elsewhere/seq_900']}))
+    with pytest.raises(DatasetError) as err:
+        ReviewServer(dataset, port=0, predictions=other)
+    assert 'predicts sessions seq_900, none of' in str(err.value) and '\n' not in str(err.value)
+    with FolderLock(dataset):  # nothing was held: the dataset is free
+        pass
+
+
+def test_evaluate_reports_the_reviewed_items_apart(dataset):
+    pytest.importorskip('onnxruntime')
+    from grasp_autolabel.dataset.review import label_etag, save_review
+    from grasp_autolabel.detector.evaluate import evaluate
+
+    ds = GraspDataset.open(dataset)
+    with FolderLock(dataset):
+        for i in ds.item_indices()[:2]:
+            save_review(ds, i, verdict='accepted', grasps=ds.read_label(i).grasps,
+                        etag=label_etag(ds, i))
+    r = evaluate(MODEL, dataset, part='all', split='none', progress=False)
+    assert r['images'] == len(ds.item_indices()) and r['reviewed']['images'] == 2
+    assert r['reviewed']['candidates'] <= r['candidates']

@@ -29,12 +29,25 @@ def add_parser(sub) -> None:
                                    "decision is saved at once into the item's labels file.")
     p.add_argument('dataset', help='the grasp dataset folder')
     p.add_argument('--port', type=int, default=8765, help='TCP port (default 8765; 0: any free)')
+    p.add_argument('--predictions', metavar='DIR',
+                   help="a `predict` output over the dataset's sessions: mark the detector's "
+                        'candidates right (y) or wrong (w); they train as positives and negatives')
     p.add_argument('--host', default='127.0.0.1',
                    help='address to listen on (default 127.0.0.1: this machine only)')
     p.set_defaults(_impl=review_main)
 
 
-def _item(ds, index: int, read_only: bool) -> dict:
+def _candidates(label, predicted: dict | None) -> list[dict]:
+    """Return the detector's candidates on an item with a person's marks on them."""
+    marks = {tuple(c['grasp']): c['mark'] for c in (label.review or {}).get('candidates') or []}
+    out = []
+    for g, s in zip((predicted or {}).get('grasps', []), (predicted or {}).get('scores', [])):
+        key = tuple(round(v, 3) for v in g)
+        out.append({'grasp': list(key), 'score': round(s, 3), 'mark': marks.pop(key, None)})
+    return out + [{'grasp': list(g), 'score': None, 'mark': m} for g, m in marks.items()]
+
+
+def _item(ds, index: int, read_only: bool, predictions: dict | None = None) -> dict:
     import cv2
     import numpy as np
 
@@ -52,6 +65,7 @@ def _item(ds, index: int, read_only: bool) -> dict:
             'auto_grasps': label.grasps.tolist(),
             'grasps': edited if review else label.grasps.tolist(),
             'review': review or None, 'verdict': review.get('verdict'), 'outline': outline,
+            'candidates': _candidates(label, (predictions or {}).get(index)),
             'etag': label_etag(ds, index), 'read_only': read_only}
 
 
@@ -90,18 +104,21 @@ def _only_this_machine():
     return None
 
 
-def make_app(ds, *, read_only: bool, loopback_only: bool):
-    """Return the Flask app serving dataset ``ds`` (saves only when not ``read_only``)."""
+def make_app(ds, *, read_only: bool, loopback_only: bool, predictions: dict | None = None):
+    """Return the Flask app serving dataset ``ds`` (saves only when not ``read_only``).
+
+    ``predictions``: the detector's candidates per item (:func:`.load_predictions`), to mark.
+    """
     from flask import Flask
 
     app = Flask(__name__, static_folder=str(STATIC), static_url_path='/static')
     if loopback_only:
         app.before_request(_only_this_machine)
-    _add_routes(app, ds, set(ds.item_indices()), read_only)
+    _add_routes(app, ds, set(ds.item_indices()), read_only, predictions or {})
     return app
 
 
-def _add_routes(app, ds, items: set, read_only: bool) -> None:
+def _add_routes(app, ds, items: set, read_only: bool, predictions: dict) -> None:
     from flask import abort, jsonify, request, send_file
 
     from grasp_autolabel.dataset.review import ReviewConflict, save_review
@@ -120,13 +137,13 @@ def _add_routes(app, ds, items: set, read_only: bool) -> None:
         show = request.args.get('show', 'all')
         if show not in FILTERS and not show.startswith('reason:'):
             return _error(400, f'show={show!r}: one of {", ".join(FILTERS)} or reason:NAME')
-        listed = [_item(ds, i, read_only) for i in sorted(items)]
+        listed = [_item(ds, i, read_only, predictions) for i in sorted(items)]
         return jsonify(dataset=str(ds.path), read_only=read_only,
                        items=[it for it in listed if _matches(it, show)])
 
     @app.get('/api/items/<int:index>')
     def get_item(index: int):
-        return jsonify(_item(ds, known(index), read_only))
+        return jsonify(_item(ds, known(index), read_only, predictions))
 
     @app.get('/image/<int:index>')
     def image(index: int):
@@ -142,12 +159,13 @@ def _add_routes(app, ds, items: set, read_only: bool) -> None:
             return _error(400, 'expected a JSON object with verdict, grasps and etag')
         try:
             etag = save_review(ds, index, verdict=body.get('verdict'),
-                               grasps=body.get('grasps'), etag=str(body['etag']))
+                               grasps=body.get('grasps'), etag=str(body['etag']),
+                               candidates=body.get('candidates'))
         except ReviewConflict as exc:
             return _error(409, str(exc))
         except (DatasetError, ValueError) as exc:
             return _error(400, str(exc))
-        return jsonify(_item(ds, index, read_only) | {'etag': etag})
+        return jsonify(_item(ds, index, read_only, predictions) | {'etag': etag})
 
 
 class ReviewServer:
@@ -156,14 +174,17 @@ class ReviewServer:
     A dataset another writer holds is served read-only, with a message.
     """
 
-    def __init__(self, dataset, host: str = '127.0.0.1', port: int = 8765, log=print):
+    def __init__(self, dataset, host: str = '127.0.0.1', port: int = 8765, log=print,
+                 predictions=None):
         import logging
 
         from werkzeug.serving import make_server
 
+        from grasp_autolabel.dataset.review import load_predictions
         from grasp_autolabel.dataset.store import GraspDataset
 
         self.ds = GraspDataset.open(dataset)
+        predicted = load_predictions(self.ds, predictions) if predictions else None
         self.lock, self.read_only = self.ds.lock(), False
         try:
             self.lock.__enter__()
@@ -171,7 +192,8 @@ class ReviewServer:
             self.lock, self.read_only = None, True
             log(f'review: {exc}; opened read-only (decisions cannot be saved)', file=sys.stderr)
         loopback = ipaddress.ip_address(host if host != 'localhost' else '127.0.0.1').is_loopback
-        app = make_app(self.ds, read_only=self.read_only, loopback_only=loopback)
+        app = make_app(self.ds, read_only=self.read_only, loopback_only=loopback,
+                       predictions=predicted)
         logging.getLogger('werkzeug').setLevel(logging.WARNING)  # not a line per request
         try:
             self.server = make_server(host, port, app, threaded=True)
@@ -200,7 +222,7 @@ def review_main(args) -> int:
         import flask  # noqa: F401
     except ImportError:
         raise CommandError('review needs Flask: pip install "grasp_autolabel[review]"') from None
-    server = ReviewServer(args.dataset, args.host, args.port)
+    server = ReviewServer(args.dataset, args.host, args.port, predictions=args.predictions)
     print(f'review: {server.ds.path} ({len(server.ds.item_indices())} items) at {server.url} '
           '(Ctrl-C to stop)', flush=True)
     try:

@@ -125,24 +125,37 @@ class LabelRecord:
 
     @property
     def reviewed(self) -> bool:
-        """Return whether a person decided on this item (accepted or rejected it)."""
-        return bool(self.review) and self.review.get('verdict') in VERDICTS
+        """Return whether a person decided on this item or marked a detector's candidate."""
+        review = self.review or {}
+        return review.get('verdict') in VERDICTS or bool(review.get('candidates'))
+
+    def _marked(self, mark: str) -> np.ndarray:
+        rows = [c['grasp'] for c in (self.review or {}).get('candidates') or []
+                if c.get('mark') == mark]
+        return as_grasps(rows)
+
+    def negatives(self) -> np.ndarray:
+        """Return the detector's candidates a person marked wrong, ``(M, 5)``."""
+        return self._marked('wrong')
 
     def own_grasps(self) -> np.ndarray:
         """Return the item's own grasps: a person's where reviewed, else the gate's.
 
         A person's rejection leaves none; their accepted (edited or hand-drawn) grasps replace
-        the automatic ones, also on a pick the gate rejected.
+        the automatic ones, also on a pick the gate rejected; candidates they marked right join.
         """
-        if self.reviewed:
-            if self.review['verdict'] == 'rejected':
-                return np.zeros((0, 5))
-            return as_grasps(self.review.get('grasps') or [])
-        return self.grasps if self.accepted else np.zeros((0, 5))
+        verdict = (self.review or {}).get('verdict')
+        if verdict == 'rejected':
+            return np.zeros((0, 5))
+        if verdict == 'accepted':
+            base = as_grasps(self.review.get('grasps') or [])
+        else:
+            base = self.grasps if self.accepted else np.zeros((0, 5))
+        return np.concatenate([base, self._marked('right')])
 
     def all_grasps(self, use_later: bool = True) -> np.ndarray:
         """Return the grasps the item teaches: its own (:meth:`own_grasps`), and later picks'."""
-        if self.reviewed and self.review['verdict'] == 'rejected':
+        if (self.review or {}).get('verdict') == 'rejected':
             return np.zeros((0, 5))  # a person left the item out
         own = self.own_grasps()
         if use_later and self.later_grasps is not None and len(self.later_grasps):

@@ -18,7 +18,10 @@ from grasp_autolabel.dataset.labels import check_review
 from grasp_autolabel.dataset.store import GraspDataset
 import numpy as np
 
-__all__ = ['ReviewConflict', 'label_etag', 'save_review', 'item_size']
+__all__ = ['ReviewConflict', 'label_etag', 'save_review', 'item_size', 'load_predictions',
+           'MARKS']
+
+MARKS = ('right', 'wrong')  # a person's mark on a detector's candidate
 
 
 class ReviewConflict(DatasetError):
@@ -40,7 +43,7 @@ def item_size(ds: GraspDataset, index: int) -> tuple[int, int]:
 
 
 def save_review(ds: GraspDataset, index: int, *, verdict: str | None, grasps, etag: str,
-                now: datetime.datetime | None = None) -> str:
+                candidates=None, now: datetime.datetime | None = None) -> str:
     """Save a person's decision on item ``index``; return the file's new etag.
 
     Raises
@@ -70,5 +73,58 @@ def save_review(ds: GraspDataset, index: int, *, verdict: str | None, grasps, et
     label = ds.read_label(index)
     stamp = (now or datetime.datetime.now(datetime.timezone.utc)).isoformat(timespec='seconds')
     label.review = {**review, 'at': stamp}
+    if candidates:
+        label.review['candidates'] = _marked(candidates, where)
     ds.write_label(index, label)
     return label_etag(ds, index)
+
+
+def _marked(candidates, where: str) -> list[dict]:
+    """Return the detector's candidates a person marked, ``[{grasp, mark}]``, checked."""
+    out = []
+    for c in candidates:
+        if not isinstance(c, dict) or c.get('mark') not in MARKS:
+            raise DatasetError(f'{where}: a candidate mark must be one of {", ".join(MARKS)}')
+        g = as_grasps([c.get('grasp')], name=f'{where} candidate')
+        out.append({'grasp': np.round(g[0], 3).tolist(), 'mark': c['mark']})
+    return out
+
+
+def load_predictions(ds: GraspDataset, folder) -> dict[int, dict]:
+    """Return ``{item: {'grasps': (K, 5) list, 'scores': [...]}}`` from a ``predict`` output.
+
+    ``folder`` is what ``grasp-autolabel predict`` wrote over the dataset's capture sessions
+    (``predictions.json``, ``SESSION/grasps/NNNNNN.json``); an item's candidates are those of its
+    before-frame.
+
+    Raises
+    ------
+    DatasetError
+        Not a ``predict`` output, or one for other sessions than the dataset's (named).
+    """
+    from pathlib import Path
+
+    from grasp_autolabel.core.session import read_json
+
+    folder = Path(folder)
+    meta = read_json(folder / 'predictions.json', what='predict output (--predictions)')
+    predicted = {str(Path(p).resolve()): Path(p).name for p in meta.get('sessions') or []}
+    ours = {k: src.get('session') for k, src in enumerate(ds.sources)}
+    matched = {k: predicted[str(Path(p).resolve())] for k, p in ours.items()
+               if p and str(Path(p).resolve()) in predicted}
+    if not matched:
+        raise DatasetError(f'--predictions {folder}: predicts sessions '
+                           f"{', '.join(sorted(predicted.values())) or 'none'}, none of "
+                           f"{ds.path}'s ({', '.join(str(p) for p in ours.values())})")
+    out = {}
+    for i in ds.item_indices():
+        label = ds.read_label(i)
+        if label.source not in matched:
+            continue
+        frame = label.frame_before if label.frame_before is not None else label.pick_index
+        path = folder / matched[label.source] / 'grasps' / f'{frame:06d}.json'
+        if path.is_file():
+            rec = read_json(path, what='predicted grasps')
+            out[i] = {'grasps': as_grasps(rec.get('grasps') or [], name=str(path)).tolist(),
+                      'scores': [float(s) for s in rec.get('scores') or []]}
+    return out

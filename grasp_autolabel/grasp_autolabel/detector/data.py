@@ -51,7 +51,7 @@ def item_logs(label: LabelRecord, later_labels: dict, use_later: bool = True) ->
                 for log in label.logs if log.get('grasps')]
     out = []
     if label.reviewed:
-        if label.review['verdict'] == 'rejected':
+        if label.review.get('verdict') == 'rejected':
             return []  # a person left the item out
         own = label.own_grasps()  # as edited or drawn: the gate's spine may not be theirs
         if len(own):
@@ -164,7 +164,8 @@ class GraspItems:
             if cam:
                 fx.append(cam[0].fx)
             s = self.family.input_scale(size[0], size[1], network)
-            self._samples.append(scale_sample(Sample(rgb, depth, g, spines), s))
+            self._samples.append(scale_sample(Sample(rgb, depth, g, spines,
+                                                     label.negatives()), s))
         if len(sizes) > 1:
             (s0, i0), (s1, i1) = list(sizes.items())[:2]
             raise DatasetError(f'{path}: images of different sizes ({s0[0]}x{s0[1]} in item {i0}, '
@@ -193,7 +194,8 @@ class GraspItems:
         x = self.family.to_tensor(s.rgb, s.depth_m, self.network)
         target = {'grasps': torch.from_numpy(as_grasps(s.grasps).astype(np.float32))}
         target.update({k: torch.from_numpy(v) for k, v in
-                       self.family.encode_targets(s.grasps, s.spines, x, self.network).items()})
+                       self.family.encode_targets(s.grasps, s.spines, x, self.network,
+                                                  s.negatives).items()})
         return torch.from_numpy(x), target
 
     def __getitem__(self, index: int):

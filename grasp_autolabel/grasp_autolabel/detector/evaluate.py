@@ -188,7 +188,8 @@ def evaluate(model, dataset, *, part: str = 'test', split: str | None = None,
     if not items:
         raise DatasetError(f'{dataset}: no item to evaluate in the {split}-wise {part} part')
     counts, reasons, missed = Counter(), Counter(), Counter()
-    times, per_image = [], []
+    times, per_image, rev = [], [], {'items': [], 'counts': Counter(), 'reasons': Counter(),
+                                     'times': []}
     for i in tqdm(items, unit='image', desc='evaluate', disable=not progress, dynamic_ncols=True):
         label = ds.read_label(i)
         rgb = ds.read_rgb(i)
@@ -200,15 +201,22 @@ def evaluate(model, dataset, *, part: str = 'test', split: str | None = None,
         grasps, scores = pred.predict(rgb, depth, fx=cam[0].fx if cam else None, decode=decode,
                                       trace=trace)
         times.append(time.perf_counter() - t0)
+        mine, why = Counter(), Counter()
         record = _score_image(ds, i, label, grasps, scores,
-                              pred.decode.jaw_width_m * (cam[0].fx if cam else 615.0),
-                              counts, reasons)
+                              pred.decode.jaw_width_m * (cam[0].fx if cam else 615.0), mine, why)
+        _add(counts, reasons, mine, why)
+        if label.reviewed:  # the items a person reviewed, reported apart as well
+            _add(rev['counts'], rev['reasons'], mine, why)
+            rev['items'].append(i)
+            rev['times'].append(times[-1])
         if record['valid'] is not None:
             missed.update(missed_causes(grasps, trace, record.pop('free'), record.pop('covered'),
                                         pred.network, decode or pred.decode))
         if details:
             per_image.append(record)
     r = _summary(items, pred, counts, reasons, times)
+    r['reviewed'] = (_summary(rev['items'], pred, rev['counts'], rev['reasons'], rev['times'])
+                     if rev['items'] else None)
     r['missed_by_cause'] = {k: sum(v for c, v in missed.items() if c.split(':')[0] == k)
                             for k in MISSED_CAUSES}
     r['missed_by_depth_check'] = {c.split(':')[1]: v for c, v in sorted(missed.items())
@@ -216,6 +224,11 @@ def evaluate(model, dataset, *, part: str = 'test', split: str | None = None,
     if details:
         r['per_image'] = per_image
     return r
+
+
+def _add(counts: Counter, reasons: Counter, mine: Counter, why: Counter) -> None:
+    counts.update(mine)
+    reasons.update(why)
 
 
 def _score_image(ds, i: int, label: LabelRecord, grasps, scores, jaw_px_m: float, counts: Counter,

@@ -27,16 +27,19 @@ class Sample:
 
     Colour ``(H, W, 3)`` uint8 (or None), depth ``(H, W)`` float32 metres (0 = invalid, or None),
     grasps ``(N, 5)`` in its pixels (the grasp convention) and, per grasp, the spine of the log it
-    grasps ``(N, 2, 2)`` (two end points; NaN where unknown).
+    grasps ``(N, 2, 2)`` (two end points; NaN where unknown); ``negatives`` ``(M, 5)``: places a
+    person marked as wrong grasps (the network must learn not to fire there).
     """
 
     rgb: np.ndarray | None
     depth_m: np.ndarray | None
     grasps: np.ndarray
     spines: np.ndarray | None = None
+    negatives: np.ndarray | None = None
 
     def __post_init__(self):
         self.grasps = as_grasps(self.grasps)
+        self.negatives = as_grasps(self.negatives if self.negatives is not None else [])
         if self.spines is None:
             self.spines = np.full((len(self.grasps), 2, 2), np.nan)
         self.spines = np.asarray(self.spines, dtype=np.float64).reshape(len(self.grasps), 2, 2)
@@ -71,8 +74,14 @@ def warp(sample: Sample, matrix: np.ndarray) -> Sample:
                                                                flags=cv2.INTER_NEAREST,
                                                                borderMode=cv2.BORDER_CONSTANT,
                                                                borderValue=0)
-    g = sample.grasps.copy()
-    spines = sample.spines.copy()
+    g, spines = _warp_grasps(sample.grasps, sample.spines, m, w, h)
+    neg, _ = _warp_grasps(sample.negatives, np.zeros((len(sample.negatives), 2, 2)), m, w, h)
+    return Sample(rgb, depth, g, spines, neg)
+
+
+def _warp_grasps(grasps, spines, m, w: int, h: int):
+    """Return grasps and their spines moved by ``m``, those whose centre left the image dropped."""
+    g, spines = grasps.copy(), spines.copy()
     if len(g):
         lin = m[:, :2]
         s = math.sqrt(abs(np.linalg.det(lin)))
@@ -83,7 +92,7 @@ def warp(sample: Sample, matrix: np.ndarray) -> Sample:
         g[:, 3:5] *= s
         inside = (g[:, 0] >= 0) & (g[:, 0] <= w - 1) & (g[:, 1] >= 0) & (g[:, 1] <= h - 1)
         g, spines = g[inside], spines[inside]
-    return Sample(rgb, depth, g, spines)
+    return g, spines
 
 
 def scale_sample(sample: Sample, scale: float) -> Sample:
@@ -95,10 +104,11 @@ def scale_sample(sample: Sample, scale: float) -> Sample:
     from grasp_autolabel.detector.models.inputs import resize_inputs
 
     rgb, depth = resize_inputs(sample.rgb, sample.depth_m, scale)
-    g = sample.grasps.copy()
-    g[:, :2] = (g[:, :2] + 0.5) * scale - 0.5
-    g[:, 3:5] *= scale
-    return Sample(rgb, depth, g, (sample.spines + 0.5) * scale - 0.5)
+    g, neg = sample.grasps.copy(), sample.negatives.copy()
+    for rows in (g, neg):
+        rows[:, :2] = (rows[:, :2] + 0.5) * scale - 0.5
+        rows[:, 3:5] *= scale
+    return Sample(rgb, depth, g, (sample.spines + 0.5) * scale - 0.5, neg)
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,8 @@
 // opening (along it), h the jaw size. Every decision and edit is saved at once.
 'use strict';
 const SVGNS = 'http://www.w3.org/2000/svg';
-const state = { items: [], pos: -1, item: null, grasps: [], selected: -1, undo: [], mouse: [0, 0],
-                drag: null };
+const state = { items: [], pos: -1, item: null, grasps: [], cands: [], selected: -1, undo: [],
+                mouse: [0, 0], drag: null, hoverCand: -1, keyAt: null };
 const $ = (id) => document.getElementById(id);
 
 function el(name, attrs, parent) {
@@ -44,11 +44,15 @@ function drawGrasp(svg, g, k, editable) {
   }
 }
 
-function drawItem(svg, item, grasps, editable) {
+function drawItem(svg, item, grasps, editable, cands) {
   svg.replaceChildren();
   svg.setAttribute('viewBox', `0 0 ${item.width} ${item.height}`);
   el('image', { href: `/image/${item.index}`, width: item.width, height: item.height }, svg);
   for (const poly of item.outline) el('polygon', { points: poly.map((p) => p.join(',')).join(' '), class: 'outline' }, svg);
+  (cands || []).forEach((c, k) => {  // the detector's candidates, under the labels
+    el('polygon', { points: corners(c.grasp).map((p) => p.join(',')).join(' '), 'data-c': k,
+                    class: 'candidate' + (c.mark ? ' ' + c.mark : '') }, svg);
+  });
   grasps.forEach((g, k) => drawGrasp(svg, g, k, editable));
 }
 
@@ -76,7 +80,7 @@ async function loadGrid() {
     cell.className = 'cell' + (it.verdict ? ` reviewed-${it.verdict}` : '');
     cell.dataset.index = it.index;
     const svg = el('svg', {}, cell);
-    drawItem(svg, it, it.grasps, false);
+    drawItem(svg, it, it.grasps, false, it.candidates);
     const p = document.createElement('p');
     p.textContent = `#${it.index} ${it.accepted ? 'accepted' : it.reason}` +
                     (it.verdict ? ` / ${it.verdict} by a person` : '');
@@ -87,21 +91,35 @@ async function loadGrid() {
   grid.dataset.show = show;
 }
 
+let navigations = 0;
 async function openItem(pos) {
   if (pos < 0 || pos >= state.items.length) return;
+  const mine = ++navigations;
+  const item = await call(`/api/items/${state.items[pos].index}`);
+  const img = new Image();  // decoded before it is drawn: the item appears whole, at once
+  img.src = `/image/${item.index}`;
+  await img.decode().catch(() => {});
+  if (mine !== navigations) return;  // the person went on meanwhile
   state.pos = pos;
-  state.item = await call(`/api/items/${state.items[pos].index}`);
+  state.item = item;
   state.grasps = state.item.grasps.map((g) => g.slice());
+  state.cands = state.item.candidates.map((c) => ({ ...c }));
   state.selected = -1;
   $('grid').hidden = true; $('item').hidden = false;
   location.hash = `#/item/${state.item.index}`;
   redraw();
   $('view').focus();
+  if (state.keyAt !== null) {  // key press -> this item drawn (bench/review.py reads them)
+    const t0 = state.keyAt;
+    state.keyAt = null;
+    requestAnimationFrame(() => window.reviewTimings.push(performance.now() - t0));
+  }
 }
+window.reviewTimings = [];
 
 function redraw() {
   const it = state.item;
-  drawItem($('view'), it, state.grasps, !it.read_only);
+  drawItem($('view'), it, state.grasps, !it.read_only, state.cands);
   $('title').textContent = `item ${it.index} (${state.pos + 1} of ${state.items.length})`;
   $('gate').textContent = it.accepted ? 'the gate accepted it' : `the gate rejected it: ${it.reason} (${it.detail})`;
   $('verdict').textContent = it.verdict ? `reviewed: ${it.verdict}` : 'not reviewed';
@@ -111,9 +129,13 @@ function redraw() {
 
 async function save(verdict, record = true) {
   const it = state.item;
-  if (record) state.undo.push({ pos: state.pos, verdict: it.verdict, grasps: it.grasps.map((g) => g.slice()) });
+  if (record) state.undo.push({ pos: state.pos, verdict: it.verdict, grasps: it.grasps.map((g) => g.slice()),
+                                cands: it.candidates.map((c) => ({ ...c })) });
   try {
-    const back = await call(`/api/items/${it.index}/review`, { verdict, grasps: state.grasps, etag: it.etag });
+    const candidates = state.cands.filter((c) => c.mark).map((c) => ({ grasp: c.grasp, mark: c.mark }));
+    const back = await call(`/api/items/${it.index}/review`,
+                            { verdict, grasps: state.grasps, etag: it.etag, candidates });
+    state.cands = back.candidates.map((c) => ({ ...c }));
     Object.assign(it, back);
     state.items[state.pos].verdict = back.verdict;
     say(`item ${it.index} saved${verdict ? ': ' + verdict : ''}`);
@@ -129,6 +151,7 @@ async function undo() {
   if (!last) return say('nothing to undo');
   if (last.pos !== state.pos) await openItem(last.pos);
   state.grasps = last.grasps.map((g) => g.slice());
+  state.cands = last.cands;
   await save(last.verdict, false);  // undoing is not itself undone
 }
 
@@ -148,7 +171,8 @@ async function onKey(evt) {
   if ($('item').hidden || evt.ctrlKey || evt.metaKey || evt.altKey) return;
   const key = evt.key;
   const ro = state.item.read_only;
-  if (key === 'Escape') { $('item').hidden = true; $('grid').hidden = false; location.hash = '#/'; return loadGrid(); }
+  state.keyAt = performance.now();
+  if (key === 'Escape') { navigations++; $('item').hidden = true; $('grid').hidden = false; location.hash = '#/'; return loadGrid(); }
   if (key === 'n' || key === 'ArrowRight') return openItem(state.pos + 1);
   if (key === 'p' || key === 'ArrowLeft') return openItem(state.pos - 1);
   if (ro) return say('read-only: another writer holds the dataset');
@@ -158,6 +182,11 @@ async function onKey(evt) {
     return openItem(Math.min(state.pos + 1, state.items.length - 1));
   }
   if (key === 'u') return undo();
+  if ((key === 'y' || key === 'w') && state.hoverCand >= 0) {  // a candidate right or wrong
+    const c = state.cands[state.hoverCand], mark = key === 'y' ? 'right' : 'wrong';
+    c.mark = c.mark === mark ? null : mark;
+    return save(state.item.verdict);
+  }
   if (key === 'g') {
     const [x, y] = state.mouse;
     state.grasps.push([x, y, 0, medianOf(3, 40), medianOf(4, 10)]);
@@ -183,6 +212,9 @@ function onDown(evt) {
 
 function onMove(evt) {
   state.mouse = svgPoint(evt);
+  const under = document.elementsFromPoint(evt.clientX, evt.clientY)
+    .find((e) => e.dataset && e.dataset.c !== undefined);
+  state.hoverCand = under ? +under.dataset.c : -1;
   const d = state.drag;
   if (!d) return;
   const [mx, my] = state.mouse, g = state.grasps[d.k], s = d.start;

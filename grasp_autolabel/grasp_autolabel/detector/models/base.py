@@ -58,7 +58,7 @@ class ModelFamily:
     def make_input(self, rgb, depth_m, network):
         raise NotImplementedError
 
-    def encode_targets(self, grasps, spines, x, network) -> dict:
+    def encode_targets(self, grasps, spines, x, network, negatives=None) -> dict:
         raise NotImplementedError
 
     def loss(self, model, images: list, targets: list) -> dict:

@@ -267,8 +267,8 @@ class FasterRCNNFamily(ModelFamily):
     to_tensor = staticmethod(to_tensor)
     make_input = staticmethod(make_input)
 
-    def encode_targets(self, grasps, spines, x, network):
-        return encode_grasps(grasps, network)
+    def encode_targets(self, grasps, spines, x, network, negatives=None):
+        return encode_grasps(grasps, network)  # a box detector has no map to mark negatives in
 
     def loss(self, model, images, targets):
         return model(list(images), [{'boxes': t['boxes'], 'labels': t['labels']}

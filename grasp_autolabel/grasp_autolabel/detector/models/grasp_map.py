@@ -253,14 +253,16 @@ def activate(raw):
 def loss(raw, target, *, positive_weight: float = 4.0) -> dict:
     """Per-pixel losses.
 
-    BCE on the quality logits (positives weighted), smooth-L1 on the angle and the opening where
-    the target's quality is 1 (elsewhere they are undefined).
+    BCE on the quality logits (positives weighted, and the negatives a person marked, where the
+    target's quality is -1, as much), smooth-L1 on the angle and the opening where the target's
+    quality is 1 (elsewhere they are undefined).
     """
     import torch.nn.functional as F
 
-    q = target[:, 0]
+    marked = target[:, 0] < 0
+    q = target[:, 0].clamp(min=0.0)
     pos = q > 0.5
-    weight = 1.0 + (positive_weight - 1.0) * q
+    weight = 1.0 + (positive_weight - 1.0) * (q + marked.float())
     l_q = F.binary_cross_entropy_with_logits(raw[:, 0], q, weight=weight)
     n = pos.sum().clamp(min=1)
     l_ang = (F.smooth_l1_loss(raw[:, 1], target[:, 1], reduction='none', beta=0.1)
@@ -334,8 +336,13 @@ class GraspMapFamily(ModelFamily):
     to_tensor = staticmethod(to_tensor)
     make_input = staticmethod(make_input)
 
-    def encode_targets(self, grasps, spines, x, network):
-        return {'maps': draw_targets(grasps, (x.shape[1] // STRIDE, x.shape[2] // STRIDE), spines)}
+    def encode_targets(self, grasps, spines, x, network, negatives=None):
+        shape = (x.shape[1] // STRIDE, x.shape[2] // STRIDE)
+        maps = draw_targets(grasps, shape, spines)
+        if negatives is not None and len(negatives):  # quality -1: a marked negative (loss)
+            wrong = draw_targets(negatives, shape)[0] > 0
+            maps[0][wrong & (maps[0] < 0.5)] = -1.0
+        return {'maps': maps}
 
     def loss(self, model, images, targets):
         import torch
