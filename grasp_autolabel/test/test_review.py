@@ -228,26 +228,36 @@ def _mark_candidate(page, url, dataset):
     page.wait_for_selector('#view .candidate.wrong')
 
 
+def _open_first(page, show: str, ready: str) -> int:
+    """Back to the grid, filter it, open its first item; return the item's index."""
+    page.keyboard.press('Escape')
+    page.select_option('#show', show)
+    page.wait_for_selector(f'#grid[data-show="{show}"]')
+    page.click('.cell >> nth=0')
+    page.wait_for_selector(ready)
+    return _current(page)
+
+
+def _drag(page, start, end) -> None:
+    """Drag with the mouse from ``start`` to ``end`` and wait until the page saved."""
+    page.evaluate('document.querySelector("#status").textContent = ""')
+    page.mouse.move(*start)
+    page.mouse.down()
+    page.mouse.move(*end, steps=5)
+    page.mouse.up()
+    page.wait_for_function('document.querySelector("#status").textContent.includes("saved")')
+
+
 def _grasp_screen_centre(page, k=0):
     box = page.locator('#view .grasp .body').nth(k).bounding_box()
     return box['x'] + box['width'] / 2, box['y'] + box['height'] / 2
 
 
 def _drag_and_turn(page, dataset):
-    page.keyboard.press('Escape')
-    page.select_option('#show', 'accepted')
-    page.wait_for_selector('#grid[data-show="accepted"]')
-    page.click('.cell >> nth=0')
-    page.wait_for_selector('#view .grasp')
-    index = _current(page)
+    index = _open_first(page, 'accepted', '#view .grasp')
     before = _on_disk(dataset, index)
     x, y = _grasp_screen_centre(page)
-    page.evaluate('document.querySelector("#status").textContent = ""')
-    page.mouse.move(x, y)
-    page.mouse.down()
-    page.mouse.move(x + 30, y + 20, steps=5)
-    page.mouse.up()
-    page.wait_for_function('document.querySelector("#status").textContent.includes("saved")')
+    _drag(page, (x, y), (x + 30, y + 20))
     # the grasp on top under the mouse (they overlap along a log) moved, and only it
     shift = np.subtract(_on_disk(dataset, index)['review']['grasps'], before['grasps'])
     k = int(np.argmax(shift[:, 0]))
@@ -257,12 +267,7 @@ def _drag_and_turn(page, dataset):
     box = page.locator('#view .turn').bounding_box()  # the selected grasp's turn handle
     hx, hy = box['x'] + box['width'] / 2, box['y'] + box['height'] / 2
     cx, cy = _grasp_screen_centre(page)
-    page.evaluate('document.querySelector("#status").textContent = ""')
-    page.mouse.move(hx, hy)
-    page.mouse.down()
-    page.mouse.move(cx + (hy - cy), cy - (hx - cx), steps=5)  # a quarter turn about the centre
-    page.mouse.up()
-    page.wait_for_function('document.querySelector("#status").textContent.includes("saved")')
+    _drag(page, (hx, hy), (cx + (hy - cy), cy - (hx - cx)))  # a quarter turn about the centre
     turned = _on_disk(dataset, index)['review']['grasps'][k]
     diff = abs((turned[2] - moved[2] + np.pi / 2) % np.pi - np.pi / 2)
     assert diff > 1.0, (moved, turned)
@@ -270,12 +275,7 @@ def _drag_and_turn(page, dataset):
 
 
 def _hand_label(page, dataset):
-    page.keyboard.press('Escape')
-    page.select_option('#show', 'rejected')
-    page.wait_for_selector('#grid[data-show="rejected"]')
-    page.click('.cell >> nth=0')
-    page.wait_for_selector('#view image')
-    index = _current(page)
+    index = _open_first(page, 'rejected', '#view image')
     box = page.locator('#view').bounding_box()
     page.mouse.move(box['x'] + box['width'] * 0.5, box['y'] + box['height'] * 0.5)
     page.keyboard.press('g')
