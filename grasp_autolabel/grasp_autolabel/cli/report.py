@@ -112,8 +112,9 @@ def _labels_section(out: Path, lab: dict) -> list[str]:
 def _training_section(out: Path, tr: dict) -> list[str]:
     loss_png = out / 'run' / 'loss.png'
     return ['<h2>2. Training</h2>',
-            _table([('model', 'grasp-map network (RGB-D, 320 px input, from random weights), '
-                     'AdamW 2e-3, cosine'),
+            _table([('model', 'grasp-map network (RGB-D, 320 px input) fine-tuned from the '
+                     'shipped simulator-trained model (AdamW 4e-4, a fifth of the rate from '
+                     'scratch; cosine)'),
                     ('steps', tr.get('step')),
                     ('held-out images (validation)', tr.get('held_out_items')),
                     ('images', tr.get('train_items')),
