@@ -24,7 +24,8 @@ from grasp_autolabel.detector.export import export_onnx  # noqa: E402
 from grasp_autolabel.detector.model_files import shipped_model  # noqa: E402
 from grasp_autolabel.detector.models import FAMILIES, GraspMapNetwork  # noqa: E402
 from grasp_autolabel.detector.predict import (CheckpointError, load_checkpoint,  # noqa: E402
-                                              OnnxPredictor, save_checkpoint, TorchPredictor)
+                                              load_predictor, OnnxPredictor, save_checkpoint,
+                                              TorchPredictor)
 from grasp_autolabel.detector.train import train  # noqa: E402
 from grasp_autolabel.jobs.label import label_sessions  # noqa: E402
 from grasp_autolabel.jobs.simulate import simulate  # noqa: E402
@@ -203,6 +204,9 @@ def test_the_shipped_model_finds_valid_grasps_on_a_simulated_frame():
 
     pred = OnnxPredictor(shipped_model())
     assert load_checkpoint(shipped_model('.pt'))['network_obj'] == pred.network
+    # 'shipped' names it wherever a model is given (predict, evaluate), as with train --init
+    assert load_predictor('shipped').model_id == pred.model_id
+    assert load_predictor('shipped', backend='torch').network == pred.network
     valid = 0
     for seed in (1, 2):
         cell = SimCell(CellConfig(n_logs=(6, 6)), seed=seed)

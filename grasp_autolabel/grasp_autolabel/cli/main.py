@@ -309,7 +309,7 @@ def _add_evaluate(sub):
         'labels. JSON on the last line.',
     )
     p.add_argument('run', type=Path, metavar='MODEL',
-                   help='run folder, .pt checkpoint or .onnx model')
+                   help="run folder, .pt or .onnx model, or 'shipped' (the simulator-trained one)")
     p.add_argument('dataset', type=Path, metavar='DATASET')
     p.add_argument('--part', choices=('test', 'train', 'all'), default='test',
                    help='which part (default test)')
@@ -342,7 +342,7 @@ def _add_predict(sub):
                                    'SESSION may be a folder of sessions (taken in name order). '
                                    'OUT must be new or an earlier predict output.')
     p.add_argument('model', type=Path, metavar='MODEL',
-                   help='run folder, .pt checkpoint or .onnx model')
+                   help="run folder, .pt or .onnx model, or 'shipped' (the simulator-trained one)")
     p.add_argument('sessions', nargs='+', type=Path, metavar='SESSION',
                    help='capture session(s) or folder(s) of them')
     p.add_argument('--out', required=True, type=Path, metavar='DIR')

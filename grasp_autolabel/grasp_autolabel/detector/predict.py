@@ -344,8 +344,17 @@ def load_predictor(path, *, backend: str = 'auto', device: str = 'cpu',
                    threads: int | None = None):
     """Return a predictor for a run folder, a ``.pt`` checkpoint or an ``.onnx`` model.
 
-    ONNX Runtime's intra-op threads, default one per core).
+    ``path`` 'shipped' is the package's simulator-trained model (its ONNX file, or its
+    checkpoint with ``backend='torch'``). ``threads``: ONNX Runtime's intra-op threads (default
+    one per core).
     """
+    if str(path) == 'shipped':
+        from grasp_autolabel.detector.model_files import ModelPathError, shipped_model
+
+        try:
+            path = shipped_model('.pt' if backend == 'torch' else '.onnx')
+        except ModelPathError as exc:
+            raise CheckpointError(f'shipped: {exc}') from None
     p = Path(path)
     if backend == 'onnx' or (backend == 'auto' and p.suffix == '.onnx'):
         return OnnxPredictor(p, threads=threads)
