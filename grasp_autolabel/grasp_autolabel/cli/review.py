@@ -64,7 +64,8 @@ def _item(ds, index: int, read_only: bool, predictions: dict | None = None) -> d
             'reason': label.reason and str(label.reason), 'detail': label.detail,
             'auto_grasps': label.grasps.tolist(),
             'grasps': edited if review else label.grasps.tolist(),
-            'review': review or None, 'verdict': review.get('verdict'), 'outline': outline,
+            'review': review or None, 'verdict': review.get('verdict'),
+            'reviewed': label.reviewed, 'outline': outline,
             'candidates': _candidates(label, (predictions or {}).get(index)),
             'etag': label_etag(ds, index), 'read_only': read_only}
 
@@ -75,7 +76,7 @@ def _matches(item: dict, show: str) -> bool:
     if show in ('accepted', 'rejected'):
         return item['accepted'] == (show == 'accepted')
     if show in ('reviewed', 'unreviewed'):
-        return (item['verdict'] is not None) == (show == 'reviewed')
+        return item['reviewed'] == (show == 'reviewed')  # as training counts it
     return item['reason'] == show.removeprefix('reason:')
 
 

@@ -124,6 +124,11 @@ class LabelRecord:
         return cls(**_checked(dict(data), where))
 
     @property
+    def left_out(self) -> bool:
+        """Return whether a person rejected the item: it teaches nothing, later grasps neither."""
+        return (self.review or {}).get('verdict') == 'rejected'
+
+    @property
     def reviewed(self) -> bool:
         """Return whether a person decided on this item or marked a detector's candidate."""
         review = self.review or {}
@@ -144,10 +149,9 @@ class LabelRecord:
         A person's rejection leaves none; their accepted (edited or hand-drawn) grasps replace
         the automatic ones, also on a pick the gate rejected; candidates they marked right join.
         """
-        verdict = (self.review or {}).get('verdict')
-        if verdict == 'rejected':
+        if self.left_out:
             return np.zeros((0, 5))
-        if verdict == 'accepted':
+        if (self.review or {}).get('verdict') == 'accepted':
             base = as_grasps(self.review.get('grasps') or [])
         else:
             base = self.grasps if self.accepted else np.zeros((0, 5))
@@ -155,10 +159,9 @@ class LabelRecord:
 
     def all_grasps(self, use_later: bool = True) -> np.ndarray:
         """Return the grasps the item teaches: its own (:meth:`own_grasps`), and later picks'."""
-        if (self.review or {}).get('verdict') == 'rejected':
-            return np.zeros((0, 5))  # a person left the item out
-        own = self.own_grasps()
-        if use_later and self.later_grasps is not None and len(self.later_grasps):
+        own = self.own_grasps()  # none where a person left the item out: its later grasps too
+        if (use_later and not self.left_out and self.later_grasps is not None
+                and len(self.later_grasps)):
             return np.concatenate([own, self.later_grasps])
         return own
 

@@ -50,9 +50,9 @@ def item_logs(label: LabelRecord, later_labels: dict, use_later: bool = True) ->
                  as_grasps(log['grasps']))
                 for log in label.logs if log.get('grasps')]
     out = []
+    if label.left_out:
+        return []
     if label.reviewed:
-        if label.review.get('verdict') == 'rejected':
-            return []  # a person left the item out
         own = label.own_grasps()  # as edited or drawn: the gate's spine may not be theirs
         if len(own):
             out.append((None, own))

@@ -76,7 +76,8 @@ def label_sessions(sessions, out, *, config: AnnotateConfig | None = None, viz: 
     t0 = time.perf_counter()
     with ds.lock():
         sources = [ds.find_source('session', str(s.path.resolve())) for s in opened]
-        done = [src is not None and ds.sources[src].get('complete') for src in sources]
+        known = ds.sources
+        done = [src is not None and known[src].get('complete') for src in sources]
         summary.skipped += [f'{s.path}: already labelled into {out}, skipped'
                             for s, d in zip(opened, done) if d]
         todo = [(j, s, src) for j, (s, src, d) in enumerate(zip(opened, sources, done)) if not d]
